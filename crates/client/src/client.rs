@@ -1,0 +1,690 @@
+//! [`Client`]: a connection to a Cairn cluster with leader routing.
+//!
+//! Requests for a partition (produce, fetch, list offsets) go to the
+//! partition's leader as known from cached metadata. Cluster-wide requests
+//! (metadata, topics, status, group offsets) go to any node, preferring the
+//! one that answered last. Transient failures are retried as described in
+//! [`crate::retry`]: on `NOT_LEADER` the leader named in the failure (if any)
+//! is used at once; otherwise metadata is refreshed from any reachable node
+//! (every known node is tried, then the bootstrap addresses).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cairn_proto::v1::cairn_client::CairnClient;
+use cairn_proto::v1::{
+    Acks, ClusterStatusRequest, ClusterStatusResponse, CommitOffsetsRequest, CreateTopicRequest,
+    DeleteTopicRequest, DescribeTopicRequest, ErrorCode, FetchOffsetsRequest, FetchRequest,
+    FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
+    OffsetCommit, ProduceRequest, ProduceResponse, TopicMetadata,
+};
+use tonic::transport::{Channel, Endpoint};
+use tracing::{debug, info};
+
+use crate::addr::{normalize_addr, uri_for};
+use crate::cache::{MetadataCache, Route};
+use crate::error::LeaderHint;
+use crate::owned_record::{build_batch, group_by_partition, now_ms};
+use crate::partitioner::StickyCounter;
+use crate::retry::{classify, Backoff, Disposition};
+use crate::{
+    ClientConfig, ClientError, FetchedRecords, OffsetSpec, OwnedRecord, PartitionOutcome,
+};
+
+type Rpc = CairnClient<Channel>;
+
+/// A handle to a Cairn cluster. Cheap to clone; clones share connections and
+/// the metadata cache.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ClientConfig,
+    bootstrap: Vec<String>,
+    cache: RwLock<MetadataCache>,
+    /// One channel (HTTP/2 connection) per node address.
+    channels: Mutex<HashMap<String, Channel>>,
+    /// The address that last answered a cluster-wide request.
+    preferred: Mutex<Option<String>>,
+    sticky: StickyCounter,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("bootstrap", &self.inner.bootstrap)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A failed attempt against one node.
+struct Failure {
+    error: ClientError,
+    hint: Option<LeaderHint>,
+}
+
+impl From<ClientError> for Failure {
+    fn from(error: ClientError) -> Self {
+        Failure { error, hint: None }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn request<T>(msg: T, timeout: Duration) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.set_timeout(timeout);
+    r
+}
+
+impl Client {
+    /// Connects with the default [`ClientConfig`]; see [`Client::connect_with`].
+    pub async fn connect(bootstrap: &[String]) -> Result<Client, ClientError> {
+        Self::connect_with(bootstrap, ClientConfig::default()).await
+    }
+
+    /// Connects to the first bootstrap address (`host:port` or
+    /// `http://host:port`) that answers a `Metadata` request, and caches the
+    /// answer. Keeps trying the addresses in order for
+    /// `config.bootstrap_deadline`.
+    pub async fn connect_with(
+        bootstrap: &[String],
+        config: ClientConfig,
+    ) -> Result<Client, ClientError> {
+        let mut addrs = Vec::with_capacity(bootstrap.len());
+        for a in bootstrap {
+            let a = normalize_addr(a)?;
+            if !addrs.contains(&a) {
+                addrs.push(a);
+            }
+        }
+        if addrs.is_empty() {
+            return Err(ClientError::NoBootstrap);
+        }
+        let client = Client {
+            inner: Arc::new(Inner {
+                bootstrap: addrs,
+                cache: RwLock::new(MetadataCache::default()),
+                channels: Mutex::new(HashMap::new()),
+                preferred: Mutex::new(None),
+                sticky: StickyCounter::new(),
+                config,
+            }),
+        };
+        let start = Instant::now();
+        let deadline = start + client.inner.config.bootstrap_deadline;
+        let resp = client.refresh_metadata(&[], deadline).await?;
+        info!(
+            cluster_id = %resp.cluster_id,
+            nodes = resp.nodes.len(),
+            topics = resp.topics.len(),
+            "connected to cairn cluster"
+        );
+        Ok(client)
+    }
+
+    /// The configuration this client was created with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    // ----- cluster-wide requests -------------------------------------------
+
+    /// Cluster nodes and the given topics (all topics when empty). Also
+    /// refreshes the client's routing cache.
+    pub async fn metadata(&self, topics: &[String]) -> Result<MetadataResponse, ClientError> {
+        let deadline = Instant::now() + self.inner.config.retry.deadline;
+        self.refresh_metadata(topics, deadline).await
+    }
+
+    /// All topics, with partitions and leaders.
+    pub async fn list_topics(&self) -> Result<Vec<TopicMetadata>, ClientError> {
+        Ok(self.metadata(&[]).await?.topics)
+    }
+
+    /// Creates a topic and returns it as created.
+    ///
+    /// Retried on transient failures, so a create whose answer was lost may
+    /// be reported as `TOPIC_ALREADY_EXISTS` by the retry.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        replication_factor: u32,
+        configs: HashMap<String, String>,
+    ) -> Result<TopicMetadata, ClientError> {
+        let req = CreateTopicRequest {
+            name: name.to_owned(),
+            partitions,
+            replication_factor,
+            configs,
+        };
+        let timeout = self.inner.config.request_timeout;
+        let resp = self
+            .call_any("create_topic", &mut self.backoff(), |mut c: Rpc| {
+                let r = req.clone();
+                async move { c.create_topic(request(r, timeout)).await }
+            })
+            .await?;
+        resp.topic
+            .ok_or_else(|| ClientError::Protocol("CreateTopic answer without a topic".into()))
+    }
+
+    /// Deletes a topic.
+    pub async fn delete_topic(&self, name: &str) -> Result<(), ClientError> {
+        let req = DeleteTopicRequest {
+            name: name.to_owned(),
+        };
+        let timeout = self.inner.config.request_timeout;
+        self.call_any("delete_topic", &mut self.backoff(), |mut c: Rpc| {
+            let r = req.clone();
+            async move { c.delete_topic(request(r, timeout)).await }
+        })
+        .await?;
+        self.write_cache().forget_topic(name);
+        Ok(())
+    }
+
+    /// A topic's configuration and per-partition state.
+    pub async fn describe_topic(&self, name: &str) -> Result<TopicMetadata, ClientError> {
+        let req = DescribeTopicRequest {
+            name: name.to_owned(),
+        };
+        let timeout = self.inner.config.request_timeout;
+        let resp = self
+            .call_any("describe_topic", &mut self.backoff(), |mut c: Rpc| {
+                let r = req.clone();
+                async move { c.describe_topic(request(r, timeout)).await }
+            })
+            .await?;
+        resp.topic
+            .ok_or_else(|| ClientError::Protocol("DescribeTopic answer without a topic".into()))
+    }
+
+    /// Cluster health as seen by one node.
+    pub async fn cluster_status(&self) -> Result<ClusterStatusResponse, ClientError> {
+        let timeout = self.inner.config.request_timeout;
+        self.call_any("cluster_status", &mut self.backoff(), |mut c: Rpc| async move {
+            c.cluster_status(request(ClusterStatusRequest {}, timeout))
+                .await
+        })
+        .await
+    }
+
+    /// Stores committed offsets of a consumer group.
+    pub async fn commit_offsets(
+        &self,
+        group: &str,
+        offsets: Vec<OffsetCommit>,
+    ) -> Result<(), ClientError> {
+        let req = CommitOffsetsRequest {
+            group: group.to_owned(),
+            offsets,
+        };
+        let timeout = self.inner.config.request_timeout;
+        self.call_any("commit_offsets", &mut self.backoff(), |mut c: Rpc| {
+            let r = req.clone();
+            async move { c.commit_offsets(request(r, timeout)).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The committed offsets of a consumer group.
+    pub async fn fetch_offsets(&self, group: &str) -> Result<Vec<OffsetCommit>, ClientError> {
+        let req = FetchOffsetsRequest {
+            group: group.to_owned(),
+        };
+        let timeout = self.inner.config.request_timeout;
+        let resp = self
+            .call_any("fetch_offsets", &mut self.backoff(), |mut c: Rpc| {
+                let r = req.clone();
+                async move { c.fetch_offsets(request(r, timeout)).await }
+            })
+            .await?;
+        Ok(resp.offsets)
+    }
+
+    /// The number of partitions of `topic`, from the cache or, if the topic
+    /// is not cached, from fresh metadata.
+    pub async fn partition_count(&self, topic: &str) -> Result<u32, ClientError> {
+        if let Some(n) = self.read_cache().partition_count(topic) {
+            return Ok(n);
+        }
+        let deadline = Instant::now() + self.inner.config.retry.deadline;
+        self.refresh_metadata(&[topic.to_owned()], deadline).await?;
+        self.read_cache()
+            .partition_count(topic)
+            .ok_or_else(|| unknown_topic(topic))
+    }
+
+    // ----- partition requests ----------------------------------------------
+
+    /// Appends `records` (one or more concatenated RecordBatch v2 batches) to
+    /// a partition.
+    ///
+    /// **May duplicate:** when an attempt fails with a transport error or a
+    /// timeout, the batch may have been appended anyway; the retry appends it
+    /// again. There is no idempotent producer yet.
+    pub async fn produce(
+        &self,
+        topic: &str,
+        partition: u32,
+        records: Bytes,
+        acks: Acks,
+    ) -> Result<ProduceResponse, ClientError> {
+        let produce_timeout = self.inner.config.produce_timeout;
+        let timeout = produce_timeout + self.inner.config.request_timeout;
+        let timeout_ms = u32::try_from(produce_timeout.as_millis()).unwrap_or(u32::MAX);
+        let topic_owned = topic.to_owned();
+        self.call_leader("produce", topic, partition, |mut c: Rpc| {
+            let r = ProduceRequest {
+                topic: topic_owned.clone(),
+                partition,
+                acks: acks as i32,
+                records: records.to_vec(),
+                timeout_ms,
+            };
+            async move { c.produce(request(r, timeout)).await }
+        })
+        .await
+    }
+
+    /// Produces records to a topic, choosing each record's partition like
+    /// Kafka's default partitioner: the record's explicit partition, else
+    /// murmur2 of its key, else one partition for all keyless records of
+    /// this call (round-robin from call to call). One batch per partition is
+    /// sent, all partitions concurrently.
+    ///
+    /// Returns one outcome per partition; the outer error is only for
+    /// failures before anything was sent (unknown topic, no metadata). The
+    /// duplication caveat of [`Client::produce`] applies.
+    pub async fn produce_records(
+        &self,
+        topic: &str,
+        records: &[OwnedRecord],
+        acks: Acks,
+    ) -> Result<Vec<PartitionOutcome>, ClientError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = self.partition_count(topic).await?;
+        if n == 0 {
+            return Err(ClientError::server(
+                ErrorCode::UnknownPartition,
+                format!("topic {topic} has no partitions"),
+            ));
+        }
+        let sticky = self.inner.sticky.next(n);
+        let now = now_ms();
+        let sends = group_by_partition(records, n, sticky)
+            .into_iter()
+            .map(|(partition, record_indices)| {
+                let batch = build_batch(records, &record_indices, now);
+                async move {
+                    let result = self.produce(topic, partition, batch, acks).await;
+                    PartitionOutcome {
+                        partition,
+                        record_indices,
+                        result,
+                    }
+                }
+            });
+        Ok(futures::future::join_all(sends).await)
+    }
+
+    /// Reads record batches from `offset`, waiting up to `max_wait_ms` for
+    /// data. The first batch may start before `offset`; see
+    /// [`Client::fetch_records`] for decoded records.
+    pub async fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_bytes: u32,
+        max_wait_ms: u32,
+    ) -> Result<FetchResponse, ClientError> {
+        let timeout =
+            Duration::from_millis(u64::from(max_wait_ms)) + self.inner.config.request_timeout;
+        let req = FetchRequest {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+            max_bytes,
+            max_wait_ms,
+        };
+        self.call_leader("fetch", topic, partition, |mut c: Rpc| {
+            let r = req.clone();
+            async move { c.fetch(request(r, timeout)).await }
+        })
+        .await
+    }
+
+    /// [`Client::fetch`], decoded: records at or after `offset` and the next
+    /// offset to fetch.
+    pub async fn fetch_records(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_bytes: u32,
+        max_wait_ms: u32,
+    ) -> Result<FetchedRecords, ClientError> {
+        let resp = self
+            .fetch(topic, partition, offset, max_bytes, max_wait_ms)
+            .await?;
+        FetchedRecords::decode(resp, offset)
+    }
+
+    /// Looks up an offset of a partition.
+    pub async fn list_offsets(
+        &self,
+        topic: &str,
+        partition: u32,
+        spec: OffsetSpec,
+    ) -> Result<ListOffsetsResponse, ClientError> {
+        let timeout = self.inner.config.request_timeout;
+        let req = ListOffsetsRequest {
+            topic: topic.to_owned(),
+            partition,
+            spec: Some(spec.into()),
+        };
+        self.call_leader("list_offsets", topic, partition, |mut c: Rpc| {
+            let r = req.clone();
+            async move { c.list_offsets(request(r, timeout)).await }
+        })
+        .await
+    }
+
+    // ----- plumbing ---------------------------------------------------------
+
+    fn backoff(&self) -> Backoff {
+        Backoff::new(self.inner.config.retry)
+    }
+
+    fn read_cache(&self) -> RwLockReadGuard<'_, MetadataCache> {
+        self.inner
+            .cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_cache(&self) -> RwLockWriteGuard<'_, MetadataCache> {
+        self.inner
+            .cache
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The (shared, lazily connecting) channel to `addr`.
+    fn channel(&self, addr: &str) -> Result<Channel, ClientError> {
+        let mut channels = lock(&self.inner.channels);
+        if let Some(ch) = channels.get(addr) {
+            return Ok(ch.clone());
+        }
+        let endpoint =
+            Endpoint::from_shared(uri_for(addr)).map_err(|e| ClientError::InvalidAddress {
+                addr: addr.to_owned(),
+                reason: e.to_string(),
+            })?;
+        let channel = endpoint
+            .connect_timeout(self.inner.config.connect_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .keep_alive_while_idle(true)
+            .initial_stream_window_size(Some(4 << 20))
+            .initial_connection_window_size(Some(16 << 20))
+            .connect_lazy();
+        channels.insert(addr.to_owned(), channel.clone());
+        Ok(channel)
+    }
+
+    /// One attempt of a call against `addr`.
+    async fn attempt<T, F, Fut>(&self, addr: &str, f: &mut F) -> Result<T, Failure>
+    where
+        F: FnMut(Rpc) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let limit = self.inner.config.max_message_size;
+        let rpc = CairnClient::new(self.channel(addr)?)
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit);
+        match f(rpc).await {
+            Ok(resp) => Ok(resp.into_inner()),
+            Err(status) => Err(Failure {
+                error: ClientError::from_status(&status, addr),
+                hint: LeaderHint::from_status(&status),
+            }),
+        }
+    }
+
+    /// Addresses for cluster-wide requests: the last one that answered, then
+    /// every known node (metadata leader first), then the bootstrap list.
+    fn any_candidates(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        if let Some(p) = lock(&self.inner.preferred).clone() {
+            out.push(p);
+        }
+        let known = self.read_cache().node_addrs();
+        for a in known.into_iter().chain(self.inner.bootstrap.iter().cloned()) {
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+        out
+    }
+
+    /// Runs a cluster-wide call against any node, moving on to the next
+    /// known node when one is unreachable or not the right one, and
+    /// retrying with backoff (per `backoff`) once every node was tried.
+    async fn call_any<T, F, Fut>(
+        &self,
+        op: &'static str,
+        backoff: &mut Backoff,
+        mut f: F,
+    ) -> Result<T, ClientError>
+    where
+        F: FnMut(Rpc) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let mut candidates = self.any_candidates();
+        let mut next = 0usize;
+        let mut tried_this_round = 0usize;
+        let mut redirect: Option<String> = None;
+        loop {
+            let addr = match redirect.take() {
+                Some(a) => a,
+                None => {
+                    let a = candidates[next % candidates.len()].clone();
+                    next += 1;
+                    tried_this_round += 1;
+                    a
+                }
+            };
+            let failure = match self.attempt(&addr, &mut f).await {
+                Ok(v) => {
+                    *lock(&self.inner.preferred) = Some(addr);
+                    return Ok(v);
+                }
+                Err(failure) => failure,
+            };
+            let disposition = classify(&failure.error);
+            if disposition == Disposition::Fail {
+                return Err(failure.error);
+            }
+            debug!(op, %addr, error = %failure.error, "request failed, retrying");
+            let now = Instant::now();
+            if now >= backoff.deadline() {
+                return Err(backoff.exhausted(failure.error, now));
+            }
+            if disposition == Disposition::Retry {
+                redirect = Some(addr);
+            } else if let Some(hinted) = failure.hint.and_then(|h| {
+                h.addr
+                    .or_else(|| h.id.and_then(|id| self.read_cache().node_addr(id).map(str::to_owned)))
+            }) {
+                if hinted != addr {
+                    redirect = Some(hinted);
+                }
+            } else if tried_this_round < candidates.len() {
+                // Another node may answer right away: no need to wait.
+                continue;
+            }
+            let Some(delay) = backoff.next_delay(now) else {
+                return Err(backoff.exhausted(failure.error, now));
+            };
+            tokio::time::sleep(delay).await;
+            if redirect.is_none() && tried_this_round >= candidates.len() {
+                candidates = self.any_candidates();
+                next = 0;
+                tried_this_round = 0;
+            }
+        }
+    }
+
+    /// Fetches metadata for `topics` (all when empty) from any node and
+    /// merges it into the cache. An `UNKNOWN_TOPIC` answer drops the topics
+    /// from the cache.
+    async fn refresh_metadata(
+        &self,
+        topics: &[String],
+        deadline: Instant,
+    ) -> Result<MetadataResponse, ClientError> {
+        let req = MetadataRequest {
+            topics: topics.to_vec(),
+        };
+        let timeout = self.inner.config.request_timeout;
+        let mut backoff = Backoff::until(self.inner.config.retry, Instant::now(), deadline);
+        let result = self
+            .call_any("metadata", &mut backoff, |mut c: Rpc| {
+                let r = req.clone();
+                async move { c.metadata(request(r, timeout)).await }
+            })
+            .await;
+        match result {
+            Ok(resp) => {
+                self.write_cache().apply(&resp, topics);
+                Ok(resp)
+            }
+            Err(e) => {
+                if e.code() == Some(ErrorCode::UnknownTopic) {
+                    let mut cache = self.write_cache();
+                    for t in topics {
+                        cache.forget_topic(t);
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs a call against the leader of `topic`/`partition`, following
+    /// leader changes until the retry deadline.
+    async fn call_leader<T, F, Fut>(
+        &self,
+        op: &'static str,
+        topic: &str,
+        partition: u32,
+        mut f: F,
+    ) -> Result<T, ClientError>
+    where
+        F: FnMut(Rpc) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let mut backoff = self.backoff();
+        let mut refreshed_unknown = false;
+        let mut redirect: Option<String> = None;
+        let topics = [topic.to_owned()];
+        loop {
+            let (generation, route) = {
+                let cache = self.read_cache();
+                (cache.generation(), cache.route(topic, partition))
+            };
+            let target = match (redirect.take(), route) {
+                (Some(addr), _) | (None, Route::Leader { addr, .. }) => Ok(addr),
+                (None, Route::NoLeader) => Err(ClientError::server(
+                    ErrorCode::LeaderNotAvailable,
+                    format!("no leader known for partition {partition} of {topic}"),
+                )),
+                (None, Route::UnknownTopic | Route::UnknownPartition { .. })
+                    if !refreshed_unknown =>
+                {
+                    refreshed_unknown = true;
+                    match self.refresh_metadata(&topics, backoff.deadline()).await {
+                        Ok(_) => continue,
+                        Err(e) if e.code() == Some(ErrorCode::UnknownTopic) => {
+                            return Err(e);
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                (None, Route::UnknownTopic) => return Err(unknown_topic(topic)),
+                (None, Route::UnknownPartition { partitions }) => {
+                    return Err(ClientError::server(
+                        ErrorCode::UnknownPartition,
+                        format!("topic {topic} has {partitions} partitions, no partition {partition}"),
+                    ))
+                }
+            };
+            let failure = match target {
+                Ok(addr) => match self.attempt(&addr, &mut f).await {
+                    Ok(v) => return Ok(v),
+                    Err(failure) => failure,
+                },
+                Err(error) => Failure::from(error),
+            };
+            let disposition = match failure.error {
+                // A nested metadata refresh already retried until the deadline.
+                ClientError::RetriesExhausted { .. } => return Err(failure.error),
+                ref e => classify(e),
+            };
+            if disposition == Disposition::Fail {
+                return Err(failure.error);
+            }
+            let mut refresh = disposition == Disposition::Refresh;
+            if let Some(hint) = &failure.hint {
+                self.write_cache().apply_hint(topic, partition, hint);
+                if hint.id.is_none() {
+                    redirect = hint.addr.clone();
+                }
+                refresh = false;
+            }
+            let now = Instant::now();
+            let Some(delay) = backoff.next_delay(now) else {
+                return Err(backoff.exhausted(failure.error, now));
+            };
+            debug!(
+                op,
+                topic,
+                partition,
+                error = %failure.error,
+                delay_ms = delay.as_millis() as u64,
+                "partition request failed, retrying"
+            );
+            tokio::time::sleep(delay).await;
+            // Skip the refresh if another caller already updated the cache.
+            if refresh && self.read_cache().generation() == generation {
+                if let Err(e) = self.refresh_metadata(&topics, backoff.deadline()).await {
+                    debug!(op, topic, error = %e, "metadata refresh failed");
+                }
+            }
+        }
+    }
+}
+
+fn unknown_topic(topic: &str) -> ClientError {
+    ClientError::server(
+        ErrorCode::UnknownTopic,
+        format!("topic {topic} does not exist"),
+    )
+}

@@ -1,0 +1,37 @@
+//! [`ClientConfig`]: timeouts and retry behaviour of a [`crate::Client`].
+
+use std::time::Duration;
+
+use crate::RetryPolicy;
+
+/// Tunables of a [`crate::Client`]. `Default` gives sensible values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Backoff and overall deadline for retrying transient failures.
+    pub retry: RetryPolicy,
+    /// How long `Client::connect` keeps trying the bootstrap addresses.
+    pub bootstrap_deadline: Duration,
+    /// TCP connect timeout per node.
+    pub connect_timeout: Duration,
+    /// Per-attempt deadline of ordinary requests. Fetches get `max_wait_ms`
+    /// on top, produces the produce timeout on top.
+    pub request_timeout: Duration,
+    /// How long the leader may wait for replication of a produce
+    /// (`ProduceRequest.timeout_ms`).
+    pub produce_timeout: Duration,
+    /// Largest response accepted (fetches can be large).
+    pub max_message_size: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            retry: RetryPolicy::default(),
+            bootstrap_deadline: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(15),
+            produce_timeout: Duration::from_secs(10),
+            max_message_size: 256 * 1024 * 1024,
+        }
+    }
+}

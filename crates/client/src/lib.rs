@@ -1,0 +1,49 @@
+//! Rust client for Cairn, a Raft-replicated, Kafka-compatible event log.
+//!
+//! [`Client`] speaks Cairn's public gRPC API (`cairn.v1`, re-exported as
+//! [`proto`]). It keeps a cache of which node leads each partition, sends
+//! partition requests (produce, fetch, list offsets) to the leader, and
+//! retries transient failures (leader changes, unreachable nodes) with
+//! exponential backoff until a deadline. Errors that are the caller's fault
+//! are returned at once as [`ClientError::Server`] with the server's
+//! [`ErrorCode`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), cairn_client::ClientError> {
+//! use cairn_client::{Acks, Client, OwnedRecord};
+//!
+//! let client = Client::connect(&["127.0.0.1:50051".to_string()]).await?;
+//! let records = [OwnedRecord::with_key("user-1", "hello")];
+//! for outcome in client.produce_records("events", &records, Acks::All).await? {
+//!     let ack = outcome.result?;
+//!     println!("partition {} offset {}", outcome.partition, ack.base_offset);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Payloads (keys, values, headers) are never logged.
+
+mod addr;
+mod cache;
+mod client;
+mod config;
+mod error;
+mod fetched;
+mod offset_spec;
+mod outcome;
+mod owned_record;
+mod partitioner;
+mod retry;
+
+pub use cairn_proto::v1 as proto;
+pub use cairn_proto::v1::{Acks, ErrorCode};
+pub use cairn_record::RecordHeader;
+pub use client::Client;
+pub use config::ClientConfig;
+pub use error::{ClientError, ERROR_CODE_KEY, LEADER_ADDR_KEY, LEADER_ID_KEY};
+pub use fetched::{ConsumedRecord, FetchedRecords};
+pub use offset_spec::OffsetSpec;
+pub use outcome::PartitionOutcome;
+pub use owned_record::OwnedRecord;
+pub use retry::RetryPolicy;

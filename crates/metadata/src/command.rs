@@ -1,0 +1,56 @@
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde::Serialize;
+
+use crate::state::AclEntry;
+use crate::state::CommittedOffset;
+use crate::state::NodeId;
+use crate::state::NodeInfo;
+use crate::state::Topic;
+
+/// A write to the metadata group. Anything non-deterministic (ids, the
+/// replica assignment) is decided by the proposer and carried in the command.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum MetaCommand {
+    InitCluster {
+        cluster_id: String,
+    },
+    RegisterNode(NodeInfo),
+    CreateTopic {
+        name: String,
+        replication_factor: u32,
+        configs: BTreeMap<String, String>,
+        /// Replicas per partition, preferred leader first.
+        assignment: Vec<Vec<NodeId>>,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    PutAcl(AclEntry),
+    DeleteAcl(AclEntry),
+    CommitOffsets {
+        group: String,
+        offsets: Vec<(String, u32, CommittedOffset)>,
+    },
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum MetaResponse {
+    Ok,
+    TopicCreated(Topic),
+    Error(MetaError),
+}
+
+/// A command that was applied but refused by the state (it changed nothing).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MetaError {
+    #[error("topic {0:?} already exists")]
+    TopicExists(String),
+    #[error("topic {0:?} does not exist")]
+    UnknownTopic(String),
+    #[error("cluster id mismatch: the metadata holds {existing}, the command names {proposed}")]
+    ClusterIdMismatch { existing: String, proposed: String },
+    #[error("{0}")]
+    InvalidArgument(String),
+}

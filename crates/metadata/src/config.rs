@@ -1,0 +1,167 @@
+use std::collections::BTreeMap;
+
+/// Topic configuration keys Cairn knows, with Kafka's names and defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicConfig {
+    MaxMessageBytes,
+    RetentionMs,
+    RetentionBytes,
+    CleanupPolicy,
+    DeleteRetentionMs,
+    MinInsyncReplicas,
+}
+
+impl TopicConfig {
+    pub const ALL: [TopicConfig; 6] = [
+        TopicConfig::MaxMessageBytes,
+        TopicConfig::RetentionMs,
+        TopicConfig::RetentionBytes,
+        TopicConfig::CleanupPolicy,
+        TopicConfig::DeleteRetentionMs,
+        TopicConfig::MinInsyncReplicas,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            TopicConfig::MaxMessageBytes => "max.message.bytes",
+            TopicConfig::RetentionMs => "retention.ms",
+            TopicConfig::RetentionBytes => "retention.bytes",
+            TopicConfig::CleanupPolicy => "cleanup.policy",
+            TopicConfig::DeleteRetentionMs => "delete.retention.ms",
+            TopicConfig::MinInsyncReplicas => "min.insync.replicas",
+        }
+    }
+
+    pub fn default_value(self) -> &'static str {
+        match self {
+            TopicConfig::MaxMessageBytes => "1048588",
+            TopicConfig::RetentionMs => "604800000",
+            TopicConfig::RetentionBytes => "-1",
+            TopicConfig::CleanupPolicy => "delete",
+            TopicConfig::DeleteRetentionMs => "86400000",
+            TopicConfig::MinInsyncReplicas => "1",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<TopicConfig> {
+        Self::ALL.into_iter().find(|c| c.key() == key)
+    }
+
+    fn validate(self, value: &str) -> Result<(), String> {
+        let int = |min: i64| match value.parse::<i64>() {
+            Ok(v) if v >= min => Ok(()),
+            Ok(v) => Err(format!("must be >= {min}, got {v}")),
+            Err(_) => Err(format!("must be an integer, got {value:?}")),
+        };
+        match self {
+            TopicConfig::MaxMessageBytes => int(1),
+            TopicConfig::RetentionMs | TopicConfig::RetentionBytes => int(-1),
+            TopicConfig::DeleteRetentionMs => int(0),
+            TopicConfig::MinInsyncReplicas => int(1),
+            TopicConfig::CleanupPolicy => match value {
+                "delete" | "compact" | "compact,delete" | "delete,compact" => Ok(()),
+                _ => Err(format!(
+                    "must be delete, compact or compact,delete, got {value:?}"
+                )),
+            },
+        }
+    }
+
+    /// The topic's value for this key, or the default.
+    pub fn value_in<'a>(self, configs: &'a BTreeMap<String, String>) -> &'a str {
+        configs
+            .get(self.key())
+            .map(String::as_str)
+            .unwrap_or(self.default_value())
+    }
+
+    /// The topic's value parsed as an integer (validated on the way in).
+    pub fn int_in(self, configs: &BTreeMap<String, String>) -> i64 {
+        self.value_in(configs)
+            .parse()
+            .unwrap_or_else(|_| self.default_value().parse().unwrap_or(0))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown topic config {key:?}; known keys: {known}")]
+    UnknownKey { key: String, known: String },
+    #[error("invalid value for {key}: {reason}")]
+    InvalidValue { key: String, reason: String },
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopicName { name: String, reason: String },
+}
+
+pub fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    for (key, value) in configs {
+        let Some(c) = TopicConfig::from_key(key) else {
+            return Err(ConfigError::UnknownKey {
+                key: key.clone(),
+                known: TopicConfig::ALL.map(TopicConfig::key).join(", "),
+            });
+        };
+        c.validate(value).map_err(|reason| ConfigError::InvalidValue {
+            key: key.clone(),
+            reason,
+        })?;
+    }
+    Ok(())
+}
+
+/// Kafka's rules: 1-249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), ConfigError> {
+    let err = |reason: &str| {
+        Err(ConfigError::InvalidTopicName {
+            name: name.to_string(),
+            reason: reason.to_string(),
+        })
+    };
+    if name.is_empty() {
+        return err("empty");
+    }
+    if name.len() > 249 {
+        return err("longer than 249 characters");
+    }
+    if name == "." || name == ".." {
+        return err("'.' and '..' are not allowed");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return err("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_and_invalid_keys_are_rejected() {
+        let mut c = BTreeMap::new();
+        c.insert("retention.ms".to_string(), "1000".to_string());
+        assert!(validate_topic_configs(&c).is_ok());
+        c.insert("retention.ms".to_string(), "soon".to_string());
+        assert!(matches!(
+            validate_topic_configs(&c),
+            Err(ConfigError::InvalidValue { .. })
+        ));
+        let mut c = BTreeMap::new();
+        c.insert("retention.msx".to_string(), "1".to_string());
+        assert!(matches!(
+            validate_topic_configs(&c),
+            Err(ConfigError::UnknownKey { .. })
+        ));
+    }
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("clinical.patient.admitted").is_ok());
+        assert!(validate_topic_name("a b").is_err());
+        assert!(validate_topic_name("..").is_err());
+        assert!(validate_topic_name(&"x".repeat(250)).is_err());
+    }
+}

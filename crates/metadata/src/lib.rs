@@ -1,0 +1,38 @@
+//! The cluster's metadata: what the metadata Raft group replicates.
+//!
+//! Pure logic, no I/O: [`MetadataState::apply`] takes a [`MetaCommand`] and
+//! returns a [`MetaResponse`], deterministically, so every node that applies
+//! the same log reaches the same state. The Raft wiring lives in the server.
+//!
+//! ```text
+//!   MetadataState
+//!   ├── cluster_id            set once, by the node that bootstraps the group
+//!   ├── nodes                 id -> addresses, rack
+//!   ├── topics                name -> partitions -> (raft group, replicas)
+//!   ├── acls                  stored only (enforced by a later issue)
+//!   └── group_offsets         consumer group -> topic -> partition -> offset
+//! ```
+
+mod assignment;
+mod command;
+mod config;
+mod state;
+
+pub use assignment::assign_replicas;
+pub use assignment::AssignError;
+pub use command::MetaCommand;
+pub use command::MetaError;
+pub use command::MetaResponse;
+pub use config::validate_topic_configs;
+pub use config::validate_topic_name;
+pub use config::ConfigError;
+pub use config::TopicConfig;
+pub use state::AclEntry;
+pub use state::CommittedOffset;
+pub use state::GroupId;
+pub use state::MetadataState;
+pub use state::NodeId;
+pub use state::NodeInfo;
+pub use state::PartitionAssignment;
+pub use state::Topic;
+pub use state::METADATA_GROUP;

@@ -1,0 +1,304 @@
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde::Serialize;
+
+use crate::command::MetaCommand;
+use crate::command::MetaError;
+use crate::command::MetaResponse;
+
+/// A node's id: unique in a cluster, chosen by the operator, never 0.
+pub type NodeId = u64;
+
+/// A Raft group's id. Group 0 is the metadata group; partitions get 1, 2, ...
+pub type GroupId = u64;
+
+/// The Raft group that replicates this state.
+pub const METADATA_GROUP: GroupId = 0;
+
+/// A node of the cluster and the addresses it advertises.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub id: NodeId,
+    /// Internal RPC (Raft, heartbeats).
+    pub rpc_addr: String,
+    /// Client gRPC API.
+    pub grpc_addr: String,
+    pub admin_addr: String,
+    pub kafka_addr: String,
+    pub rack: Option<String>,
+}
+
+/// Where one partition lives: its Raft group and its replicas. The first
+/// replica is the preferred leader, and the one that bootstraps the group.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PartitionAssignment {
+    pub partition: u32,
+    pub group: GroupId,
+    pub replicas: Vec<NodeId>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Topic {
+    pub id: u64,
+    pub name: String,
+    pub replication_factor: u32,
+    pub partitions: Vec<PartitionAssignment>,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// An access-control entry. Stored only, until the security issue enforces it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AclEntry {
+    pub principal: String,
+    pub host: String,
+    pub resource_type: String,
+    pub resource_name: String,
+    pub pattern_type: String,
+    pub operation: String,
+    pub permission: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub offset: i64,
+    pub metadata: String,
+    pub commit_time_ms: i64,
+}
+
+/// Everything the metadata group replicates.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetadataState {
+    pub cluster_id: Option<String>,
+    pub nodes: BTreeMap<NodeId, NodeInfo>,
+    pub topics: BTreeMap<String, Topic>,
+    pub next_topic_id: u64,
+    pub next_group_id: GroupId,
+    pub acls: Vec<AclEntry>,
+    /// group -> topic -> partition -> committed offset.
+    pub group_offsets: BTreeMap<String, BTreeMap<String, BTreeMap<u32, CommittedOffset>>>,
+}
+
+impl MetadataState {
+    /// Applies one command. Deterministic: depends only on `self` and `cmd`.
+    pub fn apply(&mut self, cmd: MetaCommand) -> MetaResponse {
+        match cmd {
+            MetaCommand::InitCluster { cluster_id } => match &self.cluster_id {
+                None => {
+                    self.cluster_id = Some(cluster_id);
+                    MetaResponse::Ok
+                }
+                Some(existing) if *existing == cluster_id => MetaResponse::Ok,
+                Some(existing) => MetaResponse::Error(MetaError::ClusterIdMismatch {
+                    existing: existing.clone(),
+                    proposed: cluster_id,
+                }),
+            },
+            MetaCommand::RegisterNode(node) => {
+                self.nodes.insert(node.id, node);
+                MetaResponse::Ok
+            }
+            MetaCommand::CreateTopic {
+                name,
+                replication_factor,
+                configs,
+                assignment,
+            } => self.create_topic(name, replication_factor, configs, assignment),
+            MetaCommand::DeleteTopic { name } => match self.topics.remove(&name) {
+                Some(_) => MetaResponse::Ok,
+                None => MetaResponse::Error(MetaError::UnknownTopic(name)),
+            },
+            MetaCommand::PutAcl(acl) => {
+                if !self.acls.contains(&acl) {
+                    self.acls.push(acl);
+                    self.acls.sort();
+                }
+                MetaResponse::Ok
+            }
+            MetaCommand::DeleteAcl(acl) => {
+                self.acls.retain(|a| *a != acl);
+                MetaResponse::Ok
+            }
+            MetaCommand::CommitOffsets { group, offsets } => {
+                let by_topic = self.group_offsets.entry(group).or_default();
+                for (topic, partition, committed) in offsets {
+                    by_topic.entry(topic).or_default().insert(partition, committed);
+                }
+                MetaResponse::Ok
+            }
+        }
+    }
+
+    fn create_topic(
+        &mut self,
+        name: String,
+        replication_factor: u32,
+        configs: BTreeMap<String, String>,
+        assignment: Vec<Vec<NodeId>>,
+    ) -> MetaResponse {
+        if self.topics.contains_key(&name) {
+            return MetaResponse::Error(MetaError::TopicExists(name));
+        }
+        if assignment.is_empty() {
+            return MetaResponse::Error(MetaError::InvalidArgument(
+                "a topic needs at least one partition".to_string(),
+            ));
+        }
+        if let Some(bad) = assignment
+            .iter()
+            .flatten()
+            .find(|n| !self.nodes.contains_key(n))
+        {
+            return MetaResponse::Error(MetaError::InvalidArgument(format!(
+                "assignment names node {bad}, which is not in the cluster"
+            )));
+        }
+        self.next_topic_id += 1;
+        let mut partitions = Vec::with_capacity(assignment.len());
+        for (i, replicas) in assignment.into_iter().enumerate() {
+            self.next_group_id += 1;
+            partitions.push(PartitionAssignment {
+                partition: i as u32,
+                group: self.next_group_id,
+                replicas,
+            });
+        }
+        let topic = Topic {
+            id: self.next_topic_id,
+            name: name.clone(),
+            replication_factor,
+            partitions,
+            configs,
+        };
+        self.topics.insert(name, topic.clone());
+        MetaResponse::TopicCreated(topic)
+    }
+
+    /// The partition whose Raft group is `group`, with its topic.
+    pub fn partition_by_group(&self, group: GroupId) -> Option<(&Topic, &PartitionAssignment)> {
+        self.topics.values().find_map(|t| {
+            t.partitions
+                .iter()
+                .find(|p| p.group == group)
+                .map(|p| (t, p))
+        })
+    }
+
+    /// Replica count per node, over every partition.
+    pub fn replica_load(&self) -> BTreeMap<NodeId, usize> {
+        let mut load: BTreeMap<NodeId, usize> = self.nodes.keys().map(|id| (*id, 0)).collect();
+        for p in self.topics.values().flat_map(|t| &t.partitions) {
+            for r in &p.replicas {
+                *load.entry(*r).or_default() += 1;
+            }
+        }
+        load
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: NodeId) -> NodeInfo {
+        NodeInfo {
+            id,
+            rpc_addr: format!("127.0.0.1:{}", 50052 + id),
+            grpc_addr: String::new(),
+            admin_addr: String::new(),
+            kafka_addr: String::new(),
+            rack: None,
+        }
+    }
+
+    #[test]
+    fn create_then_duplicate_topic_is_rejected() {
+        let mut s = MetadataState::default();
+        s.apply(MetaCommand::RegisterNode(node(1)));
+        let create = MetaCommand::CreateTopic {
+            name: "t".into(),
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+            assignment: vec![vec![1], vec![1]],
+        };
+        let MetaResponse::TopicCreated(t) = s.apply(create.clone()) else {
+            panic!("topic not created")
+        };
+        assert_eq!(t.partitions.len(), 2);
+        assert_ne!(t.partitions[0].group, t.partitions[1].group);
+        assert_eq!(
+            s.apply(create),
+            MetaResponse::Error(MetaError::TopicExists("t".into()))
+        );
+    }
+
+    #[test]
+    fn group_ids_are_never_reused_after_delete() {
+        let mut s = MetadataState::default();
+        s.apply(MetaCommand::RegisterNode(node(1)));
+        let create = |n: &str| MetaCommand::CreateTopic {
+            name: n.into(),
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+            assignment: vec![vec![1]],
+        };
+        s.apply(create("a"));
+        let first = s.topics["a"].partitions[0].group;
+        s.apply(MetaCommand::DeleteTopic { name: "a".into() });
+        s.apply(create("a"));
+        assert!(s.topics["a"].partitions[0].group > first);
+    }
+
+    #[test]
+    fn assignment_to_unknown_node_is_rejected() {
+        let mut s = MetadataState::default();
+        s.apply(MetaCommand::RegisterNode(node(1)));
+        let r = s.apply(MetaCommand::CreateTopic {
+            name: "t".into(),
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+            assignment: vec![vec![7]],
+        });
+        assert!(matches!(r, MetaResponse::Error(MetaError::InvalidArgument(_))));
+        assert!(s.topics.is_empty());
+    }
+
+    #[test]
+    fn cluster_id_is_set_once() {
+        let mut s = MetadataState::default();
+        assert_eq!(
+            s.apply(MetaCommand::InitCluster {
+                cluster_id: "a".into()
+            }),
+            MetaResponse::Ok
+        );
+        assert!(matches!(
+            s.apply(MetaCommand::InitCluster {
+                cluster_id: "b".into()
+            }),
+            MetaResponse::Error(MetaError::ClusterIdMismatch { .. })
+        ));
+        assert_eq!(s.cluster_id.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn state_round_trips_through_json() {
+        let mut s = MetadataState::default();
+        s.apply(MetaCommand::RegisterNode(node(1)));
+        s.apply(MetaCommand::CommitOffsets {
+            group: "g".into(),
+            offsets: vec![(
+                "t".into(),
+                3,
+                CommittedOffset {
+                    offset: 42,
+                    metadata: String::new(),
+                    commit_time_ms: 1,
+                },
+            )],
+        });
+        let json = serde_json::to_vec(&s).unwrap();
+        let back: MetadataState = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back, s);
+    }
+}

@@ -1,0 +1,201 @@
+//! Reads of a partition: committed batches by offset, offsets by time.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use bytes::BytesMut;
+use cairn_raft::Request;
+use cairn_raft::TypeConfig;
+use cairn_storage::LogStore;
+use cairn_storage::NodeStore;
+use openraft::vote::RaftLeaderId;
+use openraft::EntryPayload;
+use openraft::RaftLogReader;
+
+use crate::index::IndexEntry;
+use crate::shared::PartitionShared;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("offset {offset} is out of range [{log_start}, {high_watermark}]")]
+    OffsetOutOfRange {
+        offset: u64,
+        log_start: u64,
+        high_watermark: u64,
+    },
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error("partition data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+/// Committed record batches of one fetch.
+#[derive(Debug, Clone)]
+pub struct FetchResult {
+    pub records: Bytes,
+    pub high_watermark: u64,
+    pub log_start: u64,
+}
+
+/// Read access to one partition replica's committed records.
+#[derive(Clone)]
+pub struct PartitionLog {
+    store: NodeStore,
+    shared: Arc<PartitionShared>,
+}
+
+impl PartitionLog {
+    pub fn new(store: NodeStore, shared: Arc<PartitionShared>) -> Self {
+        Self { store, shared }
+    }
+
+    pub fn high_watermark(&self) -> u64 {
+        self.shared.high_watermark()
+    }
+
+    pub fn log_start(&self) -> u64 {
+        self.shared.log_start()
+    }
+
+    /// Waits until the high watermark passes `offset` or `max_wait` elapses.
+    pub async fn wait_for(&self, offset: u64, max_wait: Duration) {
+        let mut rx = self.shared.subscribe();
+        let _ = tokio::time::timeout(max_wait, rx.wait_for(|hw| *hw > offset)).await;
+    }
+
+    fn index_rows(&self, from: u64, limit_bytes: usize) -> Result<Vec<IndexEntry>, ReadError> {
+        let group = self.shared.group;
+        let hw = self.high_watermark();
+        let storage = |e: cairn_storage::StorageError| ReadError::Storage(e.to_string());
+        // The batch holding `from` starts at the largest indexed offset <= from.
+        let start = match self
+            .store
+            .state_seek_prev(group, &IndexEntry::key(from))
+            .map_err(storage)?
+        {
+            Some((k, v)) => IndexEntry::decode(&k, &v)
+                .map(|e| e.base_offset)
+                .unwrap_or(from),
+            None => from,
+        };
+        let mut rows = Vec::new();
+        let mut corrupt = None;
+        // Rows are ~1 per batch; bound their number by the byte budget too.
+        let max_rows = (limit_bytes / 64).clamp(1, 4096);
+        self.store
+            .state_visit(
+                group,
+                &IndexEntry::key(start),
+                Some(&IndexEntry::key(hw)),
+                |k, v| match IndexEntry::decode(k, v) {
+                    Some(e) => {
+                        rows.push(e);
+                        if rows.len() >= max_rows {
+                            ControlFlow::Break(())
+                        } else {
+                            ControlFlow::Continue(())
+                        }
+                    }
+                    None => {
+                        corrupt = Some(format!("bad index row under key {k:?}"));
+                        ControlFlow::Break(())
+                    }
+                },
+            )
+            .map_err(storage)?;
+        if let Some(c) = corrupt {
+            return Err(ReadError::Corrupt(c));
+        }
+        Ok(rows)
+    }
+
+    /// Committed batches from the one holding `offset` on, up to about
+    /// `max_bytes` (the first batch is returned whole even when larger).
+    pub async fn read(&self, offset: u64, max_bytes: usize) -> Result<FetchResult, ReadError> {
+        let high_watermark = self.high_watermark();
+        let log_start = self.log_start();
+        if offset < log_start || offset > high_watermark {
+            return Err(ReadError::OffsetOutOfRange {
+                offset,
+                log_start,
+                high_watermark,
+            });
+        }
+        let mut out = BytesMut::new();
+        if offset < high_watermark {
+            let rows = self.index_rows(offset, max_bytes)?;
+            let mut log: LogStore<TypeConfig> = self.store.log_store(self.shared.group);
+            for row in rows {
+                if row.next_offset() <= offset {
+                    continue;
+                }
+                if !out.is_empty() && out.len() >= max_bytes {
+                    break;
+                }
+                self.append_batches(&mut log, &row, &mut out).await?;
+            }
+        }
+        Ok(FetchResult {
+            records: out.freeze(),
+            high_watermark,
+            log_start,
+        })
+    }
+
+    /// Copies the batches of one log entry into `out`, setting their base
+    /// offsets and leader epoch.
+    async fn append_batches(
+        &self,
+        log: &mut LogStore<TypeConfig>,
+        row: &IndexEntry,
+        out: &mut BytesMut,
+    ) -> Result<(), ReadError> {
+        let entries = log
+            .try_get_log_entries(row.raft_index..row.raft_index + 1)
+            .await
+            .map_err(|e| ReadError::Storage(e.to_string()))?;
+        let Some(entry) = entries.into_iter().next() else {
+            return Err(ReadError::Corrupt(format!(
+                "offset {} indexes raft entry {}, which is not in the log",
+                row.base_offset, row.raft_index
+            )));
+        };
+        let EntryPayload::Normal(Request::Produce(cmd)) = entry.payload else {
+            return Err(ReadError::Corrupt(format!(
+                "raft entry {} holds no records",
+                row.raft_index
+            )));
+        };
+        let epoch = entry.log_id.leader_id.term() as i32;
+        let start = out.len();
+        out.extend_from_slice(&cmd.records);
+        cairn_record::assign_offsets(&mut out[start..], row.base_offset as i64, epoch)
+            .map_err(|e| ReadError::Corrupt(e.to_string()))?;
+        Ok(())
+    }
+
+    /// The first offset whose batch holds a record with timestamp >= `ts`,
+    /// by the batches' max timestamps; `None` when there is none.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(u64, i64)>, ReadError> {
+        let group = self.shared.group;
+        let hw = self.high_watermark();
+        let mut found = None;
+        self.store
+            .state_visit(
+                group,
+                &IndexEntry::key(self.log_start()),
+                Some(&IndexEntry::key(hw)),
+                |k, v| match IndexEntry::decode(k, v) {
+                    Some(e) if e.max_timestamp_ms >= ts => {
+                        found = Some((e.base_offset, e.max_timestamp_ms));
+                        ControlFlow::Break(())
+                    }
+                    _ => ControlFlow::Continue(()),
+                },
+            )
+            .map_err(|e| ReadError::Storage(e.to_string()))?;
+        Ok(found)
+    }
+}

@@ -1,0 +1,26 @@
+//! Cairn's Raft runtime: the type configuration, the batched multi-raft
+//! transport, and node liveness.
+//!
+//! ```text
+//!   openraft (per group) ──> GroupNetwork ──> Transport ──> one batched RPC per peer
+//!   Internal/Raft (server) ──> handle_message ──> openraft (per group)
+//! ```
+
+mod codec;
+mod handler;
+mod liveness;
+mod network;
+mod transport;
+mod types;
+
+pub use codec::decode;
+pub use codec::encode;
+pub use codec::CodecError;
+pub use handler::handle_message;
+pub use liveness::LedInfo;
+pub use liveness::Liveness;
+pub use network::GroupNetwork;
+pub use network::GroupNetworkFactory;
+pub use transport::Transport;
+pub use transport::TransportError;
+pub use types::*;

@@ -1,0 +1,77 @@
+//! The Raft type configuration shared by every group of a node.
+//!
+//! One [`TypeConfig`] serves both kinds of group, so one transport and one
+//! log store carry them all: the metadata group proposes [`Request::Meta`],
+//! partition groups propose [`Request::Produce`].
+
+use bytes::Bytes;
+use cairn_metadata::MetaCommand;
+use cairn_metadata::MetaResponse;
+use serde::Deserialize;
+use serde::Serialize;
+
+pub use cairn_metadata::GroupId;
+pub use cairn_metadata::NodeId;
+
+/// Snapshot bytes, for both kinds of group.
+pub type SnapshotData = std::io::Cursor<Vec<u8>>;
+
+openraft::declare_raft_types!(
+    /// Raft types of every Cairn group.
+    pub TypeConfig:
+        D = Request,
+        R = Response,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+);
+
+/// A command proposed to a group.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    Meta(MetaCommand),
+    Produce(ProduceCommand),
+}
+
+/// Record batches appended to a partition. The Raft log entry holding this
+/// command *is* the partition's data: batches are stored exactly as the
+/// client sent them (their base offsets are set when read back).
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct ProduceCommand {
+    /// One or more concatenated Kafka RecordBatch v2 batches, validated by
+    /// the leader before proposing.
+    pub records: Bytes,
+    /// Records in all batches.
+    pub record_count: u32,
+    /// Largest record timestamp in the batches (ms since epoch).
+    pub max_timestamp_ms: i64,
+}
+
+impl std::fmt::Debug for ProduceCommand {
+    // Never print record bytes: they are patient data.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProduceCommand")
+            .field("bytes", &self.records.len())
+            .field("record_count", &self.record_count)
+            .finish()
+    }
+}
+
+/// What applying a [`Request`] answered.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Response {
+    Meta(MetaResponse),
+    Produce {
+        base_offset: u64,
+        high_watermark: u64,
+    },
+    /// The request was sent to a group of the wrong kind.
+    WrongGroup,
+}
+
+pub type Raft<SM> = openraft::Raft<TypeConfig, SM>;
+pub type Entry = openraft::alias::EntryOf<TypeConfig>;
+pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
+pub type Vote = openraft::alias::VoteOf<TypeConfig>;
+pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
+pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
+pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;

@@ -1,0 +1,70 @@
+//! Kafka RecordBatch v2 ("magic 2") codec and Kafka's murmur2 partitioner.
+//!
+//! Pure library, no I/O. The broker only needs the header, validation and
+//! in-place patching of `baseOffset`/`partitionLeaderEpoch`; clients build
+//! batches with [`RecordBatchBuilder`] and read them with [`decode_records`].
+//! Only uncompressed batches can be decoded; compressed ones still validate.
+//!
+//! # Batch layout (big-endian)
+//!
+//! ```text
+//!  offset size field
+//!  ------ ---- -------------------------------------------------------------
+//!       0    8 baseOffset            i64   ┐ "log overhead" (12 bytes),
+//!       8    4 batchLength           i32   ┘ batchLength = total size − 12
+//!      12    4 partitionLeaderEpoch  i32     (not covered by the CRC)
+//!      16    1 magic                 i8 = 2
+//!      17    4 crc                   u32     CRC-32C of bytes 21..end
+//!      21    2 attributes            i16   ┐ bits 0-2 compression
+//!      23    4 lastOffsetDelta       i32   │ (0 none, 1 gzip, 2 snappy,
+//!      27    8 baseTimestamp         i64   │  3 lz4, 4 zstd), bit 3
+//!      35    8 maxTimestamp          i64   │ timestamp type, bit 4
+//!      43    8 producerId            i64   │ transactional, bit 5 control
+//!      51    2 producerEpoch         i16   │
+//!      53    4 baseSequence          i32   │ covered by the CRC
+//!      57    4 recordsCount          i32   │
+//!      61    … records               ───   ┘ (compressed as a whole if
+//!                                            the codec is not none)
+//!
+//!  record:  length varint | attributes i8 | timestampDelta varlong |
+//!           offsetDelta varint | keyLength varint (−1 = null) | key |
+//!           valueLength varint (−1 = null) | value | headersCount varint |
+//!           headers: keyLength varint | key (UTF-8) |
+//!                    valueLength varint (−1 = null) | value
+//! ```
+//!
+//! Varints are zig-zag encoded base-128 (at most 5 bytes; varlongs 10).
+//!
+//! # Untrusted input
+//!
+//! Every function that reads bytes returns [`RecordError`] on bad input and
+//! never panics; allocations are bounded by the input size.
+
+mod batch_iter;
+mod builder;
+mod compression;
+mod cursor;
+mod decode;
+mod error;
+mod header;
+mod murmur2;
+mod patch;
+mod record;
+mod validate;
+mod varint;
+
+#[cfg(test)]
+mod golden_tests;
+#[cfg(test)]
+mod prop_tests;
+
+pub use batch_iter::{split_batches, split_batches_allow_partial, BatchIter};
+pub use builder::RecordBatchBuilder;
+pub use compression::{Compression, TimestampType};
+pub use decode::{decode_batch, decode_records};
+pub use error::RecordError;
+pub use header::{RecordBatchHeader, BATCH_HEADER_SIZE, CURRENT_MAGIC, LOG_OVERHEAD};
+pub use murmur2::{murmur2, partition_for_key};
+pub use patch::{assign_offsets, set_base_offset, set_partition_leader_epoch};
+pub use record::{Record, RecordHeader};
+pub use validate::validate_batch;

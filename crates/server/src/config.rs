@@ -1,0 +1,196 @@
+//! Server configuration: defaults < TOML file < `CAIRN_*` env < flags.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::path::PathBuf;
+
+use figment::providers::Env;
+use figment::providers::Format;
+use figment::providers::Serialized;
+use figment::providers::Toml;
+use figment::Figment;
+use serde::Deserialize;
+use serde::Serialize;
+
+use crate::NodeId;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Figment(#[from] Box<figment::Error>),
+    #[error("invalid --voters {value:?}: {reason} (expected 1=host:port,2=host:port,...)")]
+    Voters { value: String, reason: String },
+    #[error("node id must be >= 1")]
+    NodeIdZero,
+    #[error("--voters and --join are exclusive: a voter bootstraps the cluster, a joiner joins a running one")]
+    VotersAndJoin,
+    #[error("node {0} is not in --voters and no --join is given: it could never reach the cluster")]
+    NotAVoter(NodeId),
+}
+
+/// Every setting of a node. Field names are the TOML keys and, upper-cased
+/// with the `CAIRN_` prefix, the environment variables.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServerConfig {
+    pub node_id: NodeId,
+    pub data_dir: PathBuf,
+    /// Client gRPC API.
+    pub grpc_addr: String,
+    /// Internal RPC: Raft, heartbeats, forwarded metadata writes.
+    pub rpc_addr: String,
+    /// HTTP: /metrics, /health, /ready.
+    pub admin_addr: String,
+    /// Kafka API (reserved; served by a later version).
+    pub kafka_addr: String,
+    pub advertised_grpc_addr: Option<String>,
+    pub advertised_rpc_addr: Option<String>,
+    pub advertised_kafka_addr: Option<String>,
+    pub rack: Option<String>,
+    /// Metadata-group voters by internal RPC address: `1=host:port,2=host:port`.
+    /// Unset: a single-node cluster of this node.
+    pub voters: Option<String>,
+    /// A running node's internal RPC address to join through (non-voter).
+    pub join: Option<String>,
+    pub log_format: String,
+    /// Cluster-wide default of `max.message.bytes`.
+    pub max_message_bytes: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            node_id: 1,
+            data_dir: PathBuf::from("./cairn-data"),
+            grpc_addr: "127.0.0.1:50051".to_string(),
+            rpc_addr: "127.0.0.1:50052".to_string(),
+            admin_addr: "127.0.0.1:9644".to_string(),
+            kafka_addr: "127.0.0.1:9092".to_string(),
+            advertised_grpc_addr: None,
+            advertised_rpc_addr: None,
+            advertised_kafka_addr: None,
+            rack: None,
+            voters: None,
+            join: None,
+            log_format: "text".to_string(),
+            max_message_bytes: 1_048_588,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Layers the defaults, `file`, `CAIRN_*` variables and `overrides`
+    /// (the flags that were given), later ones winning.
+    pub fn load(
+        file: Option<&Path>,
+        overrides: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<ServerConfig, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(ServerConfig::default()));
+        if let Some(file) = file {
+            fig = fig.merge(Toml::file_exact(file));
+        }
+        fig = fig
+            .merge(Env::prefixed("CAIRN_").ignore(&["BOOTSTRAP"]))
+            .merge(Serialized::globals(serde_json::Value::Object(overrides)));
+        let config: ServerConfig = fig.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.node_id == 0 {
+            return Err(ConfigError::NodeIdZero);
+        }
+        if self.voters.is_some() && self.join.is_some() {
+            return Err(ConfigError::VotersAndJoin);
+        }
+        let voters = self.voter_map()?;
+        if self.join.is_none() && !voters.contains_key(&self.node_id) {
+            return Err(ConfigError::NotAVoter(self.node_id));
+        }
+        Ok(())
+    }
+
+    pub fn advertised_rpc(&self) -> String {
+        self.advertised_rpc_addr.clone().unwrap_or_else(|| self.rpc_addr.clone())
+    }
+
+    pub fn advertised_grpc(&self) -> String {
+        self.advertised_grpc_addr.clone().unwrap_or_else(|| self.grpc_addr.clone())
+    }
+
+    pub fn advertised_kafka(&self) -> String {
+        self.advertised_kafka_addr.clone().unwrap_or_else(|| self.kafka_addr.clone())
+    }
+
+    /// The metadata group's voters. Without `voters` and `join`: this node alone.
+    pub fn voter_map(&self) -> Result<BTreeMap<NodeId, String>, ConfigError> {
+        let Some(spec) = &self.voters else {
+            if self.join.is_some() {
+                return Ok(BTreeMap::new());
+            }
+            return Ok(BTreeMap::from([(self.node_id, self.advertised_rpc())]));
+        };
+        let err = |reason: String| ConfigError::Voters {
+            value: spec.clone(),
+            reason,
+        };
+        let mut out = BTreeMap::new();
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (id, addr) = part
+                .split_once('=')
+                .ok_or_else(|| err(format!("{part:?} has no '='")))?;
+            let id: NodeId = id
+                .trim()
+                .parse()
+                .map_err(|_| err(format!("{id:?} is not a node id")))?;
+            if id == 0 {
+                return Err(err("node id 0 is not allowed".into()));
+            }
+            let addr = addr.trim();
+            if !addr.contains(':') {
+                return Err(err(format!("{addr:?} is not host:port")));
+            }
+            if out.insert(id, addr.to_string()).is_some() {
+                return Err(err(format!("node {id} is listed twice")));
+            }
+        }
+        if out.is_empty() {
+            return Err(err("no voters".into()));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(pairs: &[(&str, serde_json::Value)]) -> serde_json::Map<String, serde_json::Value> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+
+    #[test]
+    fn defaults_make_a_single_node_cluster() {
+        let c = ServerConfig::load(None, flags(&[])).unwrap();
+        assert_eq!(c.grpc_addr, "127.0.0.1:50051");
+        assert_eq!(c.voter_map().unwrap(), BTreeMap::from([(1, "127.0.0.1:50052".to_string())]));
+    }
+
+    #[test]
+    fn file_then_flags_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cairn.toml");
+        std::fs::write(&file, "node_id = 2\ngrpc_addr = \"127.0.0.1:6000\"\nvoters = \"1=a:1,2=b:2\"\n").unwrap();
+        let c = ServerConfig::load(Some(&file), flags(&[("grpc_addr", "127.0.0.1:7000".into())])).unwrap();
+        assert_eq!(c.node_id, 2);
+        assert_eq!(c.grpc_addr, "127.0.0.1:7000");
+    }
+
+    #[test]
+    fn bad_voters_are_explained() {
+        let e = ServerConfig::load(None, flags(&[("voters", "1=a:1,x=b".into())])).unwrap_err();
+        assert!(e.to_string().contains("not a node id"), "{e}");
+        let e = ServerConfig::load(None, flags(&[("voters", "2=a:1".into())])).unwrap_err();
+        assert!(matches!(e, ConfigError::NotAVoter(1)), "{e}");
+    }
+}

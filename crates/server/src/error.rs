@@ -1,0 +1,132 @@
+//! Errors: what a node fails with, and what a client request fails with.
+
+use cairn_proto::v1::ErrorCode;
+use tonic::metadata::MetadataValue;
+use tonic::Code;
+use tonic::Status;
+
+use crate::NodeId;
+
+/// A node could not start or stopped on a fatal error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("storage: {0}")]
+    Storage(#[from] cairn_storage::StorageError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("data dir {data_dir} belongs to node {stored}, but this node is configured as {configured}; refusing to start")]
+    NodeIdMismatch {
+        data_dir: String,
+        stored: NodeId,
+        configured: NodeId,
+    },
+    #[error("data dir {data_dir} belongs to cluster {local}, but peer {peer} belongs to cluster {remote}; refusing to start (point --data-dir at this cluster's data, or at an empty directory)")]
+    ClusterMismatch {
+        data_dir: String,
+        local: String,
+        remote: String,
+        peer: String,
+    },
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("join via {addr} failed: {reason}")]
+    Join { addr: String, reason: String },
+    #[error("metrics: {0}")]
+    Metrics(String),
+}
+
+/// A client request failed; maps to a gRPC status carrying `cairn-error-code`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("not the leader of {what}")]
+    NotLeader {
+        what: String,
+        leader: Option<(NodeId, String)>,
+    },
+    #[error("{what} has no leader right now; retry")]
+    LeaderNotAvailable { what: String },
+    #[error("topic {0:?} does not exist")]
+    UnknownTopic(String),
+    #[error("topic {topic:?} has {count} partitions; partition {partition} does not exist")]
+    UnknownPartition {
+        topic: String,
+        partition: u32,
+        count: usize,
+    },
+    #[error("record batch of {size} bytes exceeds max.message.bytes = {max}")]
+    MessageTooLarge { size: usize, max: u64 },
+    #[error("corrupt record batch: {0}")]
+    CorruptMessage(String),
+    #[error("topic {0:?} already exists")]
+    TopicExists(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("request timed out after {0} ms; the write may or may not have been applied")]
+    Timeout(u64),
+    #[error("{0}")]
+    OffsetOutOfRange(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::NotLeader { .. } => ErrorCode::NotLeader,
+            ApiError::LeaderNotAvailable { .. } => ErrorCode::LeaderNotAvailable,
+            ApiError::UnknownTopic(_) => ErrorCode::UnknownTopic,
+            ApiError::UnknownPartition { .. } => ErrorCode::UnknownPartition,
+            ApiError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
+            ApiError::CorruptMessage(_) => ErrorCode::CorruptMessage,
+            ApiError::TopicExists(_) => ErrorCode::TopicAlreadyExists,
+            ApiError::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            ApiError::InvalidConfig(_) => ErrorCode::InvalidConfig,
+            ApiError::InvalidReplicationFactor(_) => ErrorCode::InvalidReplicationFactor,
+            ApiError::Timeout(_) => ErrorCode::RequestTimedOut,
+            ApiError::OffsetOutOfRange(_) => ErrorCode::OffsetOutOfRange,
+            ApiError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    fn grpc_code(&self) -> Code {
+        match self {
+            ApiError::NotLeader { .. } => Code::FailedPrecondition,
+            ApiError::LeaderNotAvailable { .. } => Code::Unavailable,
+            ApiError::UnknownTopic(_) | ApiError::UnknownPartition { .. } => Code::NotFound,
+            ApiError::TopicExists(_) => Code::AlreadyExists,
+            ApiError::MessageTooLarge { .. }
+            | ApiError::CorruptMessage(_)
+            | ApiError::InvalidArgument(_)
+            | ApiError::InvalidConfig(_)
+            | ApiError::InvalidReplicationFactor(_) => Code::InvalidArgument,
+            ApiError::Timeout(_) => Code::DeadlineExceeded,
+            ApiError::OffsetOutOfRange(_) => Code::OutOfRange,
+            ApiError::Internal(_) => Code::Internal,
+        }
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Status {
+        let mut status = Status::new(e.grpc_code(), e.to_string());
+        let md = status.metadata_mut();
+        md.insert("cairn-error-code", MetadataValue::from(e.code() as i32));
+        if let ApiError::NotLeader {
+            leader: Some((id, addr)),
+            ..
+        } = &e
+        {
+            md.insert("cairn-leader-id", MetadataValue::from(*id));
+            if let Ok(v) = addr.parse() {
+                md.insert("cairn-leader-addr", v);
+            }
+        }
+        status
+    }
+}

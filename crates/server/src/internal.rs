@@ -1,0 +1,141 @@
+//! The internal gRPC service: Raft batches, heartbeats, forwarded metadata
+//! writes and joins.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_metadata::MetaCommand;
+use cairn_metadata::NodeInfo;
+use cairn_proto::internal::internal_client::InternalClient;
+use cairn_proto::internal::internal_server::Internal;
+use cairn_proto::internal::JoinReply;
+use cairn_proto::internal::JoinRequest;
+use cairn_proto::internal::MetaProposeReply;
+use cairn_proto::internal::MetaProposeRequest;
+use cairn_proto::internal::NodeHeartbeat;
+use cairn_proto::internal::NodeHeartbeatReply;
+use cairn_proto::internal::RaftBatch;
+use cairn_proto::internal::RaftBatchReply;
+use cairn_proto::internal::RaftKind;
+use cairn_proto::internal::RaftReply;
+use cairn_raft::handle_message;
+use futures::future::join_all;
+use openraft::BasicNode;
+use tonic::transport::Channel;
+use tonic::transport::Endpoint;
+use tonic::Request;
+use tonic::Response;
+use tonic::Status;
+
+use crate::node::Node;
+use crate::node::Proposal;
+
+pub(crate) struct InternalService {
+    pub(crate) node: Arc<Node>,
+}
+
+/// An internal-service client to an address (not yet a known node).
+pub(crate) fn connect_addr(addr: &str) -> Result<InternalClient<Channel>, String> {
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| format!("bad address {addr:?}: {e}"))?
+        .connect_timeout(Duration::from_millis(500))
+        .timeout(Duration::from_secs(10));
+    Ok(InternalClient::new(endpoint.connect_lazy()))
+}
+
+#[tonic::async_trait]
+impl Internal for InternalService {
+    async fn raft(&self, request: Request<RaftBatch>) -> Result<Response<RaftBatchReply>, Status> {
+        let batch = request.into_inner();
+        self.node
+            .check_cluster(&batch.cluster_id)
+            .map_err(Status::failed_precondition)?;
+        let node = &self.node;
+        let replies = join_all(batch.messages.into_iter().map(|m| async move {
+            let kind = RaftKind::try_from(m.kind).unwrap_or(RaftKind::Unspecified);
+            let result = if m.group == crate::node::meta_group() {
+                handle_message(&node.meta, kind, &m.body).await
+            } else {
+                match node.replica(m.group) {
+                    Some(r) => handle_message(&r.raft, kind, &m.body).await,
+                    None => {
+                        return RaftReply {
+                            body: Default::default(),
+                            error: format!("group {} has no replica on node {}", m.group, node.id),
+                            group_missing: true,
+                        }
+                    }
+                }
+            };
+            match result {
+                Ok(body) => RaftReply {
+                    body,
+                    error: String::new(),
+                    group_missing: false,
+                },
+                Err(error) => RaftReply {
+                    body: Default::default(),
+                    error,
+                    group_missing: false,
+                },
+            }
+        }))
+        .await;
+        Ok(Response::new(RaftBatchReply { replies }))
+    }
+
+    async fn heartbeat(&self, request: Request<NodeHeartbeat>) -> Result<Response<NodeHeartbeatReply>, Status> {
+        let hb = request.into_inner();
+        self.node
+            .check_cluster(&hb.cluster_id)
+            .map_err(Status::failed_precondition)?;
+        self.node.record_heartbeat(hb.from, hb.led);
+        Ok(Response::new(NodeHeartbeatReply {
+            from: self.node.id,
+            cluster_id: self.node.transport.cluster_id(),
+            led: self.node.led_groups(),
+        }))
+    }
+
+    async fn meta_propose(&self, request: Request<MetaProposeRequest>) -> Result<Response<MetaProposeReply>, Status> {
+        let proposal: Proposal = serde_json::from_slice(&request.into_inner().command)
+            .map_err(|e| Status::invalid_argument(format!("undecodable proposal: {e}")))?;
+        let response = self.node.propose(proposal).await.map_err(Status::from)?;
+        let bytes = serde_json::to_vec(&response).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(MetaProposeReply {
+            response: bytes.into(),
+        }))
+    }
+
+    async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {
+        let join = request.into_inner();
+        let info: NodeInfo = serde_json::from_slice(&join.node)
+            .map_err(|e| Status::invalid_argument(format!("undecodable node info: {e}")))?;
+        if !self.node.is_meta_leader() {
+            let leader = self
+                .node
+                .meta_leader()
+                .ok_or_else(|| Status::unavailable("no metadata leader yet"))?;
+            let mut client = self
+                .node
+                .transport
+                .client(leader)
+                .map_err(|e| Status::unavailable(e.to_string()))?;
+            return client.join(join).await;
+        }
+        tracing::info!(node = join.node_id, rpc_addr = %join.rpc_addr, "node joining");
+        self.node.transport.set_address(join.node_id, &join.rpc_addr);
+        self.node
+            .meta
+            .add_learner(join.node_id, BasicNode::new(join.rpc_addr.clone()), false)
+            .await
+            .map_err(|e| Status::unavailable(format!("cannot add learner: {e}")))?;
+        self.node
+            .propose(Proposal::Command(MetaCommand::RegisterNode(info)))
+            .await
+            .map_err(Status::from)?;
+        Ok(Response::new(JoinReply {
+            cluster_id: self.node.transport.cluster_id(),
+        }))
+    }
+}

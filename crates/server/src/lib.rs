@@ -1,0 +1,341 @@
+//! The Cairn node.
+//!
+//! ```text
+//!             clients (gRPC :50051)              peers (internal RPC :50052)
+//!                    │                                   │
+//!               CairnService                      InternalService
+//!                    │                                   │
+//!   ┌────────────────┴───────────── Node ────────────────┴─────────────┐
+//!   │ metadata Raft group 0 (MetaStateMachine, MetaView)                │
+//!   │ partition replicas: Raft group per partition (cairn-partition)    │
+//!   │ tasks: heartbeats · election driver · reconciler · registration   │
+//!   │ Transport (batched RPC per peer) · Liveness · NodeStore (RocksDB) │
+//!   └───────────────────────────────────────────────────────────────────┘
+//! ```
+
+mod admin;
+mod api;
+mod config;
+mod error;
+mod internal;
+mod meta_sm;
+mod node;
+mod replica;
+mod tasks;
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::RwLock;
+use std::time::Duration;
+
+pub use cairn_metadata::NodeId;
+use cairn_metadata::NodeInfo;
+use cairn_proto::internal::internal_server::InternalServer;
+use cairn_proto::internal::JoinRequest;
+use cairn_proto::internal::NodeHeartbeat;
+use cairn_proto::v1::cairn_server::CairnServer;
+use cairn_raft::Liveness;
+use cairn_raft::Raft;
+use cairn_raft::Transport;
+use cairn_storage::NodeStore;
+use cairn_storage::StateBatch;
+use cairn_storage::StoreOptions;
+use cairn_storage::NODE_GROUP;
+pub use config::ConfigError;
+pub use config::ServerConfig;
+pub use error::ServerError;
+use openraft::BasicNode;
+use openraft::Config;
+use openraft::SnapshotPolicy;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::meta_sm::MetaStateMachine;
+use crate::node::Node;
+
+const NODE_ID_KEY: &[u8] = b"node_id";
+
+fn meta_raft_config() -> Result<Arc<Config>, ServerError> {
+    Config {
+        cluster_name: "cairn-metadata".to_string(),
+        heartbeat_interval: 100,
+        election_timeout_min: 600,
+        election_timeout_max: 900,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(10_000),
+        max_in_snapshot_log_to_keep: 1_000,
+        ..Default::default()
+    }
+    .validate()
+    .map(Arc::new)
+    .map_err(|e| ServerError::Raft(e.to_string()))
+}
+
+async fn bind(addr: &str) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr).await.map_err(|source| ServerError::Bind {
+        addr: addr.to_string(),
+        source,
+    })
+}
+
+/// Checks (or records) which node this data dir belongs to; returns the
+/// cluster id recorded in it, if any.
+fn check_data_dir(store: &NodeStore, config: &ServerConfig) -> Result<Option<String>, ServerError> {
+    match store.state_get(NODE_GROUP, NODE_ID_KEY)? {
+        Some(bytes) => {
+            let stored = bytes
+                .as_slice()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            if stored != config.node_id {
+                return Err(ServerError::NodeIdMismatch {
+                    data_dir: config.data_dir.display().to_string(),
+                    stored,
+                    configured: config.node_id,
+                });
+            }
+        }
+        None => {
+            let mut batch = StateBatch::new();
+            batch.put(NODE_GROUP, NODE_ID_KEY, &config.node_id.to_be_bytes());
+            store.write(batch)?;
+        }
+    }
+    Ok(store
+        .state_get(NODE_GROUP, tasks::CLUSTER_ID_KEY)?
+        .map(|b| String::from_utf8_lossy(&b).into_owned()))
+}
+
+/// Asks the configured peers which cluster they belong to; a node whose data
+/// dir holds another cluster's data must not join them.
+async fn check_peers_cluster(config: &ServerConfig, local: &str, peers: &[String]) -> Result<(), ServerError> {
+    for addr in peers {
+        let Ok(mut client) = internal::connect_addr(addr) else {
+            continue;
+        };
+        let hb = NodeHeartbeat {
+            from: config.node_id,
+            cluster_id: local.to_string(),
+            led: vec![],
+            grpc_addr: config.advertised_grpc(),
+        };
+        match tokio::time::timeout(Duration::from_secs(2), client.heartbeat(hb)).await {
+            Ok(Ok(reply)) => {
+                let remote = reply.into_inner().cluster_id;
+                if !remote.is_empty() && remote != local {
+                    return Err(ServerError::ClusterMismatch {
+                        data_dir: config.data_dir.display().to_string(),
+                        local: local.to_string(),
+                        remote,
+                        peer: addr.clone(),
+                    });
+                }
+            }
+            Ok(Err(status)) if status.message().contains("cluster mismatch") => {
+                let remote = status
+                    .message()
+                    .split("belongs to cluster ")
+                    .nth(1)
+                    .and_then(|s| s.split(',').next())
+                    .unwrap_or("another cluster")
+                    .to_string();
+                return Err(ServerError::ClusterMismatch {
+                    data_dir: config.data_dir.display().to_string(),
+                    local: local.to_string(),
+                    remote,
+                    peer: addr.clone(),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+async fn join_cluster(node: &Arc<Node>, addr: &str) -> Result<(), ServerError> {
+    let err = |reason: String| ServerError::Join {
+        addr: addr.to_string(),
+        reason,
+    };
+    let info: NodeInfo = node.info();
+    let request = JoinRequest {
+        node_id: node.id,
+        rpc_addr: info.rpc_addr.clone(),
+        node: serde_json::to_vec(&info).map_err(|e| err(e.to_string()))?.into(),
+    };
+    let mut last = String::new();
+    for _ in 0..60 {
+        let mut client = internal::connect_addr(addr).map_err(err)?;
+        match client.join(request.clone()).await {
+            Ok(reply) => {
+                let cluster_id = reply.into_inner().cluster_id;
+                tracing::info!(via = addr, cluster_id = %cluster_id, "joined the cluster");
+                return Ok(());
+            }
+            Err(status) => last = status.message().to_string(),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Err(err(last))
+}
+
+fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics recorder not installed");
+            None
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs a node until SIGINT or SIGTERM.
+pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
+    let prometheus = install_metrics();
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| ServerError::Raft(format!("cannot create {}: {e}", config.data_dir.display())))?;
+    let store = NodeStore::open(&config.data_dir.join("db"), StoreOptions::default())?;
+    let stored_cluster = check_data_dir(&store, &config)?;
+    let voters = config.voter_map()?;
+
+    let transport = Transport::new(config.node_id);
+    for (id, addr) in &voters {
+        transport.set_address(*id, addr);
+    }
+    if let Some(cluster) = &stored_cluster {
+        let mut peers: Vec<String> = voters
+            .iter()
+            .filter(|(id, _)| **id != config.node_id)
+            .map(|(_, a)| a.clone())
+            .collect();
+        peers.extend(config.join.clone());
+        check_peers_cluster(&config, cluster, &peers).await?;
+        transport.set_cluster_id(cluster);
+    }
+
+    let (sm, meta_view) = MetaStateMachine::open(store.clone()).map_err(|e| ServerError::Raft(e.to_string()))?;
+    let meta = Raft::new(
+        config.node_id,
+        meta_raft_config()?,
+        node::network(&transport, node::meta_group()),
+        store.log_store(node::meta_group()),
+        sm,
+    )
+    .await
+    .map_err(|e| ServerError::Raft(e.to_string()))?;
+
+    let node = Arc::new(Node {
+        id: config.node_id,
+        config: config.clone(),
+        store,
+        transport,
+        liveness: Arc::new(Liveness::new(config.node_id, node::DEAD_AFTER)),
+        meta,
+        meta_view,
+        replicas: RwLock::new(HashMap::new()),
+        led: RwLock::new(Vec::new()),
+        heartbeat_now: Notify::new(),
+    });
+
+    let rpc_listener = bind(&config.rpc_addr).await?;
+    let grpc_listener = bind(&config.grpc_addr).await?;
+    let admin_listener = bind(&config.admin_addr).await?;
+    tracing::info!(
+        node_id = config.node_id,
+        grpc = %config.grpc_addr,
+        rpc = %config.rpc_addr,
+        admin = %config.admin_addr,
+        data_dir = %config.data_dir.display(),
+        "cairn node starting"
+    );
+
+    let internal = InternalServer::new(internal::InternalService { node: node.clone() })
+        .max_decoding_message_size(256 << 20)
+        .max_encoding_message_size(256 << 20);
+    let internal_server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .initial_connection_window_size(Some(16 << 20))
+            .initial_stream_window_size(Some(8 << 20))
+            .add_service(internal)
+            .serve_with_incoming(TcpListenerStream::new(rpc_listener)),
+    );
+    let api = CairnServer::new(api::CairnService { node: node.clone() })
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(128 << 20);
+    let api_server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .initial_connection_window_size(Some(16 << 20))
+            .initial_stream_window_size(Some(8 << 20))
+            .add_service(api)
+            .serve_with_incoming(TcpListenerStream::new(grpc_listener)),
+    );
+    let admin_server = tokio::spawn(admin::serve(admin_listener, node.clone(), prometheus));
+
+    if voters.contains_key(&node.id) {
+        let initialized = node.meta.is_initialized().await.map_err(|e| ServerError::Raft(e.to_string()))?;
+        if !initialized {
+            let members: BTreeMap<NodeId, BasicNode> = voters.iter().map(|(id, a)| (*id, BasicNode::new(a.clone()))).collect();
+            if let Err(e) = node.meta.initialize(members).await {
+                tracing::debug!(error = %e, "metadata group initialize");
+            }
+        }
+    }
+
+    let tasks = vec![
+        tokio::spawn(tasks::heartbeat_loop(node.clone())),
+        tokio::spawn(tasks::election_loop(node.clone())),
+        tokio::spawn(tasks::reconcile_loop(node.clone())),
+        tokio::spawn(tasks::registration_loop(node.clone())),
+    ];
+    if let Some(addr) = &config.join {
+        if !node.meta.is_initialized().await.unwrap_or(false) {
+            join_cluster(&node, addr).await?;
+        }
+    }
+
+    let result = tokio::select! {
+        _ = shutdown_signal() => Ok(()),
+        r = internal_server => match r {
+            Ok(Err(e)) => Err(ServerError::Raft(format!("internal server stopped: {e}"))),
+            _ => Err(ServerError::Raft("internal server stopped".into())),
+        },
+        r = api_server => match r {
+            Ok(Err(e)) => Err(ServerError::Raft(format!("client API server stopped: {e}"))),
+            _ => Err(ServerError::Raft("client API server stopped".into())),
+        },
+    };
+    tracing::info!("shutting down");
+    for t in tasks {
+        t.abort();
+    }
+    admin_server.abort();
+    for r in node.all_replicas() {
+        let _ = r.raft.shutdown().await;
+    }
+    let _ = node.meta.shutdown().await;
+    result
+}

@@ -1,0 +1,274 @@
+//! A Cairn node: the store, the metadata group, the local partition
+//! replicas, and the tasks that keep them in line with the metadata.
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use cairn_metadata::assign_replicas;
+use cairn_metadata::MetaCommand;
+use cairn_metadata::MetaResponse;
+use cairn_metadata::NodeInfo;
+use cairn_metadata::Topic;
+use cairn_metadata::METADATA_GROUP;
+use cairn_proto::internal::LedGroup;
+use cairn_proto::internal::MetaProposeRequest;
+use cairn_raft::GroupId;
+use cairn_raft::GroupNetworkFactory;
+use cairn_raft::LedInfo;
+use cairn_raft::Liveness;
+use cairn_raft::Raft;
+use cairn_raft::Request;
+use cairn_raft::Response;
+use cairn_raft::Transport;
+use cairn_storage::NodeStore;
+use openraft::error::ClientWriteError;
+use openraft::error::RaftError;
+use openraft::ServerState;
+use serde::Deserialize;
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+use crate::meta_sm::MetaStateMachine;
+use crate::meta_sm::MetaView;
+use crate::replica::Replica;
+use crate::NodeId;
+
+/// A node is dead to us after this long without a heartbeat.
+pub(crate) const DEAD_AFTER: Duration = Duration::from_millis(600);
+/// Node heartbeat period.
+pub(crate) const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A metadata write as forwarded to the metadata leader.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub(crate) enum Proposal {
+    Command(MetaCommand),
+    /// Replicas are chosen by the leader, from the nodes alive there.
+    CreateTopic {
+        name: String,
+        partitions: u32,
+        replication_factor: u32,
+        configs: BTreeMap<String, String>,
+    },
+}
+
+/// Leadership and progress of one partition group, as this node knows it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct GroupStatus {
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    pub high_watermark: u64,
+    pub log_start: u64,
+    pub healthy: Vec<NodeId>,
+}
+
+pub struct Node {
+    pub(crate) id: NodeId,
+    pub(crate) config: ServerConfig,
+    pub(crate) store: NodeStore,
+    pub(crate) transport: Arc<Transport>,
+    pub(crate) liveness: Arc<Liveness>,
+    pub(crate) meta: Raft<MetaStateMachine>,
+    pub(crate) meta_view: Arc<MetaView>,
+    pub(crate) replicas: RwLock<HashMap<GroupId, Arc<Replica>>>,
+    /// Groups this node leads, refreshed by the election driver, sent in heartbeats.
+    pub(crate) led: RwLock<Vec<LedGroup>>,
+    pub(crate) heartbeat_now: Notify,
+}
+
+impl Node {
+    pub(crate) fn info(&self) -> NodeInfo {
+        NodeInfo {
+            id: self.id,
+            rpc_addr: self.config.advertised_rpc(),
+            grpc_addr: self.config.advertised_grpc(),
+            admin_addr: self.config.admin_addr.clone(),
+            kafka_addr: self.config.advertised_kafka(),
+            rack: self.config.rack.clone(),
+        }
+    }
+
+    pub(crate) fn replica(&self, group: GroupId) -> Option<Arc<Replica>> {
+        self.replicas.read().ok()?.get(&group).cloned()
+    }
+
+    pub(crate) fn all_replicas(&self) -> Vec<Arc<Replica>> {
+        self.replicas
+            .read()
+            .map(|r| r.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn meta_leader(&self) -> Option<NodeId> {
+        self.meta.metrics().borrow().current_leader
+    }
+
+    pub(crate) fn topic(&self, name: &str) -> Result<Topic, ApiError> {
+        self.meta_view
+            .read(|s| s.topics.get(name).cloned())
+            .ok_or_else(|| ApiError::UnknownTopic(name.to_string()))
+    }
+
+    pub(crate) fn node_info(&self, id: NodeId) -> Option<NodeInfo> {
+        self.meta_view.read(|s| s.nodes.get(&id).cloned())
+    }
+
+    /// Who leads `group` and how far its log is, from the local replica when
+    /// it leads, else from the leader's heartbeats.
+    pub(crate) fn group_status(&self, group: GroupId) -> GroupStatus {
+        if let Some(r) = self.replica(group) {
+            if let Some(s) = r.status_if_leader(&self.liveness) {
+                return s;
+            }
+        }
+        let term = self
+            .replica(group)
+            .map(|r| r.raft.metrics().borrow().current_term)
+            .unwrap_or(0);
+        match self.liveness.live_leader(group, term) {
+            Some((leader, info)) => GroupStatus {
+                leader: Some(leader),
+                term: info.term,
+                high_watermark: info.high_watermark,
+                log_start: info.log_start,
+                healthy: info.healthy,
+            },
+            None => GroupStatus::default(),
+        }
+    }
+
+    /// Proposes a metadata write, forwarding it to the metadata leader when
+    /// this node is not the leader.
+    pub(crate) async fn propose(&self, proposal: Proposal) -> Result<MetaResponse, ApiError> {
+        let mut last_err = None;
+        for attempt in 0..50u32 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let leader = self.meta_leader();
+            match leader {
+                Some(l) if l == self.id => {
+                    let cmd = self.prepare(proposal.clone())?;
+                    match self.meta.client_write(Request::Meta(cmd)).await {
+                        Ok(resp) => match resp.data {
+                            Response::Meta(r) => return Ok(r),
+                            other => {
+                                return Err(ApiError::Internal(format!(
+                                    "metadata group answered {other:?}"
+                                )))
+                            }
+                        },
+                        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                            last_err = Some("leadership moved".to_string());
+                        }
+                        Err(e) => last_err = Some(e.to_string()),
+                    }
+                }
+                Some(l) => match self.forward(l, &proposal).await {
+                    Ok(r) => return Ok(r),
+                    Err(e) => last_err = Some(e),
+                },
+                None => last_err = Some("no metadata leader".to_string()),
+            }
+        }
+        Err(ApiError::LeaderNotAvailable {
+            what: format!(
+                "the metadata group ({})",
+                last_err.unwrap_or_else(|| "unknown".into())
+            ),
+        })
+    }
+
+    async fn forward(&self, leader: NodeId, proposal: &Proposal) -> Result<MetaResponse, String> {
+        let mut client = self.transport.client(leader).map_err(|e| e.to_string())?;
+        let command = serde_json::to_vec(proposal).map_err(|e| e.to_string())?;
+        let reply = client
+            .meta_propose(MetaProposeRequest {
+                command: command.into(),
+            })
+            .await
+            .map_err(|s| s.message().to_string())?;
+        serde_json::from_slice(&reply.into_inner().response).map_err(|e| e.to_string())
+    }
+
+    /// Turns a proposal into a command, on the leader.
+    fn prepare(&self, proposal: Proposal) -> Result<MetaCommand, ApiError> {
+        match proposal {
+            Proposal::Command(c) => Ok(c),
+            Proposal::CreateTopic {
+                name,
+                partitions,
+                replication_factor,
+                configs,
+            } => {
+                let (nodes, load) = self.meta_view.read(|s| {
+                    let nodes: Vec<NodeInfo> = s
+                        .nodes
+                        .values()
+                        .filter(|n| self.liveness.is_alive(n.id))
+                        .cloned()
+                        .collect();
+                    (nodes, s.replica_load())
+                });
+                let assignment = assign_replicas(&nodes, &load, partitions, replication_factor)
+                    .map_err(|e| ApiError::InvalidReplicationFactor(format!("{e} (nodes alive)")))?;
+                Ok(MetaCommand::CreateTopic {
+                    name,
+                    replication_factor,
+                    configs,
+                    assignment,
+                })
+            }
+        }
+    }
+
+    /// Heartbeat payload: the groups this node leads.
+    pub(crate) fn led_groups(&self) -> Vec<LedGroup> {
+        self.led.read().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn record_heartbeat(&self, from: NodeId, led: Vec<LedGroup>) {
+        self.liveness.heard_from(
+            from,
+            led.into_iter().map(|g| {
+                (
+                    g.group,
+                    LedInfo {
+                        term: g.term,
+                        high_watermark: g.high_watermark,
+                        log_start: g.log_start,
+                        healthy: g.healthy,
+                    },
+                )
+            }),
+        );
+    }
+
+    /// Whether a heartbeat's cluster id is compatible with ours.
+    pub(crate) fn check_cluster(&self, theirs: &str) -> Result<(), String> {
+        let ours = self.transport.cluster_id();
+        if !ours.is_empty() && !theirs.is_empty() && ours != theirs {
+            return Err(format!(
+                "cluster mismatch: node {} belongs to cluster {ours}, the caller to {theirs}",
+                self.id
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn is_meta_leader(&self) -> bool {
+        self.meta.metrics().borrow().state == ServerState::Leader
+    }
+}
+
+pub(crate) fn meta_group() -> GroupId {
+    METADATA_GROUP
+}
+
+pub(crate) fn network(transport: &Arc<Transport>, group: GroupId) -> GroupNetworkFactory {
+    GroupNetworkFactory::new(transport.clone(), group)
+}

@@ -1,0 +1,136 @@
+//! One local replica of a partition: its Raft group and its reader.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cairn_partition::PartitionLog;
+use cairn_partition::PartitionStateMachine;
+use cairn_raft::GroupId;
+use cairn_raft::Liveness;
+use cairn_raft::Raft;
+use cairn_raft::Transport;
+use cairn_storage::NodeStore;
+use openraft::BasicNode;
+use openraft::Config;
+use openraft::ServerState;
+use openraft::SnapshotPolicy;
+
+use crate::error::ServerError;
+use crate::node::network;
+use crate::node::GroupStatus;
+use crate::NodeId;
+
+/// A follower counts as healthy while it is alive and this close to the
+/// leader's last log index.
+const HEALTHY_LAG_ENTRIES: u64 = 1000;
+
+/// openraft settings of partition groups: no per-group timers at all.
+/// Heartbeats are node-level and elections are triggered by the node's
+/// election driver (see `tasks.rs`), so a thousand idle groups cost nothing.
+pub(crate) fn partition_raft_config() -> Result<Arc<Config>, ServerError> {
+    let config = Config {
+        cluster_name: "cairn-partition".to_string(),
+        enable_tick: false,
+        enable_heartbeat: false,
+        enable_elect: false,
+        heartbeat_interval: 100,
+        // Also the follower's leader lease: a vote request is refused for
+        // this long after the last message from a leader.
+        election_timeout_min: 400,
+        election_timeout_max: 500,
+        snapshot_policy: SnapshotPolicy::Never,
+        max_payload_entries: 512,
+        ..Default::default()
+    };
+    config
+        .validate()
+        .map(Arc::new)
+        .map_err(|e| ServerError::Raft(e.to_string()))
+}
+
+pub struct Replica {
+    pub group: GroupId,
+    pub topic: String,
+    pub partition: u32,
+    /// Position of this node in the assignment: 0 is the preferred leader.
+    pub slot: usize,
+    pub replicas: Vec<NodeId>,
+    pub raft: Raft<PartitionStateMachine>,
+    pub log: PartitionLog,
+}
+
+impl Replica {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn open(
+        me: NodeId,
+        store: &NodeStore,
+        transport: &Arc<Transport>,
+        config: Arc<Config>,
+        group: GroupId,
+        topic: &str,
+        partition: u32,
+        replicas: &[NodeId],
+        addrs: &BTreeMap<NodeId, String>,
+    ) -> Result<Replica, ServerError> {
+        let (sm, shared) = PartitionStateMachine::open(store.clone(), group)
+            .map_err(|e| ServerError::Raft(format!("partition group {group}: {e}")))?;
+        let log = PartitionLog::new(store.clone(), shared);
+        let raft = Raft::new(me, config, network(transport, group), store.log_store(group), sm)
+            .await
+            .map_err(|e| ServerError::Raft(format!("partition group {group}: {e}")))?;
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| ServerError::Raft(e.to_string()))?;
+        if !initialized {
+            // Every replica proposes the same initial membership; openraft
+            // accepts the identical entry from all of them.
+            let members: BTreeMap<NodeId, BasicNode> = replicas
+                .iter()
+                .map(|id| (*id, BasicNode::new(addrs.get(id).cloned().unwrap_or_default())))
+                .collect();
+            if let Err(e) = raft.initialize(members).await {
+                tracing::debug!(group, error = %e, "partition group initialize");
+            }
+        }
+        Ok(Replica {
+            group,
+            topic: topic.to_string(),
+            partition,
+            slot: replicas.iter().position(|r| *r == me).unwrap_or(replicas.len()),
+            replicas: replicas.to_vec(),
+            raft,
+            log,
+        })
+    }
+
+    pub(crate) fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    /// This replica's view of its group when it is the leader.
+    pub(crate) fn status_if_leader(&self, liveness: &Liveness) -> Option<GroupStatus> {
+        let m = self.raft.metrics().borrow();
+        if m.state != ServerState::Leader {
+            return None;
+        }
+        let last = m.last_log_index.unwrap_or(0);
+        let mut healthy = vec![m.id];
+        if let Some(repl) = &m.replication {
+            for (node, matched) in repl {
+                let matched = matched.as_ref().map(|l| l.index).unwrap_or(0);
+                if *node != m.id && liveness.is_alive(*node) && matched + HEALTHY_LAG_ENTRIES >= last {
+                    healthy.push(*node);
+                }
+            }
+        }
+        healthy.sort_unstable();
+        Some(GroupStatus {
+            leader: Some(m.id),
+            term: m.current_term,
+            high_watermark: self.log.high_watermark(),
+            log_start: self.log.log_start(),
+            healthy,
+        })
+    }
+}

@@ -1,0 +1,311 @@
+//! The node's background loops: heartbeats, the election driver for
+//! partition groups, the reconciler, and self-registration.
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use std::time::Instant;
+
+use cairn_metadata::MetaCommand;
+use cairn_proto::internal::LedGroup;
+use cairn_proto::internal::NodeHeartbeat;
+use cairn_raft::GroupId;
+use cairn_storage::StateBatch;
+use cairn_storage::NODE_GROUP;
+use openraft::ServerState;
+use rand::Rng;
+
+use crate::node::Node;
+use crate::node::Proposal;
+use crate::node::HEARTBEAT_INTERVAL;
+use crate::replica::partition_raft_config;
+use crate::replica::Replica;
+use crate::NodeId;
+
+pub(crate) const CLUSTER_ID_KEY: &[u8] = b"cluster_id";
+
+/// Sends every peer one heartbeat per interval, naming the groups this node
+/// leads; records the peers' answers.
+pub(crate) async fn heartbeat_loop(node: Arc<Node>) {
+    let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = node.heartbeat_now.notified() => {}
+        }
+        let led = node.led_groups();
+        for peer in node.transport.known_nodes() {
+            if peer == node.id {
+                continue;
+            }
+            let Ok(mut client) = node.transport.client(peer) else {
+                continue;
+            };
+            let request = NodeHeartbeat {
+                from: node.id,
+                cluster_id: node.transport.cluster_id(),
+                led: led.clone(),
+                grpc_addr: node.config.advertised_grpc(),
+            };
+            let node = node.clone();
+            tokio::spawn(async move {
+                let call = tokio::time::timeout(HEARTBEAT_INTERVAL * 5, client.heartbeat(request));
+                match call.await {
+                    Ok(Ok(reply)) => {
+                        let reply = reply.into_inner();
+                        if let Err(e) = node.check_cluster(&reply.cluster_id) {
+                            tracing::error!(peer, error = %e, "peer belongs to another cluster");
+                            return;
+                        }
+                        node.record_heartbeat(reply.from, reply.led);
+                    }
+                    Ok(Err(status)) => {
+                        tracing::debug!(peer, code = ?status.code(), message = status.message(), "heartbeat refused");
+                    }
+                    Err(_) => tracing::debug!(peer, "heartbeat timed out"),
+                }
+            });
+        }
+    }
+}
+
+struct ElectionTrack {
+    term: u64,
+    term_changed: Instant,
+    missing_since: Option<Instant>,
+    was_leader: bool,
+}
+
+/// Partition groups run no election timers of their own. This loop starts
+/// an election for a group whose leader is gone: no live node claims it in
+/// heartbeats. Replicas wait in assignment order (the preferred leader
+/// first) with jitter, and run a pre-vote first so that a replica cut off
+/// from the others cannot disrupt a working leader.
+pub(crate) async fn election_loop(node: Arc<Node>) {
+    let mut tracks: HashMap<GroupId, ElectionTrack> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        let mut led = Vec::new();
+        let mut gained = false;
+        let mut to_elect = Vec::new();
+        let replicas = node.all_replicas();
+        for r in &replicas {
+            let (state, term, leader, voter) = {
+                let m = r.raft.metrics().borrow();
+                let voter = m.membership_config.voter_ids().any(|v| v == node.id);
+                (m.state, m.current_term, m.current_leader, voter)
+            };
+            let t = tracks.entry(r.group).or_insert(ElectionTrack {
+                term,
+                term_changed: now,
+                missing_since: None,
+                was_leader: false,
+            });
+            if t.term != term {
+                t.term = term;
+                t.term_changed = now;
+            }
+            if state == ServerState::Leader {
+                if let Some(s) = r.status_if_leader(&node.liveness) {
+                    led.push(LedGroup {
+                        group: r.group,
+                        term: s.term,
+                        high_watermark: s.high_watermark,
+                        log_start: s.log_start,
+                        healthy: s.healthy,
+                    });
+                }
+                gained |= !t.was_leader;
+                t.was_leader = true;
+                t.missing_since = None;
+                continue;
+            }
+            t.was_leader = false;
+            if !voter || state == ServerState::Shutdown {
+                continue;
+            }
+            let claimed = node.liveness.live_leader(r.group, term).is_some();
+            let fresh_leader = leader.is_some_and(|l| l != node.id && node.liveness.is_alive(l))
+                && t.term_changed.elapsed() < Duration::from_secs(1);
+            if claimed || fresh_leader {
+                t.missing_since = None;
+                continue;
+            }
+            let since = *t.missing_since.get_or_insert(now);
+            let jitter = rand::rng().random_range(0..100u64);
+            let delay = Duration::from_millis(100 + 200 * r.slot as u64 + jitter);
+            if since.elapsed() >= delay {
+                t.missing_since = Some(now);
+                to_elect.push(r.clone());
+            }
+        }
+        if let Ok(mut l) = node.led.write() {
+            *l = led;
+        }
+        if gained {
+            node.heartbeat_now.notify_one();
+        }
+        for r in to_elect {
+            tracing::info!(group = r.group, topic = %r.topic, partition = r.partition, "no live leader; starting an election");
+            metrics::counter!("cairn_partition_elections_started_total").increment(1);
+            if let Err(e) = r.raft.trigger().elect(true).await {
+                tracing::warn!(group = r.group, error = %e, "election trigger failed");
+            }
+        }
+        let present: HashSet<GroupId> = replicas.iter().map(|r| r.group).collect();
+        tracks.retain(|g, _| present.contains(g));
+    }
+}
+
+/// Keeps the local partition replicas equal to what the metadata assigns
+/// to this node: opens missing ones, removes deleted ones.
+pub(crate) async fn reconcile_loop(node: Arc<Node>) {
+    let config = match partition_raft_config() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "partition raft config invalid; reconciler stopped");
+            return;
+        }
+    };
+    let mut version = node.meta_view.subscribe();
+    let mut stale_checked = false;
+    loop {
+        let (desired, addrs, next_group) = node.meta_view.read(|s| {
+            let desired: BTreeMap<GroupId, (String, u32, Vec<NodeId>)> = s
+                .topics
+                .values()
+                .flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .filter(|p| p.replicas.contains(&node.id))
+                        .map(|p| (p.group, (t.name.clone(), p.partition, p.replicas.clone())))
+                })
+                .collect();
+            let addrs: BTreeMap<NodeId, String> =
+                s.nodes.values().map(|n| (n.id, n.rpc_addr.clone())).collect();
+            (desired, addrs, s.next_group_id)
+        });
+        for (group, (topic, partition, replicas)) in &desired {
+            if node.replica(*group).is_some() {
+                continue;
+            }
+            match Replica::open(
+                node.id,
+                &node.store,
+                &node.transport,
+                config.clone(),
+                *group,
+                topic,
+                *partition,
+                replicas,
+                &addrs,
+            )
+            .await
+            {
+                Ok(r) => {
+                    tracing::info!(group, topic = %topic, partition, "replica opened");
+                    if let Ok(mut map) = node.replicas.write() {
+                        map.insert(*group, Arc::new(r));
+                    }
+                }
+                Err(e) => tracing::error!(group, error = %e, "cannot open replica"),
+            }
+        }
+        // Remove replicas of partitions the metadata created and then deleted.
+        let gone: Vec<Arc<Replica>> = node
+            .all_replicas()
+            .into_iter()
+            .filter(|r| !desired.contains_key(&r.group) && r.group <= next_group)
+            .collect();
+        for r in gone {
+            if let Ok(mut map) = node.replicas.write() {
+                map.remove(&r.group);
+            }
+            let _ = r.raft.shutdown().await;
+            match node.store.delete_group(r.group) {
+                Ok(()) => tracing::info!(group = r.group, topic = %r.topic, partition = r.partition, "replica removed"),
+                Err(e) => tracing::error!(group = r.group, error = %e, "cannot delete replica data"),
+            }
+        }
+        // Data of groups deleted while this node was down.
+        if !stale_checked && next_group > 0 {
+            stale_checked = true;
+            if let Ok(groups) = node.store.groups() {
+                for g in groups {
+                    if g != cairn_metadata::METADATA_GROUP
+                        && g != NODE_GROUP
+                        && g <= next_group
+                        && !desired.contains_key(&g)
+                    {
+                        tracing::info!(group = g, "deleting data of a removed partition");
+                        if let Err(e) = node.store.delete_group(g) {
+                            tracing::error!(group = g, error = %e, "cannot delete stale group");
+                        }
+                    }
+                }
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), version.changed()).await;
+    }
+}
+
+/// Gives the cluster its id (on the first metadata leader), registers this
+/// node in the metadata, learns peers' addresses, and remembers the cluster
+/// id in the data dir.
+pub(crate) async fn registration_loop(node: Arc<Node>) {
+    let mut version = node.meta_view.subscribe();
+    loop {
+        let (cluster_id, mine, nodes) = node.meta_view.read(|s| {
+            (
+                s.cluster_id.clone(),
+                s.nodes.get(&node.id).cloned(),
+                s.nodes.values().map(|n| (n.id, n.rpc_addr.clone())).collect::<Vec<_>>(),
+            )
+        });
+        for (id, addr) in nodes {
+            node.transport.set_address(id, &addr);
+        }
+        match cluster_id {
+            None if node.is_meta_leader() => {
+                let id = format!("{:032x}", rand::random::<u128>());
+                if let Err(e) = node
+                    .propose(Proposal::Command(MetaCommand::InitCluster { cluster_id: id }))
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot set the cluster id yet");
+                }
+            }
+            Some(id) if node.transport.cluster_id() != id => {
+                let mut batch = StateBatch::new();
+                batch.put(NODE_GROUP, CLUSTER_ID_KEY, id.as_bytes());
+                let stored = match node.store.write(batch) {
+                    Ok(()) => node.store.sync().await,
+                    Err(e) => Err(e),
+                };
+                match stored {
+                    Ok(()) => {
+                        tracing::info!(cluster_id = %id, "cluster id recorded");
+                        node.transport.set_cluster_id(&id);
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot record the cluster id"),
+                }
+            }
+            _ => {}
+        }
+        if node.meta_leader().is_some() && mine.as_ref() != Some(&node.info()) {
+            if let Err(e) = node
+                .propose(Proposal::Command(MetaCommand::RegisterNode(node.info())))
+                .await
+            {
+                tracing::warn!(error = %e, "cannot register this node yet");
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(500), version.changed()).await;
+    }
+}

@@ -1,0 +1,94 @@
+//! [`StoreOptions`]: RocksDB tuning for one node-wide store.
+
+use rocksdb::BlockBasedOptions;
+use rocksdb::Cache;
+use rocksdb::DBCompressionType;
+use rocksdb::DBRecoveryMode;
+use rocksdb::Options;
+use rocksdb::statistics::StatsLevel;
+
+const MIB: usize = 1024 * 1024;
+
+/// Tuning knobs of the node's RocksDB. Defaults target a small (2-core) machine.
+///
+/// Choices that are not knobs (see [`StoreOptions::to_rocksdb`]):
+/// - one column family (the default one) for everything: a log append, a purge point + its
+///   range delete, and a state-machine batch each commit atomically in one `WriteBatch`, and
+///   there is one memtable to size instead of one per keyspace;
+/// - WAL recovery mode `PointInTimeRecovery`: after a crash the store is a prefix of the
+///   writes, so an unsynced truncate or purge is either fully there or fully absent, in order;
+/// - WAL writes go to the OS on every write (`manual_wal_flush` off), so a process crash
+///   loses nothing; only an fsync ([`crate::NodeStore::sync`]) survives a machine crash;
+/// - L0 uncompressed (flushes are on the write path), LZ4 below (cheap on CPU; Kafka batches
+///   are often already compressed by producers);
+/// - dynamic level sizing, 10-bit bloom filters (point reads of vote / purged / committed /
+///   state keys), `bytes_per_sync`/`wal_bytes_per_sync` of 1 MiB to spread writeback instead
+///   of paying it all in the group-commit fsync;
+/// - statistics enabled (tickers only, no histograms or timers) for [`crate::NodeStore::stats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Size of one memtable. Default 64 MiB.
+    pub write_buffer_mb: usize,
+    /// Memtables (active + immutable) kept before writes stall. Default 3.
+    pub max_write_buffer_number: i32,
+    /// Background flush + compaction threads. Default 2 (one per core).
+    pub max_background_jobs: i32,
+    /// Upper bound of live WAL files before RocksDB forces a flush. Default 256 MiB.
+    pub max_total_wal_mb: u64,
+    /// Shared block cache for reads. Default 128 MiB.
+    pub block_cache_mb: usize,
+    /// Target size of an SST file in L1. Default 64 MiB.
+    pub target_file_size_mb: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            write_buffer_mb: 64,
+            max_write_buffer_number: 3,
+            max_background_jobs: 2,
+            max_total_wal_mb: 256,
+            block_cache_mb: 128,
+            target_file_size_mb: 64,
+        }
+    }
+}
+
+impl StoreOptions {
+    /// RocksDB options for these knobs. `create_if_missing` is left to the caller.
+    pub(crate) fn to_rocksdb(&self) -> Options {
+        let mut opts = Options::default();
+        opts.set_write_buffer_size(self.write_buffer_mb.max(1) * MIB);
+        opts.set_max_write_buffer_number(self.max_write_buffer_number.max(2));
+        opts.set_max_background_jobs(self.max_background_jobs.max(1));
+        opts.set_max_total_wal_size(self.max_total_wal_mb.max(1) * MIB as u64);
+        opts.set_target_file_size_base(self.target_file_size_mb.max(1) * MIB as u64);
+        opts.set_level_compaction_dynamic_level_bytes(true);
+        opts.set_compression_per_level(&[
+            DBCompressionType::None,
+            DBCompressionType::Lz4,
+            DBCompressionType::Lz4,
+            DBCompressionType::Lz4,
+            DBCompressionType::Lz4,
+            DBCompressionType::Lz4,
+            DBCompressionType::Lz4,
+        ]);
+        opts.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
+        opts.set_manual_wal_flush(false);
+        opts.set_bytes_per_sync(MIB as u64);
+        opts.set_wal_bytes_per_sync(MIB as u64);
+        opts.set_keep_log_file_num(10);
+
+        let mut table = BlockBasedOptions::default();
+        let cache = Cache::new_lru_cache(self.block_cache_mb.max(1) * MIB);
+        table.set_block_cache(&cache);
+        table.set_bloom_filter(10.0, false);
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        opts.set_block_based_table_factory(&table);
+
+        opts.enable_statistics();
+        opts.set_statistics_level(StatsLevel::ExceptHistogramOrTimers);
+        opts
+    }
+}

@@ -1,0 +1,1 @@
+//! Cluster-level tests live in tests/it.
