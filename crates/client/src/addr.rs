@@ -53,7 +53,10 @@ mod tests {
 
     #[test]
     fn accepts_host_port_and_http() {
-        assert_eq!(normalize_addr("127.0.0.1:50051").unwrap(), "127.0.0.1:50051");
+        assert_eq!(
+            normalize_addr("127.0.0.1:50051").unwrap(),
+            "127.0.0.1:50051"
+        );
         assert_eq!(normalize_addr(" node-1:7 ").unwrap(), "node-1:7");
         assert_eq!(normalize_addr("http://node-1:7/").unwrap(), "node-1:7");
         assert_eq!(normalize_addr("[::1]:50051").unwrap(), "[::1]:50051");

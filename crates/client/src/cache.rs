@@ -23,7 +23,11 @@ pub(crate) struct TopicRoute {
 impl TopicRoute {
     fn from_metadata(t: &TopicMetadata) -> Self {
         TopicRoute {
-            leaders: t.partitions.iter().map(|p| (p.partition, p.leader)).collect(),
+            leaders: t
+                .partitions
+                .iter()
+                .map(|p| (p.partition, p.leader))
+                .collect(),
         }
     }
 }

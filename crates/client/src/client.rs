@@ -28,12 +28,11 @@ use tracing::{debug, info};
 use crate::addr::{normalize_addr, uri_for};
 use crate::cache::{MetadataCache, Route};
 use crate::error::LeaderHint;
-use crate::owned_record::{build_batch, group_by_partition, now_ms};
+use crate::owned_record::{build_batch, group_by_partition, now_ms, ProducerStamp};
 use crate::partitioner::StickyCounter;
+use crate::producer::{next_sequence, ProducerSession, PRODUCER_EPOCH};
 use crate::retry::{classify, Backoff, Disposition};
-use crate::{
-    ClientConfig, ClientError, FetchedRecords, OffsetSpec, OwnedRecord, PartitionOutcome,
-};
+use crate::{ClientConfig, ClientError, FetchedRecords, OffsetSpec, OwnedRecord, PartitionOutcome};
 
 type Rpc = CairnClient<Channel>;
 
@@ -53,6 +52,8 @@ struct Inner {
     /// The address that last answered a cluster-wide request.
     preferred: Mutex<Option<String>>,
     sticky: StickyCounter,
+    /// Present when `config.idempotent`.
+    producer: Option<ProducerSession>,
 }
 
 impl fmt::Debug for Client {
@@ -117,6 +118,7 @@ impl Client {
                 channels: Mutex::new(HashMap::new()),
                 preferred: Mutex::new(None),
                 sticky: StickyCounter::new(),
+                producer: config.idempotent.then(ProducerSession::new),
                 config,
             }),
         };
@@ -213,10 +215,14 @@ impl Client {
     /// Cluster health as seen by one node.
     pub async fn cluster_status(&self) -> Result<ClusterStatusResponse, ClientError> {
         let timeout = self.inner.config.request_timeout;
-        self.call_any("cluster_status", &mut self.backoff(), |mut c: Rpc| async move {
-            c.cluster_status(request(ClusterStatusRequest {}, timeout))
-                .await
-        })
+        self.call_any(
+            "cluster_status",
+            &mut self.backoff(),
+            |mut c: Rpc| async move {
+                c.cluster_status(request(ClusterStatusRequest {}, timeout))
+                    .await
+            },
+        )
         .await
     }
 
@@ -272,9 +278,10 @@ impl Client {
     /// Appends `records` (one or more concatenated RecordBatch v2 batches) to
     /// a partition.
     ///
-    /// **May duplicate:** when an attempt fails with a transport error or a
-    /// timeout, the batch may have been appended anyway; the retry appends it
-    /// again. There is no idempotent producer yet.
+    /// **May duplicate** unless the batches carry a producer id and sequence
+    /// numbers (see [`Client::produce_records`]): when an attempt fails with a
+    /// transport error or a timeout, the batch may have been appended anyway,
+    /// and the retry appends it again.
     pub async fn produce(
         &self,
         topic: &str,
@@ -291,7 +298,7 @@ impl Client {
                 topic: topic_owned.clone(),
                 partition,
                 acks: acks as i32,
-                records: records.to_vec(),
+                records: records.clone(),
                 timeout_ms,
             };
             async move { c.produce(request(r, timeout)).await }
@@ -306,8 +313,14 @@ impl Client {
     /// sent, all partitions concurrently.
     ///
     /// Returns one outcome per partition; the outer error is only for
-    /// failures before anything was sent (unknown topic, no metadata). The
-    /// duplication caveat of [`Client::produce`] applies.
+    /// failures before anything was sent (unknown topic, no metadata).
+    ///
+    /// With `ClientConfig::idempotent` (the default) the batches carry this
+    /// client's producer id and per-partition sequence numbers, so a retry of
+    /// a batch that was in fact written is answered with the original offset
+    /// instead of being written twice; concurrent calls are serialised per
+    /// partition to keep sequences in order. Without it, the duplication
+    /// caveat of [`Client::produce`] applies.
     pub async fn produce_records(
         &self,
         topic: &str,
@@ -326,19 +339,32 @@ impl Client {
         }
         let sticky = self.inner.sticky.next(n);
         let now = now_ms();
-        let sends = group_by_partition(records, n, sticky)
-            .into_iter()
-            .map(|(partition, record_indices)| {
-                let batch = build_batch(records, &record_indices, now);
-                async move {
-                    let result = self.produce(topic, partition, batch, acks).await;
-                    PartitionOutcome {
-                        partition,
-                        record_indices,
-                        result,
+        let sends = group_by_partition(records, n, sticky).into_iter().map(
+            |(partition, record_indices)| async move {
+                let (stamp, slot) = match &self.inner.producer {
+                    Some(session) => {
+                        let mut next = session.slot(topic, partition).lock_owned().await;
+                        let stamp = ProducerStamp {
+                            producer_id: session.producer_id(),
+                            epoch: PRODUCER_EPOCH,
+                            base_sequence: *next,
+                        };
+                        *next = next_sequence(*next, record_indices.len());
+                        (Some(stamp), Some(next))
                     }
+                    None => (None, None),
+                };
+                let batch = build_batch(records, &record_indices, now, stamp);
+                let result = self.produce(topic, partition, batch, acks).await;
+                // Only now may the next batch for this partition go out.
+                drop(slot);
+                PartitionOutcome {
+                    partition,
+                    record_indices,
+                    result,
                 }
-            });
+            },
+        );
         Ok(futures::future::join_all(sends).await)
     }
 
@@ -476,7 +502,10 @@ impl Client {
             out.push(p);
         }
         let known = self.read_cache().node_addrs();
-        for a in known.into_iter().chain(self.inner.bootstrap.iter().cloned()) {
+        for a in known
+            .into_iter()
+            .chain(self.inner.bootstrap.iter().cloned())
+        {
             if !out.contains(&a) {
                 out.push(a);
             }
@@ -530,8 +559,9 @@ impl Client {
             if disposition == Disposition::Retry {
                 redirect = Some(addr);
             } else if let Some(hinted) = failure.hint.and_then(|h| {
-                h.addr
-                    .or_else(|| h.id.and_then(|id| self.read_cache().node_addr(id).map(str::to_owned)))
+                h.addr.or_else(|| {
+                    h.id.and_then(|id| self.read_cache().node_addr(id).map(str::to_owned))
+                })
             }) {
                 if hinted != addr {
                     redirect = Some(hinted);
@@ -632,7 +662,9 @@ impl Client {
                 (None, Route::UnknownPartition { partitions }) => {
                     return Err(ClientError::server(
                         ErrorCode::UnknownPartition,
-                        format!("topic {topic} has {partitions} partitions, no partition {partition}"),
+                        format!(
+                            "topic {topic} has {partitions} partitions, no partition {partition}"
+                        ),
                     ))
                 }
             };

@@ -21,6 +21,9 @@ pub struct ClientConfig {
     pub produce_timeout: Duration,
     /// Largest response accepted (fetches can be large).
     pub max_message_size: usize,
+    /// Stamp a producer id and sequence numbers on the batches built by
+    /// `produce_records`, so that retries are not written twice.
+    pub idempotent: bool,
 }
 
 impl Default for ClientConfig {
@@ -32,6 +35,7 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(15),
             produce_timeout: Duration::from_secs(10),
             max_message_size: 256 * 1024 * 1024,
+            idempotent: true,
         }
     }
 }

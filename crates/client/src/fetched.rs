@@ -44,7 +44,7 @@ impl FetchedRecords {
     /// Fails on malformed batches and on compressed batches, which this
     /// client cannot decode yet.
     pub fn decode(resp: FetchResponse, from_offset: u64) -> Result<Self, ClientError> {
-        let data = Bytes::from(resp.records);
+        let data = resp.records;
         let mut out = FetchedRecords {
             records: Vec::new(),
             next_offset: from_offset,
@@ -102,7 +102,7 @@ mod tests {
         let resp = FetchResponse {
             high_watermark: 14,
             log_start_offset: 0,
-            records,
+            records: records.into(),
         };
         let f = FetchedRecords::decode(resp, 11).unwrap();
         let got: Vec<(i64, &[u8])> = f
@@ -126,7 +126,7 @@ mod tests {
         let second = batch(1, &["b"]);
         records.extend_from_slice(&second[..second.len() - 3]);
         let resp = FetchResponse {
-            records,
+            records: records.into(),
             ..Default::default()
         };
         let f = FetchedRecords::decode(resp, 0).unwrap();
@@ -140,7 +140,7 @@ mod tests {
         let last = records.len() - 1;
         records[last] ^= 0xff;
         let resp = FetchResponse {
-            records,
+            records: records.into(),
             ..Default::default()
         };
         assert!(matches!(

@@ -34,6 +34,7 @@ mod offset_spec;
 mod outcome;
 mod owned_record;
 mod partitioner;
+mod producer;
 mod retry;
 
 pub use cairn_proto::v1 as proto;

@@ -19,7 +19,8 @@ pub struct PartitionOutcome {
 
 impl PartitionOutcome {
     /// The offset assigned to the `position`-th record of this partition's
-    /// batch, if the produce succeeded with an offset (not with acks=none).
+    /// batch, if the produce succeeded with an offset (only acks=all reports
+    /// offsets).
     pub fn offset_of(&self, position: usize) -> Option<i64> {
         let base = self.result.as_ref().ok()?.base_offset;
         if base < 0 || position >= self.record_indices.len() {
@@ -41,6 +42,7 @@ mod tests {
             result: Ok(ProduceResponse {
                 base_offset: 100,
                 high_watermark: 102,
+                duplicate: false,
             }),
         };
         assert_eq!(ok.offset_of(0), Some(100));
@@ -50,6 +52,7 @@ mod tests {
             result: Ok(ProduceResponse {
                 base_offset: -1,
                 high_watermark: 0,
+                duplicate: false,
             }),
             ..ok
         };

@@ -66,16 +66,30 @@ pub(crate) fn group_by_partition(
     groups
 }
 
+/// Idempotent-producer fields of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProducerStamp {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub base_sequence: i32,
+}
+
 /// Builds one batch of `records[indices]`, in order.
-pub(crate) fn build_batch(records: &[OwnedRecord], indices: &[usize], now_ms: i64) -> Bytes {
+pub(crate) fn build_batch(
+    records: &[OwnedRecord],
+    indices: &[usize],
+    now_ms: i64,
+    stamp: Option<ProducerStamp>,
+) -> Bytes {
     let capacity: usize = indices
         .iter()
         .filter_map(|&i| records.get(i))
-        .map(|r| {
-            r.key.as_ref().map_or(0, Bytes::len) + r.value.as_ref().map_or(0, Bytes::len) + 16
-        })
+        .map(|r| r.key.as_ref().map_or(0, Bytes::len) + r.value.as_ref().map_or(0, Bytes::len) + 16)
         .sum();
     let mut builder = RecordBatchBuilder::with_capacity(capacity);
+    if let Some(s) = stamp {
+        builder = builder.with_producer(s.producer_id, s.epoch, s.base_sequence);
+    }
     let mut headers: Vec<(&str, Option<&[u8]>)> = Vec::new();
     for r in indices.iter().filter_map(|&i| records.get(i)) {
         headers.clear();
@@ -126,7 +140,10 @@ mod tests {
     fn batch_round_trips() {
         let records = vec![
             OwnedRecord {
-                headers: vec![("h".into(), Some(Bytes::from_static(b"v"))), ("n".into(), None)],
+                headers: vec![
+                    ("h".into(), Some(Bytes::from_static(b"v"))),
+                    ("n".into(), None),
+                ],
                 timestamp_ms: Some(1_000),
                 ..OwnedRecord::with_key("k", "v0")
             },
@@ -137,9 +154,10 @@ mod tests {
                 ..Default::default()
             },
         ];
-        let batch = build_batch(&records, &[0, 2], 5_000);
+        let batch = build_batch(&records, &[0, 2], 5_000, None);
         let (header, decoded) = cairn_record::decode_batch(&batch).unwrap();
         assert_eq!(header.records_count, 2);
+        assert_eq!(header.producer_id, -1);
         assert_eq!(decoded.len(), 2);
         assert_eq!(decoded[0].key.as_deref(), Some(&b"k"[..]));
         assert_eq!(decoded[0].value.as_deref(), Some(&b"v0"[..]));
@@ -148,5 +166,21 @@ mod tests {
         assert_eq!(decoded[0].timestamp(&header), 1_000);
         assert_eq!(decoded[1].value, None);
         assert_eq!(decoded[1].timestamp(&header), 5_000);
+
+        let stamp = ProducerStamp {
+            producer_id: 42,
+            epoch: 0,
+            base_sequence: 7,
+        };
+        let batch = build_batch(&records, &[1], 5_000, Some(stamp));
+        let (header, _) = cairn_record::decode_batch(&batch).unwrap();
+        assert_eq!(
+            (
+                header.producer_id,
+                header.producer_epoch,
+                header.base_sequence
+            ),
+            (42, 0, 7)
+        );
     }
 }

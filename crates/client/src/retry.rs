@@ -65,7 +65,8 @@ pub(crate) enum Disposition {
 /// - `NOT_ENOUGH_REPLICAS`: retry (the replicas may come back).
 /// - everything else (unknown topic/partition, message too large, corrupt
 ///   message, invalid argument/config/replication factor, topic exists,
-///   offset out of range, cluster mismatch, internal): fail.
+///   offset out of range, out-of-order sequence, cluster mismatch,
+///   internal): fail.
 pub(crate) fn classify(err: &ClientError) -> Disposition {
     match err {
         ClientError::Server { code, .. } => match code {
@@ -84,7 +85,8 @@ pub(crate) fn classify(err: &ClientError) -> Disposition {
             | ErrorCode::InvalidConfig
             | ErrorCode::ClusterMismatch
             | ErrorCode::Internal
-            | ErrorCode::InvalidReplicationFactor => Disposition::Fail,
+            | ErrorCode::InvalidReplicationFactor
+            | ErrorCode::OutOfOrderSequence => Disposition::Fail,
         },
         ClientError::Transport { .. } => Disposition::Refresh,
         ClientError::NoBootstrap
@@ -194,7 +196,10 @@ mod tests {
     #[test]
     fn jitter_stays_within_bounds() {
         for r in 0..200u64 {
-            let d = jitter(Duration::from_millis(1000), r.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let d = jitter(
+                Duration::from_millis(1000),
+                r.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            );
             assert!(d >= Duration::from_millis(750) && d <= Duration::from_millis(1000));
         }
     }
@@ -218,7 +223,11 @@ mod tests {
             n += 1;
             assert!(n < 100, "must terminate");
         }
-        assert_eq!(total, Duration::from_secs(1), "the last wait is clipped to the deadline");
+        assert_eq!(
+            total,
+            Duration::from_secs(1),
+            "the last wait is clipped to the deadline"
+        );
         assert_eq!(b.attempts(), n + 1);
         let err = b.exhausted(ClientError::Protocol("x".into()), now);
         assert!(matches!(err, ClientError::RetriesExhausted { attempts, .. } if attempts == n + 1));
@@ -227,10 +236,22 @@ mod tests {
     #[test]
     fn classification() {
         let server = |code| ClientError::server(code, "m");
-        assert_eq!(classify(&server(ErrorCode::NotLeader)), Disposition::Refresh);
-        assert_eq!(classify(&server(ErrorCode::LeaderNotAvailable)), Disposition::Refresh);
-        assert_eq!(classify(&server(ErrorCode::RequestTimedOut)), Disposition::Refresh);
-        assert_eq!(classify(&server(ErrorCode::NotEnoughReplicas)), Disposition::Retry);
+        assert_eq!(
+            classify(&server(ErrorCode::NotLeader)),
+            Disposition::Refresh
+        );
+        assert_eq!(
+            classify(&server(ErrorCode::LeaderNotAvailable)),
+            Disposition::Refresh
+        );
+        assert_eq!(
+            classify(&server(ErrorCode::RequestTimedOut)),
+            Disposition::Refresh
+        );
+        assert_eq!(
+            classify(&server(ErrorCode::NotEnoughReplicas)),
+            Disposition::Retry
+        );
         for code in [
             ErrorCode::UnknownTopic,
             ErrorCode::UnknownPartition,
@@ -240,6 +261,7 @@ mod tests {
             ErrorCode::InvalidArgument,
             ErrorCode::InvalidConfig,
             ErrorCode::InvalidReplicationFactor,
+            ErrorCode::OutOfOrderSequence,
             ErrorCode::OffsetOutOfRange,
             ErrorCode::Internal,
             ErrorCode::Unspecified,

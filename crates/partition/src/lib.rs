@@ -16,6 +16,7 @@
 
 mod index;
 mod log;
+mod producers;
 mod shared;
 mod state_machine;
 

@@ -27,6 +27,10 @@ use serde::Serialize;
 
 use crate::index::IndexEntry;
 use crate::index::META_KEY;
+use crate::producers::ProducerState;
+use crate::producers::Producers;
+use crate::producers::Verdict;
+use crate::producers::PRODUCER_PREFIX;
 use crate::shared::PartitionShared;
 
 /// What the state machine persists besides the index, in one row.
@@ -50,6 +54,7 @@ pub struct PartitionStateMachine {
     meta: SmMeta,
     shared: Arc<PartitionShared>,
     snapshot: Option<(SnapshotMeta, Vec<u8>)>,
+    producers: Producers,
 }
 
 fn io_err(e: impl std::fmt::Display) -> io::Error {
@@ -65,12 +70,25 @@ impl PartitionStateMachine {
         };
         let shared = Arc::new(PartitionShared::new(group));
         shared.publish(meta.next_offset, meta.log_start);
+        let mut producers = Producers::default();
+        for (key, value) in store
+            .state_scan(group, &[PRODUCER_PREFIX], &[PRODUCER_PREFIX + 1])
+            .map_err(io_err)?
+        {
+            let id = key
+                .get(1..9)
+                .and_then(|b| b.try_into().ok())
+                .map(i64::from_be_bytes)
+                .ok_or_else(|| io_err(format!("bad producer key {key:?}")))?;
+            producers.load(id, decode::<ProducerState>(&value).map_err(io_err)?);
+        }
         let sm = Self {
             store,
             group,
             meta,
             shared: shared.clone(),
             snapshot: None,
+            producers,
         };
         Ok((sm, shared))
     }
@@ -119,7 +137,32 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
                     self.meta.membership = StoredMembership::new(Some(entry.log_id), m);
                     Response::WrongGroup
                 }
-                EntryPayload::Normal(Request::Produce(cmd)) => {
+                EntryPayload::Normal(Request::Produce(cmd)) => 'produce: {
+                    if let Some(pb) = &cmd.producer {
+                        match self.producers.check(pb) {
+                            Verdict::Append => {}
+                            Verdict::Duplicate { base_offset } => {
+                                break 'produce Response::Produce {
+                                    base_offset,
+                                    high_watermark: self.meta.next_offset,
+                                    duplicate: true,
+                                };
+                            }
+                            Verdict::OutOfOrder { expected } => {
+                                break 'produce Response::OutOfOrderSequence {
+                                    producer_id: pb.producer_id,
+                                    expected,
+                                    got: pb.first_sequence,
+                                };
+                            }
+                        }
+                        let state = self.producers.record(pb, self.meta.next_offset);
+                        batch.put(
+                            self.group,
+                            &Producers::key(pb.producer_id),
+                            &encode(state).map_err(io_err)?,
+                        );
+                    }
                     let row = IndexEntry {
                         base_offset: self.meta.next_offset,
                         raft_index: entry.log_id.index,
@@ -131,6 +174,7 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
                     Response::Produce {
                         base_offset: row.base_offset,
                         high_watermark: self.meta.next_offset,
+                        duplicate: false,
                     }
                 }
                 EntryPayload::Normal(Request::Meta(_)) => Response::WrongGroup,
@@ -156,6 +200,7 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
             meta: self.meta.clone(),
             shared: self.shared.clone(),
             snapshot: None,
+            producers: Producers::default(),
         }
     }
 

@@ -32,6 +32,28 @@ pub enum Request {
     Produce(ProduceCommand),
 }
 
+impl std::fmt::Display for Request {
+    // Shown in openraft's logs: never the record bytes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Request::Meta(cmd) => write!(f, "meta:{}", meta_command_name(cmd)),
+            Request::Produce(p) => write!(f, "produce:{}records/{}bytes", p.record_count, p.records.len()),
+        }
+    }
+}
+
+fn meta_command_name(cmd: &MetaCommand) -> &'static str {
+    match cmd {
+        MetaCommand::InitCluster { .. } => "init_cluster",
+        MetaCommand::RegisterNode(_) => "register_node",
+        MetaCommand::CreateTopic { .. } => "create_topic",
+        MetaCommand::DeleteTopic { .. } => "delete_topic",
+        MetaCommand::PutAcl(_) => "put_acl",
+        MetaCommand::DeleteAcl(_) => "delete_acl",
+        MetaCommand::CommitOffsets { .. } => "commit_offsets",
+    }
+}
+
 /// Record batches appended to a partition. The Raft log entry holding this
 /// command *is* the partition's data: batches are stored exactly as the
 /// client sent them (their base offsets are set when read back).
@@ -44,6 +66,18 @@ pub struct ProduceCommand {
     pub record_count: u32,
     /// Largest record timestamp in the batches (ms since epoch).
     pub max_timestamp_ms: i64,
+    /// The idempotent producer that wrote the batches, if any.
+    pub producer: Option<ProducerBatch>,
+}
+
+/// Idempotent-producer fields of a produce: a retried batch carries the same
+/// producer id and sequence numbers, so the partition can drop the copy.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProducerBatch {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub first_sequence: i32,
+    pub last_sequence: i32,
 }
 
 impl std::fmt::Debug for ProduceCommand {
@@ -63,6 +97,14 @@ pub enum Response {
     Produce {
         base_offset: u64,
         high_watermark: u64,
+        /// The batch was a retry of one already written at `base_offset`.
+        duplicate: bool,
+    },
+    /// The producer's sequence numbers went backwards past what is remembered.
+    OutOfOrderSequence {
+        producer_id: i64,
+        expected: i32,
+        got: i32,
     },
     /// The request was sent to a group of the wrong kind.
     WrongGroup,

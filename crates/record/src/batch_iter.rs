@@ -113,3 +113,87 @@ impl<'a> Iterator for BatchIter<'a> {
 }
 
 impl std::iter::FusedIterator for BatchIter<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{validate_batch, RecordBatchBuilder};
+
+    fn batch(n: usize) -> Vec<u8> {
+        let mut b = RecordBatchBuilder::new();
+        for i in 0..n {
+            b.push(i as i64, None, Some(&[i as u8; 10]), &[]);
+        }
+        b.build().to_vec()
+    }
+
+    #[test]
+    fn splits_complete_batches() {
+        let (a, b, c) = (batch(1), batch(2), batch(3));
+        let all = [a.clone(), b.clone(), c.clone()].concat();
+        let parts: Vec<&[u8]> = split_batches(&all).map(Result::unwrap).collect();
+        assert_eq!(parts, vec![&a[..], &b[..], &c[..]]);
+        for p in parts {
+            validate_batch(p).unwrap();
+        }
+        assert_eq!(split_batches(&[]).count(), 0);
+    }
+
+    #[test]
+    fn strict_reports_truncated_tail() {
+        let (a, b) = (batch(1), batch(2));
+        let all = [a.clone(), b.clone()].concat();
+        let cut = &all[..all.len() - 3];
+        let mut it = split_batches(cut);
+        assert_eq!(it.next(), Some(Ok(&a[..])));
+        assert_eq!(
+            it.next(),
+            Some(Err(RecordError::Truncated {
+                needed: b.len(),
+                got: b.len() - 3
+            }))
+        );
+        assert_eq!(it.next(), None);
+        assert!(!it.is_tail_partial());
+        // Fewer than 12 bytes left.
+        let mut it = split_batches(&all[..a.len() + 5]);
+        assert!(it.next().unwrap().is_ok());
+        assert_eq!(
+            it.next(),
+            Some(Err(RecordError::Truncated { needed: 12, got: 5 }))
+        );
+    }
+
+    #[test]
+    fn lenient_stops_at_partial_tail() {
+        let (a, b) = (batch(1), batch(2));
+        let all = [a.clone(), b.clone()].concat();
+        for cut in [a.len() + 1, a.len() + 11, a.len() + 12, all.len() - 1] {
+            let mut it = split_batches_allow_partial(&all[..cut]);
+            let got: Vec<_> = (&mut it).collect();
+            assert_eq!(got, vec![Ok(&a[..])]);
+            assert!(it.is_tail_partial());
+            assert_eq!(it.position(), a.len());
+            assert_eq!(it.partial_tail(), Some(&all[a.len()..cut]));
+        }
+        let mut it = split_batches_allow_partial(&all);
+        assert_eq!(it.by_ref().count(), 2);
+        assert!(!it.is_tail_partial());
+        assert_eq!(it.partial_tail(), None);
+        assert_eq!(it.position(), all.len());
+    }
+
+    #[test]
+    fn invalid_length_is_an_error_in_both_modes() {
+        let mut all = batch(1);
+        all.extend_from_slice(&[0u8; 8]);
+        all.extend_from_slice(&10i32.to_be_bytes());
+        all.extend_from_slice(&[0u8; 40]);
+        for mut it in [split_batches(&all), split_batches_allow_partial(&all)] {
+            assert!(it.next().unwrap().is_ok());
+            assert_eq!(it.next(), Some(Err(RecordError::InvalidBatchLength(10))));
+            assert_eq!(it.next(), None);
+            assert!(!it.is_tail_partial());
+        }
+    }
+}

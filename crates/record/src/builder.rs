@@ -2,7 +2,9 @@
 
 use bytes::Bytes;
 
-use crate::header::{ATTRIBUTES_OFFSET, BATCH_HEADER_SIZE, CRC_OFFSET, CURRENT_MAGIC, LOG_OVERHEAD};
+use crate::header::{
+    ATTRIBUTES_OFFSET, BATCH_HEADER_SIZE, CRC_OFFSET, CURRENT_MAGIC, LOG_OVERHEAD,
+};
 use crate::varint::{put_varint, put_varlong, varint_size, varlong_size};
 use crate::RecordBatchHeader;
 
@@ -96,7 +98,12 @@ impl RecordBatchBuilder {
     }
 
     /// Sets the idempotent-producer fields (defaults: −1, −1, −1).
-    pub fn with_producer(mut self, producer_id: i64, producer_epoch: i16, base_sequence: i32) -> Self {
+    pub fn with_producer(
+        mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        base_sequence: i32,
+    ) -> Self {
         self.producer_id = producer_id;
         self.producer_epoch = producer_epoch;
         self.base_sequence = base_sequence;
@@ -178,7 +185,10 @@ impl RecordBatchBuilder {
         value: Option<&[u8]>,
         headers: &[(&str, Option<&[u8]>)],
     ) {
-        assert!(self.count < i32::MAX, "record batch exceeds i32::MAX records");
+        assert!(
+            self.count < i32::MAX,
+            "record batch exceeds i32::MAX records"
+        );
         let body = self.body_size(timestamp_ms, key, value, headers);
         let body_len = len_i32(body);
         let total = varint_size(body_len) + body;
@@ -227,7 +237,11 @@ impl RecordBatchBuilder {
             partition_leader_epoch: -1,
             magic: CURRENT_MAGIC,
             crc: 0,
-            attributes: if self.transactional { TRANSACTIONAL_FLAG } else { 0 },
+            attributes: if self.transactional {
+                TRANSACTIONAL_FLAG
+            } else {
+                0
+            },
             last_offset_delta: self.count - 1,
             base_timestamp: self.base_timestamp,
             max_timestamp: self.max_timestamp,
@@ -240,5 +254,79 @@ impl RecordBatchBuilder {
         let crc = crc32c::crc32c(&buf[ATTRIBUTES_OFFSET..]);
         buf[CRC_OFFSET..ATTRIBUTES_OFFSET].copy_from_slice(&crc.to_be_bytes());
         Bytes::from(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{decode_records, validate_batch, Compression};
+
+    #[test]
+    fn empty_builder_builds_nothing() {
+        let b = RecordBatchBuilder::default();
+        assert!(b.is_empty());
+        assert_eq!(b.len(), 0);
+        assert_eq!(b.size_estimate(), BATCH_HEADER_SIZE);
+        assert!(b.build().is_empty());
+    }
+
+    #[test]
+    fn default_header_fields() {
+        let mut b = RecordBatchBuilder::new();
+        b.push(50, None, Some(b"x"), &[]);
+        b.push(40, None, Some(b"y"), &[]);
+        assert_eq!(b.len(), 2);
+        let out = b.build();
+        let h = validate_batch(&out).unwrap();
+        assert_eq!(h.base_offset, 0);
+        assert_eq!(h.partition_leader_epoch, -1);
+        assert_eq!(h.attributes, 0);
+        assert_eq!(h.compression(), Compression::None);
+        assert_eq!((h.base_timestamp, h.max_timestamp), (50, 50));
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (-1, -1, -1)
+        );
+        assert_eq!((h.last_offset_delta, h.records_count), (1, 2));
+        let recs = decode_records(&out).unwrap();
+        assert_eq!(recs[1].timestamp_delta, -10);
+    }
+
+    #[test]
+    fn producer_and_transactional_fields() {
+        let mut b = RecordBatchBuilder::with_capacity(1024)
+            .with_producer(77, 3, 1_000)
+            .with_transactional(true);
+        b.push(1, Some(b"k"), None, &[("a", Some(b"b"))]);
+        let h = validate_batch(&b.build()).unwrap();
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (77, 3, 1_000)
+        );
+        assert!(h.is_transactional());
+        assert!(!h.is_control());
+    }
+
+    #[test]
+    fn with_capacity_avoids_reallocation() {
+        let value = [7u8; 100];
+        let fill = |b: &mut RecordBatchBuilder| {
+            for i in 0..1000 {
+                b.push(i, Some(b"key"), Some(&value), &[("h", None)]);
+            }
+        };
+        let mut probe = RecordBatchBuilder::new();
+        fill(&mut probe);
+        let total = probe.size_estimate();
+
+        let mut b = RecordBatchBuilder::with_capacity(total - BATCH_HEADER_SIZE);
+        let ptr = b.buf.as_ptr();
+        fill(&mut b);
+        assert_eq!(b.size_estimate(), total);
+        let out = b.build();
+        assert_eq!(out.len(), total);
+        assert_eq!(out.as_ptr(), ptr, "buffer was reallocated or copied");
+        assert_eq!(decode_records(&out).unwrap().len(), 1000);
     }
 }

@@ -21,6 +21,7 @@ pub(crate) struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    #[cfg(test)]
     pub(crate) fn new(buf: &'a [u8]) -> Self {
         Cursor {
             buf,
@@ -37,14 +38,6 @@ impl<'a> Cursor<'a> {
             pos: pos.min(end),
             end,
         }
-    }
-
-    pub(crate) fn buf(&self) -> &'a [u8] {
-        self.buf
-    }
-
-    pub(crate) fn pos(&self) -> usize {
-        self.pos
     }
 
     pub(crate) fn remaining(&self) -> usize {

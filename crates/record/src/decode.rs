@@ -87,7 +87,7 @@ pub(crate) fn walk_records(
         let body = cur
             .skip(len as usize)
             .map_err(|_| malformed(index, "record extends past the end of the batch"))?;
-        let mut rc = Cursor::with_range(cur.buf(), body.start, body.end);
+        let mut rc = Cursor::with_range(batch, body.start, body.end);
         let _attributes = rc.i8().map_err(in_record(index))?;
         let timestamp_delta = rc.varlong().map_err(in_record(index))?;
         let offset_delta = rc.varint().map_err(in_record(index))?;
@@ -122,11 +122,17 @@ pub(crate) fn walk_records(
             sink.header(key, value);
         }
         if !rc.is_empty() {
-            return Err(malformed(index, "record length does not match its contents"));
+            return Err(malformed(
+                index,
+                "record length does not match its contents",
+            ));
         }
     }
     if !cur.is_empty() {
-        return Err(malformed(count as usize, "bytes left after the last record"));
+        return Err(malformed(
+            count as usize,
+            "bytes left after the last record",
+        ));
     }
     Ok(())
 }
@@ -186,4 +192,176 @@ pub fn decode_batch(batch: &Bytes) -> Result<(RecordBatchHeader, Vec<Record>), R
 /// Compressed batches fail with [`RecordError::UnsupportedCompression`].
 pub fn decode_records(batch: &[u8]) -> Result<Vec<Record>, RecordError> {
     decode_batch(&Bytes::copy_from_slice(batch)).map(|(_, records)| records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::header::{CRC_OFFSET, LOG_OVERHEAD};
+    use crate::validate::batch_crc;
+    use crate::validate_batch;
+    use crate::varint::{put_varint, put_varlong};
+
+    /// Wraps raw record bytes in a valid header with `count` records.
+    fn batch_with(records: &[u8], count: i32) -> Vec<u8> {
+        let mut buf = vec![0u8; BATCH_HEADER_SIZE];
+        buf.extend_from_slice(records);
+        let h = RecordBatchHeader {
+            base_offset: 0,
+            batch_length: (buf.len() - LOG_OVERHEAD) as i32,
+            partition_leader_epoch: -1,
+            magic: 2,
+            crc: 0,
+            attributes: 0,
+            last_offset_delta: count - 1,
+            base_timestamp: 0,
+            max_timestamp: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            records_count: count,
+        };
+        h.write_to(&mut buf);
+        let crc = batch_crc(&buf);
+        buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+        buf
+    }
+
+    /// One record with the given body, length-prefixed.
+    fn record(body: &[u8]) -> Vec<u8> {
+        let mut r = Vec::new();
+        put_varint(&mut r, body.len() as i32);
+        r.extend_from_slice(body);
+        r
+    }
+
+    fn body(key_len: i32, key: &[u8], headers: &[(i32, &[u8], i32)]) -> Vec<u8> {
+        let mut b = vec![0u8]; // attributes
+        put_varlong(&mut b, 0);
+        put_varint(&mut b, 0);
+        put_varint(&mut b, key_len);
+        b.extend_from_slice(key);
+        put_varint(&mut b, -1); // null value
+        put_varint(&mut b, headers.len() as i32);
+        for (klen, k, vlen) in headers {
+            put_varint(&mut b, *klen);
+            b.extend_from_slice(k);
+            put_varint(&mut b, *vlen);
+        }
+        b
+    }
+
+    fn err_of(records: &[u8], count: i32) -> RecordError {
+        let buf = batch_with(records, count);
+        let v = validate_batch(&buf).unwrap_err();
+        assert_eq!(decode_records(&buf).unwrap_err(), v);
+        v
+    }
+
+    #[test]
+    fn minimal_record_decodes() {
+        let buf = batch_with(&record(&body(-1, b"", &[])), 1);
+        assert_eq!(record(&body(-1, b"", &[])).len(), MIN_RECORD_SIZE);
+        let recs = decode_records(&buf).unwrap();
+        assert_eq!(
+            recs,
+            vec![Record {
+                offset_delta: 0,
+                timestamp_delta: 0,
+                key: None,
+                value: None,
+                headers: vec![]
+            }]
+        );
+    }
+
+    #[test]
+    fn malformed_records() {
+        let m = |index, reason| RecordError::MalformedRecord { index, reason };
+        assert_eq!(
+            err_of(&record(&body(-2, b"", &[])), 1),
+            m(0, "negative key length")
+        );
+        assert_eq!(
+            err_of(&record(&body(5, b"ab", &[])), 1),
+            m(0, "record is shorter than its fields")
+        );
+        let mut long = body(-1, b"", &[]);
+        long.push(0);
+        assert_eq!(
+            err_of(&record(&long), 1),
+            m(0, "record length does not match its contents")
+        );
+        assert_eq!(
+            err_of(&record(&body(-1, b"", &[(-1, b"", -1)])), 1),
+            m(0, "null or negative header key length")
+        );
+        assert_eq!(
+            err_of(&record(&body(-1, b"", &[(2, b"\xc3\x28", -1)])), 1),
+            m(0, "header key is not valid UTF-8")
+        );
+        assert_eq!(
+            err_of(&record(&body(-1, b"", &[(1, b"k", -3)])), 1),
+            m(0, "negative header value length")
+        );
+        // Header count larger than the bytes could hold.
+        let mut b = body(-1, b"", &[]);
+        b.pop();
+        put_varint(&mut b, 1000);
+        assert_eq!(
+            err_of(&record(&b), 1),
+            m(0, "header count exceeds record size")
+        );
+        let mut b = body(-1, b"", &[]);
+        b.pop();
+        put_varint(&mut b, -1);
+        assert_eq!(err_of(&record(&b), 1), m(0, "negative header count"));
+        // Record length longer than the batch.
+        let mut r = record(&body(-1, b"", &[]));
+        r[0] = 0x40; // length 32
+        assert_eq!(
+            err_of(&r, 1),
+            m(0, "record extends past the end of the batch")
+        );
+        r[0] = 0x01; // length -1
+        assert_eq!(err_of(&r, 1), m(0, "negative record length"));
+        // Second record broken.
+        let mut two = record(&body(-1, b"", &[]));
+        two.extend_from_slice(&record(&body(-9, b"", &[])));
+        assert_eq!(err_of(&two, 2), m(1, "negative key length"));
+    }
+
+    #[test]
+    fn invalid_varint_points_into_batch() {
+        // Timestamp delta (record byte 2, after length and attributes) as an
+        // 11-byte varlong.
+        let mut b = vec![0u8];
+        b.extend_from_slice(&[0xff; 11]);
+        b.extend_from_slice(&[0, 1, 1, 0]);
+        assert_eq!(
+            err_of(&record(&b), 1),
+            RecordError::InvalidVarint {
+                offset: BATCH_HEADER_SIZE + 2
+            }
+        );
+        // Over-long record length varint.
+        let r = [0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0];
+        assert_eq!(
+            err_of(&r, 1),
+            RecordError::InvalidVarint {
+                offset: BATCH_HEADER_SIZE
+            }
+        );
+    }
+
+    #[test]
+    fn decode_batch_shares_memory() {
+        let mut b = crate::RecordBatchBuilder::new();
+        b.push(5, Some(b"key"), Some(b"value"), &[]);
+        let batch = b.build();
+        let (_, recs) = decode_batch(&batch).unwrap();
+        let v = recs[0].value.as_ref().unwrap();
+        let range = batch.as_ptr() as usize..batch.as_ptr() as usize + batch.len();
+        assert!(range.contains(&(v.as_ptr() as usize)));
+    }
 }

@@ -30,7 +30,9 @@ pub enum RecordError {
 
     /// The buffer holds more bytes than the batch's `batchLength` declares
     /// (the buffer must hold exactly one batch).
-    #[error("batch length mismatch: header declares {declared} bytes in total, buffer has {actual}")]
+    #[error(
+        "batch length mismatch: header declares {declared} bytes in total, buffer has {actual}"
+    )]
     LengthMismatch {
         /// Total size declared by the header (`batchLength + 12`).
         declared: usize,

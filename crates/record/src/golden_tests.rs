@@ -62,7 +62,10 @@ fn kafka_python_batch_validates_and_decodes() {
     assert_eq!(h.last_offset_delta, 2);
     assert_eq!(h.base_timestamp, T0);
     assert_eq!(h.max_timestamp, T0 + 123);
-    assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence), (-1, -1, -1));
+    assert_eq!(
+        (h.producer_id, h.producer_epoch, h.base_sequence),
+        (-1, -1, -1)
+    );
     assert_eq!(h.record_count(), 3);
     assert_eq!(h.total_size(), buf.len());
 

@@ -256,7 +256,10 @@ mod tests {
         );
         let mut bad = buf;
         bad[16] = 1;
-        assert_eq!(RecordBatchHeader::parse(&bad), Err(RecordError::BadMagic(1)));
+        assert_eq!(
+            RecordBatchHeader::parse(&bad),
+            Err(RecordError::BadMagic(1))
+        );
         let mut bad = buf;
         bad[8..12].copy_from_slice(&48i32.to_be_bytes());
         assert_eq!(

@@ -35,6 +35,30 @@
 //!
 //! Varints are zig-zag encoded base-128 (at most 5 bytes; varlongs 10).
 //!
+//! # Example
+//!
+//! ```
+//! use cairn_record::{decode_batch, partition_for_key, set_base_offset, validate_batch,
+//!     RecordBatchBuilder};
+//!
+//! let mut builder = RecordBatchBuilder::new();
+//! builder.push(1_700_000_000_000, Some(b"user-1"), Some(b"hello"), &[("trace", None)]);
+//! builder.push(1_700_000_000_005, None, Some(b"world"), &[]);
+//! let mut batch = builder.build().to_vec();
+//!
+//! // Broker side: validate, then stamp the offset (CRC stays valid).
+//! let header = validate_batch(&batch)?;
+//! assert_eq!(header.record_count(), 2);
+//! set_base_offset(&mut batch, 500)?;
+//!
+//! // Consumer side.
+//! let (header, records) = decode_batch(&batch.into())?;
+//! assert_eq!(records[1].offset(&header), 501);
+//! assert_eq!(records[1].value.as_deref(), Some(&b"world"[..]));
+//! assert!(partition_for_key(b"user-1", 6) < 6);
+//! # Ok::<(), cairn_record::RecordError>(())
+//! ```
+//!
 //! # Untrusted input
 //!
 //! Every function that reads bytes returns [`RecordError`] on bad input and

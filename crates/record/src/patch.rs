@@ -36,7 +36,11 @@ pub fn set_partition_leader_epoch(buf: &mut [u8], epoch: i32) -> Result<(), Reco
 ///
 /// Batches should have passed [`crate::validate_batch`] first; this only
 /// parses headers. On error nothing has been modified.
-pub fn assign_offsets(buf: &mut [u8], first_offset: i64, leader_epoch: i32) -> Result<i64, RecordError> {
+pub fn assign_offsets(
+    buf: &mut [u8],
+    first_offset: i64,
+    leader_epoch: i32,
+) -> Result<i64, RecordError> {
     // First pass: check every header so a failure leaves `buf` untouched.
     let mut spans = Vec::new();
     for batch in split_batches(buf) {
@@ -60,4 +64,78 @@ pub fn assign_offsets(buf: &mut [u8], first_offset: i64, leader_epoch: i32) -> R
         pos += len;
     }
     Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{validate_batch, RecordBatchBuilder};
+
+    fn batch(n: usize) -> Vec<u8> {
+        let mut b = RecordBatchBuilder::new();
+        for i in 0..n {
+            b.push(i as i64, Some(b"k"), Some(b"v"), &[]);
+        }
+        b.build().to_vec()
+    }
+
+    #[test]
+    fn patches_keep_crc_valid() {
+        let mut buf = batch(3);
+        let before = validate_batch(&buf).unwrap();
+        set_base_offset(&mut buf, 123_456_789_012).unwrap();
+        set_partition_leader_epoch(&mut buf, 42).unwrap();
+        let after = validate_batch(&buf).unwrap();
+        assert_eq!(after.base_offset, 123_456_789_012);
+        assert_eq!(after.partition_leader_epoch, 42);
+        assert_eq!(after.crc, before.crc);
+        assert_eq!(after.last_offset(), 123_456_789_014);
+    }
+
+    #[test]
+    fn short_buffers_are_errors() {
+        let mut short = [0u8; 7];
+        assert_eq!(
+            set_base_offset(&mut short, 1),
+            Err(RecordError::Truncated { needed: 8, got: 7 })
+        );
+        let mut short = [0u8; 15];
+        assert_eq!(
+            set_partition_leader_epoch(&mut short, 1),
+            Err(RecordError::Truncated {
+                needed: 16,
+                got: 15
+            })
+        );
+        assert!(set_base_offset(&mut short, 1).is_ok());
+    }
+
+    #[test]
+    fn assigns_consecutive_offsets() {
+        let mut all = [batch(2), batch(1), batch(5)].concat();
+        assert_eq!(assign_offsets(&mut all, 100, 7), Ok(108));
+        let headers: Vec<_> = split_batches(&all)
+            .map(|b| validate_batch(b.unwrap()).unwrap())
+            .collect();
+        let offsets: Vec<_> = headers
+            .iter()
+            .map(|h| (h.base_offset, h.last_offset()))
+            .collect();
+        assert_eq!(offsets, [(100, 101), (102, 102), (103, 107)]);
+        assert!(headers.iter().all(|h| h.partition_leader_epoch == 7));
+        let mut empty: [u8; 0] = [];
+        assert_eq!(assign_offsets(&mut empty, 5, 0), Ok(5));
+    }
+
+    #[test]
+    fn assign_offsets_leaves_buffer_untouched_on_error() {
+        let mut all = [batch(2), batch(1)].concat();
+        all.truncate(all.len() - 1);
+        let copy = all.clone();
+        assert!(matches!(
+            assign_offsets(&mut all, 100, 7),
+            Err(RecordError::Truncated { .. })
+        ));
+        assert_eq!(all, copy);
+    }
 }

@@ -73,3 +73,160 @@ pub fn validate_batch(buf: &[u8]) -> Result<RecordBatchHeader, RecordError> {
     }
     Ok(header)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::header::CRC_OFFSET;
+    use crate::RecordBatchBuilder;
+
+    fn sample() -> Vec<u8> {
+        let mut b = RecordBatchBuilder::new();
+        b.push(1_000, Some(b"k"), Some(b"v"), &[("h", None)]);
+        b.push(1_001, None, None, &[]);
+        b.build().to_vec()
+    }
+
+    fn fix_crc(buf: &mut [u8]) {
+        let crc = batch_crc(buf);
+        buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+
+    fn put_i32(buf: &mut [u8], at: usize, v: i32) {
+        buf[at..at + 4].copy_from_slice(&v.to_be_bytes());
+    }
+
+    #[test]
+    fn accepts_valid_batch() {
+        let buf = sample();
+        let h = validate_batch(&buf).unwrap();
+        assert_eq!(h.records_count, 2);
+        assert_eq!(h.total_size(), buf.len());
+    }
+
+    #[test]
+    fn length_errors() {
+        let buf = sample();
+        assert_eq!(
+            validate_batch(&buf[..buf.len() - 1]),
+            Err(RecordError::Truncated {
+                needed: buf.len(),
+                got: buf.len() - 1
+            })
+        );
+        assert_eq!(
+            validate_batch(&buf[..10]),
+            Err(RecordError::Truncated {
+                needed: 61,
+                got: 10
+            })
+        );
+        let mut longer = buf.clone();
+        longer.push(0);
+        assert_eq!(
+            validate_batch(&longer),
+            Err(RecordError::LengthMismatch {
+                declared: buf.len(),
+                actual: buf.len() + 1
+            })
+        );
+    }
+
+    #[test]
+    fn bad_magic() {
+        let mut buf = sample();
+        buf[16] = 1;
+        assert_eq!(validate_batch(&buf), Err(RecordError::BadMagic(1)));
+    }
+
+    #[test]
+    fn crc_mismatch_reports_both_values() {
+        let mut buf = sample();
+        let good = RecordBatchHeader::parse(&buf).unwrap().crc;
+        let last = buf.len() - 1;
+        buf[last] ^= 0x40;
+        let actual = batch_crc(&buf);
+        assert_ne!(actual, good);
+        let err = validate_batch(&buf).unwrap_err();
+        assert_eq!(
+            err,
+            RecordError::CrcMismatch {
+                expected: good,
+                actual
+            }
+        );
+        assert!(err.to_string().contains(&format!("{good:#010x}")));
+    }
+
+    #[test]
+    fn invalid_compression_id() {
+        let mut buf = sample();
+        buf[22] = 0x06;
+        fix_crc(&mut buf);
+        assert_eq!(
+            validate_batch(&buf),
+            Err(RecordError::InvalidCompression(6))
+        );
+    }
+
+    #[test]
+    fn compressed_batch_payload_is_not_inspected() {
+        // Valid header and CRC, gzip codec, garbage payload: validates (the
+        // broker never decompresses) but cannot be decoded.
+        let mut buf = sample();
+        buf[22] = 0x01;
+        let last = buf.len() - 1;
+        buf[last] = 0xff;
+        fix_crc(&mut buf);
+        assert!(validate_batch(&buf).is_ok());
+        assert_eq!(
+            crate::decode_records(&buf),
+            Err(RecordError::UnsupportedCompression(Compression::Gzip))
+        );
+    }
+
+    #[test]
+    fn bad_record_counts() {
+        for (count, delta) in [(3, 1), (1, 1), (0, -1), (-5, -6), (i32::MIN, i32::MAX)] {
+            let mut buf = sample();
+            put_i32(&mut buf, 57, count);
+            put_i32(&mut buf, 23, delta);
+            fix_crc(&mut buf);
+            assert_eq!(
+                validate_batch(&buf),
+                Err(RecordError::BadRecordCount {
+                    records_count: count,
+                    last_offset_delta: delta
+                }),
+                "count {count} delta {delta}"
+            );
+        }
+    }
+
+    #[test]
+    fn records_must_fill_batch_exactly() {
+        // Header claims one record but two are present.
+        let mut buf = sample();
+        put_i32(&mut buf, 57, 1);
+        put_i32(&mut buf, 23, 0);
+        fix_crc(&mut buf);
+        assert_eq!(
+            validate_batch(&buf),
+            Err(RecordError::MalformedRecord {
+                index: 1,
+                reason: "bytes left after the last record"
+            })
+        );
+        // Header claims three records but two are present.
+        put_i32(&mut buf, 57, 3);
+        put_i32(&mut buf, 23, 2);
+        fix_crc(&mut buf);
+        assert_eq!(
+            validate_batch(&buf),
+            Err(RecordError::MalformedRecord {
+                index: 2,
+                reason: "batch ends before recordsCount records"
+            })
+        );
+    }
+}

@@ -1,5 +1,6 @@
 //! The client gRPC API (`cairn.v1.Cairn`).
 
+use openraft::async_runtime::watch::WatchReceiver;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use cairn_proto::v1::cairn_server::Cairn;
 use cairn_proto::v1::list_offsets_request::Spec;
 use cairn_proto::v1::*;
 use cairn_raft::ProduceCommand;
+use cairn_raft::ProducerBatch;
 use cairn_raft::Request as RaftRequest;
 use cairn_raft::Response as RaftResponse;
 use openraft::error::ClientWriteError;
@@ -49,14 +51,21 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// What the leader learns from checking a produce request's batches.
+struct Validated {
+    record_count: u32,
+    max_timestamp_ms: i64,
+    producer: Option<ProducerBatch>,
+}
+
 /// Checks every batch of a produce request: CRC, framing, size.
-/// Returns (record count, max timestamp).
-fn validate_records(records: &[u8], max_message_bytes: u64) -> Result<(u32, i64), ApiError> {
+fn validate_records(records: &[u8], max_message_bytes: u64) -> Result<Validated, ApiError> {
     if records.is_empty() {
         return Err(ApiError::InvalidArgument("produce request holds no record batch".into()));
     }
     let mut count: u64 = 0;
     let mut max_ts = i64::MIN;
+    let mut producer: Option<ProducerBatch> = None;
     for batch in cairn_record::split_batches(records) {
         let batch = batch.map_err(|e| ApiError::CorruptMessage(e.to_string()))?;
         if batch.len() as u64 > max_message_bytes {
@@ -68,9 +77,30 @@ fn validate_records(records: &[u8], max_message_bytes: u64) -> Result<(u32, i64)
         let header = cairn_record::validate_batch(batch).map_err(|e| ApiError::CorruptMessage(e.to_string()))?;
         count += header.offset_count() as u64;
         max_ts = max_ts.max(header.max_timestamp);
+        if header.producer_id >= 0 {
+            let last_sequence = header.base_sequence.wrapping_add(header.last_offset_delta);
+            producer = Some(match producer {
+                None => ProducerBatch {
+                    producer_id: header.producer_id,
+                    epoch: header.producer_epoch,
+                    first_sequence: header.base_sequence,
+                    last_sequence,
+                },
+                Some(p) if p.producer_id == header.producer_id && p.epoch == header.producer_epoch => ProducerBatch { last_sequence, ..p },
+                Some(_) => {
+                    return Err(ApiError::InvalidArgument(
+                        "the batches of one produce request must come from one producer".into(),
+                    ))
+                }
+            });
+        }
     }
-    let count = u32::try_from(count).map_err(|_| ApiError::InvalidArgument("too many records in one request".into()))?;
-    Ok((count, max_ts))
+    let record_count = u32::try_from(count).map_err(|_| ApiError::InvalidArgument("too many records in one request".into()))?;
+    Ok(Validated {
+        record_count,
+        max_timestamp_ms: max_ts,
+        producer,
+    })
 }
 
 impl CairnService {
@@ -102,7 +132,7 @@ impl CairnService {
             .node
             .group_status(p.group)
             .leader
-            .or_else(|| local.and_then(|r| r.raft.metrics().borrow().current_leader));
+            .or_else(|| local.and_then(|r| r.raft.metrics().borrow_watched().current_leader));
         match leader {
             Some(l) if l != self.node.id => Err(ApiError::NotLeader {
                 what,
@@ -140,7 +170,7 @@ impl CairnService {
     }
 
     fn nodes(&self) -> Vec<cairn_proto::v1::Node> {
-        let voters: Vec<u64> = self.node.meta.metrics().borrow().membership_config.voter_ids().collect();
+        let voters: Vec<u64> = self.node.meta.metrics().borrow_watched().membership_config.voter_ids().collect();
         self.node.meta_view.read(|s| {
             s.nodes
                 .values()
@@ -272,13 +302,18 @@ impl Cairn for CairnService {
         let (topic, p) = self.locate(&req.topic, req.partition)?;
         let replica = self.leader_replica(&req.topic, &p)?;
         let max = TopicConfig::MaxMessageBytes.int_in(&topic.configs).max(1) as u64;
-        let (record_count, max_timestamp_ms) = validate_records(&req.records, max)?;
+        let Validated {
+            record_count,
+            max_timestamp_ms,
+            producer,
+        } = validate_records(&req.records, max)?;
         let records: Bytes = req.records;
         let bytes = records.len();
         let cmd = RaftRequest::Produce(ProduceCommand {
             records,
             record_count,
             max_timestamp_ms,
+            producer,
         });
         let what = format!("{}/{}", req.topic, req.partition);
         metrics::counter!("cairn_produce_bytes_total").increment(bytes as u64);
@@ -299,10 +334,22 @@ impl Cairn for CairnService {
                     RaftResponse::Produce {
                         base_offset,
                         high_watermark,
+                        duplicate,
                     } => Ok(Response::new(ProduceResponse {
                         base_offset: base_offset as i64,
                         high_watermark,
+                        duplicate,
                     })),
+                    RaftResponse::OutOfOrderSequence {
+                        producer_id,
+                        expected,
+                        got,
+                    } => Err(ApiError::OutOfOrderSequence {
+                        producer_id,
+                        expected,
+                        got,
+                    }
+                    .into()),
                     other => Err(ApiError::Internal(format!("partition answered {other:?}")).into()),
                 }
             }
@@ -315,6 +362,7 @@ impl Cairn for CairnService {
                 Ok(Response::new(ProduceResponse {
                     base_offset: -1,
                     high_watermark: replica.log.high_watermark(),
+                    duplicate: false,
                 }))
             }
         }
@@ -458,7 +506,7 @@ mod tests {
         let mut b = cairn_record::RecordBatchBuilder::new();
         b.push(1, Some(b"k"), Some(b"v"), &[]);
         let batch = b.build();
-        assert_eq!(validate_records(&batch, 1 << 20).unwrap().0, 1);
+        assert_eq!(validate_records(&batch, 1 << 20).unwrap().record_count, 1);
         assert!(matches!(validate_records(&[], 1 << 20), Err(ApiError::InvalidArgument(_))));
         assert!(matches!(validate_records(&batch, 10), Err(ApiError::MessageTooLarge { .. })));
         let mut bad = batch.to_vec();

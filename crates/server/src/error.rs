@@ -71,6 +71,8 @@ pub enum ApiError {
     Timeout(u64),
     #[error("{0}")]
     OffsetOutOfRange(String),
+    #[error("producer {producer_id}: sequence {got} is out of order, expected {expected}")]
+    OutOfOrderSequence { producer_id: i64, expected: i32, got: i32 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -90,6 +92,7 @@ impl ApiError {
             ApiError::InvalidReplicationFactor(_) => ErrorCode::InvalidReplicationFactor,
             ApiError::Timeout(_) => ErrorCode::RequestTimedOut,
             ApiError::OffsetOutOfRange(_) => ErrorCode::OffsetOutOfRange,
+            ApiError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequence,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -104,7 +107,8 @@ impl ApiError {
             | ApiError::CorruptMessage(_)
             | ApiError::InvalidArgument(_)
             | ApiError::InvalidConfig(_)
-            | ApiError::InvalidReplicationFactor(_) => Code::InvalidArgument,
+            | ApiError::InvalidReplicationFactor(_)
+            | ApiError::OutOfOrderSequence { .. } => Code::InvalidArgument,
             ApiError::Timeout(_) => Code::DeadlineExceeded,
             ApiError::OffsetOutOfRange(_) => Code::OutOfRange,
             ApiError::Internal(_) => Code::Internal,

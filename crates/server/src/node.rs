@@ -1,6 +1,7 @@
 //! A Cairn node: the store, the metadata group, the local partition
 //! replicas, and the tasks that keep them in line with the metadata.
 
+use openraft::async_runtime::watch::WatchReceiver;
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -104,7 +105,7 @@ impl Node {
     }
 
     pub(crate) fn meta_leader(&self) -> Option<NodeId> {
-        self.meta.metrics().borrow().current_leader
+        self.meta.metrics().borrow_watched().current_leader
     }
 
     pub(crate) fn topic(&self, name: &str) -> Result<Topic, ApiError> {
@@ -127,7 +128,7 @@ impl Node {
         }
         let term = self
             .replica(group)
-            .map(|r| r.raft.metrics().borrow().current_term)
+            .map(|r| r.raft.metrics().borrow_watched().current_term)
             .unwrap_or(0);
         match self.liveness.live_leader(group, term) {
             Some((leader, info)) => GroupStatus {
@@ -261,7 +262,7 @@ impl Node {
     }
 
     pub(crate) fn is_meta_leader(&self) -> bool {
-        self.meta.metrics().borrow().state == ServerState::Leader
+        self.meta.metrics().borrow_watched().state == ServerState::Leader
     }
 }
 

@@ -1,5 +1,6 @@
 //! One local replica of a partition: its Raft group and its reader.
 
+use openraft::async_runtime::watch::WatchReceiver;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -54,7 +55,6 @@ pub struct Replica {
     pub partition: u32,
     /// Position of this node in the assignment: 0 is the preferred leader.
     pub slot: usize,
-    pub replicas: Vec<NodeId>,
     pub raft: Raft<PartitionStateMachine>,
     pub log: PartitionLog,
 }
@@ -98,19 +98,19 @@ impl Replica {
             topic: topic.to_string(),
             partition,
             slot: replicas.iter().position(|r| *r == me).unwrap_or(replicas.len()),
-            replicas: replicas.to_vec(),
             raft,
             log,
         })
     }
 
     pub(crate) fn is_leader(&self) -> bool {
-        self.raft.metrics().borrow().state == ServerState::Leader
+        self.raft.metrics().borrow_watched().state == ServerState::Leader
     }
 
     /// This replica's view of its group when it is the leader.
     pub(crate) fn status_if_leader(&self, liveness: &Liveness) -> Option<GroupStatus> {
-        let m = self.raft.metrics().borrow();
+        let rx = self.raft.metrics();
+        let m = rx.borrow_watched();
         if m.state != ServerState::Leader {
             return None;
         }

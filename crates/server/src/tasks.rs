@@ -1,6 +1,7 @@
 //! The node's background loops: heartbeats, the election driver for
 //! partition groups, the reconciler, and self-registration.
 
+use openraft::async_runtime::watch::WatchReceiver;
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::collections::HashSet;
@@ -97,7 +98,8 @@ pub(crate) async fn election_loop(node: Arc<Node>) {
         let replicas = node.all_replicas();
         for r in &replicas {
             let (state, term, leader, voter) = {
-                let m = r.raft.metrics().borrow();
+                let rx = r.raft.metrics();
+                let m = rx.borrow_watched();
                 let voter = m.membership_config.voter_ids().any(|v| v == node.id);
                 (m.state, m.current_term, m.current_leader, voter)
             };

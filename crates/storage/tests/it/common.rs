@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::io::Cursor;
 use std::path::Path;
@@ -26,6 +27,7 @@ use openraft::storage::EntryResponder;
 use openraft::storage::IOFlushed;
 use openraft::storage::RaftLogStorage;
 use openraft::storage::RaftStateMachine;
+use openraft::type_config::TypeConfigExt;
 use openraft::vote::RaftLeaderIdExt;
 use serde::Deserialize;
 use serde::Serialize;
@@ -80,11 +82,21 @@ pub fn small_options() -> StoreOptions {
     }
 }
 
+/// An `IOFlushed` callback and a future of the result it is completed with.
+pub fn flushed() -> (IOFlushed<TestConfig>, impl Future<Output = io::Result<()>> + Send) {
+    let (tx, rx) = TestConfig::oneshot();
+    let done = async move {
+        rx.await
+            .map_err(|_| io::Error::other("IOFlushed callback dropped without firing"))?
+    };
+    (IOFlushed::signal(tx), done)
+}
+
 /// Append and wait for the `IOFlushed` callback; its result is returned.
 pub async fn append_durable(store: &mut Store, entries: Vec<Entry>) -> io::Result<()> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    store.append(entries, IOFlushed::signal(tx)).await?;
-    rx.await.map_err(|_| io::Error::other("IOFlushed callback dropped without firing"))?
+    let (callback, done) = flushed();
+    store.append(entries, callback).await?;
+    done.await
 }
 
 /// Everything the store holds for a group: (last purged, last log id, entries' log ids).

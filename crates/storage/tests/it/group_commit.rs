@@ -1,7 +1,6 @@
 //! Group commit: one WAL fsync serves many appends of many groups.
 
 use openraft::RaftLogReader;
-use openraft::storage::IOFlushed;
 use openraft::storage::RaftLogStorage;
 
 use crate::common::*;
@@ -23,13 +22,13 @@ async fn concurrent_appends_of_many_groups_share_fsyncs() -> anyhow::Result<()> 
             // Like openraft: issue appends back to back, collect the callbacks.
             let mut callbacks = Vec::new();
             for i in 1..=APPENDS_PER_GROUP {
-                let (tx, rx) = tokio::sync::oneshot::channel();
+                let (callback, done) = flushed();
                 let payload = vec![group as u8; 100];
-                store.append(vec![entry(1, i, &payload)], IOFlushed::signal(tx)).await?;
-                callbacks.push(rx);
+                store.append(vec![entry(1, i, &payload)], callback).await?;
+                callbacks.push(done);
             }
-            for rx in callbacks {
-                rx.await??;
+            for done in callbacks {
+                done.await?;
             }
             anyhow::Ok(store)
         }));
@@ -76,11 +75,11 @@ async fn append_callback_fires_after_an_fsync() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let node = open(dir.path());
     let mut store: Store = node.log_store(3);
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    store.append(vec![entry(1, 1, b"x")], IOFlushed::signal(tx)).await?;
+    let (callback, done) = flushed();
+    store.append(vec![entry(1, 1, b"x")], callback).await?;
     // Readable as soon as append returns, whether or not it is durable yet.
     assert_eq!(store.try_get_log_entries(1..2).await?.len(), 1);
-    rx.await??;
+    done.await?;
     let stats = node.stats();
     assert!(stats.wal_syncs >= 1 && stats.rocksdb_wal_syncs >= 1, "{stats:?}");
     assert_eq!(stats.sync_waiters, 1);

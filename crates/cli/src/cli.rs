@@ -1,0 +1,606 @@
+//! The command line: [`Cli`] and its subcommands (clap derive).
+
+use std::path::PathBuf;
+
+use cairn_client::Acks;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::{Map, Value};
+
+use crate::offset_arg::StartOffset;
+
+/// Cairn: a Raft-replicated, Kafka-compatible event log.
+#[derive(Debug, Parser)]
+#[command(name = "cairn", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a Cairn node until SIGINT/SIGTERM.
+    Server(ServerArgs),
+    /// Create, list, describe and delete topics.
+    Topic(TopicArgs),
+    /// Produce stdin to a topic, one record per line.
+    Produce(ProduceArgs),
+    /// Print the records of a topic.
+    Consume(ConsumeArgs),
+    /// Cluster-wide information.
+    Cluster(ClusterArgs),
+    /// Load generators that report throughput and latency.
+    Bench(BenchArgs),
+}
+
+/// How to reach the cluster (every client command).
+#[derive(Debug, Clone, Args)]
+pub struct ConnectArgs {
+    /// gRPC addresses of one or more nodes, comma-separated (host:port).
+    #[arg(
+        long,
+        global = true,
+        env = "CAIRN_BOOTSTRAP",
+        value_name = "HOST:PORT[,HOST:PORT]",
+        default_value = "127.0.0.1:50051",
+        value_delimiter = ','
+    )]
+    pub bootstrap: Vec<String>,
+    /// How long a request keeps retrying leader changes and unreachable
+    /// nodes before failing, in milliseconds.
+    #[arg(long, global = true, value_name = "MS", default_value_t = 30_000)]
+    pub timeout_ms: u64,
+    /// How long to keep trying the bootstrap addresses, in milliseconds.
+    #[arg(long, global = true, value_name = "MS", default_value_t = 10_000)]
+    pub connect_timeout_ms: u64,
+}
+
+/// Output format of read commands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable text.
+    #[default]
+    Text,
+    /// One JSON document (JSON lines for streams).
+    Json,
+}
+
+/// Log format of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// The config value (`log_format`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+/// `cairn server`. Settings layer as: defaults < `--config` file <
+/// `CAIRN_*` environment (e.g. `CAIRN_NODE_ID`) < flags.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServerArgs {
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// This node's id (>= 1), unique in the cluster.
+    #[arg(long, value_name = "N")]
+    pub node_id: Option<u64>,
+    /// Directory for this node's data.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Listen address of the client gRPC API.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub grpc_addr: Option<String>,
+    /// Listen address of the internal (node-to-node) RPC.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub rpc_addr: Option<String>,
+    /// Listen address of the HTTP admin endpoint (/metrics, /health).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub admin_addr: Option<String>,
+    /// Listen address of the Kafka API.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub kafka_addr: Option<String>,
+    /// gRPC address clients are told to use (default: --grpc-addr).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertised_grpc_addr: Option<String>,
+    /// Internal RPC address peers are told to use (default: --rpc-addr).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertised_rpc_addr: Option<String>,
+    /// Kafka address clients are told to use (default: --kafka-addr).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertised_kafka_addr: Option<String>,
+    /// Rack (failure domain) of this node, for replica placement.
+    #[arg(long, value_name = "RACK")]
+    pub rack: Option<String>,
+    /// Voters of the metadata group by internal RPC address, bootstrapping a
+    /// new cluster: 1=host:port,2=host:port,3=host:port.
+    #[arg(long, value_name = "ID=HOST:PORT,...")]
+    pub voters: Option<String>,
+    /// Join a running cluster through this node's internal RPC address.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub join: Option<String>,
+    /// Log format.
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+impl ServerArgs {
+    /// The flags that were given, as configuration overrides keyed like the
+    /// config file.
+    pub fn overrides(&self) -> Map<String, Value> {
+        let mut map = Map::new();
+        let mut put = |key: &str, value: Option<Value>| {
+            if let Some(v) = value {
+                map.insert(key.to_owned(), v);
+            }
+        };
+        let string = |s: &Option<String>| s.clone().map(Value::String);
+        let path = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| Value::String(p.to_string_lossy().into_owned()))
+        };
+        put("node_id", self.node_id.map(Value::from));
+        put("data_dir", path(&self.data_dir));
+        put("grpc_addr", string(&self.grpc_addr));
+        put("rpc_addr", string(&self.rpc_addr));
+        put("admin_addr", string(&self.admin_addr));
+        put("kafka_addr", string(&self.kafka_addr));
+        put("advertised_grpc_addr", string(&self.advertised_grpc_addr));
+        put("advertised_rpc_addr", string(&self.advertised_rpc_addr));
+        put("advertised_kafka_addr", string(&self.advertised_kafka_addr));
+        put("rack", string(&self.rack));
+        put("voters", string(&self.voters));
+        put("join", string(&self.join));
+        put(
+            "log_format",
+            self.log_format
+                .map(|f| Value::String(f.as_str().to_owned())),
+        );
+        map
+    }
+}
+
+/// `cairn topic`.
+#[derive(Debug, Args)]
+pub struct TopicArgs {
+    /// Connection flags.
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+    /// Topic command.
+    #[command(subcommand)]
+    pub command: TopicCommand,
+}
+
+/// Topic commands.
+#[derive(Debug, Subcommand)]
+pub enum TopicCommand {
+    /// Create a topic and print it.
+    Create {
+        /// Topic name.
+        name: String,
+        /// Number of partitions.
+        #[arg(long, short = 'p', value_name = "N")]
+        partitions: u32,
+        /// Replicas per partition.
+        #[arg(long, short = 'r', value_name = "R")]
+        replication_factor: u32,
+        /// Topic configuration, repeatable (e.g. --config retention.ms=86400000).
+        #[arg(long = "config", short = 'c', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        configs: Vec<(String, String)>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// List topics.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Show a topic's configuration and partitions.
+    Describe {
+        /// Topic name.
+        name: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Delete a topic and its data.
+    Delete {
+        /// Topic name.
+        name: String,
+    },
+}
+
+/// `cairn produce`.
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Connection flags.
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+    /// Topic to produce to.
+    pub topic: String,
+    /// Use this key for every record.
+    #[arg(long, value_name = "KEY", conflicts_with = "key_separator")]
+    pub key: Option<String>,
+    /// Split each line at the first SEP into key and value (a line without
+    /// SEP fails). For a tab, pass $'\t'.
+    #[arg(long, value_name = "SEP", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub key_separator: Option<String>,
+    /// Send every record to this partition instead of partitioning by key
+    /// (murmur2, like Kafka; keyless records go to one partition per batch).
+    #[arg(long, short = 'p', value_name = "P")]
+    pub partition: Option<u32>,
+    /// Acknowledgement: all (replicated to a majority), 1 (leader) or 0 (none).
+    #[arg(long, value_name = "all|1|0", default_value = "all", value_parser = parse_acks)]
+    pub acks: Acks,
+    /// Most records per request.
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: u32,
+}
+
+/// `cairn consume`.
+///
+/// Text output prints each value on a line (`KEY<TAB>VALUE` with
+/// --print-key; null prints as `null`), bytes as they are. JSON output
+/// prints one object per record: {"partition", "offset", "timestamp", "key",
+/// "value", "headers": {name: value}, "encoding"}; "encoding" is "utf8" when
+/// key, value and header values are all valid UTF-8 and printed as strings,
+/// otherwise "base64" and all of them are base64 (standard alphabet,
+/// padded). Null keys/values are JSON null.
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// Connection flags.
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+    /// Topic to read.
+    pub topic: String,
+    /// Read only this partition (default: all partitions).
+    #[arg(long, short = 'p', value_name = "P")]
+    pub partition: Option<u32>,
+    /// Where to start in each partition: earliest, latest or an offset.
+    #[arg(long, value_name = "earliest|latest|N", default_value = "earliest")]
+    pub offset: StartOffset,
+    /// Stop after this many records (default: run until Ctrl-C).
+    #[arg(long, short = 'n', value_name = "N")]
+    pub max_records: Option<u64>,
+    /// Stop once every partition has been read up to its high watermark as of
+    /// the start.
+    #[arg(long)]
+    pub exit_at_end: bool,
+    /// Print KEY<TAB>VALUE in text output.
+    #[arg(long)]
+    pub print_key: bool,
+    /// Output format (JSON lines for json).
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// How long the server may hold a fetch waiting for new records, in ms.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub wait_ms: u32,
+    /// Most bytes per fetch.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub fetch_max_bytes: u32,
+}
+
+/// `cairn cluster`.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Connection flags.
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+    /// Cluster command.
+    #[command(subcommand)]
+    pub command: ClusterCommand,
+}
+
+/// Cluster commands.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Nodes, metadata leader, and partitions without a leader or with
+    /// unhealthy replicas.
+    Status {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+/// `cairn bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Connection flags.
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+    /// Benchmark to run.
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+/// Benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Produce random records as fast as the cluster acknowledges them.
+    Produce(BenchProduceArgs),
+    /// Read a topic from the start as fast as possible.
+    Consume(BenchConsumeArgs),
+}
+
+/// `cairn bench produce`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchProduceArgs {
+    /// Topic to write to.
+    #[arg(long)]
+    pub topic: String,
+    /// Create the topic with this many partitions if it does not exist.
+    #[arg(long, value_name = "N")]
+    pub partitions: Option<u32>,
+    /// Replication factor when creating the topic.
+    #[arg(long, value_name = "R", default_value_t = 1, requires = "partitions")]
+    pub replication_factor: u32,
+    /// Stop after this many records.
+    #[arg(long, value_name = "N", conflicts_with = "seconds")]
+    pub records: Option<u64>,
+    /// Stop after this many seconds (default 10 unless --records is given).
+    #[arg(long, value_name = "S")]
+    pub seconds: Option<u64>,
+    /// Value size of each record, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
+    pub record_size: usize,
+    /// Records per produce request.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_records: u32,
+    /// Concurrent requests (each task sends one request at a time, cycling
+    /// through the partitions from its own starting point).
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+    /// Acknowledgement: all, 1 or 0.
+    #[arg(long, value_name = "all|1|0", default_value = "all", value_parser = parse_acks)]
+    pub acks: Acks,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `cairn bench consume`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchConsumeArgs {
+    /// Topic to read.
+    #[arg(long)]
+    pub topic: String,
+    /// Stop after this many records (default: at the high watermarks as of
+    /// the start). Waits for more records if the topic has fewer.
+    #[arg(long, value_name = "N")]
+    pub records: Option<u64>,
+    /// Most bytes per fetch.
+    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
+    pub fetch_max_bytes: u32,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// Parses `KEY=VALUE`.
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// Parses an acks level: `all` (or -1), `1` (or leader), `0` (or none).
+pub fn parse_acks(s: &str) -> Result<Acks, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "all" | "-1" => Ok(Acks::All),
+        "1" | "leader" => Ok(Acks::Leader),
+        "0" | "none" => Ok(Acks::None),
+        _ => Err(format!("expected all, 1 or 0, got {s:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("cairn").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn command_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn server_overrides_only_given_flags() {
+        let cli = parse(&[
+            "server",
+            "--node-id",
+            "2",
+            "--data-dir",
+            "/tmp/d",
+            "--voters",
+            "1=a:1,2=b:2",
+            "--log-format",
+            "json",
+        ])
+        .unwrap();
+        let Command::Server(args) = cli.command else {
+            panic!("expected server");
+        };
+        let o = args.overrides();
+        assert_eq!(o.len(), 4, "{o:?}");
+        assert_eq!(o["node_id"], Value::from(2u64));
+        assert_eq!(o["data_dir"], Value::from("/tmp/d"));
+        assert_eq!(o["voters"], Value::from("1=a:1,2=b:2"));
+        assert_eq!(o["log_format"], Value::from("json"));
+
+        let Command::Server(args) = parse(&["server"]).unwrap().command else {
+            panic!("expected server");
+        };
+        assert!(args.overrides().is_empty());
+        assert!(args.config.is_none());
+    }
+
+    #[test]
+    fn bootstrap_is_global_and_comma_separated() {
+        let cli = parse(&[
+            "topic",
+            "list",
+            "--bootstrap",
+            "a:1,b:2",
+            "--format",
+            "json",
+        ])
+        .unwrap();
+        let Command::Topic(t) = cli.command else {
+            panic!("expected topic");
+        };
+        assert_eq!(t.conn.bootstrap, vec!["a:1", "b:2"]);
+        assert!(matches!(
+            t.command,
+            TopicCommand::List {
+                format: Format::Json
+            }
+        ));
+    }
+
+    #[test]
+    fn topic_create_configs() {
+        let cli = parse(&[
+            "topic", "create", "t", "-p", "3", "-r", "2", "--config", "a=1", "-c", "b=x=y",
+        ])
+        .unwrap();
+        let Command::Topic(TopicArgs {
+            command:
+                TopicCommand::Create {
+                    name,
+                    partitions,
+                    replication_factor,
+                    configs,
+                    ..
+                },
+            ..
+        }) = cli.command
+        else {
+            panic!("expected topic create");
+        };
+        assert_eq!((name.as_str(), partitions, replication_factor), ("t", 3, 2));
+        assert_eq!(
+            configs,
+            vec![("a".into(), "1".into()), ("b".into(), "x=y".into())]
+        );
+        assert!(
+            parse(&["topic", "create", "t", "-p", "3", "-r", "1", "--config", "nokey"]).is_err()
+        );
+        assert!(
+            parse(&["topic", "create", "t", "-r", "1"]).is_err(),
+            "partitions required"
+        );
+    }
+
+    #[test]
+    fn produce_flags() {
+        let cli = parse(&["produce", "t", "--key-separator", ":", "--acks", "1"]).unwrap();
+        let Command::Produce(p) = cli.command else {
+            panic!("expected produce");
+        };
+        assert_eq!(p.key_separator.as_deref(), Some(":"));
+        assert_eq!(p.acks, Acks::Leader);
+        assert_eq!(p.batch_size, 500);
+        assert!(parse(&["produce", "t", "--key", "k", "--key-separator", ":"]).is_err());
+        assert!(parse(&["produce", "t", "--acks", "2"]).is_err());
+        assert!(parse(&["produce", "t", "--batch-size", "0"]).is_err());
+        assert!(parse(&["produce", "t", "--key-separator", ""]).is_err());
+    }
+
+    #[test]
+    fn consume_flags() {
+        let cli = parse(&[
+            "consume",
+            "t",
+            "--offset",
+            "42",
+            "-n",
+            "10",
+            "--exit-at-end",
+        ])
+        .unwrap();
+        let Command::Consume(c) = cli.command else {
+            panic!("expected consume");
+        };
+        assert_eq!(c.offset, StartOffset::Offset(42));
+        assert_eq!(c.max_records, Some(10));
+        assert!(c.exit_at_end);
+        assert_eq!(c.format, Format::Text);
+        assert!(parse(&["consume", "t", "--offset", "soon"]).is_err());
+    }
+
+    #[test]
+    fn bench_flags() {
+        let cli = parse(&[
+            "bench",
+            "produce",
+            "--topic",
+            "t",
+            "--partitions",
+            "6",
+            "--replication-factor",
+            "3",
+            "--records",
+            "1000",
+            "--acks",
+            "0",
+        ])
+        .unwrap();
+        let Command::Bench(BenchArgs {
+            command: BenchCommand::Produce(b),
+            ..
+        }) = cli.command
+        else {
+            panic!("expected bench produce");
+        };
+        assert_eq!(b.partitions, Some(6));
+        assert_eq!(b.replication_factor, 3);
+        assert_eq!(b.records, Some(1000));
+        assert_eq!(b.acks, Acks::None);
+        assert_eq!(
+            (b.record_size, b.batch_records, b.concurrency),
+            (1024, 64, 64)
+        );
+        assert!(parse(&[
+            "bench",
+            "produce",
+            "--topic",
+            "t",
+            "--records",
+            "1",
+            "--seconds",
+            "1"
+        ])
+        .is_err());
+        assert!(parse(&["bench", "consume", "--topic", "t", "--format", "json"]).is_ok());
+    }
+
+    #[test]
+    fn acks_and_key_value_parsers() {
+        assert_eq!(parse_acks("ALL"), Ok(Acks::All));
+        assert_eq!(parse_acks("-1"), Ok(Acks::All));
+        assert_eq!(parse_acks("leader"), Ok(Acks::Leader));
+        assert_eq!(parse_acks("0"), Ok(Acks::None));
+        assert!(parse_acks("2").is_err());
+        assert_eq!(parse_key_value("a=b"), Ok(("a".into(), "b".into())));
+        assert_eq!(parse_key_value("a="), Ok(("a".into(), String::new())));
+        assert!(parse_key_value("=b").is_err());
+    }
+}

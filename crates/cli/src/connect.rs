@@ -1,0 +1,23 @@
+//! Building a [`Client`] from the connection flags.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use cairn_client::{Client, ClientConfig};
+
+use crate::cli::ConnectArgs;
+
+/// The client configuration the flags ask for.
+pub fn client_config(conn: &ConnectArgs) -> ClientConfig {
+    let mut config = ClientConfig::default();
+    config.retry.deadline = Duration::from_millis(conn.timeout_ms);
+    config.bootstrap_deadline = Duration::from_millis(conn.connect_timeout_ms);
+    config
+}
+
+/// Connects to the cluster.
+pub async fn connect(conn: &ConnectArgs) -> Result<Client> {
+    Client::connect_with(&conn.bootstrap, client_config(conn))
+        .await
+        .with_context(|| format!("cannot connect to {}", conn.bootstrap.join(",")))
+}

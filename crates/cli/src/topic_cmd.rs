@@ -1,0 +1,60 @@
+//! `cairn topic create|list|describe|delete`.
+
+use anyhow::{Context, Result};
+
+use crate::cli::{Format, TopicArgs, TopicCommand};
+use crate::connect::connect;
+use crate::views::{topic_json, topic_list_json, topic_list_text, topic_text};
+
+/// Runs a topic command.
+pub async fn run(args: TopicArgs) -> Result<()> {
+    let client = connect(&args.conn).await?;
+    match args.command {
+        TopicCommand::Create {
+            name,
+            partitions,
+            replication_factor,
+            configs,
+            format,
+        } => {
+            let topic = client
+                .create_topic(
+                    &name,
+                    partitions,
+                    replication_factor,
+                    configs.into_iter().collect(),
+                )
+                .await
+                .with_context(|| format!("cannot create topic {name}"))?;
+            match format {
+                Format::Text => print!("{}", topic_text(&topic)),
+                Format::Json => println!("{}", topic_json(&topic)),
+            }
+        }
+        TopicCommand::List { format } => {
+            let topics = client.list_topics().await.context("cannot list topics")?;
+            match format {
+                Format::Text => print!("{}", topic_list_text(&topics)),
+                Format::Json => println!("{}", topic_list_json(&topics)),
+            }
+        }
+        TopicCommand::Describe { name, format } => {
+            let topic = client
+                .describe_topic(&name)
+                .await
+                .with_context(|| format!("cannot describe topic {name}"))?;
+            match format {
+                Format::Text => print!("{}", topic_text(&topic)),
+                Format::Json => println!("{}", topic_json(&topic)),
+            }
+        }
+        TopicCommand::Delete { name } => {
+            client
+                .delete_topic(&name)
+                .await
+                .with_context(|| format!("cannot delete topic {name}"))?;
+            println!("deleted topic {name}");
+        }
+    }
+    Ok(())
+}

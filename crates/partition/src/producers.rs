@@ -1,0 +1,140 @@
+//! Idempotent-producer state: the last batches of each producer id, so a
+//! retried batch is recognised and not written twice.
+//!
+//! Replicated through the Raft log like everything in the state machine:
+//! every replica sees the same batches in the same order, so a retry that
+//! reaches a new leader after failover is caught there too.
+
+use std::collections::HashMap;
+use std::collections::VecDeque;
+
+use cairn_raft::ProducerBatch;
+use serde::Deserialize;
+use serde::Serialize;
+
+/// How many recent batches per producer are remembered (Kafka keeps 5).
+const RECENT_BATCHES: usize = 5;
+
+/// Key prefix of producer rows in the partition's state keyspace.
+pub(crate) const PRODUCER_PREFIX: u8 = b'p';
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ProducerState {
+    pub epoch: i16,
+    /// (first sequence, last sequence, base offset) of recent batches, oldest first.
+    pub recent: VecDeque<(i32, i32, u64)>,
+}
+
+/// What to do with an incoming batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// New: write it.
+    Append,
+    /// A retry of a batch already written at this offset.
+    Duplicate { base_offset: u64 },
+    /// Sequence went backwards beyond the remembered window.
+    OutOfOrder { expected: i32 },
+}
+
+#[derive(Default)]
+pub(crate) struct Producers {
+    states: HashMap<i64, ProducerState>,
+}
+
+impl Producers {
+    pub(crate) fn key(producer_id: i64) -> [u8; 9] {
+        let mut k = [0u8; 9];
+        k[0] = PRODUCER_PREFIX;
+        k[1..].copy_from_slice(&producer_id.to_be_bytes());
+        k
+    }
+
+    pub(crate) fn load(&mut self, producer_id: i64, state: ProducerState) {
+        self.states.insert(producer_id, state);
+    }
+
+    pub(crate) fn check(&self, b: &ProducerBatch) -> Verdict {
+        let Some(state) = self.states.get(&b.producer_id) else {
+            return Verdict::Append;
+        };
+        if b.epoch > state.epoch {
+            return Verdict::Append;
+        }
+        if let Some((_, _, offset)) = state
+            .recent
+            .iter()
+            .find(|(first, last, _)| *first == b.first_sequence && *last == b.last_sequence)
+        {
+            return Verdict::Duplicate {
+                base_offset: *offset,
+            };
+        }
+        match state.recent.back() {
+            Some((_, last, _)) if b.first_sequence <= *last => Verdict::OutOfOrder {
+                expected: last.wrapping_add(1),
+            },
+            _ => Verdict::Append,
+        }
+    }
+
+    /// Records an appended batch; returns the producer's new state to persist.
+    pub(crate) fn record(&mut self, b: &ProducerBatch, base_offset: u64) -> &ProducerState {
+        let state = self.states.entry(b.producer_id).or_default();
+        if b.epoch != state.epoch {
+            state.epoch = b.epoch;
+            state.recent.clear();
+        }
+        state.recent.push_back((b.first_sequence, b.last_sequence, base_offset));
+        while state.recent.len() > RECENT_BATCHES {
+            state.recent.pop_front();
+        }
+        state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(first: i32, last: i32) -> ProducerBatch {
+        ProducerBatch {
+            producer_id: 7,
+            epoch: 0,
+            first_sequence: first,
+            last_sequence: last,
+        }
+    }
+
+    #[test]
+    fn a_retried_batch_is_a_duplicate_with_its_original_offset() {
+        let mut p = Producers::default();
+        assert_eq!(p.check(&batch(0, 9)), Verdict::Append);
+        p.record(&batch(0, 9), 100);
+        assert_eq!(p.check(&batch(10, 19)), Verdict::Append);
+        p.record(&batch(10, 19), 110);
+        assert_eq!(p.check(&batch(0, 9)), Verdict::Duplicate { base_offset: 100 });
+        assert_eq!(p.check(&batch(10, 19)), Verdict::Duplicate { base_offset: 110 });
+        assert_eq!(p.check(&batch(5, 12)), Verdict::OutOfOrder { expected: 20 });
+    }
+
+    #[test]
+    fn only_recent_batches_are_remembered() {
+        let mut p = Producers::default();
+        for i in 0..10 {
+            p.record(&batch(i * 10, i * 10 + 9), i as u64 * 10);
+        }
+        assert_eq!(p.check(&batch(0, 9)), Verdict::OutOfOrder { expected: 100 });
+        assert_eq!(p.check(&batch(90, 99)), Verdict::Duplicate { base_offset: 90 });
+    }
+
+    #[test]
+    fn a_new_epoch_starts_over() {
+        let mut p = Producers::default();
+        p.record(&batch(0, 9), 0);
+        let mut b = batch(0, 9);
+        b.epoch = 1;
+        assert_eq!(p.check(&b), Verdict::Append);
+        p.record(&b, 10);
+        assert_eq!(p.check(&b), Verdict::Duplicate { base_offset: 10 });
+    }
+}

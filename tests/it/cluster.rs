@@ -1,0 +1,262 @@
+//! A cluster of `cairn server` processes for tests.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Child;
+use std::process::Command;
+use std::process::Stdio;
+use std::time::Duration;
+use std::time::Instant;
+
+use anyhow::bail;
+use anyhow::Context;
+use anyhow::Result;
+use cairn_client::Client;
+use cairn_client::ClientConfig;
+use cairn_client::RetryPolicy;
+use tempfile::TempDir;
+
+/// The `cairn` binary next to this test executable (target/<profile>/cairn),
+/// or `$CAIRN_BIN`.
+pub fn cairn_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("CAIRN_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/it-<hash> -> target/<profile>/cairn
+    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    profile_dir.join("cairn")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    pub id: u64,
+    pub grpc: String,
+    pub rpc: String,
+    pub admin: String,
+    pub kafka: String,
+}
+
+pub struct TestCluster {
+    pub dir: TempDir,
+    pub specs: Vec<NodeSpec>,
+    procs: Vec<Option<Child>>,
+    /// Data dirs other than the default, per node.
+    data_dirs: Vec<Option<PathBuf>>,
+}
+
+impl TestCluster {
+    /// Starts `n` nodes forming one cluster and waits until it serves.
+    pub async fn start(n: usize) -> Result<TestCluster> {
+        let mut c = TestCluster::new(n)?;
+        for i in 0..n {
+            c.start_node(i)?;
+        }
+        c.wait_ready(Duration::from_secs(30)).await?;
+        Ok(c)
+    }
+
+    /// Prepares `n` nodes without starting them.
+    pub fn new(n: usize) -> Result<TestCluster> {
+        let bin = cairn_bin();
+        if !bin.exists() {
+            bail!("{} not found: run `cargo build --bin cairn` first", bin.display());
+        }
+        let specs = (1..=n as u64)
+            .map(|id| NodeSpec {
+                id,
+                grpc: format!("127.0.0.1:{}", free_port()),
+                rpc: format!("127.0.0.1:{}", free_port()),
+                admin: format!("127.0.0.1:{}", free_port()),
+                kafka: format!("127.0.0.1:{}", free_port()),
+            })
+            .collect();
+        Ok(TestCluster {
+            dir: tempfile::Builder::new().prefix("cairn-it-").tempdir()?,
+            specs,
+            procs: (0..n).map(|_| None).collect(),
+            data_dirs: vec![None; n],
+        })
+    }
+
+    pub fn voters(&self) -> String {
+        self.specs
+            .iter()
+            .map(|s| format!("{}={}", s.id, s.rpc))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        match &self.data_dirs[i] {
+            Some(d) => d.clone(),
+            None => self.dir.path().join(format!("node-{}", self.specs[i].id)),
+        }
+    }
+
+    fn log_path(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("node-{}.log", self.specs[i].id))
+    }
+
+    pub fn set_data_dir(&mut self, i: usize, dir: PathBuf) {
+        self.data_dirs[i] = Some(dir);
+    }
+
+    /// The `cairn server` command of node `i`.
+    pub fn command(&self, i: usize) -> Command {
+        let s = &self.specs[i];
+        let mut cmd = Command::new(cairn_bin());
+        cmd.arg("server")
+            .args(["--node-id", &s.id.to_string()])
+            .args(["--data-dir", &self.data_dir(i).display().to_string()])
+            .args(["--grpc-addr", &s.grpc])
+            .args(["--rpc-addr", &s.rpc])
+            .args(["--admin-addr", &s.admin])
+            .args(["--kafka-addr", &s.kafka])
+            .args(["--voters", &self.voters()])
+            .env("RUST_LOG", std::env::var("CAIRN_TEST_LOG").unwrap_or_else(|_| "info".into()));
+        cmd
+    }
+
+    pub fn start_node(&mut self, i: usize) -> Result<()> {
+        if self.procs[i].is_some() {
+            bail!("node {} already running", self.specs[i].id);
+        }
+        let log = File::options().create(true).append(true).open(self.log_path(i))?;
+        let child = self
+            .command(i)
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .context("spawn cairn server")?;
+        self.procs[i] = Some(child);
+        Ok(())
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self, i: usize) -> Result<()> {
+        if let Some(mut child) = self.procs[i].take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    pub fn kill_all(&mut self) -> Result<()> {
+        for i in 0..self.specs.len() {
+            self.kill(i)?;
+        }
+        Ok(())
+    }
+
+    pub fn is_running(&mut self, i: usize) -> bool {
+        match &mut self.procs[i] {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    pub fn bootstrap(&self) -> Vec<String> {
+        self.specs.iter().map(|s| s.grpc.clone()).collect()
+    }
+
+    pub fn node_index(&self, id: u64) -> usize {
+        self.specs.iter().position(|s| s.id == id).expect("node id")
+    }
+
+    pub async fn client(&self) -> Result<Client> {
+        let config = ClientConfig {
+            retry: RetryPolicy {
+                deadline: Duration::from_secs(30),
+                ..RetryPolicy::default()
+            },
+            ..ClientConfig::default()
+        };
+        Ok(Client::connect_with(&self.bootstrap(), config).await?)
+    }
+
+    /// Waits until every running node is alive and registered, and a
+    /// metadata leader is known.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let running: Vec<u64> = (0..self.specs.len())
+            .filter(|i| self.is_running(*i))
+            .map(|i| self.specs[i].id)
+            .collect();
+        let deadline = Instant::now() + timeout;
+        let mut last = String::from("no answer");
+        while Instant::now() < deadline {
+            if let Ok(client) = self.client().await {
+                match client.cluster_status().await {
+                    Ok(s) => {
+                        let alive: Vec<u64> = s.nodes.iter().filter(|n| n.alive).map(|n| n.id).collect();
+                        if s.metadata_leader.is_some() && running.iter().all(|id| alive.contains(id)) {
+                            return Ok(());
+                        }
+                        last = format!("leader {:?}, alive {alive:?}, want {running:?}", s.metadata_leader);
+                    }
+                    Err(e) => last = e.to_string(),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("cluster not ready after {timeout:?}: {last}\n{}", self.logs_tail(40))
+    }
+
+    /// Waits until every partition of `topic` has a leader and all replicas healthy.
+    pub async fn wait_fully_replicated(&self, topic: &str, timeout: Duration) -> Result<()> {
+        let client = self.client().await?;
+        let deadline = Instant::now() + timeout;
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            match client.describe_topic(topic).await {
+                Ok(t) => {
+                    let lagging: Vec<_> = t
+                        .partitions
+                        .iter()
+                        .filter(|p| p.leader.is_none() || p.healthy_replicas.len() < p.replicas.len())
+                        .map(|p| (p.partition, p.leader, p.healthy_replicas.clone()))
+                        .collect();
+                    if lagging.is_empty() {
+                        return Ok(());
+                    }
+                    last = format!("{lagging:?}");
+                }
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("{topic} not fully replicated after {timeout:?}: {last}")
+    }
+
+    pub fn logs_tail(&self, lines: usize) -> String {
+        let mut out = String::new();
+        for i in 0..self.specs.len() {
+            let text = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
+            let all: Vec<&str> = text.lines().collect();
+            let from = all.len().saturating_sub(lines);
+            out.push_str(&format!("--- node {} log (last {lines} lines)\n", self.specs[i].id));
+            for l in &all[from..] {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs_tail(60));
+        }
+        let _ = self.kill_all();
+    }
+}
