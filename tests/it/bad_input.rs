@@ -37,35 +37,73 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() -> Result<()> {
     ensure!(first.base_offset == 0);
 
     eprintln!("--- produce to a missing topic, a missing partition");
-    ensure!(code(client.produce("missing", 0, batch(b"x"), Acks::All).await) == Some(ErrorCode::UnknownTopic));
-    ensure!(code(client.produce("t", 7, batch(b"x"), Acks::All).await) == Some(ErrorCode::UnknownPartition));
+    ensure!(
+        code(client.produce("missing", 0, batch(b"x"), Acks::All).await)
+            == Some(ErrorCode::UnknownTopic)
+    );
+    ensure!(
+        code(client.produce("t", 7, batch(b"x"), Acks::All).await)
+            == Some(ErrorCode::UnknownPartition)
+    );
 
     eprintln!("--- a record over max.message.bytes");
     let big = vec![b'x'; 4096];
-    ensure!(code(client.produce("t", 0, batch(&big), Acks::All).await) == Some(ErrorCode::MessageTooLarge));
+    ensure!(
+        code(client.produce("t", 0, batch(&big), Acks::All).await)
+            == Some(ErrorCode::MessageTooLarge)
+    );
 
     eprintln!("--- a batch with a bad CRC, and bytes that are no batch at all");
     let mut corrupt = batch(b"corrupt").to_vec();
     let last = corrupt.len() - 1;
     corrupt[last] ^= 0x55;
-    ensure!(code(client.produce("t", 0, corrupt.into(), Acks::All).await) == Some(ErrorCode::CorruptMessage));
-    ensure!(code(client.produce("t", 0, bytes::Bytes::from_static(b"hello"), Acks::All).await) == Some(ErrorCode::CorruptMessage));
+    ensure!(
+        code(client.produce("t", 0, corrupt.into(), Acks::All).await)
+            == Some(ErrorCode::CorruptMessage)
+    );
+    ensure!(
+        code(
+            client
+                .produce("t", 0, bytes::Bytes::from_static(b"hello"), Acks::All)
+                .await
+        ) == Some(ErrorCode::CorruptMessage)
+    );
 
     eprintln!("--- bad topic requests");
     let bad_config = HashMap::from([("retention.ms".to_string(), "soon".to_string())]);
-    ensure!(code(client.create_topic("u", 1, 1, bad_config).await) == Some(ErrorCode::InvalidConfig));
+    ensure!(
+        code(client.create_topic("u", 1, 1, bad_config).await) == Some(ErrorCode::InvalidConfig)
+    );
     let unknown_config = HashMap::from([("no.such.key".to_string(), "1".to_string())]);
-    ensure!(code(client.create_topic("u", 1, 1, unknown_config).await) == Some(ErrorCode::InvalidConfig));
-    ensure!(code(client.create_topic("bad name", 1, 1, HashMap::new()).await) == Some(ErrorCode::InvalidArgument));
-    ensure!(code(client.create_topic("u", 1, 3, HashMap::new()).await) == Some(ErrorCode::InvalidReplicationFactor));
-    ensure!(code(client.create_topic("t", 1, 1, HashMap::new()).await) == Some(ErrorCode::TopicAlreadyExists));
+    ensure!(
+        code(client.create_topic("u", 1, 1, unknown_config).await)
+            == Some(ErrorCode::InvalidConfig)
+    );
+    ensure!(
+        code(client.create_topic("bad name", 1, 1, HashMap::new()).await)
+            == Some(ErrorCode::InvalidArgument)
+    );
+    ensure!(
+        code(client.create_topic("u", 1, 3, HashMap::new()).await)
+            == Some(ErrorCode::InvalidReplicationFactor)
+    );
+    ensure!(
+        code(client.create_topic("t", 1, 1, HashMap::new()).await)
+            == Some(ErrorCode::TopicAlreadyExists)
+    );
 
     eprintln!("--- the server still serves, and nothing was lost");
     let second = client.produce("t", 0, batch(b"second"), Acks::All).await?;
-    ensure!(second.base_offset == 1, "the rejected batches must not take offsets");
+    ensure!(
+        second.base_offset == 1,
+        "the rejected batches must not take offsets"
+    );
     let read = workload::read_all(&client, "t", 2).await?;
     let values: Vec<&str> = read[0].iter().map(|(_, v)| v.as_str()).collect();
-    ensure!(values == ["first", "second"], "partition 0 holds {values:?}");
+    ensure!(
+        values == ["first", "second"],
+        "partition 0 holds {values:?}"
+    );
     ensure!(read[1].is_empty());
     Ok(())
 }

@@ -17,16 +17,12 @@ use cairn_client::ClientConfig;
 use cairn_client::RetryPolicy;
 use tempfile::TempDir;
 
-/// The `cairn` binary next to this test executable (target/<profile>/cairn),
-/// or `$CAIRN_BIN`.
+/// The `cairn` binary cargo built for these tests, or `$CAIRN_BIN`.
 pub fn cairn_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("CAIRN_BIN") {
-        return PathBuf::from(p);
+    match std::env::var("CAIRN_BIN") {
+        Ok(p) => PathBuf::from(p),
+        Err(_) => PathBuf::from(env!("CARGO_BIN_EXE_cairn")),
     }
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/it-<hash> -> target/<profile>/cairn
-    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    profile_dir.join("cairn")
 }
 
 fn free_port() -> u16 {
@@ -68,7 +64,7 @@ impl TestCluster {
     pub fn new(n: usize) -> Result<TestCluster> {
         let bin = cairn_bin();
         if !bin.exists() {
-            bail!("{} not found: run `cargo build --bin cairn` first", bin.display());
+            bail!("{} not found", bin.display());
         }
         let specs = (1..=n as u64)
             .map(|id| NodeSpec {
@@ -103,7 +99,9 @@ impl TestCluster {
     }
 
     fn log_path(&self, i: usize) -> PathBuf {
-        self.dir.path().join(format!("node-{}.log", self.specs[i].id))
+        self.dir
+            .path()
+            .join(format!("node-{}.log", self.specs[i].id))
     }
 
     pub fn set_data_dir(&mut self, i: usize, dir: PathBuf) {
@@ -122,7 +120,10 @@ impl TestCluster {
             .args(["--admin-addr", &s.admin])
             .args(["--kafka-addr", &s.kafka])
             .args(["--voters", &self.voters()])
-            .env("RUST_LOG", std::env::var("CAIRN_TEST_LOG").unwrap_or_else(|_| "info".into()));
+            .env(
+                "RUST_LOG",
+                std::env::var("CAIRN_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            );
         cmd
     }
 
@@ -130,7 +131,10 @@ impl TestCluster {
         if self.procs[i].is_some() {
             bail!("node {} already running", self.specs[i].id);
         }
-        let log = File::options().create(true).append(true).open(self.log_path(i))?;
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.log_path(i))?;
         let child = self
             .command(i)
             .stdout(Stdio::from(log.try_clone()?))
@@ -186,28 +190,39 @@ impl TestCluster {
     /// Waits until every running node is alive and registered, and a
     /// metadata leader is known.
     pub async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
-        let running: Vec<u64> = (0..self.specs.len())
-            .filter(|i| self.is_running(*i))
-            .map(|i| self.specs[i].id)
-            .collect();
+        let mut running = Vec::new();
+        for i in 0..self.specs.len() {
+            if self.is_running(i) {
+                running.push(self.specs[i].id);
+            }
+        }
         let deadline = Instant::now() + timeout;
         let mut last = String::from("no answer");
         while Instant::now() < deadline {
             if let Ok(client) = self.client().await {
                 match client.cluster_status().await {
                     Ok(s) => {
-                        let alive: Vec<u64> = s.nodes.iter().filter(|n| n.alive).map(|n| n.id).collect();
-                        if s.metadata_leader.is_some() && running.iter().all(|id| alive.contains(id)) {
+                        let alive: Vec<u64> =
+                            s.nodes.iter().filter(|n| n.alive).map(|n| n.id).collect();
+                        if s.metadata_leader.is_some()
+                            && running.iter().all(|id| alive.contains(id))
+                        {
                             return Ok(());
                         }
-                        last = format!("leader {:?}, alive {alive:?}, want {running:?}", s.metadata_leader);
+                        last = format!(
+                            "leader {:?}, alive {alive:?}, want {running:?}",
+                            s.metadata_leader
+                        );
                     }
                     Err(e) => last = e.to_string(),
                 }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        bail!("cluster not ready after {timeout:?}: {last}\n{}", self.logs_tail(40))
+        bail!(
+            "cluster not ready after {timeout:?}: {last}\n{}",
+            self.logs_tail(40)
+        )
     }
 
     /// Waits until every partition of `topic` has a leader and all replicas healthy.
@@ -221,7 +236,9 @@ impl TestCluster {
                     let lagging: Vec<_> = t
                         .partitions
                         .iter()
-                        .filter(|p| p.leader.is_none() || p.healthy_replicas.len() < p.replicas.len())
+                        .filter(|p| {
+                            p.leader.is_none() || p.healthy_replicas.len() < p.replicas.len()
+                        })
                         .map(|p| (p.partition, p.leader, p.healthy_replicas.clone()))
                         .collect();
                     if lagging.is_empty() {
@@ -242,7 +259,10 @@ impl TestCluster {
             let text = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
             let all: Vec<&str> = text.lines().collect();
             let from = all.len().saturating_sub(lines);
-            out.push_str(&format!("--- node {} log (last {lines} lines)\n", self.specs[i].id));
+            out.push_str(&format!(
+                "--- node {} log (last {lines} lines)\n",
+                self.specs[i].id
+            ));
             for l in &all[from..] {
                 out.push_str(l);
                 out.push('\n');

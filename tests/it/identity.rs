@@ -28,7 +28,8 @@ async fn wait_cluster_id(addr: &str) -> Result<String> {
 /// Runs a node command that must fail; returns its output.
 fn must_fail(mut cmd: std::process::Command) -> Result<String> {
     let out = cmd.output()?;
-    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     ensure!(!out.status.success(), "the node started; output:\n{text}");
     Ok(text)
 }
@@ -54,7 +55,10 @@ async fn node_refuses_the_data_dir_of_another_cluster() -> Result<()> {
     eprintln!("--- B's node 3 started on A's data dir must refuse");
     b.set_data_dir(2, a.data_dir(0));
     let text = must_fail(b.command(2))?;
-    ensure!(text.contains("belongs to cluster") && text.contains(&a_id), "unclear refusal:\n{text}");
+    ensure!(
+        text.contains("belongs to cluster") && text.contains(&a_id),
+        "unclear refusal:\n{text}"
+    );
     Ok(())
 }
 
@@ -68,6 +72,9 @@ async fn node_refuses_the_data_dir_of_another_node() -> Result<()> {
     other.specs[0].id = 2;
     other.set_data_dir(0, a.data_dir(0));
     let text = must_fail(other.command(0))?;
-    ensure!(text.contains("belongs to node 1"), "unclear refusal:\n{text}");
+    ensure!(
+        text.contains("belongs to node 1"),
+        "unclear refusal:\n{text}"
+    );
     Ok(())
 }

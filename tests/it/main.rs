@@ -1,6 +1,5 @@
 //! Cluster tests: real `cairn` processes on loopback, real RocksDB, real TCP.
 //!
-//! Build the binary first (`cargo build --bin cairn`; `tests/run` does it).
 //! Each test starts its own cluster on free ports in a temp dir; node logs
 //! are printed when a test fails.
 

@@ -83,7 +83,10 @@ pub async fn produce(
                 let mut attempts = 0;
                 loop {
                     attempts += 1;
-                    match client.produce(&topic, partition, bytes.clone(), Acks::All).await {
+                    match client
+                        .produce(&topic, partition, bytes.clone(), Acks::All)
+                        .await
+                    {
                         Ok(r) => {
                             let mut h = history.lock().expect("history");
                             if attempts > 1 {
@@ -101,7 +104,9 @@ pub async fn produce(
                             break;
                         }
                         Err(e) if Instant::now() < deadline => {
-                            eprintln!("producer {p}: partition {partition}: {e}; retrying the same batch");
+                            eprintln!(
+                                "producer {p}: partition {partition}: {e}; retrying the same batch"
+                            );
                             tokio::time::sleep(Duration::from_millis(200)).await;
                         }
                         Err(e) => {
@@ -122,19 +127,32 @@ pub async fn produce(
 }
 
 /// Every record of every partition, from offset 0 to the high watermark.
-pub async fn read_all(client: &Client, topic: &str, partitions: u32) -> Result<Vec<Vec<(u64, String)>>> {
+pub async fn read_all(
+    client: &Client,
+    topic: &str,
+    partitions: u32,
+) -> Result<Vec<Vec<(u64, String)>>> {
     let mut out = Vec::new();
     for p in 0..partitions {
-        let end = client.list_offsets(topic, p, OffsetSpec::Latest).await?.offset as u64;
+        let end = client
+            .list_offsets(topic, p, OffsetSpec::Latest)
+            .await?
+            .offset as u64;
         let mut records = Vec::new();
         let mut offset = 0u64;
         while offset < end {
             let f = client.fetch_records(topic, p, offset, 4 << 20, 0).await?;
             if f.next_offset <= offset {
-                bail!("partition {p}: fetch at {offset} made no progress (high watermark {})", f.high_watermark);
+                bail!(
+                    "partition {p}: fetch at {offset} made no progress (high watermark {})",
+                    f.high_watermark
+                );
             }
             for r in f.records {
-                let value = r.value.map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_default();
+                let value = r
+                    .value
+                    .map(|v| String::from_utf8_lossy(&v).into_owned())
+                    .unwrap_or_default();
                 records.push((r.offset as u64, value));
             }
             offset = f.next_offset;
@@ -151,7 +169,10 @@ pub fn check(history: &History, read: &[Vec<(u64, String)>]) -> Result<()> {
         let mut expected_offset = 0;
         for (offset, value) in records {
             if *offset != expected_offset {
-                bail!("partition {p}: offset {offset} follows {}; offsets must be contiguous", expected_offset as i64 - 1);
+                bail!(
+                    "partition {p}: offset {offset} follows {}; offsets must be contiguous",
+                    expected_offset as i64 - 1
+                );
             }
             expected_offset += 1;
             if let Some(prev) = at.insert(value.as_str(), (p as u32, *offset)) {
@@ -174,7 +195,11 @@ pub fn check(history: &History, read: &[Vec<(u64, String)>]) -> Result<()> {
         }
     }
     if !lost.is_empty() {
-        bail!("{} acknowledged records lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
+        bail!(
+            "{} acknowledged records lost, e.g. {:?}",
+            lost.len(),
+            &lost[..lost.len().min(5)]
+        );
     }
     // Per producer and partition, values must appear in the order sent.
     for (p, records) in read.iter().enumerate() {

@@ -21,12 +21,22 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a Cairn node until SIGINT/SIGTERM.
+    ///
+    /// Settings layer as: defaults < --config file < CAIRN_* environment
+    /// variables (e.g. CAIRN_NODE_ID) < flags.
     Server(ServerArgs),
     /// Create, list, describe and delete topics.
     Topic(TopicArgs),
     /// Produce stdin to a topic, one record per line.
+    ///
+    /// The line ending (\n or \r\n) is stripped. Exits non-zero, listing the
+    /// failed line numbers, if any record was not acknowledged; prints "N
+    /// records acknowledged" on stderr at the end.
     Produce(ProduceArgs),
     /// Print the records of a topic.
+    ///
+    /// Reads all partitions unless --partition is given, and runs until
+    /// Ctrl-C unless --max-records or --exit-at-end is given.
     Consume(ConsumeArgs),
     /// Cluster-wide information.
     Cluster(ClusterArgs),
@@ -250,14 +260,6 @@ pub struct ProduceArgs {
 }
 
 /// `cairn consume`.
-///
-/// Text output prints each value on a line (`KEY<TAB>VALUE` with
-/// --print-key; null prints as `null`), bytes as they are. JSON output
-/// prints one object per record: {"partition", "offset", "timestamp", "key",
-/// "value", "headers": {name: value}, "encoding"}; "encoding" is "utf8" when
-/// key, value and header values are all valid UTF-8 and printed as strings,
-/// otherwise "base64" and all of them are base64 (standard alphabet,
-/// padded). Null keys/values are JSON null.
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
     /// Connection flags.
@@ -281,7 +283,13 @@ pub struct ConsumeArgs {
     /// Print KEY<TAB>VALUE in text output.
     #[arg(long)]
     pub print_key: bool,
-    /// Output format (JSON lines for json).
+    /// Output format. text: each value on a line, bytes as they are
+    /// (KEY<TAB>VALUE with --print-key; null prints as `null`). json: one
+    /// object per line, {"partition", "offset", "timestamp", "key", "value",
+    /// "headers": {name: value}, "encoding"}, where "encoding" is "utf8" if
+    /// key, value and header values are all valid UTF-8 (then they are
+    /// strings) and otherwise "base64" (then all of them are standard padded
+    /// base64); null keys and values are JSON null.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
     /// How long the server may hold a fetch waiting for new records, in ms.

@@ -5,13 +5,16 @@
 //! records or [`MAX_REQUEST_BYTES`], and sends it as soon as it is full or
 //! stdin has nothing more ready. Requests are sent one at a time so that
 //! records keep their line order within each partition. Failed lines are
-//! reported by line number at the end, and make the command fail.
+//! reported by line number at the end, and make the command fail. If a
+//! request still fails after the client's retry deadline (the cluster or a
+//! partition is unavailable), the command stops reading stdin rather than
+//! waiting out the deadline for every following request.
 
 use std::io::{self, BufRead, BufReader};
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
-use cairn_client::{Acks, Client, OwnedRecord};
+use cairn_client::{Acks, Client, ClientError, OwnedRecord};
 use tokio::sync::mpsc::{self, error::TryRecvError};
 
 use crate::cli::ProduceArgs;
@@ -158,6 +161,23 @@ struct Pending {
 struct Totals {
     acked: u64,
     failures: Vec<LineFailure>,
+    /// A request failed even after retrying until the deadline.
+    gave_up: bool,
+}
+
+impl Totals {
+    /// Marks `lines` as failed with `error`.
+    fn fail(&mut self, lines: impl IntoIterator<Item = u64>, error: &ClientError, prefix: &str) {
+        if matches!(error, ClientError::RetriesExhausted { .. }) {
+            self.gave_up = true;
+        }
+        let reason = format!("{prefix}{error}");
+        self.failures
+            .extend(lines.into_iter().map(|line| LineFailure {
+                line,
+                reason: reason.clone(),
+            }));
+    }
 }
 
 async fn flush(
@@ -177,28 +197,16 @@ async fn flush(
                 match outcome.result {
                     Ok(_) => totals.acked += outcome.record_indices.len() as u64,
                     Err(e) => {
-                        let reason = format!("partition {}: {e}", outcome.partition);
-                        for i in outcome.record_indices {
-                            if let Some(&line) = batch.lines.get(i) {
-                                totals.failures.push(LineFailure {
-                                    line,
-                                    reason: reason.clone(),
-                                });
-                            }
-                        }
+                        let lines = outcome
+                            .record_indices
+                            .iter()
+                            .filter_map(|&i| batch.lines.get(i).copied());
+                        totals.fail(lines, &e, &format!("partition {}: ", outcome.partition));
                     }
                 }
             }
         }
-        Err(e) => {
-            let reason = e.to_string();
-            totals
-                .failures
-                .extend(batch.lines.iter().map(|&line| LineFailure {
-                    line,
-                    reason: reason.clone(),
-                }));
-        }
+        Err(e) => totals.fail(batch.lines.iter().copied(), &e, ""),
     }
 }
 
@@ -239,6 +247,9 @@ pub async fn run(args: ProduceArgs) -> Result<()> {
                 Err(TryRecvError::Empty) => {
                     // Nothing more ready: send what we have.
                     flush(&client, &args.topic, args.acks, &mut pending, &mut totals).await;
+                    if totals.gave_up {
+                        break;
+                    }
                     continue;
                 }
                 Err(TryRecvError::Disconnected) => None,
@@ -263,6 +274,9 @@ pub async fn run(args: ProduceArgs) -> Result<()> {
                 if pending.records.len() >= batch_size || pending.bytes >= MAX_REQUEST_BYTES {
                     flush(&client, &args.topic, args.acks, &mut pending, &mut totals).await;
                 }
+                if totals.gave_up {
+                    break;
+                }
             }
             Err(reason) => totals.failures.push(LineFailure {
                 line: line_no,
@@ -275,6 +289,9 @@ pub async fn run(args: ProduceArgs) -> Result<()> {
     for line in summarize_failures(&totals.failures, MAX_FAILURE_LINES) {
         eprintln!("failed: {line}");
     }
+    if totals.gave_up {
+        eprintln!("stopped after line {total_lines}: the cluster did not accept a request within the retry deadline; later lines were not read");
+    }
     let verb = if args.acks == Acks::None {
         "sent (acks=0)"
     } else {
@@ -283,6 +300,13 @@ pub async fn run(args: ProduceArgs) -> Result<()> {
     eprintln!("{} records {verb}", totals.acked);
     if let Some(e) = read_error {
         return Err(e).context(format!("reading stdin after line {total_lines}"));
+    }
+    if totals.gave_up {
+        bail!(
+            "gave up after line {total_lines}: {} records acknowledged, {} failed, the rest not sent",
+            totals.acked,
+            totals.failures.len()
+        );
     }
     if !totals.failures.is_empty() {
         bail!(
@@ -335,6 +359,26 @@ mod tests {
             (Some(&b""[..]), Some(&b""[..]))
         );
         assert!(sep.record(b"novalue".to_vec(), None).is_err());
+    }
+
+    #[test]
+    fn only_exhausted_retries_stop_the_run() {
+        let mut totals = Totals::default();
+        let caller_fault = ClientError::Protocol("bad".into());
+        totals.fail([1, 2], &caller_fault, "partition 0: ");
+        assert!(!totals.gave_up);
+        assert_eq!(totals.failures[1].line, 2);
+        assert_eq!(
+            totals.failures[1].reason,
+            "partition 0: invalid response from server: bad"
+        );
+        let exhausted = ClientError::RetriesExhausted {
+            attempts: 3,
+            elapsed: std::time::Duration::from_secs(30),
+            last: Box::new(caller_fault),
+        };
+        totals.fail([3], &exhausted, "");
+        assert!(totals.gave_up);
     }
 
     #[test]

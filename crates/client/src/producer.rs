@@ -18,11 +18,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// yet, so it never changes).
 pub(crate) const PRODUCER_EPOCH: i16 = 0;
 
+/// The next sequence number of one partition, locked for a whole send.
+pub(crate) type SequenceSlot = Arc<tokio::sync::Mutex<i32>>;
+
 /// Producer identity and per-partition sequence state of one client.
 #[derive(Debug)]
 pub(crate) struct ProducerSession {
     producer_id: i64,
-    slots: Mutex<HashMap<(String, u32), Arc<tokio::sync::Mutex<i32>>>>,
+    slots: Mutex<HashMap<(String, u32), SequenceSlot>>,
 }
 
 impl ProducerSession {
@@ -41,7 +44,7 @@ impl ProducerSession {
     }
 
     /// The next-sequence slot of a partition; lock it for the whole send.
-    pub(crate) fn slot(&self, topic: &str, partition: u32) -> Arc<tokio::sync::Mutex<i32>> {
+    pub(crate) fn slot(&self, topic: &str, partition: u32) -> SequenceSlot {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(
             slots

@@ -7,7 +7,10 @@ use crate::state::NodeInfo;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AssignError {
     #[error("replication factor {replication_factor} is larger than the {nodes} available nodes")]
-    NotEnoughNodes { replication_factor: u32, nodes: usize },
+    NotEnoughNodes {
+        replication_factor: u32,
+        nodes: usize,
+    },
     #[error("replication factor must be at least 1")]
     ZeroReplicationFactor,
     #[error("a topic needs at least one partition")]
@@ -43,8 +46,10 @@ pub fn assign_replicas(
     ids.sort_unstable();
     let rack: BTreeMap<NodeId, Option<&str>> =
         nodes.iter().map(|n| (n.id, n.rack.as_deref())).collect();
-    let mut replicas_on: BTreeMap<NodeId, usize> =
-        ids.iter().map(|id| (*id, load.get(id).copied().unwrap_or(0))).collect();
+    let mut replicas_on: BTreeMap<NodeId, usize> = ids
+        .iter()
+        .map(|id| (*id, load.get(id).copied().unwrap_or(0)))
+        .collect();
     let mut leaders_on: BTreeMap<NodeId, usize> = ids.iter().map(|id| (*id, 0)).collect();
 
     let mut out = Vec::with_capacity(partitions as usize);
@@ -60,7 +65,8 @@ pub fn assign_replicas(
                 .iter()
                 .filter(|id| !chosen.contains(id))
                 .min_by_key(|id| {
-                    let rack_reuse = usize::from(racks_used.contains(&rack[*id]) && rack[*id].is_some());
+                    let rack_reuse =
+                        usize::from(racks_used.contains(&rack[*id]) && rack[*id].is_some());
                     let leader_load = if slot == 0 { leaders_on[*id] } else { 0 };
                     (rack_reuse, leader_load, replicas_on[*id], rotation(**id))
                 })

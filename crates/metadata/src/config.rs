@@ -101,10 +101,11 @@ pub fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<(), 
                 known: TopicConfig::ALL.map(TopicConfig::key).join(", "),
             });
         };
-        c.validate(value).map_err(|reason| ConfigError::InvalidValue {
-            key: key.clone(),
-            reason,
-        })?;
+        c.validate(value)
+            .map_err(|reason| ConfigError::InvalidValue {
+                key: key.clone(),
+                reason,
+            })?;
     }
     Ok(())
 }

@@ -122,7 +122,10 @@ impl MetadataState {
             MetaCommand::CommitOffsets { group, offsets } => {
                 let by_topic = self.group_offsets.entry(group).or_default();
                 for (topic, partition, committed) in offsets {
-                    by_topic.entry(topic).or_default().insert(partition, committed);
+                    by_topic
+                        .entry(topic)
+                        .or_default()
+                        .insert(partition, committed);
                 }
                 MetaResponse::Ok
             }
@@ -259,7 +262,10 @@ mod tests {
             configs: BTreeMap::new(),
             assignment: vec![vec![7]],
         });
-        assert!(matches!(r, MetaResponse::Error(MetaError::InvalidArgument(_))));
+        assert!(matches!(
+            r,
+            MetaResponse::Error(MetaError::InvalidArgument(_))
+        ));
         assert!(s.topics.is_empty());
     }
 

@@ -84,7 +84,9 @@ impl Producers {
             state.epoch = b.epoch;
             state.recent.clear();
         }
-        state.recent.push_back((b.first_sequence, b.last_sequence, base_offset));
+        state
+            .recent
+            .push_back((b.first_sequence, b.last_sequence, base_offset));
         while state.recent.len() > RECENT_BATCHES {
             state.recent.pop_front();
         }
@@ -112,8 +114,14 @@ mod tests {
         p.record(&batch(0, 9), 100);
         assert_eq!(p.check(&batch(10, 19)), Verdict::Append);
         p.record(&batch(10, 19), 110);
-        assert_eq!(p.check(&batch(0, 9)), Verdict::Duplicate { base_offset: 100 });
-        assert_eq!(p.check(&batch(10, 19)), Verdict::Duplicate { base_offset: 110 });
+        assert_eq!(
+            p.check(&batch(0, 9)),
+            Verdict::Duplicate { base_offset: 100 }
+        );
+        assert_eq!(
+            p.check(&batch(10, 19)),
+            Verdict::Duplicate { base_offset: 110 }
+        );
         assert_eq!(p.check(&batch(5, 12)), Verdict::OutOfOrder { expected: 20 });
     }
 
@@ -124,7 +132,10 @@ mod tests {
             p.record(&batch(i * 10, i * 10 + 9), i as u64 * 10);
         }
         assert_eq!(p.check(&batch(0, 9)), Verdict::OutOfOrder { expected: 100 });
-        assert_eq!(p.check(&batch(90, 99)), Verdict::Duplicate { base_offset: 90 });
+        assert_eq!(
+            p.check(&batch(90, 99)),
+            Verdict::Duplicate { base_offset: 90 }
+        );
     }
 
     #[test]

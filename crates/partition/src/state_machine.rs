@@ -63,7 +63,10 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
 
 impl PartitionStateMachine {
     /// Opens the state machine of `group`, loading what was applied before.
-    pub fn open(store: NodeStore, group: GroupId) -> Result<(Self, Arc<PartitionShared>), io::Error> {
+    pub fn open(
+        store: NodeStore,
+        group: GroupId,
+    ) -> Result<(Self, Arc<PartitionShared>), io::Error> {
         let meta = match store.state_get(group, META_KEY).map_err(io_err)? {
             Some(bytes) => decode::<SmMeta>(&bytes).map_err(io_err)?,
             None => SmMeta::default(),
@@ -169,7 +172,11 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
                         record_count: cmd.record_count,
                         max_timestamp_ms: cmd.max_timestamp_ms,
                     };
-                    batch.put(self.group, &IndexEntry::key(row.base_offset), &row.encode_value());
+                    batch.put(
+                        self.group,
+                        &IndexEntry::key(row.base_offset),
+                        &row.encode_value(),
+                    );
                     self.meta.next_offset = row.next_offset();
                     Response::Produce {
                         base_offset: row.base_offset,
@@ -206,7 +213,11 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
 
     /// Installs a leader's snapshot: this replica's log then starts at the
     /// snapshot's next offset (records below it are not held here).
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotData) -> Result<(), io::Error> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotData,
+    ) -> Result<(), io::Error> {
         let mut incoming: SmMeta = decode(snapshot.get_ref()).map_err(io_err)?;
         incoming.log_start = incoming.next_offset;
         tracing::warn!(

@@ -13,7 +13,11 @@ use crate::types::TypeConfig;
 
 /// Delivers one Raft message to `raft` and encodes its answer.
 /// The error is a human-readable reason, sent back to the caller.
-pub async fn handle_message<SM>(raft: &Raft<SM>, kind: RaftKind, body: &[u8]) -> Result<Bytes, String>
+pub async fn handle_message<SM>(
+    raft: &Raft<SM>,
+    kind: RaftKind,
+    body: &[u8],
+) -> Result<Bytes, String>
 where
     SM: RaftStateMachine<TypeConfig, SnapshotData = SnapshotData>,
 {

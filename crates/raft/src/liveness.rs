@@ -72,7 +72,10 @@ impl Liveness {
         self.peers
             .lock()
             .ok()
-            .and_then(|p| p.get(&node).map(|v| v.last_heard.elapsed() < self.dead_after))
+            .and_then(|p| {
+                p.get(&node)
+                    .map(|v| v.last_heard.elapsed() < self.dead_after)
+            })
             .unwrap_or(false)
     }
 

@@ -98,7 +98,10 @@ impl Transport {
     }
 
     pub fn cluster_id(&self) -> String {
-        self.cluster_id.read().map(|c| c.clone()).unwrap_or_default()
+        self.cluster_id
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_default()
     }
 
     /// Records (or changes) a node's internal RPC address.
@@ -127,7 +130,9 @@ impl Transport {
     }
 
     fn peer(&self, node: NodeId) -> Result<Arc<Peer>, TransportError> {
-        let addr = self.address(node).ok_or(TransportError::UnknownNode(node))?;
+        let addr = self
+            .address(node)
+            .ok_or(TransportError::UnknownNode(node))?;
         let mut peers = self
             .peers
             .lock()

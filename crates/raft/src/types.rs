@@ -37,7 +37,12 @@ impl std::fmt::Display for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Request::Meta(cmd) => write!(f, "meta:{}", meta_command_name(cmd)),
-            Request::Produce(p) => write!(f, "produce:{}records/{}bytes", p.record_count, p.records.len()),
+            Request::Produce(p) => write!(
+                f,
+                "produce:{}records/{}bytes",
+                p.record_count,
+                p.records.len()
+            ),
         }
     }
 }

@@ -61,7 +61,9 @@ struct Validated {
 /// Checks every batch of a produce request: CRC, framing, size.
 fn validate_records(records: &[u8], max_message_bytes: u64) -> Result<Validated, ApiError> {
     if records.is_empty() {
-        return Err(ApiError::InvalidArgument("produce request holds no record batch".into()));
+        return Err(ApiError::InvalidArgument(
+            "produce request holds no record batch".into(),
+        ));
     }
     let mut count: u64 = 0;
     let mut max_ts = i64::MIN;
@@ -74,7 +76,8 @@ fn validate_records(records: &[u8], max_message_bytes: u64) -> Result<Validated,
                 max: max_message_bytes,
             });
         }
-        let header = cairn_record::validate_batch(batch).map_err(|e| ApiError::CorruptMessage(e.to_string()))?;
+        let header = cairn_record::validate_batch(batch)
+            .map_err(|e| ApiError::CorruptMessage(e.to_string()))?;
         count += header.offset_count() as u64;
         max_ts = max_ts.max(header.max_timestamp);
         if header.producer_id >= 0 {
@@ -86,7 +89,11 @@ fn validate_records(records: &[u8], max_message_bytes: u64) -> Result<Validated,
                     first_sequence: header.base_sequence,
                     last_sequence,
                 },
-                Some(p) if p.producer_id == header.producer_id && p.epoch == header.producer_epoch => ProducerBatch { last_sequence, ..p },
+                Some(p)
+                    if p.producer_id == header.producer_id && p.epoch == header.producer_epoch =>
+                {
+                    ProducerBatch { last_sequence, ..p }
+                }
                 Some(_) => {
                     return Err(ApiError::InvalidArgument(
                         "the batches of one produce request must come from one producer".into(),
@@ -95,7 +102,8 @@ fn validate_records(records: &[u8], max_message_bytes: u64) -> Result<Validated,
             });
         }
     }
-    let record_count = u32::try_from(count).map_err(|_| ApiError::InvalidArgument("too many records in one request".into()))?;
+    let record_count = u32::try_from(count)
+        .map_err(|_| ApiError::InvalidArgument("too many records in one request".into()))?;
     Ok(Validated {
         record_count,
         max_timestamp_ms: max_ts,
@@ -104,7 +112,11 @@ fn validate_records(records: &[u8], max_message_bytes: u64) -> Result<Validated,
 }
 
 impl CairnService {
-    fn locate(&self, topic: &str, partition: u32) -> Result<(Topic, PartitionAssignment), ApiError> {
+    fn locate(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<(Topic, PartitionAssignment), ApiError> {
         let t = self.node.topic(topic)?;
         let p = t
             .partitions
@@ -120,7 +132,11 @@ impl CairnService {
 
     /// The local replica of the partition, if it is the leader; else an
     /// error naming the leader.
-    fn leader_replica(&self, topic: &str, p: &PartitionAssignment) -> Result<Arc<Replica>, ApiError> {
+    fn leader_replica(
+        &self,
+        topic: &str,
+        p: &PartitionAssignment,
+    ) -> Result<Arc<Replica>, ApiError> {
         let what = format!("{topic}/{}", p.partition);
         let local = self.node.replica(p.group);
         if let Some(r) = &local {
@@ -170,7 +186,14 @@ impl CairnService {
     }
 
     fn nodes(&self) -> Vec<cairn_proto::v1::Node> {
-        let voters: Vec<u64> = self.node.meta.metrics().borrow_watched().membership_config.voter_ids().collect();
+        let voters: Vec<u64> = self
+            .node
+            .meta
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .voter_ids()
+            .collect();
         self.node.meta_view.read(|s| {
             s.nodes
                 .values()
@@ -191,8 +214,13 @@ impl CairnService {
     async fn wait_for_leaders(&self, topic: &str, timeout: Duration) {
         let deadline = tokio::time::Instant::now() + timeout;
         while tokio::time::Instant::now() < deadline {
-            let Ok(t) = self.node.topic(topic) else { return };
-            if t.partitions.iter().all(|p| self.node.group_status(p.group).leader.is_some()) {
+            let Ok(t) = self.node.topic(topic) else {
+                return;
+            };
+            if t.partitions
+                .iter()
+                .all(|p| self.node.group_status(p.group).leader.is_some())
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -200,16 +228,19 @@ impl CairnService {
     }
 }
 
-fn map_write_error(what: &str, e: RaftError<cairn_raft::TypeConfig, ClientWriteError<cairn_raft::TypeConfig>>, node: &Node) -> ApiError {
+fn map_write_error(
+    what: &str,
+    e: RaftError<cairn_raft::TypeConfig, ClientWriteError<cairn_raft::TypeConfig>>,
+    node: &Node,
+) -> ApiError {
     match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) | RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)) => {
-            ApiError::NotLeader {
-                what: what.to_string(),
-                leader: f
-                    .leader_id
-                    .and_then(|l| node.node_info(l).map(|n| (l, n.grpc_addr))),
-            }
-        }
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f))
+        | RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)) => ApiError::NotLeader {
+            what: what.to_string(),
+            leader: f
+                .leader_id
+                .and_then(|l| node.node_info(l).map(|n| (l, n.grpc_addr))),
+        },
         other => ApiError::Internal(other.to_string()),
     }
 }
@@ -223,16 +254,26 @@ fn read_error(e: ReadError) -> ApiError {
 
 #[tonic::async_trait]
 impl Cairn for CairnService {
-    async fn metadata(&self, request: Request<MetadataRequest>) -> Result<Response<MetadataResponse>, Status> {
+    async fn metadata(
+        &self,
+        request: Request<MetadataRequest>,
+    ) -> Result<Response<MetadataResponse>, Status> {
         let req = request.into_inner();
         let topics: Vec<Topic> = self.node.meta_view.read(|s| {
             if req.topics.is_empty() {
                 s.topics.values().cloned().collect()
             } else {
-                req.topics.iter().filter_map(|n| s.topics.get(n).cloned()).collect()
+                req.topics
+                    .iter()
+                    .filter_map(|n| s.topics.get(n).cloned())
+                    .collect()
             }
         });
-        if let Some(missing) = req.topics.iter().find(|n| !topics.iter().any(|t| &t.name == *n)) {
+        if let Some(missing) = req
+            .topics
+            .iter()
+            .find(|n| !topics.iter().any(|t| &t.name == *n))
+        {
             return Err(ApiError::UnknownTopic(missing.clone()).into());
         }
         Ok(Response::new(MetadataResponse {
@@ -243,14 +284,24 @@ impl Cairn for CairnService {
         }))
     }
 
-    async fn create_topic(&self, request: Request<CreateTopicRequest>) -> Result<Response<CreateTopicResponse>, Status> {
+    async fn create_topic(
+        &self,
+        request: Request<CreateTopicRequest>,
+    ) -> Result<Response<CreateTopicResponse>, Status> {
         let req = request.into_inner();
         validate_topic_name(&req.name).map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
         if req.partitions == 0 || req.partitions > MAX_PARTITIONS {
-            return Err(ApiError::InvalidArgument(format!("partitions must be 1..={MAX_PARTITIONS}, got {}", req.partitions)).into());
+            return Err(ApiError::InvalidArgument(format!(
+                "partitions must be 1..={MAX_PARTITIONS}, got {}",
+                req.partitions
+            ))
+            .into());
         }
         if req.replication_factor == 0 {
-            return Err(ApiError::InvalidReplicationFactor("replication factor must be at least 1".into()).into());
+            return Err(ApiError::InvalidReplicationFactor(
+                "replication factor must be at least 1".into(),
+            )
+            .into());
         }
         let configs: BTreeMap<String, String> = req.configs.into_iter().collect();
         validate_topic_configs(&configs).map_err(|e| ApiError::InvalidConfig(e.to_string()))?;
@@ -263,41 +314,57 @@ impl Cairn for CairnService {
         match self.node.propose(proposal).await? {
             MetaResponse::TopicCreated(t) => {
                 tracing::info!(topic = %t.name, partitions = t.partitions.len(), "topic created");
-                self.wait_for_leaders(&t.name, Duration::from_secs(10)).await;
+                self.wait_for_leaders(&t.name, Duration::from_secs(10))
+                    .await;
                 Ok(Response::new(CreateTopicResponse {
                     topic: Some(self.topic_metadata(&t)),
                 }))
             }
             MetaResponse::Error(MetaError::TopicExists(n)) => Err(ApiError::TopicExists(n).into()),
             MetaResponse::Error(e) => Err(ApiError::InvalidArgument(e.to_string()).into()),
-            MetaResponse::Ok => Err(ApiError::Internal("topic creation answered without a topic".into()).into()),
+            MetaResponse::Ok => {
+                Err(ApiError::Internal("topic creation answered without a topic".into()).into())
+            }
         }
     }
 
-    async fn delete_topic(&self, request: Request<DeleteTopicRequest>) -> Result<Response<DeleteTopicResponse>, Status> {
+    async fn delete_topic(
+        &self,
+        request: Request<DeleteTopicRequest>,
+    ) -> Result<Response<DeleteTopicResponse>, Status> {
         let name = request.into_inner().name;
         match self
             .node
-            .propose(Proposal::Command(MetaCommand::DeleteTopic { name: name.clone() }))
+            .propose(Proposal::Command(MetaCommand::DeleteTopic {
+                name: name.clone(),
+            }))
             .await?
         {
             MetaResponse::Ok => {
                 tracing::info!(topic = %name, "topic deleted");
                 Ok(Response::new(DeleteTopicResponse {}))
             }
-            MetaResponse::Error(MetaError::UnknownTopic(n)) => Err(ApiError::UnknownTopic(n).into()),
+            MetaResponse::Error(MetaError::UnknownTopic(n)) => {
+                Err(ApiError::UnknownTopic(n).into())
+            }
             other => Err(ApiError::Internal(format!("{other:?}")).into()),
         }
     }
 
-    async fn describe_topic(&self, request: Request<DescribeTopicRequest>) -> Result<Response<DescribeTopicResponse>, Status> {
+    async fn describe_topic(
+        &self,
+        request: Request<DescribeTopicRequest>,
+    ) -> Result<Response<DescribeTopicResponse>, Status> {
         let t = self.node.topic(&request.into_inner().name)?;
         Ok(Response::new(DescribeTopicResponse {
             topic: Some(self.topic_metadata(&t)),
         }))
     }
 
-    async fn produce(&self, request: Request<ProduceRequest>) -> Result<Response<ProduceResponse>, Status> {
+    async fn produce(
+        &self,
+        request: Request<ProduceRequest>,
+    ) -> Result<Response<ProduceResponse>, Status> {
         let req = request.into_inner();
         let (topic, p) = self.locate(&req.topic, req.partition)?;
         let replica = self.leader_replica(&req.topic, &p)?;
@@ -316,6 +383,7 @@ impl Cairn for CairnService {
             producer,
         });
         let what = format!("{}/{}", req.topic, req.partition);
+        replica.renew_lease_if_stale().await;
         metrics::counter!("cairn_produce_bytes_total").increment(bytes as u64);
         metrics::counter!("cairn_produce_records_total").increment(u64::from(record_count));
         match Acks::try_from(req.acks).unwrap_or(Acks::All) {
@@ -325,7 +393,18 @@ impl Cairn for CairnService {
                 } else {
                     u64::from(req.timeout_ms)
                 };
-                let write = replica.raft.client_write(cmd);
+                let write = async {
+                    match replica.raft.client_write(cmd.clone()).await {
+                        // The lease lapsed between the check and the write: renew, retry once.
+                        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))
+                            if f.leader_id.is_none() && replica.is_leader() =>
+                        {
+                            replica.renew_lease_if_stale().await;
+                            replica.raft.client_write(cmd).await
+                        }
+                        other => other,
+                    }
+                };
                 let resp = tokio::time::timeout(Duration::from_millis(timeout_ms), write)
                     .await
                     .map_err(|_| ApiError::Timeout(timeout_ms))?
@@ -350,7 +429,9 @@ impl Cairn for CairnService {
                         got,
                     }
                     .into()),
-                    other => Err(ApiError::Internal(format!("partition answered {other:?}")).into()),
+                    other => {
+                        Err(ApiError::Internal(format!("partition answered {other:?}")).into())
+                    }
                 }
             }
             Acks::Leader | Acks::None => {
@@ -368,7 +449,10 @@ impl Cairn for CairnService {
         }
     }
 
-    async fn fetch(&self, request: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {
+    async fn fetch(
+        &self,
+        request: Request<FetchRequest>,
+    ) -> Result<Response<FetchResponse>, Status> {
         let req = request.into_inner();
         let (_, p) = self.locate(&req.topic, req.partition)?;
         let replica = self.leader_replica(&req.topic, &p)?;
@@ -380,7 +464,11 @@ impl Cairn for CairnService {
             let wait = Duration::from_millis(u64::from(req.max_wait_ms)).min(FETCH_MAX_WAIT);
             replica.log.wait_for(req.offset, wait).await;
         }
-        let r = replica.log.read(req.offset, max_bytes).await.map_err(read_error)?;
+        let r = replica
+            .log
+            .read(req.offset, max_bytes)
+            .await
+            .map_err(read_error)?;
         metrics::counter!("cairn_fetch_bytes_total").increment(r.records.len() as u64);
         Ok(Response::new(FetchResponse {
             high_watermark: r.high_watermark,
@@ -389,23 +477,37 @@ impl Cairn for CairnService {
         }))
     }
 
-    async fn list_offsets(&self, request: Request<ListOffsetsRequest>) -> Result<Response<ListOffsetsResponse>, Status> {
+    async fn list_offsets(
+        &self,
+        request: Request<ListOffsetsRequest>,
+    ) -> Result<Response<ListOffsetsResponse>, Status> {
         let req = request.into_inner();
         let (_, p) = self.locate(&req.topic, req.partition)?;
         let replica = self.leader_replica(&req.topic, &p)?;
         let (offset, timestamp_ms) = match req.spec {
             Some(Spec::Earliest(_)) => (replica.log.log_start() as i64, -1),
             Some(Spec::Latest(_)) | None => (replica.log.high_watermark() as i64, -1),
-            Some(Spec::TimestampMs(ts)) => match replica.log.offset_for_timestamp(ts).map_err(read_error)? {
-                Some((o, t)) => (o as i64, t),
-                None => (-1, -1),
-            },
+            Some(Spec::TimestampMs(ts)) => {
+                match replica.log.offset_for_timestamp(ts).map_err(read_error)? {
+                    Some((o, t)) => (o as i64, t),
+                    None => (-1, -1),
+                }
+            }
         };
-        Ok(Response::new(ListOffsetsResponse { offset, timestamp_ms }))
+        Ok(Response::new(ListOffsetsResponse {
+            offset,
+            timestamp_ms,
+        }))
     }
 
-    async fn cluster_status(&self, _request: Request<ClusterStatusRequest>) -> Result<Response<ClusterStatusResponse>, Status> {
-        let topics: Vec<Topic> = self.node.meta_view.read(|s| s.topics.values().cloned().collect());
+    async fn cluster_status(
+        &self,
+        _request: Request<ClusterStatusRequest>,
+    ) -> Result<Response<ClusterStatusResponse>, Status> {
+        let topics: Vec<Topic> = self
+            .node
+            .meta_view
+            .read(|s| s.topics.values().cloned().collect());
         let mut leaderless = Vec::new();
         let mut under = Vec::new();
         let mut partition_count = 0;
@@ -439,7 +541,10 @@ impl Cairn for CairnService {
         }))
     }
 
-    async fn commit_offsets(&self, request: Request<CommitOffsetsRequest>) -> Result<Response<CommitOffsetsResponse>, Status> {
+    async fn commit_offsets(
+        &self,
+        request: Request<CommitOffsetsRequest>,
+    ) -> Result<Response<CommitOffsetsResponse>, Status> {
         let req = request.into_inner();
         if req.group.is_empty() {
             return Err(ApiError::InvalidArgument("group must not be empty".into()).into());
@@ -473,7 +578,10 @@ impl Cairn for CairnService {
         }
     }
 
-    async fn fetch_offsets(&self, request: Request<FetchOffsetsRequest>) -> Result<Response<FetchOffsetsResponse>, Status> {
+    async fn fetch_offsets(
+        &self,
+        request: Request<FetchOffsetsRequest>,
+    ) -> Result<Response<FetchOffsetsResponse>, Status> {
         let group = request.into_inner().group;
         let offsets = self.node.meta_view.read(|s| {
             s.group_offsets
@@ -507,11 +615,20 @@ mod tests {
         b.push(1, Some(b"k"), Some(b"v"), &[]);
         let batch = b.build();
         assert_eq!(validate_records(&batch, 1 << 20).unwrap().record_count, 1);
-        assert!(matches!(validate_records(&[], 1 << 20), Err(ApiError::InvalidArgument(_))));
-        assert!(matches!(validate_records(&batch, 10), Err(ApiError::MessageTooLarge { .. })));
+        assert!(matches!(
+            validate_records(&[], 1 << 20),
+            Err(ApiError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            validate_records(&batch, 10),
+            Err(ApiError::MessageTooLarge { .. })
+        ));
         let mut bad = batch.to_vec();
         let last = bad.len() - 1;
         bad[last] ^= 0xff;
-        assert!(matches!(validate_records(&bad, 1 << 20), Err(ApiError::CorruptMessage(_))));
+        assert!(matches!(
+            validate_records(&bad, 1 << 20),
+            Err(ApiError::CorruptMessage(_))
+        ));
     }
 }

@@ -24,7 +24,9 @@ pub enum ConfigError {
     NodeIdZero,
     #[error("--voters and --join are exclusive: a voter bootstraps the cluster, a joiner joins a running one")]
     VotersAndJoin,
-    #[error("node {0} is not in --voters and no --join is given: it could never reach the cluster")]
+    #[error(
+        "node {0} is not in --voters and no --join is given: it could never reach the cluster"
+    )]
     NotAVoter(NodeId),
 }
 
@@ -111,15 +113,21 @@ impl ServerConfig {
     }
 
     pub fn advertised_rpc(&self) -> String {
-        self.advertised_rpc_addr.clone().unwrap_or_else(|| self.rpc_addr.clone())
+        self.advertised_rpc_addr
+            .clone()
+            .unwrap_or_else(|| self.rpc_addr.clone())
     }
 
     pub fn advertised_grpc(&self) -> String {
-        self.advertised_grpc_addr.clone().unwrap_or_else(|| self.grpc_addr.clone())
+        self.advertised_grpc_addr
+            .clone()
+            .unwrap_or_else(|| self.grpc_addr.clone())
     }
 
     pub fn advertised_kafka(&self) -> String {
-        self.advertised_kafka_addr.clone().unwrap_or_else(|| self.kafka_addr.clone())
+        self.advertised_kafka_addr
+            .clone()
+            .unwrap_or_else(|| self.kafka_addr.clone())
     }
 
     /// The metadata group's voters. Without `voters` and `join`: this node alone.
@@ -166,22 +174,36 @@ mod tests {
     use super::*;
 
     fn flags(pairs: &[(&str, serde_json::Value)]) -> serde_json::Map<String, serde_json::Value> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
     }
 
     #[test]
     fn defaults_make_a_single_node_cluster() {
         let c = ServerConfig::load(None, flags(&[])).unwrap();
         assert_eq!(c.grpc_addr, "127.0.0.1:50051");
-        assert_eq!(c.voter_map().unwrap(), BTreeMap::from([(1, "127.0.0.1:50052".to_string())]));
+        assert_eq!(
+            c.voter_map().unwrap(),
+            BTreeMap::from([(1, "127.0.0.1:50052".to_string())])
+        );
     }
 
     #[test]
     fn file_then_flags_override() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("cairn.toml");
-        std::fs::write(&file, "node_id = 2\ngrpc_addr = \"127.0.0.1:6000\"\nvoters = \"1=a:1,2=b:2\"\n").unwrap();
-        let c = ServerConfig::load(Some(&file), flags(&[("grpc_addr", "127.0.0.1:7000".into())])).unwrap();
+        std::fs::write(
+            &file,
+            "node_id = 2\ngrpc_addr = \"127.0.0.1:6000\"\nvoters = \"1=a:1,2=b:2\"\n",
+        )
+        .unwrap();
+        let c = ServerConfig::load(
+            Some(&file),
+            flags(&[("grpc_addr", "127.0.0.1:7000".into())]),
+        )
+        .unwrap();
         assert_eq!(c.node_id, 2);
         assert_eq!(c.grpc_addr, "127.0.0.1:7000");
     }

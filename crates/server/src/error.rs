@@ -15,7 +15,10 @@ pub enum ServerError {
     #[error("storage: {0}")]
     Storage(#[from] cairn_storage::StorageError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("data dir {data_dir} belongs to node {stored}, but this node is configured as {configured}; refusing to start")]
     NodeIdMismatch {
         data_dir: String,
@@ -72,7 +75,11 @@ pub enum ApiError {
     #[error("{0}")]
     OffsetOutOfRange(String),
     #[error("producer {producer_id}: sequence {got} is out of order, expected {expected}")]
-    OutOfOrderSequence { producer_id: i64, expected: i32, got: i32 },
+    OutOfOrderSequence {
+        producer_id: i64,
+        expected: i32,
+        got: i32,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -84,7 +84,10 @@ impl Internal for InternalService {
         Ok(Response::new(RaftBatchReply { replies }))
     }
 
-    async fn heartbeat(&self, request: Request<NodeHeartbeat>) -> Result<Response<NodeHeartbeatReply>, Status> {
+    async fn heartbeat(
+        &self,
+        request: Request<NodeHeartbeat>,
+    ) -> Result<Response<NodeHeartbeatReply>, Status> {
         let hb = request.into_inner();
         self.node
             .check_cluster(&hb.cluster_id)
@@ -97,7 +100,10 @@ impl Internal for InternalService {
         }))
     }
 
-    async fn meta_propose(&self, request: Request<MetaProposeRequest>) -> Result<Response<MetaProposeReply>, Status> {
+    async fn meta_propose(
+        &self,
+        request: Request<MetaProposeRequest>,
+    ) -> Result<Response<MetaProposeReply>, Status> {
         let proposal: Proposal = serde_json::from_slice(&request.into_inner().command)
             .map_err(|e| Status::invalid_argument(format!("undecodable proposal: {e}")))?;
         let response = self.node.propose(proposal).await.map_err(Status::from)?;
@@ -124,7 +130,9 @@ impl Internal for InternalService {
             return client.join(join).await;
         }
         tracing::info!(node = join.node_id, rpc_addr = %join.rpc_addr, "node joining");
-        self.node.transport.set_address(join.node_id, &join.rpc_addr);
+        self.node
+            .transport
+            .set_address(join.node_id, &join.rpc_addr);
         self.node
             .meta
             .add_learner(join.node_id, BasicNode::new(join.rpc_addr.clone()), false)

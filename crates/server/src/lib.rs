@@ -73,10 +73,12 @@ fn meta_raft_config() -> Result<Arc<Config>, ServerError> {
 }
 
 async fn bind(addr: &str) -> Result<TcpListener, ServerError> {
-    TcpListener::bind(addr).await.map_err(|source| ServerError::Bind {
-        addr: addr.to_string(),
-        source,
-    })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: addr.to_string(),
+            source,
+        })
 }
 
 /// Checks (or records) which node this data dir belongs to; returns the
@@ -110,7 +112,11 @@ fn check_data_dir(store: &NodeStore, config: &ServerConfig) -> Result<Option<Str
 
 /// Asks the configured peers which cluster they belong to; a node whose data
 /// dir holds another cluster's data must not join them.
-async fn check_peers_cluster(config: &ServerConfig, local: &str, peers: &[String]) -> Result<(), ServerError> {
+async fn check_peers_cluster(
+    config: &ServerConfig,
+    local: &str,
+    peers: &[String],
+) -> Result<(), ServerError> {
     for addr in peers {
         let Ok(mut client) = internal::connect_addr(addr) else {
             continue;
@@ -163,7 +169,9 @@ async fn join_cluster(node: &Arc<Node>, addr: &str) -> Result<(), ServerError> {
     let request = JoinRequest {
         node_id: node.id,
         rpc_addr: info.rpc_addr.clone(),
-        node: serde_json::to_vec(&info).map_err(|e| err(e.to_string()))?.into(),
+        node: serde_json::to_vec(&info)
+            .map_err(|e| err(e.to_string()))?
+            .into(),
     };
     let mut last = String::new();
     for _ in 0..60 {
@@ -194,13 +202,14 @@ fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -215,7 +224,9 @@ async fn shutdown_signal() {
 /// Runs a node until SIGINT or SIGTERM.
 pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     let prometheus = install_metrics();
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| ServerError::Raft(format!("cannot create {}: {e}", config.data_dir.display())))?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        ServerError::Raft(format!("cannot create {}: {e}", config.data_dir.display()))
+    })?;
     let store = NodeStore::open(&config.data_dir.join("db"), StoreOptions::default())?;
     let stored_cluster = check_data_dir(&store, &config)?;
     let voters = config.voter_map()?;
@@ -235,7 +246,8 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         transport.set_cluster_id(cluster);
     }
 
-    let (sm, meta_view) = MetaStateMachine::open(store.clone()).map_err(|e| ServerError::Raft(e.to_string()))?;
+    let (sm, meta_view) =
+        MetaStateMachine::open(store.clone()).map_err(|e| ServerError::Raft(e.to_string()))?;
     let meta = Raft::new(
         config.node_id,
         meta_raft_config()?,
@@ -296,9 +308,16 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     let admin_server = tokio::spawn(admin::serve(admin_listener, node.clone(), prometheus));
 
     if voters.contains_key(&node.id) {
-        let initialized = node.meta.is_initialized().await.map_err(|e| ServerError::Raft(e.to_string()))?;
+        let initialized = node
+            .meta
+            .is_initialized()
+            .await
+            .map_err(|e| ServerError::Raft(e.to_string()))?;
         if !initialized {
-            let members: BTreeMap<NodeId, BasicNode> = voters.iter().map(|(id, a)| (*id, BasicNode::new(a.clone()))).collect();
+            let members: BTreeMap<NodeId, BasicNode> = voters
+                .iter()
+                .map(|(id, a)| (*id, BasicNode::new(a.clone())))
+                .collect();
             if let Err(e) = node.meta.initialize(members).await {
                 tracing::debug!(error = %e, "metadata group initialize");
             }

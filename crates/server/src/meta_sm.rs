@@ -111,7 +111,11 @@ impl MetaStateMachine {
         ))
     }
 
-    async fn persist_snapshot(&mut self, meta: SnapshotMeta, data: Vec<u8>) -> Result<(), io::Error> {
+    async fn persist_snapshot(
+        &mut self,
+        meta: SnapshotMeta,
+        data: Vec<u8>,
+    ) -> Result<(), io::Error> {
         let mut batch = StateBatch::new();
         batch.put(
             METADATA_GROUP,
@@ -200,7 +204,11 @@ impl RaftStateMachine<TypeConfig> for MetaStateMachine {
         }
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotData) -> Result<(), io::Error> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotData,
+    ) -> Result<(), io::Error> {
         let data = snapshot.into_inner();
         let state: MetadataState = serde_json::from_slice(&data).map_err(io_err)?;
         self.persist_snapshot(meta.clone(), data).await?;

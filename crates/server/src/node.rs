@@ -216,7 +216,9 @@ impl Node {
                     (nodes, s.replica_load())
                 });
                 let assignment = assign_replicas(&nodes, &load, partitions, replication_factor)
-                    .map_err(|e| ApiError::InvalidReplicationFactor(format!("{e} (nodes alive)")))?;
+                    .map_err(|e| {
+                        ApiError::InvalidReplicationFactor(format!("{e} (nodes alive)"))
+                    })?;
                 Ok(MetaCommand::CreateTopic {
                     name,
                     replication_factor,

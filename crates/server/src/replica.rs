@@ -3,6 +3,7 @@
 use openraft::async_runtime::watch::WatchReceiver;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use cairn_partition::PartitionLog;
 use cairn_partition::PartitionStateMachine;
@@ -24,6 +25,10 @@ use crate::NodeId;
 /// A follower counts as healthy while it is alive and this close to the
 /// leader's last log index.
 const HEALTHY_LAG_ENTRIES: u64 = 1000;
+
+/// Renew the leader lease before a write when the last quorum
+/// acknowledgement is older than this (the lease is 500 ms).
+const LEASE_RENEW_AFTER: Duration = Duration::from_millis(250);
 
 /// openraft settings of partition groups: no per-group timers at all.
 /// Heartbeats are node-level and elections are triggered by the node's
@@ -75,32 +80,96 @@ impl Replica {
         let (sm, shared) = PartitionStateMachine::open(store.clone(), group)
             .map_err(|e| ServerError::Raft(format!("partition group {group}: {e}")))?;
         let log = PartitionLog::new(store.clone(), shared);
-        let raft = Raft::new(me, config, network(transport, group), store.log_store(group), sm)
-            .await
-            .map_err(|e| ServerError::Raft(format!("partition group {group}: {e}")))?;
+        let raft = Raft::new(
+            me,
+            config,
+            network(transport, group),
+            store.log_store(group),
+            sm,
+        )
+        .await
+        .map_err(|e| ServerError::Raft(format!("partition group {group}: {e}")))?;
         let initialized = raft
             .is_initialized()
             .await
             .map_err(|e| ServerError::Raft(e.to_string()))?;
         if !initialized {
-            // Every replica proposes the same initial membership; openraft
-            // accepts the identical entry from all of them.
+            // The preferred leader bootstraps the group (openraft starts an
+            // election right after initializing). The others do the same
+            // only if it has not reached them after a while, e.g. because
+            // the preferred leader was down when the topic was created.
             let members: BTreeMap<NodeId, BasicNode> = replicas
                 .iter()
-                .map(|id| (*id, BasicNode::new(addrs.get(id).cloned().unwrap_or_default())))
+                .map(|id| {
+                    (
+                        *id,
+                        BasicNode::new(addrs.get(id).cloned().unwrap_or_default()),
+                    )
+                })
                 .collect();
-            if let Err(e) = raft.initialize(members).await {
-                tracing::debug!(group, error = %e, "partition group initialize");
-            }
+            let slot = replicas
+                .iter()
+                .position(|r| *r == me)
+                .unwrap_or(replicas.len());
+            let raft = raft.clone();
+            tokio::spawn(async move {
+                if slot > 0 {
+                    tokio::time::sleep(Duration::from_secs(3 * slot as u64)).await;
+                    if raft.is_initialized().await.unwrap_or(true) {
+                        return;
+                    }
+                }
+                if let Err(e) = raft.initialize(members).await {
+                    tracing::debug!(group, error = %e, "partition group initialize");
+                }
+            });
         }
         Ok(Replica {
             group,
             topic: topic.to_string(),
             partition,
-            slot: replicas.iter().position(|r| *r == me).unwrap_or(replicas.len()),
+            slot: replicas
+                .iter()
+                .position(|r| *r == me)
+                .unwrap_or(replicas.len()),
             raft,
             log,
         })
+    }
+
+    /// A leader accepts writes only while a quorum acknowledged it within
+    /// its lease (500 ms). Partition groups send no periodic heartbeats, so
+    /// an idle leader's lease lapses; this renews it with one heartbeat
+    /// round before a write, and waits for the acknowledgement.
+    pub(crate) async fn renew_lease_if_stale(&self) {
+        let stale = {
+            let rx = self.raft.metrics();
+            let m = rx.borrow_watched();
+            m.state == ServerState::Leader
+                && m.last_quorum_acked
+                    .as_ref()
+                    .is_none_or(|t| openraft::Instant::elapsed(&**t) > LEASE_RENEW_AFTER)
+        };
+        if !stale {
+            return;
+        }
+        metrics::counter!("cairn_partition_lease_renewals_total").increment(1);
+        if self.raft.trigger().heartbeat().await.is_err() {
+            return;
+        }
+        let _ = self
+            .raft
+            .wait(Some(Duration::from_millis(500)))
+            .metrics(
+                |m| {
+                    m.state != ServerState::Leader
+                        || m.last_quorum_acked
+                            .as_ref()
+                            .is_some_and(|t| openraft::Instant::elapsed(&**t) < LEASE_RENEW_AFTER)
+                },
+                "leader lease renewed",
+            )
+            .await;
     }
 
     pub(crate) fn is_leader(&self) -> bool {
@@ -119,7 +188,10 @@ impl Replica {
         if let Some(repl) = &m.replication {
             for (node, matched) in repl {
                 let matched = matched.as_ref().map(|l| l.index).unwrap_or(0);
-                if *node != m.id && liveness.is_alive(*node) && matched + HEALTHY_LAG_ENTRIES >= last {
+                if *node != m.id
+                    && liveness.is_alive(*node)
+                    && matched + HEALTHY_LAG_ENTRIES >= last
+                {
                     healthy.push(*node);
                 }
             }

@@ -189,8 +189,11 @@ pub(crate) async fn reconcile_loop(node: Arc<Node>) {
                         .map(|p| (p.group, (t.name.clone(), p.partition, p.replicas.clone())))
                 })
                 .collect();
-            let addrs: BTreeMap<NodeId, String> =
-                s.nodes.values().map(|n| (n.id, n.rpc_addr.clone())).collect();
+            let addrs: BTreeMap<NodeId, String> = s
+                .nodes
+                .values()
+                .map(|n| (n.id, n.rpc_addr.clone()))
+                .collect();
             (desired, addrs, s.next_group_id)
         });
         for (group, (topic, partition, replicas)) in &desired {
@@ -231,8 +234,12 @@ pub(crate) async fn reconcile_loop(node: Arc<Node>) {
             }
             let _ = r.raft.shutdown().await;
             match node.store.delete_group(r.group) {
-                Ok(()) => tracing::info!(group = r.group, topic = %r.topic, partition = r.partition, "replica removed"),
-                Err(e) => tracing::error!(group = r.group, error = %e, "cannot delete replica data"),
+                Ok(()) => {
+                    tracing::info!(group = r.group, topic = %r.topic, partition = r.partition, "replica removed")
+                }
+                Err(e) => {
+                    tracing::error!(group = r.group, error = %e, "cannot delete replica data")
+                }
             }
         }
         // Data of groups deleted while this node was down.
@@ -267,7 +274,10 @@ pub(crate) async fn registration_loop(node: Arc<Node>) {
             (
                 s.cluster_id.clone(),
                 s.nodes.get(&node.id).cloned(),
-                s.nodes.values().map(|n| (n.id, n.rpc_addr.clone())).collect::<Vec<_>>(),
+                s.nodes
+                    .values()
+                    .map(|n| (n.id, n.rpc_addr.clone()))
+                    .collect::<Vec<_>>(),
             )
         });
         for (id, addr) in nodes {
@@ -277,7 +287,9 @@ pub(crate) async fn registration_loop(node: Arc<Node>) {
             None if node.is_meta_leader() => {
                 let id = format!("{:032x}", rand::random::<u128>());
                 if let Err(e) = node
-                    .propose(Proposal::Command(MetaCommand::InitCluster { cluster_id: id }))
+                    .propose(Proposal::Command(MetaCommand::InitCluster {
+                        cluster_id: id,
+                    }))
                     .await
                 {
                     tracing::warn!(error = %e, "cannot set the cluster id yet");

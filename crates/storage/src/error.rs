@@ -90,11 +90,17 @@ pub enum Cause {
     /// reports the same error without retrying, because a retried fsync may falsely report
     /// success for data the kernel already dropped. Restart the process.
     #[error("WAL fsync failed{}: {error}", if *.poisoned { " earlier; store is poisoned" } else { "" })]
-    WalSync { error: rocksdb::Error, poisoned: bool },
+    WalSync {
+        error: rocksdb::Error,
+        poisoned: bool,
+    },
     /// The group-commit syncer is gone (it only stops when the store is dropped or a
     /// completion callback panicked).
     #[error("the group-commit syncer has stopped")]
     SyncerStopped,
+    /// A value to write encodes to more than [`crate::MAX_VALUE_BYTES`].
+    #[error("value of {bytes} bytes exceeds the {max}-byte limit")]
+    TooLarge { bytes: usize, max: usize },
     /// The caller asked for something this crate refuses to do.
     #[error("invalid request: {0}")]
     Invalid(&'static str),
@@ -113,7 +119,12 @@ pub struct StorageError {
 }
 
 impl StorageError {
-    pub(crate) fn new(group: GroupId, subject: Subject, verb: Verb, source: impl Into<Cause>) -> Self {
+    pub(crate) fn new(
+        group: GroupId,
+        subject: Subject,
+        verb: Verb,
+        source: impl Into<Cause>,
+    ) -> Self {
         StorageError {
             group,
             subject,
@@ -135,7 +146,7 @@ impl From<StorageError> for io::Error {
         let kind = match &e.source {
             Cause::Io(inner) => inner.kind(),
             Cause::Decode(_) | Cause::Corrupt(_) => io::ErrorKind::InvalidData,
-            Cause::Invalid(_) => io::ErrorKind::InvalidInput,
+            Cause::Invalid(_) | Cause::TooLarge { .. } => io::ErrorKind::InvalidInput,
             _ => io::ErrorKind::Other,
         };
         io::Error::new(kind, e)
@@ -148,7 +159,12 @@ mod tests {
 
     #[test]
     fn display_names_group_subject_verb_and_cause() {
-        let e = StorageError::new(7, Subject::Log(3), Verb::Decode, Cause::Corrupt("bad".into()));
+        let e = StorageError::new(
+            7,
+            Subject::Log(3),
+            Verb::Decode,
+            Cause::Corrupt("bad".into()),
+        );
         assert_eq!(
             e.to_string(),
             "storage: decode log entry 3 of group 7 failed: corrupt data: bad"

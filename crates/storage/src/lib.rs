@@ -36,6 +36,15 @@
 //! completes them all after one `flush_wal(true)`. See [`LogStore`] for the per-operation
 //! contract and the syncer module for the group commit.
 //!
+//! # Values
+//!
+//! Every value is encoded once (the entry payload exists nowhere else) and is capped at
+//! [`MAX_VALUE_BYTES`] (64 MiB) on write; reads decode with the same limit, so a corrupt
+//! length prefix is an error instead of a giant allocation. Undecodable bytes, trailing
+//! bytes, or an entry whose index differs from its key are reported as errors
+//! ([`StorageError::is_corruption`], `io::ErrorKind::InvalidData` through openraft), never
+//! as panics.
+//!
 //! # Metrics
 //!
 //! `cairn_storage_syncs_total` (counter), `cairn_storage_sync_seconds` (histogram, fsync
@@ -51,14 +60,15 @@ mod state_batch;
 mod store_stats;
 mod syncer;
 
+pub use codec::MAX_VALUE_BYTES;
 pub use error::Cause;
 pub use error::StorageError;
 pub use error::Subject;
 pub use error::Verb;
 pub use log_store::LogStore;
-pub use node_store::FORMAT_VERSION;
 pub use node_store::NodeStore;
 pub use node_store::StateEntry;
+pub use node_store::FORMAT_VERSION;
 pub use options::StoreOptions;
 pub use state_batch::StateBatch;
 pub use store_stats::StoreStats;

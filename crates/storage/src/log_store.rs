@@ -7,28 +7,28 @@ use std::marker::PhantomData;
 use std::ops::Bound;
 use std::ops::RangeBounds;
 
-use openraft::LogState;
-use openraft::OptionalSend;
-use openraft::RaftLogReader;
-use openraft::RaftTypeConfig;
 use openraft::alias::LogIdOf;
 use openraft::alias::VoteOf;
 use openraft::entry::RaftEntry;
 use openraft::storage::IOFlushed;
 use openraft::storage::RaftLogStorage;
+use openraft::LogState;
+use openraft::OptionalSend;
+use openraft::RaftLogReader;
+use openraft::RaftTypeConfig;
 use rocksdb::ReadOptions;
 use rocksdb::WriteBatch;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 
-use crate::GroupId;
-use crate::NodeStore;
-use crate::StorageError;
 use crate::codec;
 use crate::error::Cause;
 use crate::error::Subject;
 use crate::error::Verb;
 use crate::keys;
+use crate::GroupId;
+use crate::NodeStore;
+use crate::StorageError;
 
 /// Raft log storage (log entries, vote, purged and committed log ids) of one group.
 ///
@@ -86,7 +86,8 @@ fn index_bounds(range: &impl RangeBounds<u64>) -> Option<(u64, Option<u64>)> {
 }
 
 impl<C> LogStore<C>
-where C: RaftTypeConfig
+where
+    C: RaftTypeConfig,
 {
     pub(crate) fn new(store: NodeStore, group: GroupId) -> Self {
         LogStore {
@@ -108,7 +109,11 @@ where C: RaftTypeConfig
         StorageError::new(self.group, subject, verb, cause)
     }
 
-    fn get_value<T: DeserializeOwned>(&self, tag: u8, subject: Subject) -> Result<Option<T>, StorageError> {
+    fn get_value<T: DeserializeOwned>(
+        &self,
+        tag: u8,
+        subject: Subject,
+    ) -> Result<Option<T>, StorageError> {
         let bytes = self
             .store
             .db()
@@ -122,7 +127,12 @@ where C: RaftTypeConfig
         }
     }
 
-    fn put_value<T: Serialize>(&self, tag: u8, subject: Subject, value: &T) -> Result<(), StorageError> {
+    fn put_value<T: Serialize>(
+        &self,
+        tag: u8,
+        subject: Subject,
+        value: &T,
+    ) -> Result<(), StorageError> {
         let key = keys::tag_key(self.group, tag);
         let value = codec::encode(value).map_err(|e| self.err(subject, Verb::Encode, e))?;
         let user_bytes = (key.len() + value.len()) as u64;
@@ -141,7 +151,8 @@ where C: RaftTypeConfig
                 Cause::Corrupt(format!("key {key:?} is not a log key of this group")),
             )
         })?;
-        let entry: C::Entry = codec::decode(value).map_err(|e| self.err(Subject::Log(index), Verb::Decode, e))?;
+        let entry: C::Entry =
+            codec::decode(value).map_err(|e| self.err(Subject::Log(index), Verb::Decode, e))?;
         if entry.index() != index {
             // Not a panic: this is bad bytes on disk, and the node must report it, not crash.
             tracing::error!(
@@ -153,7 +164,10 @@ where C: RaftTypeConfig
             return Err(self.err(
                 Subject::Log(index),
                 Verb::Decode,
-                Cause::Corrupt(format!("entry with index {} stored under index {index}", entry.index())),
+                Cause::Corrupt(format!(
+                    "entry with index {} stored under index {index}",
+                    entry.index()
+                )),
             ));
         }
         Ok(entry)
@@ -171,7 +185,8 @@ where C: RaftTypeConfig
             entries.push(self.decode_entry(key, value)?);
             it.next();
         }
-        it.status().map_err(|e| self.err(Subject::Logs, Verb::Read, e))?;
+        it.status()
+            .map_err(|e| self.err(Subject::Logs, Verb::Read, e))?;
         Ok(entries)
     }
 
@@ -192,7 +207,8 @@ where C: RaftTypeConfig
     }
 
     fn do_get_log_state(&self) -> Result<LogState<C>, StorageError> {
-        let last_purged_log_id: Option<LogIdOf<C>> = self.get_value(keys::TAG_PURGED, Subject::Purged)?;
+        let last_purged_log_id: Option<LogIdOf<C>> =
+            self.get_value(keys::TAG_PURGED, Subject::Purged)?;
         let last_log_id = match self.last_entry_log_id()? {
             Some(id) => Some(id),
             None => last_purged_log_id.clone(),
@@ -205,14 +221,17 @@ where C: RaftTypeConfig
 
     /// Write `entries` in one unsynced batch; returns how many.
     fn write_entries<I>(&self, entries: I) -> Result<usize, StorageError>
-    where I: IntoIterator<Item = C::Entry> {
+    where
+        I: IntoIterator<Item = C::Entry>,
+    {
         let mut batch = WriteBatch::default();
         let mut user_bytes = 0u64;
         let mut count = 0usize;
         let mut last_index = None;
         for entry in entries {
             let index = entry.index();
-            let value = codec::encode(&entry).map_err(|e| self.err(Subject::Log(index), Verb::Encode, e))?;
+            let value = codec::encode(&entry)
+                .map_err(|e| self.err(Subject::Log(index), Verb::Encode, e))?;
             let key = keys::log_key(self.group, index);
             user_bytes += (key.len() + value.len()) as u64;
             batch.put(key, value);
@@ -249,7 +268,8 @@ where C: RaftTypeConfig
 
     fn do_purge(&self, log_id: &LogIdOf<C>) -> Result<(), StorageError> {
         let purged_key = keys::tag_key(self.group, keys::TAG_PURGED);
-        let purged_value = codec::encode(log_id).map_err(|e| self.err(Subject::Purged, Verb::Encode, e))?;
+        let purged_value =
+            codec::encode(log_id).map_err(|e| self.err(Subject::Purged, Verb::Encode, e))?;
         let from = keys::log_key(self.group, 0).to_vec();
         let to = keys::log_upper_bound(self.group, log_id.index().checked_add(1));
         let user_bytes = (purged_key.len() + purged_value.len() + from.len() + to.len()) as u64;
@@ -260,7 +280,11 @@ where C: RaftTypeConfig
         self.store
             .write_raw(batch, user_bytes)
             .map_err(|e| self.err(Subject::Purged, Verb::Write, e))?;
-        tracing::debug!(group = self.group, upto_index = log_id.index(), "purged log");
+        tracing::debug!(
+            group = self.group,
+            upto_index = log_id.index(),
+            "purged log"
+        );
         Ok(())
     }
 
@@ -280,10 +304,13 @@ where C: RaftTypeConfig
 }
 
 impl<C> RaftLogReader<C> for LogStore<C>
-where C: RaftTypeConfig
+where
+    C: RaftTypeConfig,
 {
     async fn try_get_log_entries<RB>(&mut self, range: RB) -> Result<Vec<C::Entry>, io::Error>
-    where RB: RangeBounds<u64> + Clone + Debug + OptionalSend {
+    where
+        RB: RangeBounds<u64> + Clone + Debug + OptionalSend,
+    {
         match index_bounds(&range) {
             None => Ok(Vec::new()),
             Some((start, end)) => Ok(self.read_entries(start, end)?),
@@ -296,7 +323,8 @@ where C: RaftTypeConfig
 }
 
 impl<C> RaftLogStorage<C> for LogStore<C>
-where C: RaftTypeConfig
+where
+    C: RaftTypeConfig,
 {
     type LogReader = Self;
 
@@ -332,8 +360,14 @@ where C: RaftTypeConfig
         self.write_entries(entries)?;
         let group = self.group;
         self.store.after_sync(Box::new(move |outcome| {
-            let result = outcome
-                .map_err(|f| io::Error::from(StorageError::new(group, Subject::Wal, Verb::Sync, f.into_cause())));
+            let result = outcome.map_err(|f| {
+                io::Error::from(StorageError::new(
+                    group,
+                    Subject::Wal,
+                    Verb::Sync,
+                    f.into_cause(),
+                ))
+            });
             callback.io_completed(result);
         }));
         Ok(())
@@ -360,9 +394,13 @@ mod tests {
         assert_eq!(index_bounds(&(..)), Some((0, None)));
         assert_eq!(index_bounds(&(..=u64::MAX)), Some((0, None)));
         assert_eq!(index_bounds(&(5..5)), None);
-        assert_eq!(index_bounds(&(6..5)), None);
+        let (start, end) = (6, 5);
+        assert_eq!(index_bounds(&(start..end)), None);
         assert_eq!(
-            index_bounds(&(std::ops::Bound::Excluded(u64::MAX), std::ops::Bound::Unbounded)),
+            index_bounds(&(
+                std::ops::Bound::Excluded(u64::MAX),
+                std::ops::Bound::Unbounded
+            )),
             None
         );
     }

@@ -6,25 +6,18 @@ use std::io;
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use openraft::RaftTypeConfig;
-use rocksdb::DB;
+use rocksdb::statistics::Ticker;
 use rocksdb::Options;
 use rocksdb::ReadOptions;
 use rocksdb::WriteBatch;
 use rocksdb::WriteOptions;
-use rocksdb::statistics::Ticker;
+use rocksdb::DB;
 
-use crate::GroupId;
-use crate::LogStore;
-use crate::NODE_GROUP;
-use crate::StateBatch;
-use crate::StorageError;
-use crate::StoreOptions;
-use crate::StoreStats;
 use crate::error::Cause;
 use crate::error::Subject;
 use crate::error::Verb;
@@ -32,6 +25,13 @@ use crate::keys;
 use crate::syncer::Completion;
 use crate::syncer::SyncFailure;
 use crate::syncer::Syncer;
+use crate::GroupId;
+use crate::LogStore;
+use crate::StateBatch;
+use crate::StorageError;
+use crate::StoreOptions;
+use crate::StoreStats;
+use crate::NODE_GROUP;
 
 /// On-disk format version written at creation under `NODE_GROUP`/`S`/`"format_version"`
 /// (u32 BE). Bump it on any incompatible change of the key layout or value encoding.
@@ -67,7 +67,9 @@ struct Inner {
 
 impl fmt::Debug for NodeStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NodeStore").field("path", &self.inner.path).finish()
+        f.debug_struct("NodeStore")
+            .field("path", &self.inner.path)
+            .finish()
     }
 }
 
@@ -101,7 +103,8 @@ fn classify_path(path: &Path) -> Result<Found, StorageError> {
                 .take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists())
                 .map(Path::to_path_buf)
                 .collect();
-            fs::create_dir_all(path).map_err(|e| StorageError::new(NODE_GROUP, Subject::Open, Verb::Write, e))?;
+            fs::create_dir_all(path)
+                .map_err(|e| StorageError::new(NODE_GROUP, Subject::Open, Verb::Write, e))?;
             Ok(Found::Fresh { created })
         }
         Err(e) => Err(open_err(e)),
@@ -112,9 +115,14 @@ fn classify_path(path: &Path) -> Result<Found, StorageError> {
             }
             let mut entries = fs::read_dir(path).map_err(open_err)?;
             if entries.next().is_none() {
-                Ok(Found::Fresh { created: Vec::new() })
+                Ok(Found::Fresh {
+                    created: Vec::new(),
+                })
             } else {
-                Err(not_a_store(path, "non-empty directory without a RocksDB database"))
+                Err(not_a_store(
+                    path,
+                    "non-empty directory without a RocksDB database",
+                ))
             }
         }
     }
@@ -156,14 +164,19 @@ impl NodeStore {
         let version_key = keys::state_key(NODE_GROUP, FORMAT_VERSION_SUFFIX);
         match db.get(&version_key).map_err(open_err)? {
             Some(bytes) => {
-                let found = <[u8; 4]>::try_from(bytes.as_slice()).map(u32::from_be_bytes).map_err(|_| {
-                    StorageError::new(
-                        NODE_GROUP,
-                        Subject::Open,
-                        Verb::Decode,
-                        Cause::Corrupt(format!("format version is {} bytes, expected 4", bytes.len())),
-                    )
-                })?;
+                let found = <[u8; 4]>::try_from(bytes.as_slice())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| {
+                        StorageError::new(
+                            NODE_GROUP,
+                            Subject::Open,
+                            Verb::Decode,
+                            Cause::Corrupt(format!(
+                                "format version is {} bytes, expected 4",
+                                bytes.len()
+                            )),
+                        )
+                    })?;
                 if found != FORMAT_VERSION {
                     return Err(open_err(Cause::FormatVersion {
                         found,
@@ -178,14 +191,18 @@ impl NodeStore {
                 it.status().map_err(open_err)?;
                 drop(it);
                 if has_keys {
-                    return Err(not_a_store(path, "RocksDB database without a Cairn format version"));
+                    return Err(not_a_store(
+                        path,
+                        "RocksDB database without a Cairn format version",
+                    ));
                 }
                 let mut w = WriteOptions::default();
                 w.set_sync(true);
                 db.put_opt(&version_key, FORMAT_VERSION.to_be_bytes(), &w)
                     .map_err(|e| StorageError::new(NODE_GROUP, Subject::Open, Verb::Write, e))?;
                 if let Found::Fresh { created } = &found {
-                    sync_parents(created).map_err(|e| StorageError::new(NODE_GROUP, Subject::Open, Verb::Sync, e))?;
+                    sync_parents(created)
+                        .map_err(|e| StorageError::new(NODE_GROUP, Subject::Open, Verb::Sync, e))?;
                 }
                 tracing::info!(path = %path.display(), format_version = FORMAT_VERSION, "created store");
             }
@@ -237,7 +254,11 @@ impl NodeStore {
     }
 
     /// The value of `suffix` in `group`'s state keyspace.
-    pub fn state_get(&self, group: GroupId, suffix: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+    pub fn state_get(
+        &self,
+        group: GroupId,
+        suffix: &[u8],
+    ) -> Result<Option<Vec<u8>>, StorageError> {
         self.inner
             .db
             .get(keys::state_key(group, suffix))
@@ -246,7 +267,12 @@ impl NodeStore {
 
     /// All `(suffix, value)` of `group`'s state keyspace with `from <= suffix < to`, in
     /// suffix order.
-    pub fn state_scan(&self, group: GroupId, from: &[u8], to_exclusive: &[u8]) -> Result<Vec<StateEntry>, StorageError> {
+    pub fn state_scan(
+        &self,
+        group: GroupId,
+        from: &[u8],
+        to_exclusive: &[u8],
+    ) -> Result<Vec<StateEntry>, StorageError> {
         let mut out = Vec::new();
         self.state_visit(group, from, Some(to_exclusive), |suffix, value| {
             out.push((suffix.to_vec(), value.to_vec()));
@@ -257,8 +283,16 @@ impl NodeStore {
 
     /// Visit `(suffix, value)` of `group`'s state keyspace with `from <= suffix < to` (`to`
     /// `None`: to the end of the keyspace) in order, without copying, until `f` breaks.
-    pub fn state_visit<F>(&self, group: GroupId, from: &[u8], to: Option<&[u8]>, mut f: F) -> Result<(), StorageError>
-    where F: FnMut(&[u8], &[u8]) -> ControlFlow<()> {
+    pub fn state_visit<F>(
+        &self,
+        group: GroupId,
+        from: &[u8],
+        to: Option<&[u8]>,
+        mut f: F,
+    ) -> Result<(), StorageError>
+    where
+        F: FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+    {
         let read_err = |cause: Cause| StorageError::new(group, Subject::State, Verb::Read, cause);
         let mut ro = ReadOptions::default();
         ro.set_iterate_lower_bound(keys::state_key(group, from));
@@ -269,8 +303,11 @@ impl NodeStore {
         let mut it = self.inner.db.raw_iterator_opt(ro);
         it.seek_to_first();
         while let Some((key, value)) = it.item() {
-            let suffix = keys::state_suffix_of(group, key)
-                .ok_or_else(|| read_err(Cause::Corrupt(format!("key {key:?} outside the state keyspace"))))?;
+            let suffix = keys::state_suffix_of(group, key).ok_or_else(|| {
+                read_err(Cause::Corrupt(format!(
+                    "key {key:?} outside the state keyspace"
+                )))
+            })?;
             if f(suffix, value).is_break() {
                 return Ok(());
             }
@@ -293,8 +330,11 @@ impl NodeStore {
         it.seek_for_prev(keys::state_key(group, suffix_upper_inclusive));
         match it.item() {
             Some((key, value)) => {
-                let suffix = keys::state_suffix_of(group, key)
-                    .ok_or_else(|| read_err(Cause::Corrupt(format!("key {key:?} outside the state keyspace"))))?;
+                let suffix = keys::state_suffix_of(group, key).ok_or_else(|| {
+                    read_err(Cause::Corrupt(format!(
+                        "key {key:?} outside the state keyspace"
+                    )))
+                })?;
                 Ok(Some((suffix.to_vec(), value.to_vec())))
             }
             None => it.status().map(|()| None).map_err(|e| read_err(e.into())),
@@ -319,7 +359,14 @@ impl NodeStore {
     /// Bytes written at each layer since open, and group-commit counters.
     pub fn stats(&self) -> StoreStats {
         let ticker = |t: Ticker| self.inner.rocks_opts.get_ticker_count(t);
-        let property = |name: &str| self.inner.db.property_int_value(name).ok().flatten().unwrap_or(0);
+        let property = |name: &str| {
+            self.inner
+                .db
+                .property_int_value(name)
+                .ok()
+                .flatten()
+                .unwrap_or(0)
+        };
         StoreStats {
             user_bytes_written: self.inner.user_bytes.load(Ordering::Relaxed),
             db_bytes_written: ticker(Ticker::BytesWritten),
@@ -339,13 +386,14 @@ impl NodeStore {
     /// id), in ascending order, for startup. Groups with only state-machine keys are not
     /// listed. Skips from group to group with seeks: the cost is per group, not per key.
     pub fn groups(&self) -> Result<Vec<GroupId>, StorageError> {
-        let read_err = |cause: Cause| StorageError::new(NODE_GROUP, Subject::Logs, Verb::Read, cause);
+        let read_err =
+            |cause: Cause| StorageError::new(NODE_GROUP, Subject::Logs, Verb::Read, cause);
         let mut it = self.inner.db.raw_iterator();
         let mut groups = Vec::new();
         it.seek_to_first();
         while let Some(key) = it.key() {
-            let group =
-                keys::group_of(key).ok_or_else(|| read_err(Cause::Corrupt(format!("key {key:?} has no group"))))?;
+            let group = keys::group_of(key)
+                .ok_or_else(|| read_err(Cause::Corrupt(format!("key {key:?} has no group"))))?;
             if group == NODE_GROUP {
                 break;
             }
@@ -372,9 +420,15 @@ impl NodeStore {
     }
 
     /// Unsynced write (WAL on, no fsync), counting `user_bytes`.
-    pub(crate) fn write_raw(&self, batch: WriteBatch, user_bytes: u64) -> Result<(), rocksdb::Error> {
+    pub(crate) fn write_raw(
+        &self,
+        batch: WriteBatch,
+        user_bytes: u64,
+    ) -> Result<(), rocksdb::Error> {
         self.inner.db.write_opt(batch, &unsynced())?;
-        self.inner.user_bytes.fetch_add(user_bytes, Ordering::Relaxed);
+        self.inner
+            .user_bytes
+            .fetch_add(user_bytes, Ordering::Relaxed);
         Ok(())
     }
 

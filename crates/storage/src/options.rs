@@ -1,17 +1,17 @@
 //! [`StoreOptions`]: RocksDB tuning for one node-wide store.
 
+use rocksdb::statistics::StatsLevel;
 use rocksdb::BlockBasedOptions;
 use rocksdb::Cache;
 use rocksdb::DBCompressionType;
 use rocksdb::DBRecoveryMode;
 use rocksdb::Options;
-use rocksdb::statistics::StatsLevel;
 
 const MIB: usize = 1024 * 1024;
 
 /// Tuning knobs of the node's RocksDB. Defaults target a small (2-core) machine.
 ///
-/// Choices that are not knobs (see [`StoreOptions::to_rocksdb`]):
+/// Fixed choices (not knobs):
 /// - one column family (the default one) for everything: a log append, a purge point + its
 ///   range delete, and a state-machine batch each commit atomically in one `WriteBatch`, and
 ///   there is one memtable to size instead of one per keyspace;

@@ -2,8 +2,8 @@
 
 use rocksdb::WriteBatch;
 
-use crate::GroupId;
 use crate::keys;
+use crate::GroupId;
 
 /// A batch of writes to groups' state-machine keyspaces (`[group]['S'][suffix]`), applied
 /// atomically by [`crate::NodeStore::write`].

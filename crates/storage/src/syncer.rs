@@ -17,10 +17,10 @@
 //! retried fsync can report success for data that never reached the disk.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
@@ -30,7 +30,10 @@ use crate::error::Cause;
 #[derive(Debug, Clone)]
 pub(crate) enum SyncFailure {
     /// The fsync failed (`poisoned`: an earlier one did, this request was not even tried).
-    Fsync { error: rocksdb::Error, poisoned: bool },
+    Fsync {
+        error: rocksdb::Error,
+        poisoned: bool,
+    },
     /// The syncer thread is gone.
     Stopped,
 }
@@ -65,7 +68,9 @@ pub(crate) struct Syncer {
 impl Syncer {
     /// Start the thread; `fsync` makes every write completed before the call durable.
     pub(crate) fn spawn<F>(fsync: F) -> std::io::Result<Syncer>
-    where F: FnMut() -> Result<(), rocksdb::Error> + Send + 'static {
+    where
+        F: FnMut() -> Result<(), rocksdb::Error> + Send + 'static,
+    {
         let (tx, rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
@@ -113,7 +118,9 @@ impl Drop for Syncer {
 }
 
 fn run<F>(rx: mpsc::Receiver<Completion>, mut fsync: F, counters: &Counters)
-where F: FnMut() -> Result<(), rocksdb::Error> {
+where
+    F: FnMut() -> Result<(), rocksdb::Error>,
+{
     let mut poisoned: Option<rocksdb::Error> = None;
     let mut batch: Vec<Completion> = Vec::new();
     while let Ok(first) = rx.recv() {
@@ -143,18 +150,26 @@ where F: FnMut() -> Result<(), rocksdb::Error> {
                             "WAL fsync failed; failing all waiters, store is poisoned"
                         );
                         poisoned = Some(error.clone());
-                        Err(SyncFailure::Fsync { error, poisoned: false })
+                        Err(SyncFailure::Fsync {
+                            error,
+                            poisoned: false,
+                        })
                     }
                 }
             }
         };
         metrics::histogram!("cairn_storage_sync_batch_size").record(waiters as f64);
-        counters.waiters.fetch_add(waiters as u64, Ordering::Relaxed);
+        counters
+            .waiters
+            .fetch_add(waiters as u64, Ordering::Relaxed);
 
         for completion in batch.drain(..) {
             let outcome = outcome.clone();
             if std::panic::catch_unwind(AssertUnwindSafe(move || completion(outcome))).is_err() {
-                tracing::error!(waiters, "sync completion panicked; continuing with the others");
+                tracing::error!(
+                    waiters,
+                    "sync completion panicked; continuing with the others"
+                );
             }
         }
     }
@@ -166,8 +181,8 @@ where F: FnMut() -> Result<(), rocksdb::Error> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
     use std::sync::mpsc as std_mpsc;
+    use std::sync::Mutex;
 
     use super::*;
 

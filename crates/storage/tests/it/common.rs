@@ -14,10 +14,6 @@ use cairn_storage::NodeStore;
 use cairn_storage::StoreOptions;
 use futures::Stream;
 use futures::TryStreamExt;
-use openraft::EntryPayload;
-use openraft::OptionalSend;
-use openraft::RaftSnapshotBuilder;
-use openraft::RaftTypeConfig;
 use openraft::alias::LogIdOf;
 use openraft::alias::SnapshotMetaOf;
 use openraft::alias::SnapshotOf;
@@ -29,6 +25,10 @@ use openraft::storage::RaftLogStorage;
 use openraft::storage::RaftStateMachine;
 use openraft::type_config::TypeConfigExt;
 use openraft::vote::RaftLeaderIdExt;
+use openraft::EntryPayload;
+use openraft::OptionalSend;
+use openraft::RaftSnapshotBuilder;
+use openraft::RaftTypeConfig;
 use serde::Deserialize;
 use serde::Serialize;
 
@@ -58,7 +58,10 @@ pub type Vote = <TestConfig as RaftTypeConfig>::Vote;
 pub type Store = LogStore<TestConfig>;
 
 pub fn log_id(term: u64, index: u64) -> LogId {
-    LogId::new(<TestConfig as RaftTypeConfig>::LeaderId::new_committed(term, 1), index)
+    LogId::new(
+        <TestConfig as RaftTypeConfig>::LeaderId::new_committed(term, 1),
+        index,
+    )
 }
 
 pub fn entry(term: u64, index: u64, payload: &[u8]) -> Entry {
@@ -83,7 +86,10 @@ pub fn small_options() -> StoreOptions {
 }
 
 /// An `IOFlushed` callback and a future of the result it is completed with.
-pub fn flushed() -> (IOFlushed<TestConfig>, impl Future<Output = io::Result<()>> + Send) {
+pub fn flushed() -> (
+    IOFlushed<TestConfig>,
+    impl Future<Output = io::Result<()>> + Send,
+) {
     let (tx, rx) = TestConfig::oneshot();
     let done = async move {
         rx.await
@@ -102,7 +108,12 @@ pub async fn append_durable(store: &mut Store, entries: Vec<Entry>) -> io::Resul
 /// Everything the store holds for a group: (last purged, last log id, entries' log ids).
 pub async fn log_ids(store: &mut Store) -> io::Result<Vec<LogId>> {
     use openraft::RaftLogReader;
-    Ok(store.try_get_log_entries(..).await?.iter().map(|e| e.log_id()).collect())
+    Ok(store
+        .try_get_log_entries(..)
+        .await?
+        .iter()
+        .map(|e| e.log_id())
+        .collect())
 }
 
 // ---- minimal in-memory state machine for openraft's suite ----
@@ -120,7 +131,9 @@ pub struct MemStateMachine(Arc<Mutex<SmState>>);
 
 impl MemStateMachine {
     fn state(&self) -> io::Result<std::sync::MutexGuard<'_, SmState>> {
-        self.0.lock().map_err(|_| io::Error::other("state machine mutex poisoned"))
+        self.0
+            .lock()
+            .map_err(|_| io::Error::other("state machine mutex poisoned"))
     }
 }
 
@@ -131,11 +144,13 @@ fn to_io(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
 impl RaftSnapshotBuilder<TestConfig> for MemStateMachine {
     type SnapshotData = Cursor<Vec<u8>>;
 
-    async fn build_snapshot(&mut self) -> Result<SnapshotOf<TestConfig, Cursor<Vec<u8>>>, io::Error> {
+    async fn build_snapshot(
+        &mut self,
+    ) -> Result<SnapshotOf<TestConfig, Cursor<Vec<u8>>>, io::Error> {
         let mut state = self.state()?;
         let data = serde_json::to_vec(&state.data).map_err(to_io)?;
         let meta = SnapshotMetaOf::<TestConfig> {
-            last_log_id: state.last_applied.clone(),
+            last_log_id: state.last_applied,
             last_membership: state.last_membership.clone(),
         };
         state.snapshot = Some((meta.clone(), data.clone()));
@@ -150,25 +165,30 @@ impl RaftStateMachine<TestConfig> for MemStateMachine {
     type SnapshotData = Cursor<Vec<u8>>;
     type SnapshotBuilder = Self;
 
-    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembershipOf<TestConfig>), io::Error> {
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId>, StoredMembershipOf<TestConfig>), io::Error> {
         let state = self.state()?;
-        Ok((state.last_applied.clone(), state.last_membership.clone()))
+        Ok((state.last_applied, state.last_membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
-    where Strm: Stream<Item = Result<EntryResponder<TestConfig>, io::Error>> + Unpin + OptionalSend {
+    where
+        Strm: Stream<Item = Result<EntryResponder<TestConfig>, io::Error>> + Unpin + OptionalSend,
+    {
         while let Some((entry, responder)) = entries.try_next().await? {
             let index = entry.log_id.index();
             {
                 let mut state = self.state()?;
-                state.last_applied = Some(entry.log_id.clone());
+                state.last_applied = Some(entry.log_id);
                 match &entry.payload {
                     EntryPayload::Blank => {}
                     EntryPayload::Normal(Request(bytes)) => {
                         state.data.insert(index, bytes.clone());
                     }
                     EntryPayload::Membership(m) => {
-                        state.last_membership = StoredMembershipOf::<TestConfig>::new(Some(entry.log_id.clone()), m.clone());
+                        state.last_membership =
+                            StoredMembershipOf::<TestConfig>::new(Some(entry.log_id), m.clone());
                     }
                 }
             }
@@ -183,22 +203,31 @@ impl RaftStateMachine<TestConfig> for MemStateMachine {
         self.clone()
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMetaOf<TestConfig>, snapshot: Cursor<Vec<u8>>) -> Result<(), io::Error> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMetaOf<TestConfig>,
+        snapshot: Cursor<Vec<u8>>,
+    ) -> Result<(), io::Error> {
         let bytes = snapshot.into_inner();
         let data: BTreeMap<u64, Vec<u8>> = serde_json::from_slice(&bytes).map_err(to_io)?;
         let mut state = self.state()?;
-        state.last_applied = meta.last_log_id.clone();
+        state.last_applied = meta.last_log_id;
         state.last_membership = meta.last_membership.clone();
         state.data = data;
         state.snapshot = Some((meta.clone(), bytes));
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<SnapshotOf<TestConfig, Cursor<Vec<u8>>>>, io::Error> {
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<SnapshotOf<TestConfig, Cursor<Vec<u8>>>>, io::Error> {
         let state = self.state()?;
-        Ok(state.snapshot.as_ref().map(|(meta, data)| SnapshotOf::<TestConfig, _> {
-            meta: meta.clone(),
-            snapshot: Cursor::new(data.clone()),
-        }))
+        Ok(state
+            .snapshot
+            .as_ref()
+            .map(|(meta, data)| SnapshotOf::<TestConfig, _> {
+                meta: meta.clone(),
+                snapshot: Cursor::new(data.clone()),
+            }))
     }
 }

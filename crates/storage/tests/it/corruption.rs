@@ -3,8 +3,8 @@
 use std::io;
 use std::path::Path;
 
-use openraft::RaftLogReader;
 use openraft::storage::RaftLogStorage;
+use openraft::RaftLogReader;
 
 use crate::common::*;
 
@@ -39,7 +39,9 @@ fn assert_invalid_data(result: io::Result<impl std::fmt::Debug>) {
 async fn garbage_entry_bytes_are_an_error() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     store_with_entries(dir.path(), 4).await?;
-    poke(dir.path(), |db| db.put(log_key(4, 3), b"\xff\xff\xff garbage").unwrap());
+    poke(dir.path(), |db| {
+        db.put(log_key(4, 3), b"\xff\xff\xff garbage").unwrap()
+    });
 
     let node = open(dir.path());
     let mut store: Store = node.log_store(4);

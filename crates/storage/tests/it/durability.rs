@@ -1,7 +1,7 @@
 //! What was acknowledged is there after reopening the store.
 
-use openraft::RaftLogReader;
 use openraft::storage::RaftLogStorage;
+use openraft::RaftLogReader;
 
 use crate::common::*;
 
@@ -11,7 +11,11 @@ async fn appended_entries_survive_reopen() -> anyhow::Result<()> {
     {
         let node = open(dir.path());
         let mut store: Store = node.log_store(5);
-        append_durable(&mut store, (1..=10).map(|i| entry(1, i, b"payload")).collect()).await?;
+        append_durable(
+            &mut store,
+            (1..=10).map(|i| entry(1, i, b"payload")).collect(),
+        )
+        .await?;
         append_durable(&mut store, vec![entry(2, 11, b"last")]).await?;
     }
     let node = open(dir.path());
@@ -24,7 +28,10 @@ async fn appended_entries_survive_reopen() -> anyhow::Result<()> {
     want.push(log_id(2, 11));
     assert_eq!(ids, want);
     let last = store.try_get_log_entries(11..12).await?;
-    assert_eq!(last[0].payload, openraft::EntryPayload::Normal(Request(b"last".to_vec())));
+    assert_eq!(
+        last[0].payload,
+        openraft::EntryPayload::Normal(Request(b"last".to_vec()))
+    );
     Ok(())
 }
 
@@ -63,7 +70,10 @@ async fn purge_survives_reopen_consistently() -> anyhow::Result<()> {
     let state = store.get_log_state().await?;
     assert_eq!(state.last_purged_log_id, Some(log_id(1, 12)));
     assert_eq!(state.last_log_id, Some(log_id(1, 20)));
-    assert_eq!(log_ids(&mut store).await?, (13..=20).map(|i| log_id(1, i)).collect::<Vec<_>>());
+    assert_eq!(
+        log_ids(&mut store).await?,
+        (13..=20).map(|i| log_id(1, i)).collect::<Vec<_>>()
+    );
     assert!(store.try_get_log_entries(..=12).await?.is_empty());
 
     // Purging everything leaves last_log_id at the purge point.

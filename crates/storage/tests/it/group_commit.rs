@@ -1,7 +1,7 @@
 //! Group commit: one WAL fsync serves many appends of many groups.
 
-use openraft::RaftLogReader;
 use openraft::storage::RaftLogStorage;
+use openraft::RaftLogReader;
 
 use crate::common::*;
 
@@ -40,14 +40,20 @@ async fn concurrent_appends_of_many_groups_share_fsyncs() -> anyhow::Result<()> 
 
     let appends = GROUPS * APPENDS_PER_GROUP;
     let stats = node.stats();
-    assert_eq!(stats.sync_waiters, appends, "every callback was served by the syncer");
+    assert_eq!(
+        stats.sync_waiters, appends,
+        "every callback was served by the syncer"
+    );
     assert!(stats.wal_syncs >= 1);
     assert!(
         stats.wal_syncs < appends,
         "{} fsyncs for {appends} appends: no group commit",
         stats.wal_syncs
     );
-    assert!(stats.rocksdb_wal_syncs >= stats.wal_syncs, "RocksDB counted fewer WAL syncs: {stats:?}");
+    assert!(
+        stats.rocksdb_wal_syncs >= stats.wal_syncs,
+        "RocksDB counted fewer WAL syncs: {stats:?}"
+    );
 
     for (group, store) in stores.iter_mut().enumerate() {
         let entries = store.try_get_log_entries(..).await?;
@@ -65,7 +71,11 @@ async fn concurrent_sync_calls_share_fsyncs() -> anyhow::Result<()> {
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     let stats = node.stats();
     assert_eq!(stats.sync_waiters, calls);
-    assert!(stats.wal_syncs < calls, "{} fsyncs for {calls} sync() calls", stats.wal_syncs);
+    assert!(
+        stats.wal_syncs < calls,
+        "{} fsyncs for {calls} sync() calls",
+        stats.wal_syncs
+    );
     Ok(())
 }
 
@@ -81,7 +91,10 @@ async fn append_callback_fires_after_an_fsync() -> anyhow::Result<()> {
     assert_eq!(store.try_get_log_entries(1..2).await?.len(), 1);
     done.await?;
     let stats = node.stats();
-    assert!(stats.wal_syncs >= 1 && stats.rocksdb_wal_syncs >= 1, "{stats:?}");
+    assert!(
+        stats.wal_syncs >= 1 && stats.rocksdb_wal_syncs >= 1,
+        "{stats:?}"
+    );
     assert_eq!(stats.sync_waiters, 1);
     Ok(())
 }

@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 
 use cairn_storage::NodeStore;
-use openraft::LogState;
-use openraft::RaftLogReader;
 use openraft::entry::RaftEntry;
 use openraft::storage::IOFlushed;
 use openraft::storage::RaftLogStorage;
+use openraft::LogState;
+use openraft::RaftLogReader;
 use proptest::prelude::*;
 
 use crate::common::*;
@@ -18,15 +18,36 @@ const GROUPS: [u64; 3] = [0, 1, 1000];
 #[derive(Debug, Clone)]
 enum Op {
     /// Append `count` entries; `new_term` starts a new term first; `wait` for the callback.
-    Append { g: usize, count: usize, new_term: bool, wait: bool },
+    Append {
+        g: usize,
+        count: usize,
+        new_term: bool,
+        wait: bool,
+    },
     /// Truncate after a point chosen by `pick` among [purged, entries...].
-    Truncate { g: usize, pick: usize },
+    Truncate {
+        g: usize,
+        pick: usize,
+    },
     /// Purge up to an entry chosen by `pick`.
-    Purge { g: usize, pick: usize },
-    SaveVote { g: usize, term: u64 },
-    SaveCommitted { g: usize, pick: usize },
+    Purge {
+        g: usize,
+        pick: usize,
+    },
+    SaveVote {
+        g: usize,
+        term: u64,
+    },
+    SaveCommitted {
+        g: usize,
+        pick: usize,
+    },
     /// Read `[from, from + len)` relative to the first present index.
-    Read { g: usize, from: u64, len: u64 },
+    Read {
+        g: usize,
+        from: u64,
+        len: u64,
+    },
     Restart,
 }
 
@@ -56,7 +77,11 @@ struct GroupModel {
 
 impl GroupModel {
     fn last_log_id(&self) -> Option<LogId> {
-        self.entries.values().next_back().map(|(id, _)| id.clone()).or_else(|| self.purged.clone())
+        self.entries
+            .values()
+            .next_back()
+            .map(|(id, _)| *id)
+            .or(self.purged)
     }
     fn next_index(&self) -> u64 {
         self.last_log_id().map_or(1, |id| id.index() + 1)
@@ -68,14 +93,20 @@ fn payload(group: u64, index: u64, term: u64) -> Vec<u8> {
 }
 
 async fn check_group(store: &mut Store, model: &GroupModel) -> Result<(), TestCaseError> {
-    let state = store.get_log_state().await.map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let state = store
+        .get_log_state()
+        .await
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let want = LogState::<TestConfig> {
-        last_purged_log_id: model.purged.clone(),
+        last_purged_log_id: model.purged,
         last_log_id: model.last_log_id(),
     };
     prop_assert_eq!(state, want);
 
-    let entries = store.try_get_log_entries(..).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let entries = store
+        .try_get_log_entries(..)
+        .await
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let got: Vec<(LogId, Vec<u8>)> = entries
         .iter()
         .map(|e| {
@@ -89,10 +120,19 @@ async fn check_group(store: &mut Store, model: &GroupModel) -> Result<(), TestCa
     let want: Vec<(LogId, Vec<u8>)> = model.entries.values().cloned().collect();
     prop_assert_eq!(got, want);
 
-    prop_assert_eq!(store.read_vote().await.map_err(|e| TestCaseError::fail(e.to_string()))?, model.vote.clone());
     prop_assert_eq!(
-        store.read_committed().await.map_err(|e| TestCaseError::fail(e.to_string()))?,
-        model.committed.clone()
+        store
+            .read_vote()
+            .await
+            .map_err(|e| TestCaseError::fail(e.to_string()))?,
+        model.vote
+    );
+    prop_assert_eq!(
+        store
+            .read_committed()
+            .await
+            .map_err(|e| TestCaseError::fail(e.to_string()))?,
+        model.committed
     );
     Ok(())
 }
@@ -113,7 +153,12 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             | Op::Read { g, .. } => vec![*g],
         };
         match op {
-            Op::Append { g, count, new_term, wait } => {
+            Op::Append {
+                g,
+                count,
+                new_term,
+                wait,
+            } => {
                 let m = &mut models[g];
                 if new_term || m.term == 0 {
                     m.term += 1;
@@ -123,11 +168,14 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     .map(|i| entry(m.term, i, &payload(GROUPS[g], i, m.term)))
                     .collect();
                 for i in start..start + count as u64 {
-                    m.entries.insert(i, (log_id(m.term, i), payload(GROUPS[g], i, m.term)));
+                    m.entries
+                        .insert(i, (log_id(m.term, i), payload(GROUPS[g], i, m.term)));
                 }
                 let mut store: Store = node.log_store(GROUPS[g]);
                 if wait {
-                    append_durable(&mut store, entries).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    append_durable(&mut store, entries)
+                        .await
+                        .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 } else {
                     store
                         .append(entries, IOFlushed::noop())
@@ -142,41 +190,53 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let mut candidates: Vec<Option<LogId>> = Vec::new();
                 match &m.purged {
                     None => candidates.push(None),
-                    Some(p) => candidates.push(Some(p.clone())),
+                    Some(p) => candidates.push(Some(*p)),
                 }
-                candidates.extend(m.entries.values().map(|(id, _)| Some(id.clone())));
-                let target = candidates[pick % candidates.len()].clone();
+                candidates.extend(m.entries.values().map(|(id, _)| Some(*id)));
+                let target = candidates[pick % candidates.len()];
                 let keep_upto = target.as_ref().map(|id| id.index());
                 m.entries.retain(|&i, _| keep_upto.is_some_and(|k| i <= k));
                 let mut store: Store = node.log_store(GROUPS[g]);
-                store.truncate_after(target).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
+                store
+                    .truncate_after(target)
+                    .await
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
             }
             Op::Purge { g, pick } => {
                 let m = &mut models[g];
                 if m.entries.is_empty() {
                     continue;
                 }
-                let ids: Vec<LogId> = m.entries.values().map(|(id, _)| id.clone()).collect();
-                let target = ids[pick % ids.len()].clone();
+                let ids: Vec<LogId> = m.entries.values().map(|(id, _)| *id).collect();
+                let target = ids[pick % ids.len()];
                 m.entries.retain(|&i, _| i > target.index());
-                m.purged = Some(target.clone());
+                m.purged = Some(target);
                 let mut store: Store = node.log_store(GROUPS[g]);
-                store.purge(target).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
+                store
+                    .purge(target)
+                    .await
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
             }
             Op::SaveVote { g, term } => {
                 let v = vote(term, GROUPS[g] + 1);
-                models[g].vote = Some(v.clone());
+                models[g].vote = Some(v);
                 let mut store: Store = node.log_store(GROUPS[g]);
-                store.save_vote(&v).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
+                store
+                    .save_vote(&v)
+                    .await
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
             }
             Op::SaveCommitted { g, pick } => {
                 let m = &mut models[g];
                 let mut candidates: Vec<Option<LogId>> = vec![None];
-                candidates.extend(m.entries.values().map(|(id, _)| Some(id.clone())));
-                let c = candidates[pick % candidates.len()].clone();
-                m.committed = c.clone();
+                candidates.extend(m.entries.values().map(|(id, _)| Some(*id)));
+                let c = candidates[pick % candidates.len()];
+                m.committed = c;
                 let mut store: Store = node.log_store(GROUPS[g]);
-                store.save_committed(c).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
+                store
+                    .save_committed(c)
+                    .await
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
             }
             Op::Read { g, from, len } => {
                 let m = &models[g];
@@ -190,7 +250,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     .iter()
                     .map(|e| e.log_id())
                     .collect();
-                let want: Vec<LogId> = m.entries.range(lo..hi).map(|(_, (id, _))| id.clone()).collect();
+                let want: Vec<LogId> = m.entries.range(lo..hi).map(|(_, (id, _))| *id).collect();
                 prop_assert_eq!(got, want, "range {}..{}", lo, hi);
             }
             Op::Restart => {
@@ -211,12 +271,17 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     for (g, m) in models.iter().enumerate() {
         let mut store: Store = node.log_store(GROUPS[g]);
         check_group(&mut store, m).await?;
-        if !m.entries.is_empty() || m.vote.is_some() || m.purged.is_some() || m.committed.is_some() {
+        if !m.entries.is_empty() || m.vote.is_some() || m.purged.is_some() || m.committed.is_some()
+        {
             with_data.push(GROUPS[g]);
         }
     }
     // `groups()` finds exactly the groups with a log-store key.
-    prop_assert_eq!(node.groups().map_err(|e| TestCaseError::fail(e.to_string()))?, with_data);
+    prop_assert_eq!(
+        node.groups()
+            .map_err(|e| TestCaseError::fail(e.to_string()))?,
+        with_data
+    );
     Ok(())
 }
 

@@ -1,10 +1,10 @@
 //! Opening: creation, format version, refusing what is not a Cairn store.
 
 use cairn_storage::Cause;
-use cairn_storage::FORMAT_VERSION;
 use cairn_storage::NodeStore;
 use cairn_storage::StorageError;
 use cairn_storage::Subject;
+use cairn_storage::FORMAT_VERSION;
 
 use crate::common::*;
 
@@ -32,7 +32,10 @@ fn creates_missing_and_empty_directories_and_reopens() {
     let empty = tempfile::tempdir().unwrap();
     drop(open(empty.path()));
     let raw = rocksdb::DB::open_default(empty.path()).unwrap();
-    assert_eq!(raw.get(version_key()).unwrap(), Some(FORMAT_VERSION.to_be_bytes().to_vec()));
+    assert_eq!(
+        raw.get(version_key()).unwrap(),
+        Some(FORMAT_VERSION.to_be_bytes().to_vec())
+    );
 }
 
 #[test]
@@ -52,7 +55,10 @@ fn refuses_a_non_empty_directory_without_touching_it() {
     std::fs::write(dir.path().join("notes.txt"), b"mine").unwrap();
     let e = open_err(dir.path());
     assert!(matches!(e.source, Cause::NotAStore { .. }), "{e}");
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, ["notes.txt"]);
 }
 

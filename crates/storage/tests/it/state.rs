@@ -2,10 +2,10 @@
 
 use std::ops::ControlFlow;
 
-use cairn_storage::NODE_GROUP;
 use cairn_storage::StateBatch;
-use openraft::RaftLogReader;
+use cairn_storage::NODE_GROUP;
 use openraft::storage::RaftLogStorage;
+use openraft::RaftLogReader;
 
 use crate::common::*;
 
@@ -36,15 +36,25 @@ async fn state_keys_are_per_group_and_ordered() -> anyhow::Result<()> {
 
     assert_eq!(node.state_get(2, b"b")?, Some(b"2b".to_vec()));
     assert_eq!(node.state_get(4, b"b")?, None);
-    assert_eq!(node.state_get(NODE_GROUP, b"cluster_id")?, Some(b"cairn-1".to_vec()));
-    assert_eq!(node.state_scan(2, b"", b"\xff")?, vec![kv(b"a", b"2a"), kv(b"b", b"2b"), kv(b"c", b"2c")]);
+    assert_eq!(
+        node.state_get(NODE_GROUP, b"cluster_id")?,
+        Some(b"cairn-1".to_vec())
+    );
+    assert_eq!(
+        node.state_scan(2, b"", b"\xff")?,
+        vec![kv(b"a", b"2a"), kv(b"b", b"2b"), kv(b"c", b"2c")]
+    );
     assert_eq!(node.state_scan(2, b"b", b"c")?, vec![kv(b"b", b"2b")]);
     assert_eq!(node.state_scan(2, b"c", b"b")?, vec![]);
 
     let mut seen = Vec::new();
     node.state_visit(3, b"a", None, |k, _| {
         seen.push(k.to_vec());
-        if k == b"b" { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        if k == b"b" {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
     })?;
     assert_eq!(seen, [b"a".to_vec(), b"b".to_vec()]);
 
@@ -52,7 +62,10 @@ async fn state_keys_are_per_group_and_ordered() -> anyhow::Result<()> {
     batch.delete(2, b"a");
     batch.delete_range(3, b"a", b"c");
     node.write(batch)?;
-    assert_eq!(node.state_scan(2, b"", b"\xff")?, vec![kv(b"b", b"2b"), kv(b"c", b"2c")]);
+    assert_eq!(
+        node.state_scan(2, b"", b"\xff")?,
+        vec![kv(b"b", b"2b"), kv(b"c", b"2c")]
+    );
     assert_eq!(node.state_scan(3, b"", b"\xff")?, vec![kv(b"c", b"3c")]);
     assert_eq!(node.state_scan(1, b"", b"\xff")?.len(), 3);
     Ok(())
@@ -71,9 +84,18 @@ async fn seek_prev_finds_the_largest_suffix_at_or_below() -> anyhow::Result<()> 
     batch.put(6, &off(50), b"group 6");
     node.write(batch)?;
 
-    assert_eq!(node.state_seek_prev(5, &off(250))?, Some((off(200), 200u64.to_le_bytes().to_vec())));
-    assert_eq!(node.state_seek_prev(5, &off(200))?.map(|(k, _)| k), Some(off(200)));
-    assert_eq!(node.state_seek_prev(5, &off(u64::MAX))?.map(|(k, _)| k), Some(off(300)));
+    assert_eq!(
+        node.state_seek_prev(5, &off(250))?,
+        Some((off(200), 200u64.to_le_bytes().to_vec()))
+    );
+    assert_eq!(
+        node.state_seek_prev(5, &off(200))?.map(|(k, _)| k),
+        Some(off(200))
+    );
+    assert_eq!(
+        node.state_seek_prev(5, &off(u64::MAX))?.map(|(k, _)| k),
+        Some(off(300))
+    );
     assert_eq!(node.state_seek_prev(5, &off(99))?, None);
     assert_eq!(node.state_seek_prev(6, &off(40))?, None);
     assert_eq!(node.state_seek_prev(7, &off(1000))?, None);
@@ -136,7 +158,10 @@ async fn state_writes_survive_reopen_and_are_counted() -> anyhow::Result<()> {
         assert_eq!(stats.user_bytes_written, user_bytes);
         assert!(stats.wal_bytes_written >= user_bytes, "{stats:?}");
         assert!(stats.db_bytes_written >= user_bytes, "{stats:?}");
-        assert!(stats.write_amplification().is_some_and(|wa| wa >= 1.0), "{stats:?}");
+        assert!(
+            stats.write_amplification().is_some_and(|wa| wa >= 1.0),
+            "{stats:?}"
+        );
     }
     let node = open(dir.path());
     assert_eq!(node.state_get(1, b"key")?, Some(vec![7u8; 1000]));

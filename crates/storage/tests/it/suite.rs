@@ -6,12 +6,12 @@ use std::sync::Mutex;
 use cairn_storage::GroupId;
 use cairn_storage::NodeStore;
 use cairn_storage::StateBatch;
-use openraft::RaftLogReader;
-use openraft::StorageError;
 use openraft::storage::RaftLogStorage;
 use openraft::testing::log::StoreBuilder;
 use openraft::testing::log::Suite;
 use openraft::type_config::TypeConfigExt;
+use openraft::RaftLogReader;
+use openraft::StorageError;
 use tempfile::TempDir;
 
 use crate::common::*;
@@ -39,7 +39,9 @@ struct Guard {
 
 async fn seed_neighbour(node: &NodeStore, group: GroupId) -> std::io::Result<()> {
     let mut store: Store = node.log_store(group);
-    let entries = (1..=20).map(|i| entry(1, i, format!("n{group}-{i}").as_bytes())).collect();
+    let entries = (1..=20)
+        .map(|i| entry(1, i, format!("n{group}-{i}").as_bytes()))
+        .collect();
     append_durable(&mut store, entries).await?;
     store.save_vote(&vote(3, 1)).await?;
     store.purge(log_id(1, 4)).await?;
@@ -67,7 +69,12 @@ async fn check_neighbour(node: &NodeStore, group: GroupId) -> Result<(), String>
     if store.read_committed().await.map_err(|e| e.to_string())? != Some(log_id(1, 10)) {
         return Err(format!("group {group}: committed changed"));
     }
-    if node.state_get(group, b"k").map_err(|e| e.to_string())?.as_deref() != Some(&b"v"[..]) {
+    if node
+        .state_get(group, b"k")
+        .map_err(|e| e.to_string())?
+        .as_deref()
+        != Some(&b"v"[..])
+    {
         return Err(format!("group {group}: state changed"));
     }
     Ok(())
@@ -105,7 +112,10 @@ impl StoreBuilder<TestConfig, Store, MemStateMachine, Guard> for Builder {
     }
 }
 
-async fn run_suite(group: GroupId, neighbours: Vec<GroupId>) -> anyhow::Result<(usize, Vec<String>)> {
+async fn run_suite(
+    group: GroupId,
+    neighbours: Vec<GroupId>,
+) -> anyhow::Result<(usize, Vec<String>)> {
     let report = Arc::new(Mutex::new((0, Vec::new())));
     let builder = Builder {
         group,

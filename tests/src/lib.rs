@@ -1,1 +1,0 @@
-//! Cluster-level tests live in tests/it.
