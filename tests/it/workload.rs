@@ -166,15 +166,10 @@ pub async fn read_all(
 pub fn check(history: &History, read: &[Vec<(u64, String)>]) -> Result<()> {
     let mut at: HashMap<&str, (u32, u64)> = HashMap::new();
     for (p, records) in read.iter().enumerate() {
-        let mut expected_offset = 0;
-        for (offset, value) in records {
-            if *offset != expected_offset {
-                bail!(
-                    "partition {p}: offset {offset} follows {}; offsets must be contiguous",
-                    expected_offset as i64 - 1
-                );
+        for (expected, (offset, value)) in records.iter().enumerate() {
+            if *offset != expected as u64 {
+                bail!("partition {p}: offset {offset} where {expected} was due; offsets must be contiguous");
             }
-            expected_offset += 1;
             if let Some(prev) = at.insert(value.as_str(), (p as u32, *offset)) {
                 bail!("duplicate: {value} at {prev:?} and ({p}, {offset})");
             }

@@ -68,7 +68,7 @@ impl TopicConfig {
     }
 
     /// The topic's value for this key, or the default.
-    pub fn value_in<'a>(self, configs: &'a BTreeMap<String, String>) -> &'a str {
+    pub fn value_in(self, configs: &BTreeMap<String, String>) -> &str {
         configs
             .get(self.key())
             .map(String::as_str)
