@@ -21,9 +21,9 @@ pub enum AssignError {
 ///
 /// Greedy and deterministic: each replica goes to the node with the fewest
 /// replicas so far (counting `load`, the existing replicas per node), preferring
-/// racks the partition does not use yet; the first replica, the preferred
-/// leader, goes to the node leading the fewest new partitions. Ties break by a
-/// rotation over node ids so that equal nodes take turns.
+/// racks the partition does not use yet; among those, the first replica (the
+/// preferred leader) goes to the node leading the fewest new partitions. Ties
+/// break by a rotation over node ids so that equal nodes take turns.
 pub fn assign_replicas(
     nodes: &[NodeInfo],
     load: &BTreeMap<NodeId, usize>,
@@ -68,7 +68,7 @@ pub fn assign_replicas(
                     let rack_reuse =
                         usize::from(racks_used.contains(&rack[*id]) && rack[*id].is_some());
                     let leader_load = if slot == 0 { leaders_on[*id] } else { 0 };
-                    (rack_reuse, leader_load, replicas_on[*id], rotation(**id))
+                    (rack_reuse, replicas_on[*id], leader_load, rotation(**id))
                 })
                 .copied();
             let Some(best) = best else { break };
