@@ -65,6 +65,22 @@ impl Liveness {
         }
     }
 
+    /// Records that `node` answered, keeping what it last said it leads.
+    pub fn touch(&self, node: NodeId) {
+        if node == self.me {
+            return;
+        }
+        if let Ok(mut peers) = self.peers.lock() {
+            peers
+                .entry(node)
+                .and_modify(|v| v.last_heard = Instant::now())
+                .or_insert_with(|| PeerView {
+                    last_heard: Instant::now(),
+                    led: HashMap::new(),
+                });
+        }
+    }
+
     pub fn is_alive(&self, node: NodeId) -> bool {
         if node == self.me {
             return true;

@@ -93,10 +93,12 @@ impl Internal for InternalService {
             .check_cluster(&hb.cluster_id)
             .map_err(Status::failed_precondition)?;
         self.node.record_heartbeat(hb.from, hb.led);
+        // Our own leaderships travel in our own heartbeats to the caller;
+        // the reply only proves we are alive.
         Ok(Response::new(NodeHeartbeatReply {
             from: self.node.id,
             cluster_id: self.node.transport.cluster_id(),
-            led: self.node.led_groups(),
+            led: Vec::new(),
         }))
     }
 

@@ -27,6 +27,9 @@ use crate::NodeId;
 
 pub(crate) const CLUSTER_ID_KEY: &[u8] = b"cluster_id";
 
+/// How often the election driver looks at every local follower replica.
+const ELECTION_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Sends every peer one heartbeat per interval, naming the groups this node
 /// leads; records the peers' answers.
 pub(crate) async fn heartbeat_loop(node: Arc<Node>) {
@@ -61,7 +64,7 @@ pub(crate) async fn heartbeat_loop(node: Arc<Node>) {
                             tracing::error!(peer, error = %e, "peer belongs to another cluster");
                             return;
                         }
-                        node.record_heartbeat(reply.from, reply.led);
+                        node.liveness.touch(reply.from);
                     }
                     Ok(Err(status)) => {
                         tracing::debug!(peer, code = ?status.code(), message = status.message(), "heartbeat refused");
@@ -87,7 +90,7 @@ struct ElectionTrack {
 /// from the others cannot disrupt a working leader.
 pub(crate) async fn election_loop(node: Arc<Node>) {
     let mut tracks: HashMap<GroupId, ElectionTrack> = HashMap::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let mut tick = tokio::time::interval(ELECTION_CHECK_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tick.tick().await;
