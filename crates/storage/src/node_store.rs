@@ -373,6 +373,7 @@ impl NodeStore {
             wal_bytes_written: ticker(Ticker::WalFileBytes),
             flush_bytes_written: ticker(Ticker::FlushWriteBytes),
             compaction_bytes_written: ticker(Ticker::CompactWriteBytes),
+            blob_bytes_written: ticker(Ticker::BlobDbBlobFileBytesWritten),
             compaction_bytes_read: ticker(Ticker::CompactReadBytes),
             live_sst_bytes: property("rocksdb.live-sst-files-size"),
             memtable_bytes: property("rocksdb.cur-size-all-mem-tables"),

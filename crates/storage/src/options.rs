@@ -39,6 +39,10 @@ pub struct StoreOptions {
     pub block_cache_mb: usize,
     /// Target size of an SST file in L1. Default 64 MiB.
     pub target_file_size_mb: u64,
+    /// Values at least this large (record-batch log entries) are written to blob files at
+    /// flush and never rewritten by compaction, which then only moves keys. `0` keeps
+    /// every value in the SST files. Default 4 KiB.
+    pub min_blob_size_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -50,6 +54,7 @@ impl Default for StoreOptions {
             max_total_wal_mb: 256,
             block_cache_mb: 128,
             target_file_size_mb: 64,
+            min_blob_size_bytes: 4096,
         }
     }
 }
@@ -78,6 +83,13 @@ impl StoreOptions {
         opts.set_bytes_per_sync(MIB as u64);
         opts.set_wal_bytes_per_sync(MIB as u64);
         opts.set_keep_log_file_num(10);
+        if self.min_blob_size_bytes > 0 {
+            opts.set_enable_blob_files(true);
+            opts.set_min_blob_size(self.min_blob_size_bytes);
+            opts.set_blob_file_size(256 * MIB as u64);
+            // Blob files whose entries were purged are reclaimed by compaction.
+            opts.set_enable_blob_gc(true);
+        }
 
         let mut table = BlockBasedOptions::default();
         let cache = Cache::new_lru_cache(self.block_cache_mb.max(1) * MIB);

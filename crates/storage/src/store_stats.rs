@@ -3,7 +3,7 @@
 /// Bytes written at each layer since the store was opened (RocksDB statistics are per
 /// process, not persisted), plus group-commit counters.
 ///
-/// Write amplification = `(wal + flush + compaction) / user`; see
+/// Write amplification = `(wal + flush + blob + compaction) / user`; see
 /// [`StoreStats::write_amplification`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -19,6 +19,9 @@ pub struct StoreStats {
     pub flush_bytes_written: u64,
     /// `rocksdb.compact.write.bytes`: bytes of SST files written by compactions.
     pub compaction_bytes_written: u64,
+    /// `rocksdb.blobdb.blob.file.bytes.written`: bytes of blob files (large values, written
+    /// at flush instead of into SST files).
+    pub blob_bytes_written: u64,
     /// `rocksdb.compact.read.bytes`: bytes read by compactions.
     pub compaction_bytes_read: u64,
     /// Total size of live SST files (`rocksdb.live-sst-files-size`).
@@ -34,13 +37,13 @@ pub struct StoreStats {
 }
 
 impl StoreStats {
-    /// `(wal + flush + compaction written) / user bytes`, or `None` before any user write.
+    /// `(wal + flush + blob + compaction written) / user bytes`, or `None` before any user write.
     pub fn write_amplification(&self) -> Option<f64> {
         if self.user_bytes_written == 0 {
             return None;
         }
         let device =
-            self.wal_bytes_written + self.flush_bytes_written + self.compaction_bytes_written;
+            self.wal_bytes_written + self.flush_bytes_written + self.blob_bytes_written + self.compaction_bytes_written;
         Some(device as f64 / self.user_bytes_written as f64)
     }
 }
