@@ -42,8 +42,10 @@ impl StoreStats {
         if self.user_bytes_written == 0 {
             return None;
         }
-        let device =
-            self.wal_bytes_written + self.flush_bytes_written + self.blob_bytes_written + self.compaction_bytes_written;
+        let device = self.wal_bytes_written
+            + self.flush_bytes_written
+            + self.blob_bytes_written
+            + self.compaction_bytes_written;
         Some(device as f64 / self.user_bytes_written as f64)
     }
 }
