@@ -47,6 +47,9 @@ pub struct TestCluster {
     procs: Vec<Option<Child>>,
     /// Data dirs other than the default, per node.
     data_dirs: Vec<Option<PathBuf>>,
+    /// How many of the nodes (the first ones) are metadata voters; the rest
+    /// join through node 1 with `--join`.
+    voter_count: usize,
 }
 
 impl TestCluster {
@@ -80,11 +83,18 @@ impl TestCluster {
             specs,
             procs: (0..n).map(|_| None).collect(),
             data_dirs: vec![None; n],
+            voter_count: n,
         })
     }
 
+    /// Makes nodes `voters..` join the cluster through node 1 instead of being voters.
+    pub fn with_voters(mut self, voters: usize) -> Self {
+        self.voter_count = voters;
+        self
+    }
+
     pub fn voters(&self) -> String {
-        self.specs
+        self.specs[..self.voter_count]
             .iter()
             .map(|s| format!("{}={}", s.id, s.rpc))
             .collect::<Vec<_>>()
@@ -118,12 +128,16 @@ impl TestCluster {
             .args(["--grpc-addr", &s.grpc])
             .args(["--rpc-addr", &s.rpc])
             .args(["--admin-addr", &s.admin])
-            .args(["--kafka-addr", &s.kafka])
-            .args(["--voters", &self.voters()])
-            .env(
-                "RUST_LOG",
-                std::env::var("CAIRN_TEST_LOG").unwrap_or_else(|_| "info".into()),
-            );
+            .args(["--kafka-addr", &s.kafka]);
+        if i < self.voter_count {
+            cmd.args(["--voters", &self.voters()]);
+        } else {
+            cmd.args(["--join", &self.specs[0].rpc]);
+        }
+        cmd.env(
+            "RUST_LOG",
+            std::env::var("CAIRN_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        );
         cmd
     }
 

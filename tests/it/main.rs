@@ -6,5 +6,6 @@
 mod bad_input;
 mod cluster;
 mod identity;
+mod join;
 mod replication;
 mod workload;
