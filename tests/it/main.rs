@@ -7,5 +7,6 @@ mod bad_input;
 mod cluster;
 mod identity;
 mod join;
+mod reassign;
 mod replication;
 mod workload;

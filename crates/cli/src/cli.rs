@@ -230,6 +230,19 @@ pub enum TopicCommand {
         /// Topic name.
         name: String,
     },
+    /// Move a partition to other nodes: new replicas catch up as learners,
+    /// then the partition's membership switches; replicas left out delete
+    /// their copy.
+    Reassign {
+        /// Topic name.
+        name: String,
+        /// Partition to move.
+        #[arg(long, short = 'p')]
+        partition: u32,
+        /// The new replicas, preferred leader first (e.g. 2,3,4).
+        #[arg(long, value_delimiter = ',', required = true)]
+        replicas: Vec<u64>,
+    },
 }
 
 /// `cairn produce`.

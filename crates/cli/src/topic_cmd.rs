@@ -55,6 +55,17 @@ pub async fn run(args: TopicArgs) -> Result<()> {
                 .with_context(|| format!("cannot delete topic {name}"))?;
             println!("deleted topic {name}");
         }
+        TopicCommand::Reassign {
+            name,
+            partition,
+            replicas,
+        } => {
+            client
+                .reassign_partition(&name, partition, &replicas)
+                .await
+                .with_context(|| format!("cannot reassign {name}/{partition}"))?;
+            println!("reassigned {name}/{partition} to replicas {replicas:?}; the leader moves it now (watch `cairn topic describe {name}`)");
+        }
     }
     Ok(())
 }

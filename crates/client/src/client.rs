@@ -20,7 +20,7 @@ use cairn_proto::v1::{
     Acks, ClusterStatusRequest, ClusterStatusResponse, CommitOffsetsRequest, CreateTopicRequest,
     DeleteTopicRequest, DescribeTopicRequest, ErrorCode, FetchOffsetsRequest, FetchRequest,
     FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
-    OffsetCommit, ProduceRequest, ProduceResponse, TopicMetadata,
+    OffsetCommit, ProduceRequest, ProduceResponse, ReassignPartitionRequest, TopicMetadata,
 };
 use tonic::transport::{Channel, Endpoint};
 use tracing::{debug, info};
@@ -193,6 +193,29 @@ impl Client {
         })
         .await?;
         self.write_cache().forget_topic(name);
+        Ok(())
+    }
+
+    /// Moves a partition to `replicas` (preferred leader first). Returns once
+    /// the metadata holds the new assignment; the partition's leader then
+    /// carries the change out (watch it with [`Client::describe_topic`]).
+    pub async fn reassign_partition(
+        &self,
+        topic: &str,
+        partition: u32,
+        replicas: &[u64],
+    ) -> Result<(), ClientError> {
+        let req = ReassignPartitionRequest {
+            topic: topic.to_owned(),
+            partition,
+            replicas: replicas.to_vec(),
+        };
+        let timeout = self.inner.config.request_timeout;
+        self.call_any("reassign_partition", &mut self.backoff(), |mut c: Rpc| {
+            let r = req.clone();
+            async move { c.reassign_partition(request(r, timeout)).await }
+        })
+        .await?;
         Ok(())
     }
 

@@ -27,6 +27,12 @@ pub enum MetaCommand {
     DeleteTopic {
         name: String,
     },
+    /// New replicas for a partition; its leader carries out the change.
+    ReassignPartition {
+        topic: String,
+        partition: u32,
+        replicas: Vec<NodeId>,
+    },
     PutAcl(AclEntry),
     DeleteAcl(AclEntry),
     CommitOffsets {

@@ -36,6 +36,10 @@ pub struct PartitionAssignment {
     pub partition: u32,
     pub group: GroupId,
     pub replicas: Vec<NodeId>,
+    /// The replicas the group was created with: only these may bootstrap
+    /// (initialize) the Raft group; replicas added later join it.
+    #[serde(default)]
+    pub bootstrap: Vec<NodeId>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -108,6 +112,11 @@ impl MetadataState {
                 Some(_) => MetaResponse::Ok,
                 None => MetaResponse::Error(MetaError::UnknownTopic(name)),
             },
+            MetaCommand::ReassignPartition {
+                topic,
+                partition,
+                replicas,
+            } => self.reassign(topic, partition, replicas),
             MetaCommand::PutAcl(acl) => {
                 if !self.acls.contains(&acl) {
                     self.acls.push(acl);
@@ -163,6 +172,7 @@ impl MetadataState {
             partitions.push(PartitionAssignment {
                 partition: i as u32,
                 group: self.next_group_id,
+                bootstrap: replicas.clone(),
                 replicas,
             });
         }
@@ -175,6 +185,33 @@ impl MetadataState {
         };
         self.topics.insert(name, topic.clone());
         MetaResponse::TopicCreated(topic)
+    }
+
+    fn reassign(&mut self, topic: String, partition: u32, replicas: Vec<NodeId>) -> MetaResponse {
+        let invalid = |m: String| MetaResponse::Error(MetaError::InvalidArgument(m));
+        if replicas.is_empty() {
+            return invalid("a partition needs at least one replica".into());
+        }
+        let mut seen = replicas.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        if seen.len() != replicas.len() {
+            return invalid(format!("replicas {replicas:?} name a node twice"));
+        }
+        if let Some(bad) = replicas.iter().find(|n| !self.nodes.contains_key(n)) {
+            return invalid(format!("node {bad} is not in the cluster"));
+        }
+        let Some(t) = self.topics.get_mut(&topic) else {
+            return MetaResponse::Error(MetaError::UnknownTopic(topic));
+        };
+        let count = t.partitions.len();
+        let Some(p) = t.partitions.get_mut(partition as usize) else {
+            return invalid(format!(
+                "topic {topic:?} has {count} partitions; partition {partition} does not exist"
+            ));
+        };
+        p.replicas = replicas;
+        MetaResponse::Ok
     }
 
     /// The partition whose Raft group is `group`, with its topic.

@@ -21,6 +21,7 @@ pub struct LedInfo {
     pub high_watermark: u64,
     pub log_start: u64,
     pub healthy: Vec<NodeId>,
+    pub voters: Vec<NodeId>,
 }
 
 #[derive(Debug, Clone)]

@@ -53,6 +53,7 @@ fn meta_command_name(cmd: &MetaCommand) -> &'static str {
         MetaCommand::RegisterNode(_) => "register_node",
         MetaCommand::CreateTopic { .. } => "create_topic",
         MetaCommand::DeleteTopic { .. } => "delete_topic",
+        MetaCommand::ReassignPartition { .. } => "reassign_partition",
         MetaCommand::PutAcl(_) => "put_acl",
         MetaCommand::DeleteAcl(_) => "delete_acl",
         MetaCommand::CommitOffsets { .. } => "commit_offsets",

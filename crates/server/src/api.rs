@@ -351,6 +351,30 @@ impl Cairn for CairnService {
         }
     }
 
+    async fn reassign_partition(
+        &self,
+        request: Request<ReassignPartitionRequest>,
+    ) -> Result<Response<ReassignPartitionResponse>, Status> {
+        let req = request.into_inner();
+        self.locate(&req.topic, req.partition)?;
+        let cmd = MetaCommand::ReassignPartition {
+            topic: req.topic.clone(),
+            partition: req.partition,
+            replicas: req.replicas,
+        };
+        match self.node.propose(Proposal::Command(cmd)).await? {
+            MetaResponse::Ok => {
+                tracing::info!(topic = %req.topic, partition = req.partition, "partition reassigned");
+                Ok(Response::new(ReassignPartitionResponse {}))
+            }
+            MetaResponse::Error(MetaError::UnknownTopic(n)) => {
+                Err(ApiError::UnknownTopic(n).into())
+            }
+            MetaResponse::Error(e) => Err(ApiError::InvalidArgument(e.to_string()).into()),
+            other => Err(ApiError::Internal(format!("{other:?}")).into()),
+        }
+    }
+
     async fn describe_topic(
         &self,
         request: Request<DescribeTopicRequest>,

@@ -269,6 +269,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         replicas: RwLock::new(HashMap::new()),
         led: RwLock::new(Vec::new()),
         heartbeat_now: Notify::new(),
+        membership_changes: std::sync::Mutex::new(std::collections::HashSet::new()),
     });
 
     let rpc_listener = bind(&config.rpc_addr).await?;

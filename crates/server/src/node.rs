@@ -65,6 +65,7 @@ pub(crate) struct GroupStatus {
     pub high_watermark: u64,
     pub log_start: u64,
     pub healthy: Vec<NodeId>,
+    pub voters: Vec<NodeId>,
 }
 
 pub struct Node {
@@ -79,6 +80,8 @@ pub struct Node {
     /// Groups this node leads, refreshed by the election driver, sent in heartbeats.
     pub(crate) led: RwLock<Vec<LedGroup>>,
     pub(crate) heartbeat_now: Notify,
+    /// Partition groups whose membership this node is changing right now.
+    pub(crate) membership_changes: std::sync::Mutex<std::collections::HashSet<GroupId>>,
 }
 
 impl Node {
@@ -137,6 +140,7 @@ impl Node {
                 high_watermark: info.high_watermark,
                 log_start: info.log_start,
                 healthy: info.healthy,
+                voters: info.voters,
             },
             None => GroupStatus::default(),
         }
@@ -245,6 +249,7 @@ impl Node {
                         high_watermark: g.high_watermark,
                         log_start: g.log_start,
                         healthy: g.healthy,
+                        voters: g.voters,
                     },
                 )
             }),

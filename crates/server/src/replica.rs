@@ -75,6 +75,7 @@ impl Replica {
         topic: &str,
         partition: u32,
         replicas: &[NodeId],
+        bootstrap: &[NodeId],
         addrs: &BTreeMap<NodeId, String>,
     ) -> Result<Replica, ServerError> {
         let (sm, shared) = PartitionStateMachine::open(store.clone(), group)
@@ -93,12 +94,14 @@ impl Replica {
             .is_initialized()
             .await
             .map_err(|e| ServerError::Raft(e.to_string()))?;
-        if !initialized {
+        // Only the replicas a group was created with bootstrap it; a replica
+        // added by a reassignment is brought in by the leader.
+        if !initialized && bootstrap.contains(&me) {
             // The preferred leader bootstraps the group (openraft starts an
             // election right after initializing). The others do the same
             // only if it has not reached them after a while, e.g. because
             // the preferred leader was down when the topic was created.
-            let members: BTreeMap<NodeId, BasicNode> = replicas
+            let members: BTreeMap<NodeId, BasicNode> = bootstrap
                 .iter()
                 .map(|id| {
                     (
@@ -197,7 +200,9 @@ impl Replica {
             }
         }
         healthy.sort_unstable();
+        let voters = m.membership_config.voter_ids().collect();
         Some(GroupStatus {
+            voters,
             leader: Some(m.id),
             term: m.current_term,
             high_watermark: self.log.high_watermark(),

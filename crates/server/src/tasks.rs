@@ -3,6 +3,7 @@
 
 use openraft::async_runtime::watch::WatchReceiver;
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::collections::HashMap;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -10,11 +11,13 @@ use std::time::Duration;
 use std::time::Instant;
 
 use cairn_metadata::MetaCommand;
+use cairn_metadata::PartitionAssignment;
 use cairn_proto::internal::LedGroup;
 use cairn_proto::internal::NodeHeartbeat;
 use cairn_raft::GroupId;
 use cairn_storage::StateBatch;
 use cairn_storage::NODE_GROUP;
+use openraft::BasicNode;
 use openraft::ServerState;
 use rand::Rng;
 
@@ -124,6 +127,7 @@ pub(crate) async fn election_loop(node: Arc<Node>) {
                         high_watermark: s.high_watermark,
                         log_start: s.log_start,
                         healthy: s.healthy,
+                        voters: s.voters,
                     });
                 }
                 gained |= !t.was_leader;
@@ -181,15 +185,14 @@ pub(crate) async fn reconcile_loop(node: Arc<Node>) {
     let mut version = node.meta_view.subscribe();
     let mut stale_checked = false;
     loop {
-        let (desired, addrs, next_group) = node.meta_view.read(|s| {
-            let desired: BTreeMap<GroupId, (String, u32, Vec<NodeId>)> = s
+        let (assigned, addrs, next_group) = node.meta_view.read(|s| {
+            let assigned: BTreeMap<GroupId, (String, PartitionAssignment)> = s
                 .topics
                 .values()
                 .flat_map(|t| {
                     t.partitions
                         .iter()
-                        .filter(|p| p.replicas.contains(&node.id))
-                        .map(|p| (p.group, (t.name.clone(), p.partition, p.replicas.clone())))
+                        .map(|p| (p.group, (t.name.clone(), p.clone())))
                 })
                 .collect();
             let addrs: BTreeMap<NodeId, String> = s
@@ -197,12 +200,22 @@ pub(crate) async fn reconcile_loop(node: Arc<Node>) {
                 .values()
                 .map(|n| (n.id, n.rpc_addr.clone()))
                 .collect();
-            (desired, addrs, s.next_group_id)
+            (assigned, addrs, s.next_group_id)
         });
-        for (group, (topic, partition, replicas)) in &desired {
+        let desired: BTreeMap<GroupId, &(String, PartitionAssignment)> = assigned
+            .iter()
+            .filter(|(_, (_, p))| p.replicas.contains(&node.id))
+            .map(|(g, a)| (*g, a))
+            .collect();
+        for (group, (topic, p)) in &desired {
             if node.replica(*group).is_some() {
                 continue;
             }
+            let bootstrap = if p.bootstrap.is_empty() {
+                &p.replicas
+            } else {
+                &p.bootstrap
+            };
             match Replica::open(
                 node.id,
                 &node.store,
@@ -210,14 +223,15 @@ pub(crate) async fn reconcile_loop(node: Arc<Node>) {
                 config.clone(),
                 *group,
                 topic,
-                *partition,
-                replicas,
+                p.partition,
+                &p.replicas,
+                bootstrap,
                 &addrs,
             )
             .await
             {
                 Ok(r) => {
-                    tracing::info!(group, topic = %topic, partition, "replica opened");
+                    tracing::info!(group, topic = %topic, partition = p.partition, "replica opened");
                     if let Ok(mut map) = node.replicas.write() {
                         map.insert(*group, Arc::new(r));
                     }
@@ -225,11 +239,30 @@ pub(crate) async fn reconcile_loop(node: Arc<Node>) {
                 Err(e) => tracing::error!(group, error = %e, "cannot open replica"),
             }
         }
-        // Remove replicas of partitions the metadata created and then deleted.
+        // As leader, bring each group's Raft membership to its assignment.
+        for r in node.all_replicas() {
+            if let Some((_, p)) = assigned.get(&r.group) {
+                sync_membership(&node, &r, &p.replicas, &addrs);
+            }
+        }
+        // Remove replicas of partitions the metadata created and then deleted,
+        // and replicas moved away once the group's leader no longer counts
+        // this node among its voters.
         let gone: Vec<Arc<Replica>> = node
             .all_replicas()
             .into_iter()
-            .filter(|r| !desired.contains_key(&r.group) && r.group <= next_group)
+            .filter(|r| {
+                if desired.contains_key(&r.group) || r.group > next_group {
+                    return false;
+                }
+                if !assigned.contains_key(&r.group) {
+                    return true;
+                }
+                let s = node.group_status(r.group);
+                s.leader.is_some_and(|l| l != node.id)
+                    && !s.voters.is_empty()
+                    && !s.voters.contains(&node.id)
+            })
             .collect();
         for r in gone {
             if let Ok(mut map) = node.replicas.write() {
@@ -265,6 +298,65 @@ pub(crate) async fn reconcile_loop(node: Arc<Node>) {
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), version.changed()).await;
     }
+}
+
+/// On the group's leader: when its voters differ from the assignment, adds
+/// the new replicas as learners (waiting until they caught up), then makes
+/// the assignment the voter set. One change per group at a time.
+fn sync_membership(
+    node: &Arc<Node>,
+    r: &Arc<Replica>,
+    replicas: &[NodeId],
+    addrs: &BTreeMap<NodeId, String>,
+) {
+    let voters: BTreeSet<NodeId> = {
+        let rx = r.raft.metrics();
+        let m = rx.borrow_watched();
+        if m.state != ServerState::Leader {
+            return;
+        }
+        m.membership_config.voter_ids().collect()
+    };
+    let target: BTreeSet<NodeId> = replicas.iter().copied().collect();
+    if voters == target {
+        return;
+    }
+    {
+        let Ok(mut busy) = node.membership_changes.lock() else {
+            return;
+        };
+        if !busy.insert(r.group) {
+            return;
+        }
+    }
+    let node = node.clone();
+    let r = r.clone();
+    let addrs = addrs.clone();
+    tokio::spawn(async move {
+        tracing::info!(group = r.group, topic = %r.topic, partition = r.partition, from = ?voters, to = ?target, "changing replicas");
+        let mut result = Ok(());
+        for id in target.difference(&voters) {
+            let addr = addrs.get(id).cloned().unwrap_or_default();
+            if let Err(e) = r.raft.add_learner(*id, BasicNode::new(addr), true).await {
+                result = Err(e.to_string());
+                break;
+            }
+        }
+        if result.is_ok() {
+            if let Err(e) = r.raft.change_membership(target.clone(), false).await {
+                result = Err(e.to_string());
+            }
+        }
+        match result {
+            Ok(()) => tracing::info!(group = r.group, voters = ?target, "replicas changed"),
+            Err(e) => {
+                tracing::warn!(group = r.group, error = %e, "replica change failed; will retry")
+            }
+        }
+        if let Ok(mut busy) = node.membership_changes.lock() {
+            busy.remove(&r.group);
+        }
+    });
 }
 
 /// Gives the cluster its id (on the first metadata leader), registers this
