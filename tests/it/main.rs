@@ -7,6 +7,7 @@ mod bad_input;
 mod cluster;
 mod identity;
 mod join;
+mod list_offsets;
 mod reassign;
 mod replication;
 mod workload;

@@ -176,9 +176,13 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// The first offset whose batch holds a record with timestamp >= `ts`,
-    /// by the batches' max timestamps; `None` when there is none.
-    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(u64, i64)>, ReadError> {
+    /// The first offset holding a record with timestamp >= `ts`, and that
+    /// record's timestamp, as Kafka answers ListOffsets by time; `None`
+    /// when there is none. The index finds the first batch whose max
+    /// timestamp reaches `ts`; its records are then searched one by one.
+    /// A compressed batch is answered with its first offset and max
+    /// timestamp (its records are not decompressed on the broker).
+    pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(u64, i64)>, ReadError> {
         let group = self.shared.group;
         let hw = self.high_watermark();
         let mut found = None;
@@ -189,13 +193,36 @@ impl PartitionLog {
                 Some(&IndexEntry::key(hw)),
                 |k, v| match IndexEntry::decode(k, v) {
                     Some(e) if e.max_timestamp_ms >= ts => {
-                        found = Some((e.base_offset, e.max_timestamp_ms));
+                        found = Some(e);
                         ControlFlow::Break(())
                     }
                     _ => ControlFlow::Continue(()),
                 },
             )
             .map_err(|e| ReadError::Storage(e.to_string()))?;
-        Ok(found)
+        let Some(row) = found else {
+            return Ok(None);
+        };
+        let mut log: LogStore<TypeConfig> = self.store.log_store(group);
+        let mut buf = BytesMut::new();
+        self.append_batches(&mut log, &row, &mut buf).await?;
+        let buf = buf.freeze();
+        let corrupt = |e: cairn_record::RecordError| ReadError::Corrupt(e.to_string());
+        for batch in cairn_record::split_batches(&buf) {
+            let bytes = buf.slice_ref(batch.map_err(corrupt)?);
+            let header = cairn_record::RecordBatchHeader::parse(&bytes).map_err(corrupt)?;
+            if header.max_timestamp < ts {
+                continue;
+            }
+            if header.compression() != cairn_record::Compression::None {
+                return Ok(Some((header.base_offset as u64, header.max_timestamp)));
+            }
+            let (header, records) = cairn_record::decode_batch(&bytes).map_err(corrupt)?;
+            if let Some(r) = records.iter().find(|r| r.timestamp(&header) >= ts) {
+                return Ok(Some((r.offset(&header) as u64, r.timestamp(&header))));
+            }
+        }
+        // The index row said a record reaches `ts`; fall back to the row.
+        Ok(Some((row.base_offset, row.max_timestamp_ms)))
     }
 }

@@ -512,7 +512,12 @@ impl Cairn for CairnService {
             Some(Spec::Earliest(_)) => (replica.log.log_start() as i64, -1),
             Some(Spec::Latest(_)) | None => (replica.log.high_watermark() as i64, -1),
             Some(Spec::TimestampMs(ts)) => {
-                match replica.log.offset_for_timestamp(ts).map_err(read_error)? {
+                match replica
+                    .log
+                    .offset_for_timestamp(ts)
+                    .await
+                    .map_err(read_error)?
+                {
                     Some((o, t)) => (o as i64, t),
                     None => (-1, -1),
                 }
