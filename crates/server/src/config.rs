@@ -56,6 +56,12 @@ pub struct ServerConfig {
     pub log_format: String,
     /// Cluster-wide default of `max.message.bytes`.
     pub max_message_bytes: u64,
+    /// Fault-injection harness only (`jepsen/`): keep log writes in the
+    /// process's memory until the group-commit sync writes and syncs them,
+    /// so a kill -9 drops exactly what a power loss would drop from the page
+    /// cache. Safe for acknowledged data (nothing is acknowledged before its
+    /// sync) but it widens what a crash loses; leave it off in production.
+    pub test_lose_unsynced_on_crash: bool,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +81,7 @@ impl Default for ServerConfig {
             join: None,
             log_format: "text".to_string(),
             max_message_bytes: 1_048_588,
+            test_lose_unsynced_on_crash: false,
         }
     }
 }

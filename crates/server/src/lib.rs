@@ -227,7 +227,16 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         ServerError::Raft(format!("cannot create {}: {e}", config.data_dir.display()))
     })?;
-    let store = NodeStore::open(&config.data_dir.join("db"), StoreOptions::default())?;
+    let store_options = StoreOptions {
+        buffer_unsynced_wal: config.test_lose_unsynced_on_crash,
+        ..StoreOptions::default()
+    };
+    if store_options.buffer_unsynced_wal {
+        tracing::warn!(
+            "test mode: unsynced log writes are lost on a crash (test_lose_unsynced_on_crash)"
+        );
+    }
+    let store = NodeStore::open(&config.data_dir.join("db"), store_options)?;
     let stored_cluster = check_data_dir(&store, &config)?;
     let voters = config.voter_map()?;
 

@@ -18,7 +18,8 @@ const MIB: usize = 1024 * 1024;
 /// - WAL recovery mode `PointInTimeRecovery`: after a crash the store is a prefix of the
 ///   writes, so an unsynced truncate or purge is either fully there or fully absent, in order;
 /// - WAL writes go to the OS on every write (`manual_wal_flush` off), so a process crash
-///   loses nothing; only an fsync ([`crate::NodeStore::sync`]) survives a machine crash;
+///   loses nothing; only an fsync ([`crate::NodeStore::sync`]) survives a machine crash
+///   (unless [`StoreOptions::buffer_unsynced_wal`] is set, for fault injection);
 /// - L0 uncompressed (flushes are on the write path), LZ4 below (cheap on CPU; Kafka batches
 ///   are often already compressed by producers);
 /// - dynamic level sizing, 10-bit bloom filters (point reads of vote / purged / committed /
@@ -43,6 +44,13 @@ pub struct StoreOptions {
     /// flush and never rewritten by compaction, which then only moves keys. `0` keeps
     /// every value in the SST files. Default 4 KiB.
     pub min_blob_size_bytes: u64,
+    /// Fault injection only: buffer WAL writes in the process (`manual_wal_flush`) until
+    /// the group-commit sync, so that killing the process loses every unsynced write, as
+    /// a power loss loses the page cache. Default off.
+    pub buffer_unsynced_wal: bool,
+    /// Flushes and compactions write with O_DIRECT, bypassing the page cache (no kernel
+    /// copy of every byte flushed). Default off.
+    pub direct_io_for_flush_and_compaction: bool,
 }
 
 impl Default for StoreOptions {
@@ -55,6 +63,9 @@ impl Default for StoreOptions {
             block_cache_mb: 128,
             target_file_size_mb: 64,
             min_blob_size_bytes: 4096,
+            buffer_unsynced_wal: false,
+            direct_io_for_flush_and_compaction: std::env::var_os("CAIRN_EXPERIMENT_DIRECT_IO")
+                .is_some(),
         }
     }
 }
@@ -79,10 +90,11 @@ impl StoreOptions {
             DBCompressionType::Lz4,
         ]);
         opts.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
-        opts.set_manual_wal_flush(false);
+        opts.set_manual_wal_flush(self.buffer_unsynced_wal);
         opts.set_bytes_per_sync(MIB as u64);
         opts.set_wal_bytes_per_sync(MIB as u64);
         opts.set_keep_log_file_num(10);
+        opts.set_use_direct_io_for_flush_and_compaction(self.direct_io_for_flush_and_compaction);
         if self.min_blob_size_bytes > 0 {
             opts.set_enable_blob_files(true);
             opts.set_min_blob_size(self.min_blob_size_bytes);

@@ -1,0 +1,216 @@
+//! `cairn-jepsen`: Cairn's Jepsen-style harness (issue 3).
+//!
+//!   cairn-jepsen test --time 60 --seed 7 --nemesis kill,pause,partition
+//!   cairn-jepsen failover --kills 20
+//!   cairn-jepsen check results/history.jsonl
+//!
+//! Nodes run as separate hosts in network namespaces (`cluster/netns`,
+//! needs root). Results — history.jsonl, report.txt, report.html,
+//! verdict.json — go to `--results`. The exit code is 0 only for a valid run.
+
+mod runner;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cairn-jepsen",
+    about = "Fault-injection consistency tests for Cairn"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct ClusterArgs {
+    /// The cairn binary the nodes run.
+    #[arg(long, env = "CAIRN_BIN", default_value_os_t = default_bin())]
+    bin: PathBuf,
+    /// The script that sets up network-namespace hosts.
+    #[arg(long, default_value_os_t = repo_path("cluster/netns"))]
+    netns_script: PathBuf,
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: u64,
+    /// Folder for the history, report and verdict.
+    #[arg(long)]
+    results: Option<PathBuf>,
+    /// Leave the cluster running afterwards (`cluster/netns down` stops it).
+    #[arg(long)]
+    keep_cluster: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the queue workload under faults, then check the history.
+    Test {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Seconds of workload under faults.
+        #[arg(long, default_value_t = 60)]
+        time: u64,
+        /// Seed of the nemesis schedule and the workload's choices.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Faults: comma-separated of kill,power,pause,partition,netem,disk,clock; `all`; `none`.
+        #[arg(long, default_value = "kill,pause,partition")]
+        nemesis: String,
+        #[arg(long, default_value_t = 4)]
+        partitions: u32,
+        #[arg(long, default_value_t = 4)]
+        producers: u32,
+        #[arg(long, default_value_t = 2)]
+        consumers: u32,
+        /// Pause between one producer's sends, in milliseconds.
+        #[arg(long, default_value_t = 5)]
+        send_interval_ms: u64,
+        /// Quiet time between faults, seconds: min..max.
+        #[arg(long, default_value = "2..6")]
+        quiet: String,
+        /// How long a fault is held, seconds: min..max.
+        #[arg(long, default_value = "3..10")]
+        hold: String,
+        /// After the final heal every partition must take a write within this many seconds.
+        #[arg(long, default_value_t = 30)]
+        liveness_s: u64,
+        /// Size of each node's own data filesystem (a loop-mounted image), MiB.
+        /// Default: 1024 when the disk fault is on, else no separate filesystem.
+        #[arg(long)]
+        disk_mb: Option<u64>,
+    },
+    /// Measure produce unavailability after kill -9 of a partition leader.
+    Failover {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+        kills: u32,
+        /// Concurrent producers writing to the partition.
+        #[arg(long, default_value_t = 2)]
+        producers: u32,
+    },
+    /// Check an existing history and write its report next to it.
+    Check { history: PathBuf },
+}
+
+fn repo_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel)
+}
+
+fn default_bin() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_path("target"));
+    target.join("debug").join("cairn")
+}
+
+fn seconds_range(s: &str) -> Result<std::ops::Range<Duration>> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| anyhow::anyhow!("expected MIN..MAX seconds, got {s:?}"))?;
+    let a: f64 = a.trim().parse()?;
+    let b: f64 = b.trim().parse()?;
+    anyhow::ensure!(a >= 0.0 && b >= a, "bad range {s:?}");
+    Ok(Duration::from_secs_f64(a)..Duration::from_secs_f64(b))
+}
+
+fn results_dir(given: Option<PathBuf>, what: &str, seed: u64) -> PathBuf {
+    given.unwrap_or_else(|| {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        repo_path("jepsen/results").join(format!("{what}-{stamp}-seed{seed}"))
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Test {
+            cluster,
+            time,
+            seed,
+            nemesis,
+            partitions,
+            producers,
+            consumers,
+            send_interval_ms,
+            quiet,
+            hold,
+            liveness_s,
+            disk_mb,
+        } => {
+            let seed = seed.unwrap_or_else(rand::random);
+            let plan = runner::run::TestPlan {
+                time: Duration::from_secs(time),
+                seed,
+                nemesis,
+                nodes: cluster.nodes,
+                partitions,
+                producers,
+                consumers,
+                send_interval: Duration::from_millis(send_interval_ms),
+                quiet: seconds_range(&quiet)?,
+                hold: seconds_range(&hold)?,
+                liveness_bound: Duration::from_secs(liveness_s),
+                results: results_dir(cluster.results, "test", seed),
+                bin: cluster.bin,
+                netns_script: cluster.netns_script,
+                disk_mb,
+                keep_cluster: cluster.keep_cluster,
+            };
+            let outcome = runner::run::test(plan).await?;
+            println!("{}", outcome.summary);
+            println!("results: {}", outcome.dir.display());
+            if !outcome.valid {
+                eprintln!("INVALID: see {}", outcome.dir.join("report.txt").display());
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Failover {
+            cluster,
+            kills,
+            producers,
+        } => {
+            let plan = runner::failover::FailoverPlan {
+                kills,
+                nodes: cluster.nodes,
+                producers,
+                results: results_dir(cluster.results, "failover", 0),
+                bin: cluster.bin,
+                netns_script: cluster.netns_script,
+                keep_cluster: cluster.keep_cluster,
+            };
+            runner::failover::failover(plan).await.map(drop)
+        }
+        Command::Check { history } => {
+            let h = cairn_jepsen::History::read_jsonl(&history)?;
+            let result = cairn_jepsen::check(&h);
+            let dir = history
+                .parent()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."));
+            let meta = cairn_jepsen::RunMeta::default();
+            cairn_jepsen::write_report(&dir, &h, &result, &meta)?;
+            println!("{}", std::fs::read_to_string(dir.join("report.txt"))?);
+            if !result.valid {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! `cairn-jepsen test`: start a cluster of separate hosts, run the queue
+//! workload under the nemesis, heal, require liveness, drain, check.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use cairn_chaos::{
+    parse_faults, FaultCx, FaultEvent, Heal, Hosts, Nemesis, NemesisConfig, NetnsHosts,
+};
+use cairn_jepsen::{check, verdict, write_report, History, OpF, OpKind, RunMeta, NEMESIS_PROCESS};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::recorder::Recorder;
+use super::workload::{self, Shared};
+
+/// Where and how a run happens.
+#[derive(Debug, Clone)]
+pub struct TestPlan {
+    pub time: Duration,
+    pub seed: u64,
+    pub nemesis: String,
+    pub nodes: u64,
+    pub partitions: u32,
+    pub producers: u32,
+    pub consumers: u32,
+    pub send_interval: Duration,
+    pub quiet: std::ops::Range<Duration>,
+    pub hold: std::ops::Range<Duration>,
+    /// After the final heal, every partition must take a write within this.
+    pub liveness_bound: Duration,
+    pub results: PathBuf,
+    pub bin: PathBuf,
+    pub netns_script: PathBuf,
+    pub disk_mb: Option<u64>,
+    pub keep_cluster: bool,
+}
+
+pub const TOPIC: &str = "jepsen";
+
+/// What the run found; `valid` is the verdict.
+pub struct Outcome {
+    pub valid: bool,
+    pub dir: PathBuf,
+    pub summary: String,
+}
+
+pub async fn test(plan: TestPlan) -> Result<Outcome> {
+    let dir = plan.results.clone();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let faults = parse_faults(&plan.nemesis)?;
+    let names: Vec<&str> = faults.iter().map(|f| f.name()).collect();
+    let mut notes = Vec::new();
+    let mut hosts = NetnsHosts::new(&plan.netns_script, dir.join("hosts"), plan.nodes);
+    if names.contains(&"power") {
+        hosts = hosts.with_env("CAIRN_TEST_LOSE_UNSYNCED_ON_CRASH", "true");
+        notes.push(
+            "power: nodes run with test_lose_unsynced_on_crash (RocksDB manual WAL flush): \
+             a kill -9 drops every write not yet synced, as a power loss drops the page cache; \
+             this applies to every kill in this run"
+                .to_string(),
+        );
+    }
+    if names.contains(&"clock") {
+        notes.push(
+            "clock: monotonic/boot clock jumps via Linux time namespaces at node restart; \
+             the wall clock cannot be jumped for one node here (shared host kernel)"
+                .to_string(),
+        );
+    } else {
+        notes.push("clock jumps not enabled in this run".to_string());
+    }
+    let disk_mb = match plan.disk_mb {
+        Some(mb) => Some(mb),
+        None if names.contains(&"disk") => Some(1024),
+        None => None,
+    };
+    let hosts = Arc::new(hosts);
+    eprintln!("--- starting {} nodes in network namespaces", plan.nodes);
+    hosts.up(&plan.bin, disk_mb).await?;
+    let result = run_on(&plan, hosts.clone(), faults, notes).await;
+    if !plan.keep_cluster {
+        if let Err(e) = hosts.down().await {
+            eprintln!("warning: tearing the cluster down failed: {e}");
+        }
+    }
+    result
+}
+
+async fn run_on(
+    plan: &TestPlan,
+    hosts: Arc<NetnsHosts>,
+    faults: Vec<Box<dyn cairn_chaos::Fault>>,
+    mut notes: Vec<String>,
+) -> Result<Outcome> {
+    let dir = plan.results.clone();
+    let bootstrap = hosts.bootstrap();
+    let admin = workload::connect(&bootstrap, Duration::from_secs(10)).await?;
+    let rf = plan.nodes.min(3) as u32;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match admin
+            .create_topic(TOPIC, plan.partitions, rf, HashMap::new())
+            .await
+        {
+            Ok(_) => break,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("creating the topic: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => bail!("cannot create the topic: {e}"),
+        }
+    }
+    loop {
+        let t = admin.describe_topic(TOPIC).await;
+        if let Ok(t) = &t {
+            if t.partitions.iter().all(|p| p.leader.is_some()) {
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("partitions have no leaders after 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let recorder = Arc::new(Recorder::create(&dir.join("history.jsonl"))?);
+    let shared = Arc::new(Shared::new(
+        recorder.clone(),
+        bootstrap.clone(),
+        TOPIC,
+        plan.partitions,
+        plan.send_interval,
+    ));
+    eprintln!(
+        "--- workload: {} producers, {} consumers, {} partitions; nemesis {} for {:?} (seed {})",
+        plan.producers, plan.consumers, plan.partitions, plan.nemesis, plan.time, plan.seed
+    );
+    let producers: Vec<_> = (0..plan.producers)
+        .map(|i| {
+            tokio::spawn(workload::producer(
+                shared.clone(),
+                plan.seed ^ (i as u64 + 1),
+            ))
+        })
+        .collect();
+    let consumers: Vec<_> = (0..plan.consumers)
+        .map(|i| tokio::spawn(workload::consumer(shared.clone(), i as u64, false)))
+        .collect();
+
+    // The nemesis, its events written into the history.
+    let cx = FaultCx {
+        hosts: hosts.clone(),
+        client: admin.clone(),
+        topic: TOPIC.to_string(),
+        partitions: plan.partitions,
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut schedule = Vec::new();
+    let events = {
+        let recorder = recorder.clone();
+        tokio::spawn(async move {
+            let mut lines = Vec::new();
+            while let Some(event) = rx.recv().await {
+                let at = recorder.now_us() as f64 / 1e6;
+                match event {
+                    FaultEvent::Start { name, description } => {
+                        lines.push(format!("{at:8.3}s start {name}: {description}"));
+                        eprintln!("    {at:7.1}s nemesis: {description}");
+                        recorder.record(NEMESIS_PROCESS, OpKind::Invoke, OpF::Fault, |op| {
+                            op.fault = Some(description);
+                        });
+                    }
+                    FaultEvent::End {
+                        name,
+                        description,
+                        heal,
+                    } => {
+                        lines.push(format!("{at:8.3}s end   {name}: {heal}"));
+                        eprintln!("    {at:7.1}s nemesis: healed ({heal})");
+                        recorder.record(NEMESIS_PROCESS, OpKind::Info, OpF::Fault, |op| {
+                            op.fault = Some(description);
+                        });
+                    }
+                    FaultEvent::Error { name, error } => {
+                        lines.push(format!("{at:8.3}s error {name}: {error}"));
+                        eprintln!("    {at:7.1}s nemesis error: {name}: {error}");
+                    }
+                }
+            }
+            lines
+        })
+    };
+    let mut nemesis = Nemesis::new(NemesisConfig {
+        faults,
+        seed: plan.seed,
+        quiet: plan.quiet.clone(),
+        hold: plan.hold.clone(),
+    });
+    let progress = {
+        let shared = shared.clone();
+        let total = plan.time;
+        tokio::spawn(async move {
+            let start = Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                let sent: u64 = shared
+                    .next_value
+                    .iter()
+                    .map(|v| v.load(Ordering::Relaxed))
+                    .sum();
+                eprintln!(
+                    "    {:5.0}s / {:.0}s: {sent} sends invoked",
+                    start.elapsed().as_secs_f64(),
+                    total.as_secs_f64()
+                );
+            }
+        })
+    };
+    nemesis
+        .run(&cx, Instant::now() + plan.time, tx.clone())
+        .await;
+    drop(tx);
+
+    eprintln!(
+        "--- healing everything; liveness bound {:?}",
+        plan.liveness_bound
+    );
+    if let Err(e) = Heal::everything(hosts.as_ref()).await {
+        notes.push(format!("final heal reported an error: {e}"));
+    }
+    let heal_us = recorder.now_us();
+    let liveness_deadline = Instant::now() + plan.liveness_bound;
+    let live = loop {
+        let all = shared
+            .last_ok_send_us
+            .iter()
+            .all(|t| t.load(Ordering::Relaxed) > heal_us);
+        if all {
+            break true;
+        }
+        if Instant::now() > liveness_deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let live_after = Duration::from_micros(recorder.now_us() - heal_us);
+    notes.push(if live {
+        format!(
+            "liveness: every partition took a write {:.2} s after the final heal (bound {:?})",
+            live_after.as_secs_f64(),
+            plan.liveness_bound
+        )
+    } else {
+        format!(
+            "LIVENESS FAILED: some partition took no write within {:?} of the final heal",
+            plan.liveness_bound
+        )
+    });
+    shared.stop_producers.store(true, Ordering::Relaxed);
+    for p in producers {
+        let _ = p.await;
+    }
+    shared.stop_consumers.store(true, Ordering::Relaxed);
+    for c in consumers {
+        let _ = c.await;
+    }
+    progress.abort();
+    schedule.extend(events.await.unwrap_or_default());
+
+    eprintln!("--- final drain: reading every partition to its end");
+    shared.stop_consumers.store(false, Ordering::Relaxed);
+    let drain = tokio::time::timeout(
+        Duration::from_secs(60),
+        workload::consumer(shared.clone(), plan.consumers as u64, true),
+    )
+    .await;
+    let drained = drain.is_ok();
+    if !drained {
+        notes.push(
+            "DRAIN FAILED: the final read did not reach every partition's end within 60 s"
+                .to_string(),
+        );
+    }
+    recorder.finish()?;
+
+    let history = History::read_jsonl(&dir.join("history.jsonl"))?;
+    let result = check(&history);
+    let meta = RunMeta {
+        seed: plan.seed,
+        nemeses: plan.nemesis.split(',').map(str::to_string).collect(),
+        time_limit_s: plan.time.as_secs(),
+        nodes: (1..=plan.nodes).collect(),
+        fault_schedule: schedule,
+        notes,
+        liveness_bound_ms: Some(plan.liveness_bound.as_millis() as u64),
+    };
+    write_report(&dir, &history, &result, &meta)?;
+    let valid = verdict(&result, &meta).valid && live && drained;
+    let summary = std::fs::read_to_string(dir.join("report.txt")).unwrap_or_default();
+    Ok(Outcome {
+        valid,
+        dir,
+        summary,
+    })
+}
