@@ -1,8 +1,11 @@
 //! Network partitions between the nodes (clients still reach every node):
 //! - isolate: one node (often a leader) cut off from all others;
 //! - split: a random majority and minority that cannot talk;
-//! - ring: every node hears only from a majority of its neighbours, and each
-//!   node's majority is a different one (one-way cuts).
+//! - ring (5+ nodes): every node hears only from a majority of its
+//!   neighbours, and each node's majority is a different one (one-way cuts);
+//! - bridge (3-4 nodes): two sides cut apart except for one node that sees
+//!   both (with TCP a one-way cut breaks a link both ways, so a 3-node ring
+//!   would be a total partition).
 //!
 //! Healed by removing every packet filter.
 
@@ -74,6 +77,18 @@ impl Fault for Partition {
                     (
                         split(a, b),
                         format!("split minority {a:?} | majority {b:?}"),
+                    )
+                }
+                _ if nodes.len() < 5 => {
+                    // With TCP, a one-way cut breaks the link both ways, so a
+                    // ring of 3 is a total partition: a bridge instead, where
+                    // one node sees both sides and each side + it is a majority.
+                    nodes.shuffle(rng);
+                    let (a, rest) = nodes.split_at(1);
+                    let (bridge, b) = rest.split_at(1);
+                    (
+                        split(a, b),
+                        format!("bridge: {a:?} | {b:?}, node {} sees both", bridge[0]),
                     )
                 }
                 _ => {

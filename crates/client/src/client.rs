@@ -536,6 +536,27 @@ impl Client {
         out
     }
 
+    /// Moves the metadata source on to the next known node (cyclically),
+    /// so that a node with a stale view — one cut off from the cluster
+    /// still names itself leader — is not asked again and again.
+    fn rotate_preferred(&self) {
+        let mut known = self.read_cache().node_addrs();
+        for b in &self.inner.bootstrap {
+            if !known.contains(b) {
+                known.push(b.clone());
+            }
+        }
+        if known.len() < 2 {
+            return;
+        }
+        let mut preferred = lock(&self.inner.preferred);
+        let next = match preferred.as_ref().and_then(|p| known.iter().position(|a| a == p)) {
+            Some(i) => known[(i + 1) % known.len()].clone(),
+            None => known[0].clone(),
+        };
+        *preferred = Some(next);
+    }
+
     /// Runs a cluster-wide call against any node, moving on to the next
     /// known node when one is unreachable or not the right one, and
     /// retrying with backoff (per `backoff`) once every node was tried.
@@ -729,6 +750,7 @@ impl Client {
             tokio::time::sleep(delay).await;
             // Skip the refresh if another caller already updated the cache.
             if refresh && self.read_cache().generation() == generation {
+                self.rotate_preferred();
                 if let Err(e) = self.refresh_metadata(&topics, backoff.deadline()).await {
                     debug!(op, topic, error = %e, "metadata refresh failed");
                 }

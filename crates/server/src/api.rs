@@ -408,6 +408,11 @@ impl Cairn for CairnService {
         });
         let what = format!("{}/{}", req.topic, req.partition);
         replica.renew_lease_if_stale().await;
+        if !replica.lease_valid() {
+            // No quorum acknowledged this leader within its lease: it is cut
+            // off (or deposed). Fail fast so the client finds the new leader.
+            return Err(ApiError::LeaderNotAvailable { what }.into());
+        }
         metrics::counter!("cairn_produce_bytes_total").increment(bytes as u64);
         metrics::counter!("cairn_produce_records_total").increment(u64::from(record_count));
         match Acks::try_from(req.acks).unwrap_or(Acks::All) {

@@ -125,7 +125,12 @@ impl Node {
     /// it leads, else from the leader's heartbeats.
     pub(crate) fn group_status(&self, group: GroupId) -> GroupStatus {
         if let Some(r) = self.replica(group) {
-            if let Some(s) = r.status_if_leader(&self.liveness) {
+            // A leader cut off from a quorum does not name itself: clients
+            // asking this node are sent on to look elsewhere.
+            if let Some(s) = r
+                .status_if_leader(&self.liveness)
+                .filter(|_| r.sees_quorum(&self.liveness))
+            {
                 return s;
             }
         }

@@ -27,8 +27,10 @@ use crate::NodeId;
 const HEALTHY_LAG_ENTRIES: u64 = 1000;
 
 /// Renew the leader lease before a write when the last quorum
-/// acknowledgement is older than this (the lease is 500 ms).
+/// acknowledgement is older than this.
 const LEASE_RENEW_AFTER: Duration = Duration::from_millis(250);
+/// A leader takes writes only while a quorum acknowledged it this recently.
+const LEASE: Duration = Duration::from_millis(500);
 
 /// openraft settings of partition groups: no per-group timers at all.
 /// Heartbeats are node-level and elections are triggered by the node's
@@ -173,6 +175,32 @@ impl Replica {
                 "leader lease renewed",
             )
             .await;
+    }
+
+    /// Whether this replica leads with a live lease: a quorum acknowledged
+    /// it within the last 500 ms. A leader cut off from its followers loses
+    /// this within half a second and stops taking writes.
+    pub(crate) fn lease_valid(&self) -> bool {
+        let rx = self.raft.metrics();
+        let m = rx.borrow_watched();
+        m.state == ServerState::Leader
+            && m.last_quorum_acked
+                .as_ref()
+                .is_some_and(|t| openraft::Instant::elapsed(&**t) < LEASE)
+    }
+
+    /// Whether a majority of the group's voters (this node included) are
+    /// alive as seen by node-level heartbeats. A leader that sees no quorum
+    /// is cut off: it no longer names itself leader to clients.
+    pub(crate) fn sees_quorum(&self, liveness: &Liveness) -> bool {
+        let rx = self.raft.metrics();
+        let m = rx.borrow_watched();
+        let voters: Vec<NodeId> = m.membership_config.voter_ids().collect();
+        let alive = voters
+            .iter()
+            .filter(|v| **v == m.id || liveness.is_alive(**v))
+            .count();
+        alive * 2 > voters.len()
     }
 
     pub(crate) fn is_leader(&self) -> bool {

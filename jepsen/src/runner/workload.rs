@@ -70,8 +70,10 @@ pub async fn connect(bootstrap: &[String], op_timeout: Duration) -> Result<Clien
             deadline: op_timeout,
         },
         connect_timeout: Duration::from_secs(1),
-        request_timeout: op_timeout,
-        produce_timeout: op_timeout,
+        // Shorter than the operation: a request stuck on a paused or cut-off
+        // node is abandoned and retried (idempotently) at the new leader.
+        request_timeout: (op_timeout / 3).max(Duration::from_millis(500)),
+        produce_timeout: (op_timeout / 3).max(Duration::from_millis(500)),
         bootstrap_deadline: Duration::from_secs(3),
         ..ClientConfig::default()
     };
