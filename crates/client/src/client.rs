@@ -550,7 +550,10 @@ impl Client {
             return;
         }
         let mut preferred = lock(&self.inner.preferred);
-        let next = match preferred.as_ref().and_then(|p| known.iter().position(|a| a == p)) {
+        let next = match preferred
+            .as_ref()
+            .and_then(|p| known.iter().position(|a| a == p))
+        {
             Some(i) => known[(i + 1) % known.len()].clone(),
             None => known[0].clone(),
         };

@@ -130,6 +130,26 @@ fn classify_path(path: &Path) -> Result<Found, StorageError> {
 
 /// Make the entries of freshly created directories durable in their parents (RocksDB
 /// fsyncs its own directory, not the path leading to it).
+/// Whether files can be opened with O_DIRECT where the store lives (tmpfs,
+/// for one, may refuse it; RocksDB would then fail at its first flush).
+fn supports_direct_io(path: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path
+        .ancestors()
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| Path::new("."));
+    let probe = dir.join(".cairn-direct-io-probe");
+    let ok = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&probe)
+        .is_ok();
+    let _ = std::fs::remove_file(&probe);
+    ok
+}
+
 fn sync_parents(created: &[PathBuf]) -> io::Result<()> {
     for dir in created {
         let parent = match dir.parent() {
@@ -155,8 +175,15 @@ impl NodeStore {
     /// Fails with [`Cause::NotAStore`] for a file, a non-empty directory that holds no
     /// RocksDB database, or a RocksDB database without a Cairn format version; and with
     /// [`Cause::FormatVersion`] for a store of another format version.
-    pub fn open(path: &Path, opts: StoreOptions) -> Result<NodeStore, StorageError> {
+    pub fn open(path: &Path, mut opts: StoreOptions) -> Result<NodeStore, StorageError> {
         let found = classify_path(path)?;
+        if opts.direct_io_for_flush_and_compaction && !supports_direct_io(path) {
+            tracing::warn!(
+                path = %path.display(),
+                "the filesystem does not support O_DIRECT; flushes and compactions go through the page cache"
+            );
+            opts.direct_io_for_flush_and_compaction = false;
+        }
         let mut rocks_opts = opts.to_rocksdb();
         rocks_opts.create_if_missing(matches!(found, Found::Fresh { .. }));
         let db = Arc::new(DB::open(&rocks_opts, path).map_err(open_err)?);
