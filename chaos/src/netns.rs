@@ -186,7 +186,21 @@ impl Hosts for NetnsHosts {
     }
 
     fn kill(&self, node: NodeId) -> BoxFuture<'_, Result<(), ChaosError>> {
-        async move { self.signal(node, "-KILL").await }.boxed()
+        async move {
+            self.signal(node, "-KILL").await?;
+            // SIGKILL lands when each thread leaves the kernel (an fsync in
+            // flight finishes first): return only once the process is gone.
+            if let Some(pid) = self.pid(node) {
+                for _ in 0..500 {
+                    if !pid_alive(pid) {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+            }
+            Ok(())
+        }
+        .boxed()
     }
 
     fn start(

@@ -103,11 +103,12 @@ fn repo_path(rel: &str) -> PathBuf {
         .join(rel)
 }
 
+/// The `cairn` built beside this binary (cargo puts both in one folder).
 fn default_bin() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_path("target"));
-    target.join("debug").join("cairn")
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("cairn")))
+        .unwrap_or_else(|| PathBuf::from("cairn"))
 }
 
 fn seconds_range(s: &str) -> Result<std::ops::Range<Duration>> {

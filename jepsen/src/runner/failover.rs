@@ -68,16 +68,31 @@ async fn produce_loop(client: Client, acked: Acked, stop: Arc<AtomicBool>) {
     }
 }
 
-/// Waits until partition 0 has a leader and all replicas are healthy.
-async fn settled(admin: &Client, replicas: usize, bound: Duration) -> Result<u64> {
+/// Waits until partition 0 has a leader and all replicas are healthy, and
+/// the same leader and epoch were reported three times 100 ms apart (a view
+/// taken mid-election is not trusted). Returns (leader, leader epoch).
+async fn settled(admin: &Client, replicas: usize, bound: Duration) -> Result<(u64, u64)> {
     let deadline = Instant::now() + bound;
+    let mut seen: Option<(u64, u64)> = None;
+    let mut agreeing = 0;
     loop {
-        if let Ok(t) = admin.describe_topic(TOPIC).await {
-            if let Some(p) = t.partitions.first() {
-                if let (Some(l), true) = (p.leader, p.healthy_replicas.len() >= replicas) {
-                    return Ok(l);
-                }
+        let now = match admin.describe_topic(TOPIC).await {
+            Ok(t) => t.partitions.first().and_then(|p| {
+                let l = p.leader?;
+                (p.healthy_replicas.len() >= replicas).then_some((l, p.leader_epoch))
+            }),
+            Err(_) => None,
+        };
+        match now {
+            Some(v) if seen == Some(v) => agreeing += 1,
+            Some(v) => {
+                seen = Some(v);
+                agreeing = 1;
             }
+            None => agreeing = 0,
+        }
+        if agreeing >= 3 {
+            return Ok(seen.unwrap_or_default());
         }
         if Instant::now() > deadline {
             bail!("partition 0 did not settle (leader + {replicas} healthy replicas) within {bound:?}");
@@ -86,10 +101,26 @@ async fn settled(admin: &Client, replicas: usize, bound: Duration) -> Result<u64
     }
 }
 
+/// The leader epoch of partition 0 once it has a leader again.
+async fn epoch_now(admin: &Client) -> Option<u64> {
+    for _ in 0..100 {
+        if let Ok(t) = admin.describe_topic(TOPIC).await {
+            if let Some(p) = t.partitions.first().filter(|p| p.leader.is_some()) {
+                return Some(p.leader_epoch);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
 pub async fn failover(plan: FailoverPlan) -> Result<Vec<Duration>> {
     std::fs::create_dir_all(&plan.results)
         .with_context(|| format!("creating {}", plan.results.display()))?;
     let hosts = NetnsHosts::new(&plan.netns_script, plan.results.join("hosts"), plan.nodes);
+    // A run starts from empty nodes: take down what an earlier run left, then wipe it.
+    hosts.down().await.ok();
+    let _ = std::fs::remove_dir_all(hosts.dir());
     eprintln!("--- starting {} nodes in network namespaces", plan.nodes);
     hosts.up(&plan.bin, None).await?;
     let result = measure(&plan, &hosts).await;
@@ -103,10 +134,19 @@ async fn measure(plan: &FailoverPlan, hosts: &NetnsHosts) -> Result<Vec<Duration
     let bootstrap = hosts.bootstrap();
     let admin = client(&bootstrap).await?;
     let rf = plan.nodes.min(3) as usize;
-    admin
+    // Nodes register with the metadata group a moment after it has a leader.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while let Err(e) = admin
         .create_topic(TOPIC, 1, rf as u32, HashMap::new())
-        .await?;
+        .await
+    {
+        if Instant::now() > deadline {
+            bail!("cannot create the topic: {e}");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     settled(&admin, rf, Duration::from_secs(60)).await?;
+    let mut not_leader = 0u32;
     let acked: Acked = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
@@ -118,8 +158,13 @@ async fn measure(plan: &FailoverPlan, hosts: &NetnsHosts) -> Result<Vec<Duration
         )));
     }
     let mut downtimes = Vec::new();
-    for k in 1..=plan.kills {
-        let leader = settled(&admin, rf, Duration::from_secs(60)).await?;
+    let mut k = 0;
+    while downtimes.len() < plan.kills as usize {
+        k += 1;
+        if k > plan.kills * 2 {
+            bail!("{not_leader} of {k} kills did not hit the leader");
+        }
+        let (leader, epoch) = settled(&admin, rf, Duration::from_secs(60)).await?;
         // Writes flow before the kill.
         let flowing = Instant::now();
         while acked
@@ -132,6 +177,8 @@ async fn measure(plan: &FailoverPlan, hosts: &NetnsHosts) -> Result<Vec<Duration
         }
         let killed_at = Instant::now();
         hosts.kill(leader).await?;
+        // Only a write sent after the old leader is gone proves a new one.
+        let dead_at = Instant::now();
         let next = loop {
             let found = acked
                 .lock()
@@ -139,7 +186,7 @@ async fn measure(plan: &FailoverPlan, hosts: &NetnsHosts) -> Result<Vec<Duration
                 .iter()
                 .rev()
                 .take_while(|(_, done)| *done > killed_at)
-                .filter(|(invoked, _)| *invoked > killed_at)
+                .filter(|(invoked, _)| *invoked > dead_at)
                 .map(|(_, done)| *done)
                 .min();
             if let Some(done) = found {
@@ -151,12 +198,19 @@ async fn measure(plan: &FailoverPlan, hosts: &NetnsHosts) -> Result<Vec<Duration
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
         let down = next - killed_at;
-        eprintln!(
-            "    kill {k}/{}: leader node {leader}, next ack after {:.3} s",
-            plan.kills,
-            down.as_secs_f64()
-        );
-        downtimes.push(down);
+        if epoch_now(&admin).await == Some(epoch) {
+            // The epoch did not move: the node killed was not leading after all.
+            eprintln!(
+                "    kill {k}: node {leader} was not the leader (epoch unchanged); not counted"
+            );
+            not_leader += 1;
+        } else {
+            eprintln!(
+                "    kill {k}: leader node {leader}, next ack after {:.3} s",
+                down.as_secs_f64()
+            );
+            downtimes.push(down);
+        }
         hosts.start(leader, None).await?;
     }
     stop.store(true, Ordering::Relaxed);
@@ -170,6 +224,7 @@ async fn measure(plan: &FailoverPlan, hosts: &NetnsHosts) -> Result<Vec<Duration
     let max = ms(sorted.last().unwrap_or(&Duration::ZERO));
     let summary = serde_json::json!({
         "kills": plan.kills,
+        "kills_not_counted_not_leader": not_leader,
         "median_ms": median,
         "max_ms": max,
         "min_ms": ms(&sorted[0]),

@@ -56,6 +56,9 @@ pub async fn test(plan: TestPlan) -> Result<Outcome> {
     let names: Vec<&str> = faults.iter().map(|f| f.name()).collect();
     let mut notes = Vec::new();
     let mut hosts = NetnsHosts::new(&plan.netns_script, dir.join("hosts"), plan.nodes);
+    // A run starts from empty nodes: take down what an earlier run left, then wipe it.
+    hosts.down().await.ok();
+    let _ = std::fs::remove_dir_all(hosts.dir());
     if names.contains(&"power") {
         hosts = hosts.with_env("CAIRN_TEST_LOSE_UNSYNCED_ON_CRASH", "true");
         notes.push(
