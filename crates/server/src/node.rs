@@ -127,11 +127,9 @@ impl Node {
         if let Some(r) = self.replica(group) {
             // A leader cut off from a quorum does not name itself: clients
             // asking this node are sent on to look elsewhere.
-            // Nor does a deposed one, when a peer leads at a higher term.
             if let Some(s) = r
                 .status_if_leader(&self.liveness)
                 .filter(|_| r.sees_quorum(&self.liveness))
-                .filter(|s| self.liveness.live_leader(group, s.term + 1).is_none())
             {
                 return s;
             }

@@ -84,9 +84,6 @@ struct ElectionTrack {
     term_changed: Instant,
     missing_since: Option<Instant>,
     was_leader: bool,
-    /// When this replica, leading, last probed its followers because a
-    /// peer claims the group at a higher term.
-    probed_deposed: Option<Instant>,
 }
 
 /// Partition groups run no election timers of their own. This loop starts
@@ -104,7 +101,6 @@ pub(crate) async fn election_loop(node: Arc<Node>) {
         let mut led = Vec::new();
         let mut gained = false;
         let mut to_elect = Vec::new();
-        let mut to_probe = Vec::new();
         let replicas = node.all_replicas();
         for r in &replicas {
             let (state, term, leader, voter) = {
@@ -118,28 +114,10 @@ pub(crate) async fn election_loop(node: Arc<Node>) {
                 term_changed: now,
                 missing_since: None,
                 was_leader: false,
-                probed_deposed: None,
             });
             if t.term != term {
                 t.term = term;
                 t.term_changed = now;
-            }
-            if state == ServerState::Leader
-                && node.liveness.live_leader(r.group, term + 1).is_some()
-            {
-                // A peer leads this group at a higher term: this replica is a
-                // deposed leader (e.g. restarted from a vote it had won before
-                // the crash). Idle partition leaders send no heartbeats, so it
-                // would not find out by itself; one heartbeat round makes the
-                // followers' answers step it down.
-                if t.probed_deposed
-                    .is_none_or(|at| at.elapsed() > Duration::from_millis(500))
-                {
-                    t.probed_deposed = Some(now);
-                    to_probe.push(r.clone());
-                }
-                t.was_leader = false;
-                continue;
             }
             if state == ServerState::Leader {
                 if let Some(s) = r.status_if_leader(&node.liveness) {
@@ -181,10 +159,6 @@ pub(crate) async fn election_loop(node: Arc<Node>) {
         }
         if gained {
             node.heartbeat_now.notify_one();
-        }
-        for r in to_probe {
-            tracing::info!(group = r.group, topic = %r.topic, partition = r.partition, "a peer leads at a higher term; probing followers to step down");
-            let _ = r.raft.trigger().heartbeat().await;
         }
         for r in to_elect {
             tracing::info!(group = r.group, topic = %r.topic, partition = r.partition, "no live leader; starting an election");
