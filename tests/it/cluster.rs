@@ -185,6 +185,19 @@ impl TestCluster {
         Ok(())
     }
 
+    /// The exit code of node `i` once its process has ended.
+    pub fn exit_code(&mut self, i: usize) -> Option<i32> {
+        match &mut self.procs[i] {
+            Some(c) => c.try_wait().ok().flatten().and_then(|s| s.code()),
+            None => None,
+        }
+    }
+
+    /// Forgets node `i`'s ended process, so it can be started again.
+    pub fn reap(&mut self, i: usize) {
+        self.procs[i] = None;
+    }
+
     pub fn is_running(&mut self, i: usize) -> bool {
         match &mut self.procs[i] {
             Some(c) => matches!(c.try_wait(), Ok(None)),

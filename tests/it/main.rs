@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod cluster;
+mod disk_full;
 mod identity;
 mod join;
 mod list_offsets;

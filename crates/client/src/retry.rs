@@ -60,8 +60,8 @@ pub(crate) enum Disposition {
 
 /// Classifies a failed attempt.
 ///
-/// - `NOT_LEADER`, `LEADER_NOT_AVAILABLE`, `REQUEST_TIMED_OUT` and transport
-///   failures: refresh the routing and retry.
+/// - `NOT_LEADER`, `LEADER_NOT_AVAILABLE`, `REQUEST_TIMED_OUT`,
+///   `STORAGE_ERROR` and transport failures: refresh the routing and retry.
 /// - `NOT_ENOUGH_REPLICAS`: retry (the replicas may come back).
 /// - everything else (unknown topic/partition, message too large, corrupt
 ///   message, invalid argument/config/replication factor, topic exists,
@@ -70,9 +70,10 @@ pub(crate) enum Disposition {
 pub(crate) fn classify(err: &ClientError) -> Disposition {
     match err {
         ClientError::Server { code, .. } => match code {
-            ErrorCode::NotLeader | ErrorCode::LeaderNotAvailable | ErrorCode::RequestTimedOut => {
-                Disposition::Refresh
-            }
+            ErrorCode::NotLeader
+            | ErrorCode::LeaderNotAvailable
+            | ErrorCode::RequestTimedOut
+            | ErrorCode::StorageError => Disposition::Refresh,
             ErrorCode::NotEnoughReplicas => Disposition::Retry,
             ErrorCode::Unspecified
             | ErrorCode::UnknownTopic

@@ -241,6 +241,9 @@ fn map_write_error(
                 .leader_id
                 .and_then(|l| node.node_info(l).map(|n| (l, n.grpc_addr))),
         },
+        RaftError::Fatal(f @ openraft::error::Fatal::StorageError(_)) => {
+            ApiError::Storage(f.to_string())
+        }
         other => ApiError::Internal(other.to_string()),
     }
 }

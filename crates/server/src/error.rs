@@ -80,6 +80,8 @@ pub enum ApiError {
         expected: i32,
         got: i32,
     },
+    #[error("storage failed on this node ({0}); the node is stopping, retry another replica")]
+    Storage(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -100,6 +102,7 @@ impl ApiError {
             ApiError::Timeout(_) => ErrorCode::RequestTimedOut,
             ApiError::OffsetOutOfRange(_) => ErrorCode::OffsetOutOfRange,
             ApiError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequence,
+            ApiError::Storage(_) => ErrorCode::StorageError,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -118,6 +121,7 @@ impl ApiError {
             | ApiError::OutOfOrderSequence { .. } => Code::InvalidArgument,
             ApiError::Timeout(_) => Code::DeadlineExceeded,
             ApiError::OffsetOutOfRange(_) => Code::OutOfRange,
+            ApiError::Storage(_) => Code::Unavailable,
             ApiError::Internal(_) => Code::Internal,
         }
     }

@@ -102,6 +102,9 @@ pub(crate) async fn election_loop(node: Arc<Node>) {
         let mut gained = false;
         let mut to_elect = Vec::new();
         let replicas = node.all_replicas();
+        if let Some(why) = failed_storage(&node, &replicas) {
+            fail_stop(&why);
+        }
         for r in &replicas {
             let (state, term, leader, voter) = {
                 let rx = r.raft.metrics();
@@ -170,6 +173,40 @@ pub(crate) async fn election_loop(node: Arc<Node>) {
         let present: HashSet<GroupId> = replicas.iter().map(|r| r.group).collect();
         tracks.retain(|g, _| present.contains(g));
     }
+}
+
+/// Exit status of a node that stopped because its storage failed (EX_IOERR).
+const EXIT_STORAGE_FAILED: i32 = 74;
+
+/// The first Raft group of this node (metadata or partition) that stopped on
+/// a storage error or a panic; a group shut down on purpose does not count.
+fn failed_storage(node: &Node, replicas: &[Arc<Replica>]) -> Option<String> {
+    let meta = node.meta.metrics().borrow_watched().running_state.clone();
+    if let Err(f) = meta {
+        if !matches!(f, openraft::error::Fatal::Stopped) {
+            return Some(format!("metadata group: {f}"));
+        }
+    }
+    replicas.iter().find_map(|r| {
+        let m = r.raft.metrics().borrow_watched().running_state.clone();
+        match m {
+            Err(openraft::error::Fatal::Stopped) | Ok(()) => None,
+            Err(f) => Some(format!(
+                "{}/{} (group {}): {f}",
+                r.topic, r.partition, r.group
+            )),
+        }
+    })
+}
+
+/// Fail-stop: a node that cannot write (disk full, I/O error) must not keep
+/// serving with some replicas dead and others alive. It exits; what it
+/// acknowledged is on disk (every acknowledgement follows a sync), and it
+/// catches up from the leaders when restarted once the disk is fixed.
+fn fail_stop(why: &str) -> ! {
+    tracing::error!(error = %why, exit_code = EXIT_STORAGE_FAILED, "storage failed; stopping this node");
+    eprintln!("cairn: storage failed ({why}); stopping (exit {EXIT_STORAGE_FAILED}). Fix the disk and restart the node.");
+    std::process::exit(EXIT_STORAGE_FAILED)
 }
 
 /// Keeps the local partition replicas equal to what the metadata assigns
