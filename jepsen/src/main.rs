@@ -57,7 +57,7 @@ enum Command {
         /// Seed of the nemesis schedule and the workload's choices.
         #[arg(long)]
         seed: Option<u64>,
-        /// Faults: comma-separated of kill,power,pause,partition,netem,disk,clock; `all`; `none`.
+        /// Faults: comma-separated of kill,power,pause,partition,isolate,netem,disk,clock; `all`; `none`.
         #[arg(long, default_value = "kill,pause,partition")]
         nemesis: String,
         #[arg(long, default_value_t = 4)]
@@ -82,6 +82,10 @@ enum Command {
         /// Default: 1024 when the disk fault is on, else no separate filesystem.
         #[arg(long)]
         disk_mb: Option<u64>,
+        /// Invalid if any fault keeps a partition from taking writes longer
+        /// than this many seconds (an availability regression bound).
+        #[arg(long)]
+        max_unavailable_s: Option<f64>,
     },
     /// Measure produce unavailability after kill -9 of a partition leader.
     Failover {
@@ -153,6 +157,7 @@ async fn main() -> Result<()> {
             hold,
             liveness_s,
             disk_mb,
+            max_unavailable_s,
         } => {
             let seed = seed.unwrap_or_else(rand::random);
             let plan = runner::run::TestPlan {
@@ -172,6 +177,7 @@ async fn main() -> Result<()> {
                 netns_script: cluster.netns_script,
                 disk_mb,
                 keep_cluster: cluster.keep_cluster,
+                max_unavailable: max_unavailable_s.map(Duration::from_secs_f64),
             };
             let outcome = runner::run::test(plan).await?;
             println!("{}", outcome.summary);

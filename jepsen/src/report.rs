@@ -39,6 +39,10 @@ pub struct RunMeta {
     /// When set, the run is invalid unless every partition got an ok send and a read within
     /// this bound after the last heal ([`Liveness::satisfied`]).
     pub liveness_bound_ms: Option<u64>,
+    /// When set, the run is invalid if any fault kept some partition from
+    /// taking a write for longer than this (an availability regression bound).
+    #[serde(default)]
+    pub max_unavailable_ms: Option<u64>,
 }
 
 /// One fault and the unavailability it caused across partitions.
@@ -59,6 +63,9 @@ pub struct Verdict {
     pub valid: bool,
     /// None when [`RunMeta::liveness_bound_ms`] is unset.
     pub liveness_ok: Option<bool>,
+    /// None when [`RunMeta::max_unavailable_ms`] is unset.
+    #[serde(default)]
+    pub availability_ok: Option<bool>,
     /// Every class, zeros included.
     pub anomaly_counts: BTreeMap<AnomalyKind, u64>,
     pub anomalies_total: u64,
@@ -79,9 +86,16 @@ pub fn verdict(result: &CheckResult, meta: &RunMeta) -> Verdict {
             .liveness
             .satisfied(bound_ms.saturating_mul(1_000))
     });
+    let availability_ok = meta.max_unavailable_ms.map(|bound_ms| {
+        availability
+            .faults
+            .iter()
+            .all(|f| f.max_unavailable_us <= bound_ms.saturating_mul(1_000))
+    });
     Verdict {
-        valid: result.valid && liveness_ok != Some(false),
+        valid: result.valid && liveness_ok != Some(false) && availability_ok != Some(false),
         liveness_ok,
+        availability_ok,
         anomaly_counts: result.anomaly_counts(),
         anomalies_total: result.anomalies.len() as u64,
         counts: result.counts.clone(),
@@ -153,7 +167,37 @@ mod tests {
             fault_schedule: vec!["1.0 s kill node 2".into(), "2.0 s start node 2".into()],
             notes: vec!["clock jumps: not possible on this host".into()],
             liveness_bound_ms: Some(10_000),
+            max_unavailable_ms: None,
         }
+    }
+
+    #[test]
+    fn an_availability_bound_fails_a_fault_that_stalls_writes() {
+        let mut b = HistoryBuilder::new();
+        b.at_ms(0);
+        b.send_ok(0, 0, 1, 0);
+        b.at_ms(1_000);
+        b.fault("isolate node 1");
+        b.at_ms(7_000);
+        b.heal("isolate node 1");
+        b.send_ok(0, 0, 2, 1);
+        b.poll(1000, &[(0, 0, 0, 1), (0, 1, 0, 2)]);
+        let history = b.build();
+        let result = check(&history);
+        assert!(result.valid, "{:?}", result.anomalies);
+        let strict = RunMeta {
+            max_unavailable_ms: Some(5_000),
+            liveness_bound_ms: None,
+            ..meta()
+        };
+        let v = verdict(&result, &strict);
+        assert_eq!(v.availability_ok, Some(false));
+        assert!(!v.valid);
+        let loose = RunMeta {
+            max_unavailable_ms: Some(10_000),
+            ..strict
+        };
+        assert!(verdict(&result, &loose).valid);
     }
 
     fn small_history() -> History {

@@ -76,10 +76,16 @@ pub fn by_name(name: &str) -> Result<Box<dyn Fault>, ChaosError> {
             lose_unsynced: true,
         }),
         "pause" => Box::new(Pause),
-        "partition" => Box::new(Partition),
+        "partition" => Box::new(Partition { kind: None }),
+        "isolate" => Box::new(Partition { kind: Some(0) }),
         "netem" => Box::new(Netem),
         "disk" => Box::new(DiskFull),
         "clock" => Box::new(ClockJump),
-        other => return Err(ChaosError::UnknownFault(other.to_string(), NAMES.join(","))),
+        other => {
+            return Err(ChaosError::UnknownFault(
+                other.to_string(),
+                format!("{},isolate", NAMES.join(",")),
+            ))
+        }
     })
 }

@@ -21,7 +21,10 @@ use crate::hosts::NodeId;
 use crate::target::Target;
 use crate::ChaosError;
 
-pub struct Partition;
+/// `kind`: 0 isolate, 1 split, 2 bridge/ring; `None` picks one at random.
+pub struct Partition {
+    pub kind: Option<u32>,
+}
 
 /// For each node, the nodes it must not hear from.
 type Cuts = Vec<(NodeId, Vec<NodeId>)>;
@@ -53,7 +56,10 @@ fn ring(nodes: &[NodeId]) -> Cuts {
 
 impl Fault for Partition {
     fn name(&self) -> &'static str {
-        "partition"
+        match self.kind {
+            Some(0) => "isolate",
+            _ => "partition",
+        }
     }
 
     fn inject<'a>(
@@ -63,7 +69,11 @@ impl Fault for Partition {
     ) -> BoxFuture<'a, Result<Injected, ChaosError>> {
         async move {
             let mut nodes = cx.hosts.nodes();
-            let (cuts, description) = match rng.random_range(0..3) {
+            let kind = match self.kind {
+                Some(k) => k,
+                None => rng.random_range(0..3),
+            };
+            let (cuts, description) = match kind {
                 0 => {
                     let (node, who) = Target::random(rng).resolve(cx, rng).await?;
                     let others: Vec<NodeId> =

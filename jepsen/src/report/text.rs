@@ -34,7 +34,12 @@ fn write_all(out: &mut String, v: &Verdict) -> std::fmt::Result {
         (Some(false), Some(b)) => format!("LIVENESS FAILED (bound {b} ms)"),
         _ => "liveness not judged".to_string(),
     };
-    writeln!(out, "{head} — {anomalies}; {liveness}")?;
+    let availability = match (v.availability_ok, v.meta.max_unavailable_ms) {
+        (Some(true), Some(b)) => format!("; every fault under {b} ms unavailability"),
+        (Some(false), Some(b)) => format!("; AVAILABILITY FAILED: a fault exceeded {b} ms"),
+        _ => String::new(),
+    };
+    writeln!(out, "{head} — {anomalies}; {liveness}{availability}")?;
 
     let m = &v.meta;
     let nodes: Vec<String> = m.nodes.iter().map(u64::to_string).collect();

@@ -38,6 +38,8 @@ pub struct TestPlan {
     pub netns_script: PathBuf,
     pub disk_mb: Option<u64>,
     pub keep_cluster: bool,
+    /// Availability bound per fault (see `RunMeta::max_unavailable_ms`).
+    pub max_unavailable: Option<Duration>,
 }
 
 pub const TOPIC: &str = "jepsen";
@@ -301,6 +303,7 @@ async fn run_on(
         fault_schedule: schedule,
         notes,
         liveness_bound_ms: Some(plan.liveness_bound.as_millis() as u64),
+        max_unavailable_ms: plan.max_unavailable.map(|d| d.as_millis() as u64),
     };
     write_report(&dir, &history, &result, &meta)?;
     let valid = verdict(&result, &meta).valid && live && drained;
