@@ -19,6 +19,14 @@ use crate::ChaosError;
 
 pub struct ClockJump;
 
+/// Seconds since the host booted (the boot clock a time namespace offsets).
+fn host_uptime_s() -> i64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split('.').next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
 impl Fault for ClockJump {
     fn name(&self) -> &'static str {
         "clock"
@@ -32,12 +40,11 @@ impl Fault for ClockJump {
         async move {
             let (node, who) = Target::random(rng).resolve(cx, rng).await?;
             let magnitude: i64 = rng.random_range(60..=30 * 86_400);
-            // The boot clock cannot go below zero: a backward jump is bounded
-            // by how long the host has been up, which the script checks.
             let offset = if rng.random_bool(0.5) {
                 magnitude
             } else {
-                -magnitude
+                // The clocks cannot go below zero: back by at most the uptime.
+                -magnitude.min(host_uptime_s().saturating_sub(120).max(0))
             };
             cx.hosts.kill(node).await?;
             cx.hosts.start(node, Some(offset)).await?;
