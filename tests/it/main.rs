@@ -11,4 +11,5 @@ mod join;
 mod list_offsets;
 mod reassign;
 mod replication;
+mod topic_config;
 mod workload;

@@ -230,6 +230,21 @@ pub enum TopicCommand {
         /// Topic name.
         name: String,
     },
+    /// Change a topic's configuration: `--delete` keys go back to the
+    /// cluster default, `--set` keys take the value given. An unknown key or
+    /// a bad value is refused and nothing changes. Prints the configs.
+    AlterConfig {
+        /// Topic name.
+        name: String,
+        /// Set a config, repeatable (e.g. --set retention.ms=86400000).
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        set: Vec<(String, String)>,
+        /// Remove a config (back to the default), repeatable.
+        #[arg(long = "delete", value_name = "KEY")]
+        delete: Vec<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Move a partition to other nodes: new replicas catch up as learners,
     /// then the partition's membership switches; replicas left out delete
     /// their copy.

@@ -48,6 +48,33 @@ pub async fn run(args: TopicArgs) -> Result<()> {
                 Format::Json => println!("{}", topic_json(&topic)),
             }
         }
+        TopicCommand::AlterConfig {
+            name,
+            set,
+            delete,
+            format,
+        } => {
+            if set.is_empty() && delete.is_empty() {
+                anyhow::bail!("nothing to change: give --set KEY=VALUE and/or --delete KEY");
+            }
+            let configs = client
+                .alter_topic_config(&name, set.into_iter().collect(), delete)
+                .await
+                .with_context(|| format!("cannot alter the configs of topic {name}"))?;
+            let sorted: std::collections::BTreeMap<_, _> = configs.into_iter().collect();
+            match format {
+                Format::Text => {
+                    println!("topic {name} configs (others at their defaults):");
+                    for (k, v) in &sorted {
+                        println!("  {k}={v}");
+                    }
+                }
+                Format::Json => println!(
+                    "{}",
+                    serde_json::json!({ "topic": name, "configs": sorted })
+                ),
+            }
+        }
         TopicCommand::Delete { name } => {
             client
                 .delete_topic(&name)

@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cairn_proto::v1::cairn_client::CairnClient;
 use cairn_proto::v1::{
-    Acks, ClusterStatusRequest, ClusterStatusResponse, CommitOffsetsRequest, CreateTopicRequest,
-    DeleteTopicRequest, DescribeTopicRequest, ErrorCode, FetchOffsetsRequest, FetchRequest,
-    FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
-    OffsetCommit, ProduceRequest, ProduceResponse, ReassignPartitionRequest, TopicMetadata,
+    Acks, AlterTopicConfigRequest, ClusterStatusRequest, ClusterStatusResponse,
+    CommitOffsetsRequest, CreateTopicRequest, DeleteTopicRequest, DescribeTopicRequest, ErrorCode,
+    FetchOffsetsRequest, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+    MetadataRequest, MetadataResponse, OffsetCommit, ProduceRequest, ProduceResponse,
+    ReassignPartitionRequest, TopicMetadata,
 };
 use tonic::transport::{Channel, Endpoint};
 use tracing::{debug, info};
@@ -194,6 +195,32 @@ impl Client {
         .await?;
         self.write_cache().forget_topic(name);
         Ok(())
+    }
+
+    /// Alters a topic's configs: removes the `delete` keys, then sets `set`.
+    /// Returns the topic's configs afterwards. An unknown key or a bad value
+    /// fails with `INVALID_CONFIG` and changes nothing.
+    pub async fn alter_topic_config(
+        &self,
+        name: &str,
+        set: HashMap<String, String>,
+        delete: Vec<String>,
+    ) -> Result<HashMap<String, String>, ClientError> {
+        let req = AlterTopicConfigRequest {
+            name: name.to_owned(),
+            set,
+            delete,
+        };
+        let timeout = self.inner.config.request_timeout;
+        let resp = self
+            .call_any("alter_topic_config", &mut self.backoff(), |mut c: Rpc| {
+                let r = req.clone();
+                async move { c.alter_topic_config(request(r, timeout)).await }
+            })
+            .await?;
+        // Cached topic metadata carries the configs: refresh on next use.
+        self.write_cache().forget_topic(name);
+        Ok(resp.configs)
     }
 
     /// Moves a partition to `replicas` (preferred leader first). Returns once

@@ -39,6 +39,13 @@ pub enum MetaCommand {
         group: String,
         offsets: Vec<(String, u32, CommittedOffset)>,
     },
+    /// Remove `delete`, then set `set`, in a topic's configs (validated again
+    /// at apply). Appended last: commands are stored by variant index.
+    AlterTopicConfig {
+        name: String,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+    },
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -46,6 +53,8 @@ pub enum MetaResponse {
     Ok,
     TopicCreated(Topic),
     Error(MetaError),
+    /// The topic's configs after an `AlterTopicConfig`.
+    TopicConfigs(BTreeMap<String, String>),
 }
 
 /// A command that was applied but refused by the state (it changed nothing).

@@ -111,6 +111,32 @@ pub fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<(), 
 }
 
 /// Kafka's rules: 1-249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+/// A topic's configs after removing the keys in `delete` and setting those in
+/// `set` (deletes first, so a key in both ends up set). Every key named must be
+/// a known topic config and the result must validate; nothing changes
+/// otherwise. Deleting a key that is not set is not an error.
+pub fn alter_topic_configs(
+    current: &BTreeMap<String, String>,
+    set: &BTreeMap<String, String>,
+    delete: &[String],
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut next = current.clone();
+    for key in delete {
+        if TopicConfig::from_key(key).is_none() {
+            return Err(ConfigError::UnknownKey {
+                key: key.clone(),
+                known: TopicConfig::ALL.map(TopicConfig::key).join(", "),
+            });
+        }
+        next.remove(key);
+    }
+    for (k, v) in set {
+        next.insert(k.clone(), v.clone());
+    }
+    validate_topic_configs(&next)?;
+    Ok(next)
+}
+
 pub fn validate_topic_name(name: &str) -> Result<(), ConfigError> {
     let err = |reason: &str| {
         Err(ConfigError::InvalidTopicName {

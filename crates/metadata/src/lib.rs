@@ -23,6 +23,7 @@ pub use assignment::AssignError;
 pub use command::MetaCommand;
 pub use command::MetaError;
 pub use command::MetaResponse;
+pub use config::alter_topic_configs;
 pub use config::validate_topic_configs;
 pub use config::validate_topic_name;
 pub use config::ConfigError;

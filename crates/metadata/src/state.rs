@@ -128,6 +128,18 @@ impl MetadataState {
                 self.acls.retain(|a| *a != acl);
                 MetaResponse::Ok
             }
+            MetaCommand::AlterTopicConfig { name, set, delete } => {
+                let Some(topic) = self.topics.get_mut(&name) else {
+                    return MetaResponse::Error(MetaError::UnknownTopic(name));
+                };
+                match crate::config::alter_topic_configs(&topic.configs, &set, &delete) {
+                    Ok(next) => {
+                        topic.configs = next.clone();
+                        MetaResponse::TopicConfigs(next)
+                    }
+                    Err(e) => MetaResponse::Error(MetaError::InvalidArgument(e.to_string())),
+                }
+            }
             MetaCommand::CommitOffsets { group, offsets } => {
                 let by_topic = self.group_offsets.entry(group).or_default();
                 for (topic, partition, committed) in offsets {
@@ -269,6 +281,53 @@ mod tests {
         assert_eq!(
             s.apply(create),
             MetaResponse::Error(MetaError::TopicExists("t".into()))
+        );
+    }
+
+    #[test]
+    fn alter_topic_config_merges_validates_and_changes_nothing_on_error() {
+        let mut s = MetadataState::default();
+        s.apply(MetaCommand::RegisterNode(node(1)));
+        s.apply(MetaCommand::CreateTopic {
+            name: "t".into(),
+            replication_factor: 1,
+            configs: BTreeMap::from([("retention.ms".into(), "1000".into())]),
+            assignment: vec![vec![1]],
+        });
+        let alter = |set: &[(&str, &str)], delete: &[&str]| MetaCommand::AlterTopicConfig {
+            name: "t".into(),
+            set: set
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            delete: delete.iter().map(|k| k.to_string()).collect(),
+        };
+        let expected = BTreeMap::from([("max.message.bytes".to_string(), "2048".to_string())]);
+        assert_eq!(
+            s.apply(alter(&[("max.message.bytes", "2048")], &["retention.ms"])),
+            MetaResponse::TopicConfigs(expected.clone())
+        );
+        for bad in [
+            alter(&[("no.such.key", "1")], &[]),
+            alter(&[("retention.ms", "soon")], &[]),
+            alter(&[], &["no.such.key"]),
+        ] {
+            assert!(matches!(
+                s.apply(bad),
+                MetaResponse::Error(MetaError::InvalidArgument(_))
+            ));
+        }
+        assert_eq!(
+            s.topics["t"].configs, expected,
+            "a refused alter changes nothing"
+        );
+        assert_eq!(
+            s.apply(MetaCommand::AlterTopicConfig {
+                name: "missing".into(),
+                set: BTreeMap::new(),
+                delete: vec![],
+            }),
+            MetaResponse::Error(MetaError::UnknownTopic("missing".into()))
         );
     }
 

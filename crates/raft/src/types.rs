@@ -57,6 +57,7 @@ fn meta_command_name(cmd: &MetaCommand) -> &'static str {
         MetaCommand::PutAcl(_) => "put_acl",
         MetaCommand::DeleteAcl(_) => "delete_acl",
         MetaCommand::CommitOffsets { .. } => "commit_offsets",
+        MetaCommand::AlterTopicConfig { .. } => "alter_topic_config",
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use cairn_metadata::alter_topic_configs;
 use cairn_metadata::validate_topic_configs;
 use cairn_metadata::validate_topic_name;
 use cairn_metadata::CommittedOffset;
@@ -248,6 +249,27 @@ fn map_write_error(
     }
 }
 
+/// Reads are served by a leader with a live lease only. A deposed leader
+/// that has not heard of its successor yet (cut off, then healed) would
+/// otherwise answer with its stale high watermark, and a consumer draining
+/// the partition would stop short of records acknowledged since. Renewing the
+/// lease either confirms the leadership (one heartbeat round, only when the
+/// lease is stale) or makes the followers' answers depose it.
+async fn require_read_lease(
+    replica: &Replica,
+    topic: &str,
+    partition: u32,
+) -> Result<(), ApiError> {
+    replica.renew_lease_if_stale().await;
+    if replica.lease_valid() {
+        Ok(())
+    } else {
+        Err(ApiError::LeaderNotAvailable {
+            what: format!("{topic}/{partition}"),
+        })
+    }
+}
+
 fn read_error(e: ReadError) -> ApiError {
     match e {
         ReadError::OffsetOutOfRange { .. } => ApiError::OffsetOutOfRange(e.to_string()),
@@ -325,7 +347,7 @@ impl Cairn for CairnService {
             }
             MetaResponse::Error(MetaError::TopicExists(n)) => Err(ApiError::TopicExists(n).into()),
             MetaResponse::Error(e) => Err(ApiError::InvalidArgument(e.to_string()).into()),
-            MetaResponse::Ok => {
+            MetaResponse::Ok | MetaResponse::TopicConfigs(_) => {
                 Err(ApiError::Internal("topic creation answered without a topic".into()).into())
             }
         }
@@ -349,6 +371,42 @@ impl Cairn for CairnService {
             }
             MetaResponse::Error(MetaError::UnknownTopic(n)) => {
                 Err(ApiError::UnknownTopic(n).into())
+            }
+            other => Err(ApiError::Internal(format!("{other:?}")).into()),
+        }
+    }
+
+    async fn alter_topic_config(
+        &self,
+        request: Request<AlterTopicConfigRequest>,
+    ) -> Result<Response<AlterTopicConfigResponse>, Status> {
+        let req = request.into_inner();
+        let set: BTreeMap<String, String> = req.set.into_iter().collect();
+        // A clear error before proposing; the apply checks again.
+        let current = self
+            .node
+            .meta_view
+            .read(|s| s.topics.get(&req.name).map(|t| t.configs.clone()))
+            .ok_or_else(|| ApiError::UnknownTopic(req.name.clone()))?;
+        alter_topic_configs(&current, &set, &req.delete)
+            .map_err(|e| ApiError::InvalidConfig(e.to_string()))?;
+        let cmd = MetaCommand::AlterTopicConfig {
+            name: req.name.clone(),
+            set,
+            delete: req.delete,
+        };
+        match self.node.propose(Proposal::Command(cmd)).await? {
+            MetaResponse::TopicConfigs(configs) => {
+                tracing::info!(topic = %req.name, "topic configs altered");
+                Ok(Response::new(AlterTopicConfigResponse {
+                    configs: configs.into_iter().collect(),
+                }))
+            }
+            MetaResponse::Error(MetaError::UnknownTopic(n)) => {
+                Err(ApiError::UnknownTopic(n).into())
+            }
+            MetaResponse::Error(MetaError::InvalidArgument(e)) => {
+                Err(ApiError::InvalidConfig(e).into())
             }
             other => Err(ApiError::Internal(format!("{other:?}")).into()),
         }
@@ -496,6 +554,7 @@ impl Cairn for CairnService {
             let wait = Duration::from_millis(u64::from(req.max_wait_ms)).min(FETCH_MAX_WAIT);
             replica.log.wait_for(req.offset, wait).await;
         }
+        require_read_lease(&replica, &req.topic, req.partition).await?;
         let r = replica
             .log
             .read(req.offset, max_bytes)
@@ -516,6 +575,7 @@ impl Cairn for CairnService {
         let req = request.into_inner();
         let (_, p) = self.locate(&req.topic, req.partition)?;
         let replica = self.leader_replica(&req.topic, &p)?;
+        require_read_lease(&replica, &req.topic, req.partition).await?;
         let (offset, timestamp_ms) = match req.spec {
             Some(Spec::Earliest(_)) => (replica.log.log_start() as i64, -1),
             Some(Spec::Latest(_)) | None => (replica.log.high_watermark() as i64, -1),
