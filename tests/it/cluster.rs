@@ -185,6 +185,19 @@ impl TestCluster {
         Ok(())
     }
 
+    /// Sends `signal` (e.g. "-STOP", "-CONT") to node `i`'s process.
+    pub fn signal(&self, i: usize, signal: &str) -> Result<()> {
+        let Some(child) = &self.procs[i] else {
+            bail!("node {} is not running", self.specs[i].id);
+        };
+        let ok = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()?
+            .success();
+        anyhow::ensure!(ok, "kill {signal} failed");
+        Ok(())
+    }
+
     /// The exit code of node `i` once its process has ended.
     pub fn exit_code(&mut self, i: usize) -> Option<i32> {
         match &mut self.procs[i] {

@@ -11,5 +11,6 @@ mod join;
 mod list_offsets;
 mod reassign;
 mod replication;
+mod stale_leader;
 mod topic_config;
 mod workload;
