@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use cairn_client::Acks;
+use cairn_client::Compression;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{Map, Value};
 
@@ -285,6 +286,9 @@ pub struct ProduceArgs {
     /// Most records per request.
     #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
+    /// Compress batches: none, gzip, snappy, lz4 or zstd (Kafka's codecs).
+    #[arg(long, value_name = "CODEC", default_value = "none", value_parser = parse_compression)]
+    pub compression: Compression,
 }
 
 /// `cairn consume`.
@@ -434,6 +438,19 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
 }
 
 /// Parses an acks level: `all` (or -1), `1` (or leader), `0` (or none).
+pub fn parse_compression(s: &str) -> Result<Compression, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "none" => Ok(Compression::None),
+        "gzip" => Ok(Compression::Gzip),
+        "snappy" => Ok(Compression::Snappy),
+        "lz4" => Ok(Compression::Lz4),
+        "zstd" => Ok(Compression::Zstd),
+        _ => Err(format!(
+            "expected none, gzip, snappy, lz4 or zstd, got {s:?}"
+        )),
+    }
+}
+
 pub fn parse_acks(s: &str) -> Result<Acks, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "all" | "-1" => Ok(Acks::All),

@@ -18,7 +18,7 @@ use cairn_client::{Acks, Client, ClientError, OwnedRecord};
 use tokio::sync::mpsc::{self, error::TryRecvError};
 
 use crate::cli::ProduceArgs;
-use crate::connect::connect;
+use crate::connect::client_config;
 
 /// A request is sent once its records reach this many bytes (estimated),
 /// which keeps batches below the server's default 1 MiB message limit.
@@ -212,7 +212,11 @@ async fn flush(
 
 /// Runs `cairn produce`.
 pub async fn run(args: ProduceArgs) -> Result<()> {
-    let client = connect(&args.conn).await?;
+    let mut config = client_config(&args.conn);
+    config.compression = args.compression;
+    let client = Client::connect_with(&args.conn.bootstrap, config)
+        .await
+        .with_context(|| format!("cannot connect to {}", args.conn.bootstrap.join(",")))?;
     // Fail fast (before reading stdin) if the topic does not exist.
     let partitions = client
         .partition_count(&args.topic)

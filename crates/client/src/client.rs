@@ -404,7 +404,13 @@ impl Client {
                     }
                     None => (None, None),
                 };
-                let batch = build_batch(records, &record_indices, now, stamp);
+                let batch = build_batch(
+                    records,
+                    &record_indices,
+                    now,
+                    stamp,
+                    self.inner.config.compression,
+                );
                 let result = self.produce(topic, partition, batch, acks).await;
                 // Only now may the next batch for this partition go out.
                 drop(slot);

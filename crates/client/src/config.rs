@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::RetryPolicy;
+use cairn_record::Compression;
 
 /// Tunables of a [`crate::Client`]. `Default` gives sensible values.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,9 @@ pub struct ClientConfig {
     /// Stamp a producer id and sequence numbers on the batches built by
     /// `produce_records`, so that retries are not written twice.
     pub idempotent: bool,
+    /// Codec for the batches [`crate::Client::produce_records`] builds:
+    /// none (default), gzip, snappy, lz4 or zstd. Consumers decode all.
+    pub compression: Compression,
 }
 
 impl Default for ClientConfig {
@@ -36,6 +40,7 @@ impl Default for ClientConfig {
             produce_timeout: Duration::from_secs(10),
             max_message_size: 256 * 1024 * 1024,
             idempotent: true,
+            compression: Compression::None,
         }
     }
 }

@@ -39,7 +39,7 @@ mod retry;
 
 pub use cairn_proto::v1 as proto;
 pub use cairn_proto::v1::{Acks, ErrorCode};
-pub use cairn_record::RecordHeader;
+pub use cairn_record::{Compression, RecordHeader};
 pub use client::Client;
 pub use config::ClientConfig;
 pub use error::{ClientError, ERROR_CODE_KEY, LEADER_ADDR_KEY, LEADER_ID_KEY};

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use cairn_record::Compression;
 use cairn_record::RecordBatchBuilder;
 
 use crate::partitioner::choose_partition;
@@ -80,13 +81,14 @@ pub(crate) fn build_batch(
     indices: &[usize],
     now_ms: i64,
     stamp: Option<ProducerStamp>,
+    compression: Compression,
 ) -> Bytes {
     let capacity: usize = indices
         .iter()
         .filter_map(|&i| records.get(i))
         .map(|r| r.key.as_ref().map_or(0, Bytes::len) + r.value.as_ref().map_or(0, Bytes::len) + 16)
         .sum();
-    let mut builder = RecordBatchBuilder::with_capacity(capacity);
+    let mut builder = RecordBatchBuilder::with_capacity(capacity).with_compression(compression);
     if let Some(s) = stamp {
         builder = builder.with_producer(s.producer_id, s.epoch, s.base_sequence);
     }
@@ -154,7 +156,7 @@ mod tests {
                 ..Default::default()
             },
         ];
-        let batch = build_batch(&records, &[0, 2], 5_000, None);
+        let batch = build_batch(&records, &[0, 2], 5_000, None, Compression::None);
         let (header, decoded) = cairn_record::decode_batch(&batch).unwrap();
         assert_eq!(header.records_count, 2);
         assert_eq!(header.producer_id, -1);
@@ -172,7 +174,7 @@ mod tests {
             epoch: 0,
             base_sequence: 7,
         };
-        let batch = build_batch(&records, &[1], 5_000, Some(stamp));
+        let batch = build_batch(&records, &[1], 5_000, Some(stamp), Compression::Lz4);
         let (header, _) = cairn_record::decode_batch(&batch).unwrap();
         assert_eq!(
             (

@@ -179,9 +179,8 @@ impl PartitionLog {
     /// The first offset holding a record with timestamp >= `ts`, and that
     /// record's timestamp, as Kafka answers ListOffsets by time; `None`
     /// when there is none. The index finds the first batch whose max
-    /// timestamp reaches `ts`; its records are then searched one by one.
-    /// A compressed batch is answered with its first offset and max
-    /// timestamp (its records are not decompressed on the broker).
+    /// timestamp reaches `ts`; its records are then searched one by one
+    /// (a compressed batch is decompressed for that).
     pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(u64, i64)>, ReadError> {
         let group = self.shared.group;
         let hw = self.high_watermark();
@@ -214,10 +213,12 @@ impl PartitionLog {
             if header.max_timestamp < ts {
                 continue;
             }
-            if header.compression() != cairn_record::Compression::None {
+            // The broker checks a batch's framing and CRC, not whether its
+            // compressed records decode: for one that does not, answer the
+            // batch's first offset.
+            let Ok((header, records)) = cairn_record::decode_batch(&bytes) else {
                 return Ok(Some((header.base_offset as u64, header.max_timestamp)));
-            }
-            let (header, records) = cairn_record::decode_batch(&bytes).map_err(corrupt)?;
+            };
             if let Some(r) = records.iter().find(|r| r.timestamp(&header) >= ts) {
                 return Ok(Some((r.offset(&header) as u64, r.timestamp(&header))));
             }

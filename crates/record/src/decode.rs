@@ -165,16 +165,37 @@ impl RecordSink for Collect<'_> {
     }
 }
 
+/// Largest records section a compressed batch may decompress to (256 MiB).
+pub const MAX_DECOMPRESSED_BYTES: usize = 256 * 1024 * 1024;
+
 /// Validates `batch` (exactly one batch, as [`crate::validate_batch`]) and
 /// decodes its header and records without copying: keys and values are
-/// slices of `batch`.
-///
-/// Compressed batches fail with [`RecordError::UnsupportedCompression`].
+/// slices of `batch`. A compressed batch (gzip, snappy, lz4, zstd) is
+/// decompressed once and its records slice that copy; one that expands past
+/// [`MAX_DECOMPRESSED_BYTES`] fails with [`RecordError::Decompression`].
 pub fn decode_batch(batch: &Bytes) -> Result<(RecordBatchHeader, Vec<Record>), RecordError> {
     let header = check_batch(batch)?;
     let compression = header.compression();
     if compression != Compression::None {
-        return Err(RecordError::UnsupportedCompression(compression));
+        // Records of a compressed batch: the header followed by the
+        // decompressed records section; keys and values slice that copy.
+        let raw = crate::codec::decompress(
+            compression,
+            &batch[BATCH_HEADER_SIZE..],
+            MAX_DECOMPRESSED_BYTES,
+        )?;
+        let mut plain = Vec::with_capacity(BATCH_HEADER_SIZE + raw.len());
+        plain.extend_from_slice(&batch[..BATCH_HEADER_SIZE]);
+        plain.extend_from_slice(&raw);
+        let plain = Bytes::from(plain);
+        let count = header.record_count();
+        let max_fit = raw.len() / MIN_RECORD_SIZE;
+        let mut sink = Collect {
+            batch: &plain,
+            records: Vec::with_capacity((count as usize).min(max_fit)),
+        };
+        walk_records(&plain, count, &mut sink)?;
+        return Ok((header, sink.records));
     }
     let count = header.record_count();
     let max_fit = (batch.len() - BATCH_HEADER_SIZE) / MIN_RECORD_SIZE;
@@ -188,8 +209,6 @@ pub fn decode_batch(batch: &Bytes) -> Result<(RecordBatchHeader, Vec<Record>), R
 
 /// Validates `batch` (exactly one batch, as [`crate::validate_batch`]) and
 /// decodes its records. Copies `batch` once; keys and values share that copy.
-///
-/// Compressed batches fail with [`RecordError::UnsupportedCompression`].
 pub fn decode_records(batch: &[u8]) -> Result<Vec<Record>, RecordError> {
     decode_batch(&Bytes::copy_from_slice(batch)).map(|(_, records)| records)
 }

@@ -57,6 +57,10 @@ pub enum RecordError {
     #[error("unsupported compression {0:?}: only uncompressed batches can be decoded")]
     UnsupportedCompression(Compression),
 
+    /// A compressed records section could not be compressed or decompressed.
+    #[error("{codec:?} records: {reason}")]
+    Decompression { codec: Compression, reason: String },
+
     /// `recordsCount` is not positive or disagrees with `lastOffsetDelta`.
     #[error("bad record count {records_count} for lastOffsetDelta {last_offset_delta} (expected lastOffsetDelta + 1 > 0)")]
     BadRecordCount {

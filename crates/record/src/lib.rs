@@ -3,7 +3,7 @@
 //! Pure library, no I/O. The broker only needs the header, validation and
 //! in-place patching of `baseOffset`/`partitionLeaderEpoch`; clients build
 //! batches with [`RecordBatchBuilder`] and read them with [`decode_records`].
-//! Only uncompressed batches can be decoded; compressed ones still validate.
+//! Compressed batches (gzip, snappy, lz4, zstd) are built and decoded too.
 //!
 //! # Batch layout (big-endian)
 //!
@@ -66,6 +66,7 @@
 
 mod batch_iter;
 mod builder;
+mod codec;
 mod compression;
 mod cursor;
 mod decode;
@@ -84,8 +85,9 @@ mod prop_tests;
 
 pub use batch_iter::{split_batches, split_batches_allow_partial, BatchIter};
 pub use builder::RecordBatchBuilder;
+pub use codec::{compress, decompress};
 pub use compression::{Compression, TimestampType};
-pub use decode::{decode_batch, decode_records};
+pub use decode::{decode_batch, decode_records, MAX_DECOMPRESSED_BYTES};
 pub use error::RecordError;
 pub use header::{RecordBatchHeader, BATCH_HEADER_SIZE, CURRENT_MAGIC, LOG_OVERHEAD};
 pub use murmur2::{murmur2, partition_for_key};
