@@ -249,17 +249,14 @@ fn map_write_error(
     }
 }
 
-/// Reads are served by a leader with a live lease only. A deposed leader
-/// that has not heard of its successor yet (cut off, then healed) would
-/// otherwise answer with its stale high watermark, and a consumer draining
-/// the partition would stop short of records acknowledged since. Renewing the
+/// Writes and reads are served by a leader with a live lease only. A leader
+/// cut off from its followers must not take writes it cannot commit, and a
+/// deposed one that has not heard of its successor yet (cut off, then
+/// healed) would answer reads with its stale high watermark. Renewing the
 /// lease either confirms the leadership (one heartbeat round, only when the
-/// lease is stale) or makes the followers' answers depose it.
-async fn require_read_lease(
-    replica: &Replica,
-    topic: &str,
-    partition: u32,
-) -> Result<(), ApiError> {
+/// lease is stale) or makes the followers' answers depose it; either way the
+/// client is told at once to look for the leader elsewhere.
+async fn require_lease(replica: &Replica, topic: &str, partition: u32) -> Result<(), ApiError> {
     replica.renew_lease_if_stale().await;
     if replica.lease_valid() {
         Ok(())
@@ -468,12 +465,7 @@ impl Cairn for CairnService {
             producer,
         });
         let what = format!("{}/{}", req.topic, req.partition);
-        replica.renew_lease_if_stale().await;
-        if !replica.lease_valid() {
-            // No quorum acknowledged this leader within its lease: it is cut
-            // off (or deposed). Fail fast so the client finds the new leader.
-            return Err(ApiError::LeaderNotAvailable { what }.into());
-        }
+        require_lease(&replica, &req.topic, req.partition).await?;
         metrics::counter!("cairn_produce_bytes_total").increment(bytes as u64);
         metrics::counter!("cairn_produce_records_total").increment(u64::from(record_count));
         match Acks::try_from(req.acks).unwrap_or(Acks::All) {
@@ -554,7 +546,7 @@ impl Cairn for CairnService {
             let wait = Duration::from_millis(u64::from(req.max_wait_ms)).min(FETCH_MAX_WAIT);
             replica.log.wait_for(req.offset, wait).await;
         }
-        require_read_lease(&replica, &req.topic, req.partition).await?;
+        require_lease(&replica, &req.topic, req.partition).await?;
         let r = replica
             .log
             .read(req.offset, max_bytes)
@@ -575,7 +567,7 @@ impl Cairn for CairnService {
         let req = request.into_inner();
         let (_, p) = self.locate(&req.topic, req.partition)?;
         let replica = self.leader_replica(&req.topic, &p)?;
-        require_read_lease(&replica, &req.topic, req.partition).await?;
+        require_lease(&replica, &req.topic, req.partition).await?;
         let (offset, timestamp_ms) = match req.spec {
             Some(Spec::Earliest(_)) => (replica.log.log_start() as i64, -1),
             Some(Spec::Latest(_)) | None => (replica.log.high_watermark() as i64, -1),

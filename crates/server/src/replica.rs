@@ -179,14 +179,18 @@ impl Replica {
 
     /// Whether this replica leads with a live lease: a quorum acknowledged
     /// it within the last 500 ms. A leader cut off from its followers loses
-    /// this within half a second and stops taking writes.
+    /// this within half a second and stops taking writes. A group whose only
+    /// voter is this node is its own quorum: its lease never lapses (an idle
+    /// one has no acknowledgement to renew it by).
     pub(crate) fn lease_valid(&self) -> bool {
         let rx = self.raft.metrics();
         let m = rx.borrow_watched();
+        let sole_voter = m.membership_config.voter_ids().all(|v| v == m.id);
         m.state == ServerState::Leader
-            && m.last_quorum_acked
-                .as_ref()
-                .is_some_and(|t| openraft::Instant::elapsed(&**t) < LEASE)
+            && (sole_voter
+                || m.last_quorum_acked
+                    .as_ref()
+                    .is_some_and(|t| openraft::Instant::elapsed(&**t) < LEASE))
     }
 
     /// Whether a majority of the group's voters (this node included) are
