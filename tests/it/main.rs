@@ -6,6 +6,7 @@
 mod bad_input;
 mod cluster;
 mod disk_full;
+mod groups;
 mod identity;
 mod join;
 mod list_offsets;

@@ -22,14 +22,20 @@
 //! # }
 //! ```
 //!
+//! [`Consumer`] is a consumer-group member: subscribe, poll, commit (auto or
+//! manual), seek; partitions are spread over the group's members and move
+//! when members come and go.
+//!
 //! Payloads (keys, values, headers) are never logged.
 
 mod addr;
 mod cache;
 mod client;
 mod config;
+mod consumer;
 mod error;
 mod fetched;
+mod groups;
 mod offset_spec;
 mod outcome;
 mod owned_record;
@@ -37,11 +43,15 @@ mod partitioner;
 mod producer;
 mod retry;
 
+pub use cairn_group::{decode_assignment, TopicPartition, CONSUMER_PROTOCOL_TYPE};
 pub use cairn_proto::v1 as proto;
 pub use cairn_proto::v1::{Acks, ErrorCode};
 pub use cairn_record::{Compression, RecordHeader};
 pub use client::Client;
 pub use config::ClientConfig;
+pub use consumer::{
+    Consumer, ConsumerConfig, ConsumerError, ConsumerEvent, ConsumerRecord, OffsetReset,
+};
 pub use error::{ClientError, ERROR_CODE_KEY, LEADER_ADDR_KEY, LEADER_ID_KEY};
 pub use fetched::{ConsumedRecord, FetchedRecords};
 pub use offset_spec::OffsetSpec;
