@@ -9,6 +9,7 @@ mod disk_full;
 mod identity;
 mod join;
 mod list_offsets;
+mod producer;
 mod reassign;
 mod replication;
 mod stale_leader;
