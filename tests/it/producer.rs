@@ -160,7 +160,7 @@ async fn batches_with_every_codec_arrive_once_in_order() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_buffer_fails_or_blocks_sends() -> Result<()> {
-    let cluster = TestCluster::start(1).await?;
+    let mut cluster = TestCluster::start(1).await?;
     let client = cluster.client().await?;
     client
         .create_topic("pressure", 2, 1, HashMap::new())
@@ -219,7 +219,7 @@ async fn a_full_buffer_fails_or_blocks_sends() -> Result<()> {
         other => bail!("expected Closed after close, got {other:?}"),
     }
 
-    eprintln!("--- max_block 30 s: 300 sends wait for room and all succeed");
+    eprintln!("--- max_block 30 s: 120 sends wait for room and all succeed");
     let producer = Arc::new(Producer::new(
         client.clone(),
         ProducerConfig {
@@ -233,7 +233,7 @@ async fn a_full_buffer_fails_or_blocks_sends() -> Result<()> {
     let max_seen = Arc::new(AtomicU64::new(0));
     let mut sent = Vec::new();
     let mut futures = Vec::new();
-    for i in 0..300 {
+    for i in 0..120 {
         let v = format!("{i:04}{}", &value[4..]);
         let record = OwnedRecord {
             partition: Some(i % 2),
@@ -258,7 +258,48 @@ async fn a_full_buffer_fails_or_blocks_sends() -> Result<()> {
     all_acked.extend(first_after_flush);
     all_acked.extend(blocked);
     let read = workload::read_all(&client, "pressure", 2).await?;
-    check_exactly_once(&all_sent, &all_acked, &read)
+    check_exactly_once(&all_sent, &all_acked, &read)?;
+
+    eprintln!("--- dropping a producer ends its task: a lingering record resolves to Closed");
+    let producer = Producer::new(
+        client.clone(),
+        ProducerConfig {
+            linger: Duration::from_secs(600),
+            ..ProducerConfig::default()
+        },
+    );
+    let lingering = producer.send("pressure", record.clone()).await?;
+    drop(producer);
+    match tokio::time::timeout(Duration::from_secs(10), lingering).await {
+        Ok(Err(ProducerError::Closed)) => {}
+        other => bail!("expected Closed soon after the drop, got {other:?}"),
+    }
+
+    eprintln!("--- with the only node killed, a record fails after delivery_timeout");
+    let producer = Producer::new(
+        client.clone(),
+        ProducerConfig {
+            delivery_timeout: Duration::from_secs(2),
+            ..ProducerConfig::default()
+        },
+    );
+    cluster.kill(0)?;
+    let started = Instant::now();
+    let delivery = producer.send("pressure", record.clone()).await?;
+    match tokio::time::timeout(Duration::from_secs(20), delivery).await {
+        Ok(Err(ProducerError::DeliveryTimeout(_))) => {}
+        other => bail!("expected DeliveryTimeout, got {other:?}"),
+    }
+    ensure!(
+        started.elapsed() < Duration::from_secs(10),
+        "delivery_timeout 2 s took {:?}",
+        started.elapsed()
+    );
+    ensure!(
+        producer.buffered_bytes() == 0,
+        "a failed record keeps its bytes"
+    );
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
