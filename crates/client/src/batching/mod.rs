@@ -43,7 +43,9 @@ pub struct ProducerConfig {
     pub linger: Duration,
     /// Bytes of records per partition batch (default 16384): a batch is sent
     /// once this many bytes are buffered for its partition, and never holds
-    /// more (a larger record goes in a batch of its own).
+    /// more (a larger record goes in a batch of its own). With one batch in
+    /// flight per partition, a partition moves at most one batch per round
+    /// trip: raise it (256 KiB-1 MiB) for records of 1 KiB and up.
     pub batch_size: usize,
     /// Bytes of records the producer holds, buffered or in flight, over all
     /// partitions (default 32 MiB). A record counts its key, value, headers
