@@ -10,6 +10,7 @@ mod groups;
 mod identity;
 mod join;
 mod list_offsets;
+mod producer;
 mod reassign;
 mod replication;
 mod stale_leader;

@@ -140,6 +140,12 @@ impl Client {
         &self.inner.config
     }
 
+    /// The idempotent-producer session (producer id, per-partition
+    /// sequences), shared with the batching [`crate::Producer`].
+    pub(crate) fn producer_session(&self) -> Option<&ProducerSession> {
+        self.inner.producer.as_ref()
+    }
+
     // ----- cluster-wide requests -------------------------------------------
 
     /// Cluster nodes and the given topics (all topics when empty). Also

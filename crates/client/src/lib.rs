@@ -26,9 +26,17 @@
 //! manual), seek; partitions are spread over the group's members and move
 //! when members come and go.
 //!
+//! [`Producer`] batches records per partition on top of a [`Client`]:
+//! `send` buffers a record and returns a [`DeliveryFuture`]; a background
+//! task sends each partition's records in one compressed, idempotent batch
+//! once `batch_size` bytes are buffered or `linger` has passed, retries
+//! transient failures, and makes `send` wait when `buffer_memory` is full.
+//! See [`ProducerConfig`] and `docs/client.md`.
+//!
 //! Payloads (keys, values, headers) are never logged.
 
 mod addr;
+mod batching;
 mod cache;
 mod client;
 mod config;
@@ -43,6 +51,7 @@ mod partitioner;
 mod producer;
 mod retry;
 
+pub use batching::{DeliveryFuture, Producer, ProducerConfig, ProducerError, RecordMetadata};
 pub use cairn_group::{decode_assignment, TopicPartition, CONSUMER_PROTOCOL_TYPE};
 pub use cairn_proto::v1 as proto;
 pub use cairn_proto::v1::{Acks, ErrorCode};
