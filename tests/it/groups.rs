@@ -546,3 +546,78 @@ fn cairn_client_batch(r: &OwnedRecord) -> bytes::Bytes {
     b.push(1_700_000_000_000 + n / 2, None, Some(value), &[]);
     b.build()
 }
+
+/// Polls `c` until `stop` says so, reporting every event.
+fn spawn_poller(
+    mut c: Consumer,
+    events: tokio::sync::mpsc::UnboundedSender<(usize, cairn_client::ConsumerEvent)>,
+    who: usize,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Result<Consumer>> {
+    tokio::spawn(async move {
+        while !*stop.borrow() {
+            c.poll(Duration::from_millis(200)).await?;
+            for e in c.take_events() {
+                let _ = events.send((who, e));
+            }
+        }
+        Ok(c)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cooperative_sticky_moves_only_what_must_move() -> Result<()> {
+    use cairn_client::ConsumerEvent;
+    let cluster = TestCluster::start(1).await?;
+    let client = cluster.client().await?;
+    client.create_topic("t", 6, 1, HashMap::new()).await?;
+    let sticky = |name: &str| -> Result<ConsumerConfig> {
+        let mut config = ConsumerConfig::new("coop");
+        config.client_id = name.to_owned();
+        config.assignors = vec!["cooperative-sticky".into()];
+        config.heartbeat_interval = Duration::from_millis(300);
+        config.session_timeout = Duration::from_secs(6);
+        Ok(config)
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let mut a = Consumer::new(cluster.client().await?, sticky("a")?);
+    a.subscribe(&["t"]);
+    let a = spawn_poller(a, tx.clone(), 0, stop.clone());
+    wait_stable(&client, "coop", 1, 6, Duration::from_secs(20)).await?;
+
+    let mut b = Consumer::new(cluster.client().await?, sticky("b")?);
+    b.subscribe(&["t"]);
+    let b = spawn_poller(b, tx, 1, stop);
+    let owned = wait_stable(&client, "coop", 2, 6, Duration::from_secs(30)).await?;
+    ensure!(owned.values().all(|n| *n == 3), "{owned:?}");
+    stop_tx.send(true)?;
+    let (a, b) = (a.await??, b.await??);
+
+    let mut assigned = [BTreeSet::new(), BTreeSet::new()];
+    let mut revoked = [BTreeSet::new(), BTreeSet::new()];
+    while let Ok((who, e)) = rx.try_recv() {
+        match e {
+            ConsumerEvent::Assigned(tps) => assigned[who].extend(tps),
+            ConsumerEvent::Revoked(tps) => revoked[who].extend(tps),
+            ConsumerEvent::OffsetReset { .. } => {}
+        }
+    }
+    ensure!(
+        assigned[0].len() == 6,
+        "a first got all six: {:?}",
+        assigned[0]
+    );
+    ensure!(
+        revoked[0].len() == 3,
+        "a gave up only the three that moved: {:?}",
+        revoked[0]
+    );
+    ensure!(revoked[1].is_empty());
+    ensure!(assigned[1] == revoked[0], "b got exactly what a gave up");
+    let now_a: BTreeSet<TopicPartition> = a.assignment().into_iter().collect();
+    let now_b: BTreeSet<TopicPartition> = b.assignment().into_iter().collect();
+    ensure!(now_a.is_disjoint(&now_b) && now_a.len() + now_b.len() == 6);
+    ensure!(now_b == revoked[0]);
+    Ok(())
+}
