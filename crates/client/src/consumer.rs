@@ -24,8 +24,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use cairn_group::{
-    assignor_by_name, decode_assignment, encode_assignment, MemberSubscription, Subscription,
-    TopicPartition, CONSUMER_PROTOCOL_TYPE, NO_GENERATION,
+    assignor_by_name, decode_assignment, encode_assignment, revocations, MemberSubscription,
+    Subscription, TopicPartition, CONSUMER_PROTOCOL_TYPE, NO_GENERATION,
 };
 use cairn_proto::v1::{ErrorCode, GroupProtocol, JoinGroupRequest, MemberAssignment, OffsetCommit};
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -597,7 +597,19 @@ impl Consumer {
                 }
             }
         }
-        let assignment = assignor.assign(&subs, &counts);
+        let mut assignment = assignor.assign(&subs, &counts);
+        if protocol == "cooperative-sticky" {
+            // A partition that moves is first only revoked by its owner (which
+            // then joins again); it is handed to its new owner in the next
+            // round, so no two members ever read it at once.
+            let moving: BTreeSet<TopicPartition> = revocations(&subs, &assignment)
+                .into_values()
+                .flatten()
+                .collect();
+            for tps in assignment.values_mut() {
+                tps.retain(|tp| !moving.contains(tp));
+            }
+        }
         debug!(group = %self.config.group_id, members = subs.len(), "assigned partitions as leader");
         Ok(assignment
             .into_iter()
