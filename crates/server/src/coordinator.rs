@@ -49,7 +49,7 @@ pub(crate) const TICK: Duration = Duration::from_millis(100);
 /// Commit requests per metadata entry, at most.
 const MAX_COMMITS_PER_ENTRY: usize = 2_000;
 /// Commit entries proposed concurrently.
-const COMMIT_ENTRIES_IN_FLIGHT: usize = 8;
+const COMMIT_ENTRIES_IN_FLIGHT: usize = 2;
 /// A rebalance waits at most this long, whatever the members ask for.
 const MAX_REBALANCE_TIMEOUT: Duration = Duration::from_secs(300);
 
