@@ -143,6 +143,9 @@ pub struct ServerArgs {
     /// Log format.
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// How often the log compactor runs over compacted topics, in ms (0: never).
+    #[arg(long, value_name = "MS")]
+    pub compaction_interval_ms: Option<u64>,
 }
 
 impl ServerArgs {
@@ -176,6 +179,10 @@ impl ServerArgs {
             "log_format",
             self.log_format
                 .map(|f| Value::String(f.as_str().to_owned())),
+        );
+        put(
+            "compaction_interval_ms",
+            self.compaction_interval_ms.map(Value::from),
         );
         map
     }
