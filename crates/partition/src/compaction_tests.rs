@@ -34,10 +34,14 @@ use crate::PartitionStateMachine;
 const GROUP: u64 = 3;
 const RETENTION_MS: i64 = 1_000;
 
+/// A batch to write: its codec and its records (key, value or tombstone,
+/// timestamp).
+type TestBatch = (Compression, Vec<(u8, Option<u16>, i64)>);
+
 #[derive(Debug, Clone)]
 enum Op {
     /// Batches of (key, value or tombstone, timestamp), each with a codec.
-    Write(Vec<(Compression, Vec<(u8, Option<u16>, i64)>)>),
+    Write(Vec<TestBatch>),
     /// Compaction: that many steps, or until done.
     Compact(Option<u8>),
     Restart,
@@ -121,7 +125,7 @@ impl Harness {
         }
     }
 
-    async fn write(&mut self, batches: &[(Compression, Vec<(u8, Option<u16>, i64)>)]) -> Vec<Rec> {
+    async fn write(&mut self, batches: &[TestBatch]) -> Vec<Rec> {
         let mut records = Vec::new();
         let mut written = Vec::new();
         let mut offset = self.log.high_watermark();
