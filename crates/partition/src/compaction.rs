@@ -1,25 +1,28 @@
 //! Log compaction of one partition replica (`cleanup.policy=compact`).
 //!
 //! Local to the replica, as in Kafka: every replica compacts its own copy of
-//! the committed log; nothing of it goes through Raft. A step works on a
-//! bounded chunk of the *dirty* part of the log (offsets from the clean point
-//! to the high watermark, i.e. applied entries only):
+//! the committed log; nothing of it goes through Raft. Only applied entries
+//! are touched (offsets below the high watermark). Compaction goes in passes
+//! of bounded steps:
 //!
 //! ```text
 //!   state keyspace of the group (not replicated):
-//!     "cleaned"                 -> u64 BE: everything below was compacted
+//!     "cleaned"                 -> u64 BE: everything below is compacted
+//!     "scanned"                 -> u64 BE: scan point of the pass under way
 //!     'k' key                   -> latest offset, timestamp, tombstone flag
 //!     't' ts(u64 BE) offset(BE) -> key: tombstones waiting for expiry
+//!     'x' offset(BE)            -> (): records waiting for removal
 //! ```
 //!
-//! For each record of the chunk, the key map says which earlier record of
-//! the same key it supersedes; the entries holding superseded records are
-//! rewritten without them (same raft index, same log id, same offsets: see
-//! `cairn_record::retain_records`). Tombstones stay as their key's latest
-//! record until `delete.retention.ms` past their timestamp, then go too.
-//! The rewrites, the key map, the tombstone queue and the new clean point are
-//! written in one atomic RocksDB write, so a crash leaves either all or none
-//! of a step.
+//! A pass first scans what is new since the last one, a chunk per step: for
+//! each record the key map says which earlier record of the same key it
+//! supersedes, and that record's offset joins the removal queue. Then it
+//! queues the tombstones whose `delete.retention.ms` passed (a tombstone
+//! stays as its key's latest record until then), and rewrites the entries
+//! holding queued records, a chunk of entries per step, without them (same
+//! raft index, same log id, same offsets: see `cairn_record::retain_records`).
+//! Each step is one atomic RocksDB write (rewritten entries and state rows
+//! together), so a crash keeps all or none of a step.
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -43,6 +46,12 @@ use crate::log::PartitionLog;
 
 /// State key of the clean point.
 const CLEANED_KEY: &[u8] = b"cleaned";
+/// State key of the scan point of the pass under way.
+const SCANNED_KEY: &[u8] = b"scanned";
+/// Prefix of removal-queue rows (offset BE, empty value).
+const PENDING_PREFIX: u8 = b'x';
+/// Queued offsets looked at per step at most.
+const MAX_QUEUED_PER_STEP: usize = 65_536;
 /// Prefix of key-map rows.
 const KEY_PREFIX: u8 = b'k';
 /// Prefix of tombstone-queue rows.
@@ -85,6 +94,8 @@ pub struct CompactionStep {
     pub removed_records: usize,
     /// Tombstones removed because `delete.retention.ms` had passed.
     pub expired_tombstones: usize,
+    /// Offsets taken off the removal queue.
+    pub dequeued: usize,
     /// The clean point after the step.
     pub cleaned_through: u64,
     /// Nothing was left to do: no dirty entry, no expired tombstone.
@@ -147,6 +158,13 @@ fn tombstone_row(timestamp: i64, offset: u64) -> [u8; 17] {
     k[0] = TOMBSTONE_PREFIX;
     k[1..9].copy_from_slice(&sortable_ts(timestamp).to_be_bytes());
     k[9..].copy_from_slice(&offset.to_be_bytes());
+    k
+}
+
+fn pending_row(offset: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = PENDING_PREFIX;
+    k[1..].copy_from_slice(&offset.to_be_bytes());
     k
 }
 
@@ -340,10 +358,27 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// One bounded compaction step at time `now_ms` (ms since the epoch):
-    /// scans the next dirty chunk, removes the records it supersedes and
-    /// the tombstones that expired, and advances the clean point. Call it
-    /// until [`CompactionStep::done`].
+    fn stored_offset(&self, key: &[u8]) -> Result<Option<u64>, CompactionError> {
+        match self.store.state_get(self.shared.group, key)? {
+            None => Ok(None),
+            Some(v) => Ok(Some(u64::from_be_bytes(v.as_slice().try_into().map_err(
+                |_| CompactionError::Corrupt(format!("{key:?} is {} bytes, expected 8", v.len())),
+            )?))),
+        }
+    }
+
+    /// One bounded compaction step at time `now_ms` (ms since the epoch).
+    /// Call it until [`CompactionStep::done`]. A pass has two phases:
+    ///
+    /// 1. scan: while there are dirty entries, scan the next chunk, update
+    ///    the key map and queue the offsets of the records it supersedes;
+    /// 2. rewrite: queue the tombstones whose `delete.retention.ms` passed,
+    ///    then rewrite the entries holding queued offsets, a chunk of entries
+    ///    per step, in log order. Once the queue is empty, the clean point
+    ///    moves to where the scan ended.
+    ///
+    /// Deferring the rewrites to the end of the pass rewrites each entry at
+    /// most once per pass, however many of its records the pass supersedes.
     pub async fn compact_step(
         &self,
         config: &CompactionConfig,
@@ -352,133 +387,176 @@ impl PartitionLog {
         let group = self.shared.group;
         let high_watermark = self.high_watermark();
         let log_start = self.log_start();
-        let mut log: LogStore<TypeConfig> = self.store.log_store(group);
-        let cleaned = self.cleaned_through()?.max(log_start);
+        let cleaned = self.cleaned_through()?;
+        let scanned = self
+            .stored_offset(SCANNED_KEY)?
+            .unwrap_or(cleaned)
+            .max(log_start);
         let mut step = CompactionStep {
             cleaned_through: cleaned,
             ..CompactionStep::default()
         };
+        let mut log: LogStore<TypeConfig> = self.store.log_store(group);
         let mut changes = StepChanges::default();
-        let mut loaded: HashMap<u64, Entry> = HashMap::new();
+        let mut state = StateBatch::new();
+        let rows =
+            self.rows_between(scanned, high_watermark, config.max_entries_per_step.max(1))?;
+        let mut rewritten = Vec::new();
 
-        // 1. The dirty chunk: what each of its records supersedes.
-        let mut bytes = 0usize;
-        for row in self.rows_between(cleaned, high_watermark, config.max_entries_per_step.max(1))? {
-            if step.scanned_entries > 0 && bytes >= config.max_bytes_per_step {
-                break;
-            }
-            let Some(entry) = Self::load_entry(&mut log, &row).await? else {
-                // Purged meanwhile: nothing left to compact there.
-                step.cleaned_through = row.next_offset();
+        if !rows.is_empty() {
+            // Phase 1: scan a dirty chunk.
+            let mut bytes = 0usize;
+            let mut scanned_to = scanned;
+            for row in rows {
+                if step.scanned_entries > 0 && bytes >= config.max_bytes_per_step {
+                    break;
+                }
+                scanned_to = row.next_offset();
                 step.scanned_entries += 1;
-                continue;
-            };
-            let cmd = produce_command(&entry)?;
-            bytes += cmd.records.len();
-            for (first, batch) in batches_with_offsets(row.base_offset, &cmd.records)? {
-                let mut copy = batch.to_vec();
-                cairn_record::set_base_offset(&mut copy, first as i64).map_err(corrupt)?;
-                let (header, records) =
-                    cairn_record::decode_batch(&Bytes::from(copy)).map_err(corrupt)?;
-                if header.is_control() {
-                    continue;
-                }
-                for r in records {
-                    // A record without a key cannot be superseded; it stays.
-                    let Some(key) = r.key.clone() else { continue };
-                    let latest = Latest {
-                        offset: r.offset(&header) as u64,
-                        timestamp: r.timestamp(&header),
-                        tombstone: r.value.is_none(),
-                    };
-                    self.supersede(&mut changes, key, latest)?;
+                let Some(entry) = Self::load_entry(&mut log, &row).await? else {
+                    continue; // purged meanwhile: nothing left to compact there
+                };
+                let cmd = produce_command(&entry)?;
+                bytes += cmd.records.len();
+                for (first, batch) in batches_with_offsets(row.base_offset, &cmd.records)? {
+                    let mut copy = batch.to_vec();
+                    cairn_record::set_base_offset(&mut copy, first as i64).map_err(corrupt)?;
+                    let (header, records) =
+                        cairn_record::decode_batch(&Bytes::from(copy)).map_err(corrupt)?;
+                    if header.is_control() {
+                        continue;
+                    }
+                    for r in records {
+                        // A record without a key cannot be superseded; it stays.
+                        let Some(key) = r.key.clone() else { continue };
+                        let latest = Latest {
+                            offset: r.offset(&header) as u64,
+                            timestamp: r.timestamp(&header),
+                            tombstone: r.value.is_none(),
+                        };
+                        self.supersede(&mut changes, key, latest)?;
+                    }
                 }
             }
-            step.cleaned_through = row.next_offset();
-            step.scanned_entries += 1;
-            loaded.insert(row.raft_index, entry);
-        }
+            state.put(group, SCANNED_KEY, &scanned_to.to_be_bytes());
+        } else {
+            // Phase 2a: tombstones whose delete.retention.ms passed join the queue.
+            let cutoff = now_ms.saturating_sub(config.delete_retention_ms);
+            let mut expired: Vec<([u8; 17], u64, Bytes)> = Vec::new();
+            let mut bad = None;
+            self.store.state_visit(
+                group,
+                &[TOMBSTONE_PREFIX],
+                Some(&[TOMBSTONE_PREFIX + 1]),
+                |k, v| match decode_tombstone_row(k) {
+                    Some((ts, _)) if ts > cutoff => ControlFlow::Break(()),
+                    Some((_, offset)) => {
+                        let row: [u8; 17] = k.try_into().unwrap_or([0; 17]);
+                        expired.push((row, offset, Bytes::copy_from_slice(v)));
+                        if expired.len() >= config.max_expired_per_step.max(1) {
+                            ControlFlow::Break(())
+                        } else {
+                            ControlFlow::Continue(())
+                        }
+                    }
+                    None => {
+                        bad = Some(format!("bad tombstone row {k:?}"));
+                        ControlFlow::Break(())
+                    }
+                },
+            )?;
+            if let Some(b) = bad {
+                return Err(CompactionError::Corrupt(b));
+            }
+            for (row, offset, key) in expired {
+                changes.tombstones_removed.insert(row);
+                if self
+                    .latest_of(&changes, &key)?
+                    .is_some_and(|l| l.offset == offset)
+                {
+                    changes.remove.insert(offset);
+                    changes.latest.insert(key, None);
+                    step.expired_tombstones += 1;
+                }
+            }
 
-        // 2. Tombstones (of earlier steps) whose delete.retention.ms passed.
-        let cutoff = now_ms.saturating_sub(config.delete_retention_ms);
-        let mut expired: Vec<([u8; 17], u64, Bytes)> = Vec::new();
-        let mut bad = None;
-        self.store.state_visit(
-            group,
-            &[TOMBSTONE_PREFIX],
-            Some(&[TOMBSTONE_PREFIX + 1]),
-            |k, v| match decode_tombstone_row(k) {
-                Some((ts, _)) if ts > cutoff => ControlFlow::Break(()),
-                Some((_, offset)) => {
-                    let row: [u8; 17] = k.try_into().unwrap_or([0; 17]);
-                    expired.push((row, offset, Bytes::copy_from_slice(v)));
-                    if expired.len() >= config.max_expired_per_step.max(1) {
+            // Phase 2b: rewrite the entries of the first queued offsets.
+            let mut queued: Vec<u64> = Vec::new();
+            let mut bad = None;
+            self.store.state_visit(
+                group,
+                &[PENDING_PREFIX],
+                Some(&[PENDING_PREFIX + 1]),
+                |k, _| {
+                    match k
+                        .get(1..9)
+                        .and_then(|b| b.try_into().ok())
+                        .map(u64::from_be_bytes)
+                    {
+                        Some(o) if k.len() == 9 => queued.push(o),
+                        _ => {
+                            bad = Some(format!("bad queue row {k:?}"));
+                            return ControlFlow::Break(());
+                        }
+                    }
+                    if queued.len() >= MAX_QUEUED_PER_STEP {
                         ControlFlow::Break(())
                     } else {
                         ControlFlow::Continue(())
                     }
-                }
-                None => {
-                    bad = Some(format!("bad tombstone row {k:?}"));
-                    ControlFlow::Break(())
-                }
-            },
-        )?;
-        if let Some(b) = bad {
-            return Err(CompactionError::Corrupt(b));
-        }
-        for (row, offset, key) in expired {
-            if changes.tombstones_removed.contains(&row) {
-                continue; // superseded in this step's chunk
-            }
-            changes.tombstones_removed.insert(row);
-            if self
-                .latest_of(&changes, &key)?
-                .is_some_and(|l| l.offset == offset)
-            {
-                changes.remove.insert(offset);
-                changes.latest.insert(key, None);
-                step.expired_tombstones += 1;
-            }
-        }
-
-        // 3. Rewrite the entries holding removed records.
-        let mut by_entry: BTreeMap<u64, (IndexEntry, BTreeSet<u64>)> = BTreeMap::new();
-        for &offset in &changes.remove {
-            if offset < log_start {
-                continue;
-            }
-            if let Some(row) = self.row_of(offset)? {
-                by_entry
-                    .entry(row.raft_index)
-                    .or_insert_with(|| (row, BTreeSet::new()))
-                    .1
-                    .insert(offset);
-            }
-        }
-        let mut rewritten = Vec::new();
-        for (raft_index, (row, offsets)) in by_entry {
-            let entry = match loaded.remove(&raft_index) {
-                Some(e) => e,
-                None => match Self::load_entry(&mut log, &row).await? {
-                    Some(e) => e,
-                    None => continue,
                 },
-            };
-            let cmd = produce_command(&entry)?;
-            if let Some(records) = without_offsets(row.base_offset, &cmd.records, &offsets)? {
-                step.removed_records += offsets.len();
-                let mut new_entry = entry.clone();
-                new_entry.payload = EntryPayload::Normal(Request::Produce(ProduceCommand {
-                    records,
-                    ..cmd.clone()
-                }));
-                rewritten.push(new_entry);
+            )?;
+            if let Some(b) = bad {
+                return Err(CompactionError::Corrupt(b));
+            }
+            let mut by_entry: BTreeMap<u64, (IndexEntry, BTreeSet<u64>)> = BTreeMap::new();
+            let mut current: Option<IndexEntry> = None;
+            for offset in queued {
+                let row = match current.filter(|r| offset < r.next_offset()) {
+                    Some(r) => Some(r),
+                    None => self.row_of(offset)?,
+                };
+                if let Some(row) = row {
+                    if !by_entry.contains_key(&row.raft_index)
+                        && by_entry.len() >= config.max_entries_per_step.max(1)
+                    {
+                        break;
+                    }
+                    by_entry
+                        .entry(row.raft_index)
+                        .or_insert_with(|| (row, BTreeSet::new()))
+                        .1
+                        .insert(offset);
+                    current = Some(row);
+                }
+                // Dequeued, rewritten or not (not: no longer indexed, purged).
+                state.delete(group, &pending_row(offset));
+                step.dequeued += 1;
+            }
+            for (_, (row, offsets)) in by_entry {
+                let Some(entry) = Self::load_entry(&mut log, &row).await? else {
+                    continue;
+                };
+                let cmd = produce_command(&entry)?;
+                if let Some(records) = without_offsets(row.base_offset, &cmd.records, &offsets)? {
+                    step.removed_records += offsets.len();
+                    let mut new_entry = entry.clone();
+                    new_entry.payload = EntryPayload::Normal(Request::Produce(ProduceCommand {
+                        records,
+                        ..cmd.clone()
+                    }));
+                    rewritten.push(new_entry);
+                }
+            }
+            if step.dequeued == 0 && step.expired_tombstones == 0 && cleaned != scanned {
+                // The pass is complete: everything below the scan point is compacted.
+                state.put(group, CLEANED_KEY, &scanned.to_be_bytes());
+                step.cleaned_through = scanned;
             }
         }
 
-        // 4. One atomic write: entries, key map, tombstone queue, clean point.
-        let mut state = StateBatch::new();
+        // One atomic write: entries, key map, tombstone and removal queues,
+        // scan and clean points.
         for (key, latest) in &changes.latest {
             match latest {
                 Some(l) => state.put(group, &key_row(key), &l.encode()),
@@ -491,11 +569,16 @@ impl PartitionLog {
         for row in &changes.tombstones_removed {
             state.delete(group, row);
         }
-        if step.cleaned_through != cleaned {
-            state.put(group, CLEANED_KEY, &step.cleaned_through.to_be_bytes());
+        for offset in &changes.remove {
+            if *offset >= log_start {
+                state.put(group, &pending_row(*offset), &[]);
+            }
         }
         step.rewritten_entries = rewritten.len();
-        step.done = step.scanned_entries == 0 && step.expired_tombstones == 0;
+        step.done = step.scanned_entries == 0
+            && step.expired_tombstones == 0
+            && step.dequeued == 0
+            && step.cleaned_through == cleaned;
         if !state.is_empty() || !rewritten.is_empty() {
             let skipped = log.rewrite_entries(rewritten, state)?;
             step.rewritten_entries -= skipped.len();
@@ -504,6 +587,7 @@ impl PartitionLog {
             tracing::debug!(
                 group,
                 scanned = step.scanned_entries,
+                dequeued = step.dequeued,
                 rewritten = step.rewritten_entries,
                 removed = step.removed_records,
                 expired_tombstones = step.expired_tombstones,
