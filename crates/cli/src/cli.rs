@@ -406,6 +406,10 @@ pub struct BenchProduceArgs {
     /// Records per produce request.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_records: u32,
+    /// Give each record a random key out of N (`key-0` .. `key-{N-1}`),
+    /// e.g. for a compacted topic; without it records have no key.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub keys: Option<u64>,
     /// Concurrent requests (each task sends one request at a time, cycling
     /// through the partitions from its own starting point).
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
