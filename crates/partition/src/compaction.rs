@@ -63,22 +63,25 @@ pub struct CompactionConfig {
     /// `delete.retention.ms`: a tombstone is removed once its timestamp is
     /// this far in the past.
     pub delete_retention_ms: i64,
-    /// Dirty log entries scanned per step at most.
+    /// Log entries scanned, or rewritten, per step at most.
     pub max_entries_per_step: usize,
-    /// Dirty record bytes scanned per step at most (the first entry is
-    /// scanned whatever its size).
+    /// Record bytes scanned, or rewritten, per step at most (the first entry
+    /// is taken whatever its size).
     pub max_bytes_per_step: usize,
     /// Expired tombstones removed per step at most.
     pub max_expired_per_step: usize,
+    /// Offsets one pass scans at most before it rewrites.
+    pub max_offsets_per_pass: u64,
 }
 
 impl CompactionConfig {
     pub fn new(delete_retention_ms: i64) -> Self {
         Self {
             delete_retention_ms,
-            max_entries_per_step: 256,
-            max_bytes_per_step: 4 << 20,
+            max_entries_per_step: 64,
+            max_bytes_per_step: 1 << 20,
             max_expired_per_step: 1024,
+            max_offsets_per_pass: 1 << 20,
         }
     }
 }
@@ -516,29 +519,41 @@ impl PartitionLog {
                     Some(r) => Some(r),
                     None => self.row_of(offset)?,
                 };
-                if let Some(row) = row {
-                    if !by_entry.contains_key(&row.raft_index)
-                        && by_entry.len() >= config.max_entries_per_step.max(1)
-                    {
-                        break;
-                    }
-                    by_entry
-                        .entry(row.raft_index)
-                        .or_insert_with(|| (row, BTreeSet::new()))
-                        .1
-                        .insert(offset);
-                    current = Some(row);
+                let Some(row) = row else {
+                    // No longer indexed (purged): nothing to rewrite.
+                    state.delete(group, &pending_row(offset));
+                    step.dequeued += 1;
+                    continue;
+                };
+                if !by_entry.contains_key(&row.raft_index)
+                    && by_entry.len() >= config.max_entries_per_step.max(1)
+                {
+                    break;
                 }
-                // Dequeued, rewritten or not (not: no longer indexed, purged).
-                state.delete(group, &pending_row(offset));
-                step.dequeued += 1;
+                by_entry
+                    .entry(row.raft_index)
+                    .or_insert_with(|| (row, BTreeSet::new()))
+                    .1
+                    .insert(offset);
+                current = Some(row);
             }
+            // Entries in log order until the byte budget is used: one write
+            // of about `max_bytes_per_step`, never a burst of the whole queue.
+            let mut bytes = 0usize;
             for (_, (row, offsets)) in by_entry {
+                if !rewritten.is_empty() && bytes >= config.max_bytes_per_step {
+                    break;
+                }
+                for offset in &offsets {
+                    state.delete(group, &pending_row(*offset));
+                }
+                step.dequeued += offsets.len();
                 let Some(entry) = Self::load_entry(&mut log, &row).await? else {
                     continue;
                 };
                 let cmd = produce_command(&entry)?;
                 if let Some(records) = without_offsets(row.base_offset, &cmd.records, &offsets)? {
+                    bytes += records.len();
                     step.removed_records += offsets.len();
                     let mut new_entry = entry.clone();
                     new_entry.payload = EntryPayload::Normal(Request::Produce(ProduceCommand {

@@ -177,6 +177,8 @@ impl Harness {
         let mut config = CompactionConfig::new(RETENTION_MS);
         config.max_entries_per_step = 2;
         config.max_expired_per_step = 2;
+        config.max_bytes_per_step = 256;
+        config.max_offsets_per_pass = 20;
         let limit = steps.map_or(10_000, usize::from);
         for _ in 0..limit {
             let step = self.log.compact_step(&config, now).await.expect("compact");
