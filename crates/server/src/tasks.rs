@@ -552,3 +552,23 @@ pub(crate) async fn compaction_loop(node: Arc<Node>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_compacted;
+
+    #[test]
+    fn cleanup_policies_that_compact() {
+        for p in [
+            "compact",
+            "compact,delete",
+            "delete,compact",
+            "delete, compact",
+        ] {
+            assert!(is_compacted(p), "{p}");
+        }
+        for p in ["delete", "", "compaction"] {
+            assert!(!is_compacted(p), "{p}");
+        }
+    }
+}
