@@ -60,6 +60,8 @@ pub struct TestCluster {
     /// How many of the nodes (the first ones) are metadata voters; the rest
     /// join through node 1 with `--join`.
     voter_count: usize,
+    /// More `cairn server` flags, for every node.
+    extra_args: Vec<String>,
 }
 
 impl TestCluster {
@@ -94,12 +96,19 @@ impl TestCluster {
             procs: (0..n).map(|_| None).collect(),
             data_dirs: vec![None; n],
             voter_count: n,
+            extra_args: Vec::new(),
         })
     }
 
     /// Makes nodes `voters..` join the cluster through node 1 instead of being voters.
     pub fn with_voters(mut self, voters: usize) -> Self {
         self.voter_count = voters;
+        self
+    }
+
+    /// Passes `args` to every node's `cairn server` (from its next start).
+    pub fn with_server_args(mut self, args: &[&str]) -> Self {
+        self.extra_args = args.iter().map(|a| a.to_string()).collect();
         self
     }
 
@@ -138,7 +147,8 @@ impl TestCluster {
             .args(["--grpc-addr", &s.grpc])
             .args(["--rpc-addr", &s.rpc])
             .args(["--admin-addr", &s.admin])
-            .args(["--kafka-addr", &s.kafka]);
+            .args(["--kafka-addr", &s.kafka])
+            .args(&self.extra_args);
         if i < self.voter_count {
             cmd.args(["--voters", &self.voters()]);
         } else {

@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod cluster;
+mod compaction;
 mod disk_full;
 mod groups;
 mod identity;

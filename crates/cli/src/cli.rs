@@ -145,6 +145,9 @@ pub struct ServerArgs {
     /// Log format.
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// How often the log compactor runs over compacted topics, in ms (0: never).
+    #[arg(long, value_name = "MS")]
+    pub compaction_interval_ms: Option<u64>,
 }
 
 impl ServerArgs {
@@ -178,6 +181,10 @@ impl ServerArgs {
             "log_format",
             self.log_format
                 .map(|f| Value::String(f.as_str().to_owned())),
+        );
+        put(
+            "compaction_interval_ms",
+            self.compaction_interval_ms.map(Value::from),
         );
         map
     }
@@ -503,6 +510,10 @@ pub struct BenchProduceArgs {
     /// Records per produce request.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_records: u32,
+    /// Give each record a random key out of N (`key-0` .. `key-{N-1}`),
+    /// e.g. for a compacted topic; without it records have no key.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub keys: Option<u64>,
     /// Concurrent requests (each task sends one request at a time, cycling
     /// through the partitions from its own starting point).
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]

@@ -14,12 +14,18 @@
 //! same ones; the stored batches keep the base offset the client sent and get
 //! their real base offset and leader epoch patched in when read.
 
+mod compaction;
+#[cfg(test)]
+mod compaction_tests;
 mod index;
 mod log;
 mod producers;
 mod shared;
 mod state_machine;
 
+pub use compaction::CompactionConfig;
+pub use compaction::CompactionError;
+pub use compaction::CompactionStep;
 pub use index::IndexEntry;
 pub use log::FetchResult;
 pub use log::PartitionLog;

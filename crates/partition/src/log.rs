@@ -42,8 +42,8 @@ pub struct FetchResult {
 /// Read access to one partition replica's committed records.
 #[derive(Clone)]
 pub struct PartitionLog {
-    store: NodeStore,
-    shared: Arc<PartitionShared>,
+    pub(crate) store: NodeStore,
+    pub(crate) shared: Arc<PartitionShared>,
 }
 
 impl PartitionLog {

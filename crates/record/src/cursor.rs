@@ -40,6 +40,11 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Absolute position of the next byte to read.
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
     pub(crate) fn remaining(&self) -> usize {
         self.end - self.pos
     }

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use crate::cursor::{Cursor, ReadError};
 use crate::header::BATCH_HEADER_SIZE;
-use crate::validate::check_batch;
+use crate::validate::check_batch_with;
 use crate::{Compression, Record, RecordBatchHeader, RecordError, RecordHeader};
 
 /// Smallest possible encoded record: length, attributes, timestampDelta,
@@ -20,6 +20,8 @@ pub(crate) struct RawRecord {
     pub(crate) key: Option<Range<usize>>,
     pub(crate) value: Option<Range<usize>>,
     pub(crate) header_count: usize,
+    /// The whole record, length prefix included.
+    pub(crate) span: Range<usize>,
 }
 
 /// Receives the records found by [`walk_records`].
@@ -77,6 +79,7 @@ pub(crate) fn walk_records(
         if cur.is_empty() {
             return Err(malformed(index, "batch ends before recordsCount records"));
         }
+        let start = cur.position();
         let len = cur.varint().map_err(|e| match e {
             ReadError::Eof => malformed(index, "record length extends past the end of the batch"),
             ReadError::BadVarint(offset) => RecordError::InvalidVarint { offset },
@@ -109,6 +112,7 @@ pub(crate) fn walk_records(
             key,
             value,
             header_count,
+            span: start..body.end,
         });
         for _ in 0..header_count {
             let key_len = rc.varint().map_err(in_record(index))?;
@@ -173,8 +177,16 @@ pub const MAX_DECOMPRESSED_BYTES: usize = 256 * 1024 * 1024;
 /// slices of `batch`. A compressed batch (gzip, snappy, lz4, zstd) is
 /// decompressed once and its records slice that copy; one that expands past
 /// [`MAX_DECOMPRESSED_BYTES`] fails with [`RecordError::Decompression`].
+///
+/// Unlike [`crate::validate_batch`], this also accepts a batch thinned out
+/// by log compaction: fewer records than its offset span
+/// (`recordsCount < lastOffsetDelta + 1`), possibly none at all. A consumer
+/// skips the offsets such a batch no longer holds, as Kafka's clients do.
 pub fn decode_batch(batch: &Bytes) -> Result<(RecordBatchHeader, Vec<Record>), RecordError> {
-    let header = check_batch(batch)?;
+    let header = check_batch_with(batch, true)?;
+    if header.records_count == 0 && batch.len() == BATCH_HEADER_SIZE {
+        return Ok((header, Vec::new()));
+    }
     let compression = header.compression();
     if compression != Compression::None {
         // Records of a compressed batch: the header followed by the

@@ -67,6 +67,7 @@
 mod batch_iter;
 mod builder;
 mod codec;
+mod compact;
 mod compression;
 mod cursor;
 mod decode;
@@ -86,6 +87,7 @@ mod prop_tests;
 pub use batch_iter::{split_batches, split_batches_allow_partial, BatchIter};
 pub use builder::RecordBatchBuilder;
 pub use codec::{compress, decompress};
+pub use compact::{retain_records, RetainedRecord};
 pub use compression::{Compression, TimestampType};
 pub use decode::{decode_batch, decode_records, MAX_DECOMPRESSED_BYTES};
 pub use error::RecordError;

@@ -9,8 +9,19 @@ pub(crate) fn batch_crc(batch: &[u8]) -> u32 {
     crc32c::crc32c(batch.get(ATTRIBUTES_OFFSET..).unwrap_or_default())
 }
 
-/// Header, length, CRC, codec id and record-count checks (no record walk).
+/// Header, length, CRC, codec id and record-count checks (no record walk),
+/// as for a batch a producer sends: `recordsCount == lastOffsetDelta + 1 > 0`.
 pub(crate) fn check_batch(buf: &[u8]) -> Result<RecordBatchHeader, RecordError> {
+    check_batch_with(buf, false)
+}
+
+/// [`check_batch`]; with `compacted`, a batch that log compaction thinned
+/// out passes too: `0 <= recordsCount <= lastOffsetDelta + 1` (its offset
+/// span is kept, some or all of its records are gone).
+pub(crate) fn check_batch_with(
+    buf: &[u8],
+    compacted: bool,
+) -> Result<RecordBatchHeader, RecordError> {
     let header = RecordBatchHeader::parse(buf)?;
     let declared = header.total_size();
     if buf.len() < declared {
@@ -35,9 +46,14 @@ pub(crate) fn check_batch(buf: &[u8]) -> Result<RecordBatchHeader, RecordError> 
     if let Compression::Unknown(id) = header.compression() {
         return Err(RecordError::InvalidCompression(id));
     }
-    if header.records_count <= 0
-        || i64::from(header.records_count) != i64::from(header.last_offset_delta) + 1
-    {
+    let span = i64::from(header.last_offset_delta) + 1;
+    let count = i64::from(header.records_count);
+    let bad = if compacted {
+        header.last_offset_delta < 0 || count < 0 || count > span
+    } else {
+        count <= 0 || count != span
+    };
+    if bad {
         return Err(RecordError::BadRecordCount {
             records_count: header.records_count,
             last_offset_delta: header.last_offset_delta,

@@ -53,14 +53,21 @@ fn now_ms() -> i64 {
 }
 
 /// What the leader learns from checking a produce request's batches.
+#[derive(Debug)]
 struct Validated {
     record_count: u32,
     max_timestamp_ms: i64,
     producer: Option<ProducerBatch>,
 }
 
-/// Checks every batch of a produce request: CRC, framing, size.
-fn validate_records(records: &[u8], max_message_bytes: u64) -> Result<Validated, ApiError> {
+/// Checks every batch of a produce request: CRC, framing, size; and for a
+/// compacted topic, that every record has a key (as Kafka, which refuses a
+/// keyless record there: compaction keeps the latest record *per key*).
+fn validate_records(
+    records: &[u8],
+    max_message_bytes: u64,
+    compacted: bool,
+) -> Result<Validated, ApiError> {
     if records.is_empty() {
         return Err(ApiError::InvalidArgument(
             "produce request holds no record batch".into(),
@@ -79,6 +86,16 @@ fn validate_records(records: &[u8], max_message_bytes: u64) -> Result<Validated,
         }
         let header = cairn_record::validate_batch(batch)
             .map_err(|e| ApiError::CorruptMessage(e.to_string()))?;
+        if compacted && !header.is_control() {
+            // Only compacted topics pay for decoding (and decompressing).
+            let (_, decoded) = cairn_record::decode_batch(&Bytes::copy_from_slice(batch))
+                .map_err(|e| ApiError::CorruptMessage(e.to_string()))?;
+            if decoded.iter().any(|r| r.key.is_none()) {
+                return Err(ApiError::InvalidArgument(
+                    "Compacted topic cannot accept message without key".into(),
+                ));
+            }
+        }
         count += header.offset_count() as u64;
         max_ts = max_ts.max(header.max_timestamp);
         if header.producer_id >= 0 {
@@ -452,11 +469,13 @@ impl Cairn for CairnService {
         let (topic, p) = self.locate(&req.topic, req.partition)?;
         let replica = self.leader_replica(&req.topic, &p)?;
         let max = TopicConfig::MaxMessageBytes.int_in(&topic.configs).max(1) as u64;
+        let compacted =
+            crate::tasks::is_compacted(TopicConfig::CleanupPolicy.value_in(&topic.configs));
         let Validated {
             record_count,
             max_timestamp_ms,
             producer,
-        } = validate_records(&req.records, max)?;
+        } = validate_records(&req.records, max, compacted)?;
         let records: Bytes = req.records;
         let bytes = records.len();
         let cmd = RaftRequest::Produce(ProduceCommand {
@@ -767,21 +786,51 @@ mod tests {
         let mut b = cairn_record::RecordBatchBuilder::new();
         b.push(1, Some(b"k"), Some(b"v"), &[]);
         let batch = b.build();
-        assert_eq!(validate_records(&batch, 1 << 20).unwrap().record_count, 1);
+        assert_eq!(
+            validate_records(&batch, 1 << 20, true)
+                .unwrap()
+                .record_count,
+            1
+        );
         assert!(matches!(
-            validate_records(&[], 1 << 20),
+            validate_records(&[], 1 << 20, false),
             Err(ApiError::InvalidArgument(_))
         ));
         assert!(matches!(
-            validate_records(&batch, 10),
+            validate_records(&batch, 10, false),
             Err(ApiError::MessageTooLarge { .. })
         ));
         let mut bad = batch.to_vec();
         let last = bad.len() - 1;
         bad[last] ^= 0xff;
         assert!(matches!(
-            validate_records(&bad, 1 << 20),
+            validate_records(&bad, 1 << 20, false),
             Err(ApiError::CorruptMessage(_))
         ));
+    }
+
+    #[test]
+    fn compacted_topics_refuse_records_without_a_key() {
+        for codec in [
+            cairn_record::Compression::None,
+            cairn_record::Compression::Lz4,
+        ] {
+            let mut b = cairn_record::RecordBatchBuilder::new().with_compression(codec);
+            b.push(1, Some(b"k"), Some(b"v"), &[]);
+            b.push(2, None, Some(b"v"), &[]);
+            let batch = b.build();
+            assert_eq!(
+                validate_records(&batch, 1 << 20, false)
+                    .unwrap()
+                    .record_count,
+                2
+            );
+            match validate_records(&batch, 1 << 20, true) {
+                Err(ApiError::InvalidArgument(m)) => {
+                    assert!(m.contains("without key"), "{m}")
+                }
+                other => panic!("{codec:?}: expected a refusal, got {other:?}"),
+            }
+        }
     }
 }

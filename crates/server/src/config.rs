@@ -56,6 +56,10 @@ pub struct ServerConfig {
     pub log_format: String,
     /// Cluster-wide default of `max.message.bytes`.
     pub max_message_bytes: u64,
+    /// How often the log compactor looks for new data in the partitions of
+    /// compacted topics (`cleanup.policy=compact`) on this node, in ms
+    /// (Kafka's `log.cleaner.backoff.ms`). 0 turns compaction off.
+    pub compaction_interval_ms: u64,
     /// Fault-injection harness only (`jepsen/`): keep log writes in the
     /// process's memory until the group-commit sync writes and syncs them,
     /// so a kill -9 drops exactly what a power loss would drop from the page
@@ -88,6 +92,7 @@ impl Default for ServerConfig {
             join: None,
             log_format: "text".to_string(),
             max_message_bytes: 1_048_588,
+            compaction_interval_ms: 15_000,
             test_lose_unsynced_on_crash: false,
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 1_000,

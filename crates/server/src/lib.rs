@@ -347,6 +347,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         tokio::spawn(tasks::registration_loop(node.clone())),
         tokio::spawn(coordinator::tick_loop(node.clone())),
         tokio::spawn(coordinator::commit_loop(node.clone())),
+        tokio::spawn(tasks::compaction_loop(node.clone())),
     ];
     if let Some(addr) = &config.join {
         if !node.meta.is_initialized().await.unwrap_or(false) {

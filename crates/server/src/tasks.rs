@@ -1,5 +1,5 @@
 //! The node's background loops: heartbeats, the election driver for
-//! partition groups, the reconciler, and self-registration.
+//! partition groups, the reconciler, self-registration, and log compaction.
 
 use openraft::async_runtime::watch::WatchReceiver;
 use std::collections::BTreeMap;
@@ -12,6 +12,8 @@ use std::time::Instant;
 
 use cairn_metadata::MetaCommand;
 use cairn_metadata::PartitionAssignment;
+use cairn_metadata::TopicConfig;
+use cairn_partition::CompactionConfig;
 use cairn_proto::internal::LedGroup;
 use cairn_proto::internal::NodeHeartbeat;
 use cairn_raft::GroupId;
@@ -453,5 +455,120 @@ pub(crate) async fn registration_loop(node: Arc<Node>) {
             }
         }
         let _ = tokio::time::timeout(Duration::from_millis(500), version.changed()).await;
+    }
+}
+
+/// Whether a `cleanup.policy` value asks for compaction.
+pub(crate) fn is_compacted(policy: &str) -> bool {
+    policy.split(',').any(|p| p.trim() == "compact")
+}
+
+/// Log compaction (`cleanup.policy=compact` or `compact,delete`): every
+/// `compaction_interval_ms`, compacts what is new in each local replica of a
+/// compacted topic. Each replica compacts its own copy (as in Kafka). The
+/// work goes in bounded steps (a few hundred entries, one atomic RocksDB
+/// write each) on a blocking thread, with a pause as long as the step
+/// between steps, so compaction takes at most about half of one core and
+/// produce and fetch are never held up behind a whole pass.
+pub(crate) async fn compaction_loop(node: Arc<Node>) {
+    let interval_ms = node.config.compaction_interval_ms;
+    if interval_ms == 0 {
+        tracing::info!("log compaction is off (compaction_interval_ms = 0)");
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        for r in node.all_replicas() {
+            let Ok(topic) = node.topic(&r.topic) else {
+                continue;
+            };
+            if !is_compacted(TopicConfig::CleanupPolicy.value_in(&topic.configs)) {
+                continue;
+            }
+            let config =
+                CompactionConfig::new(TopicConfig::DeleteRetentionMs.int_in(&topic.configs));
+            let started = Instant::now();
+            let (mut steps, mut scanned, mut rewritten, mut removed) =
+                (0u64, 0usize, 0usize, 0usize);
+            loop {
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0);
+                // RocksDB reads and writes block: run the step off the
+                // runtime's worker threads.
+                let step_started = Instant::now();
+                let log = r.log.clone();
+                let step_config = config.clone();
+                let handle = tokio::runtime::Handle::current();
+                let result = tokio::task::spawn_blocking(move || {
+                    handle.block_on(log.compact_step(&step_config, now_ms))
+                })
+                .await;
+                let result = match result {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(group = r.group, error = %e, "compaction step panicked");
+                        break;
+                    }
+                };
+                match result {
+                    Ok(step) => {
+                        steps += 1;
+                        scanned += step.scanned_entries;
+                        rewritten += step.rewritten_entries;
+                        removed += step.removed_records;
+                        if step.done {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        metrics::counter!("cairn_compaction_errors_total").increment(1);
+                        tracing::warn!(group = r.group, topic = %r.topic, partition = r.partition, error = %e, "compaction step failed; retrying next interval");
+                        break;
+                    }
+                }
+                // At most half of one core: pause as long as the step took.
+                tokio::time::sleep(step_started.elapsed()).await;
+            }
+            metrics::counter!("cairn_compaction_steps_total").increment(steps);
+            metrics::counter!("cairn_compaction_removed_records_total").increment(removed as u64);
+            metrics::counter!("cairn_compaction_rewritten_entries_total")
+                .increment(rewritten as u64);
+            if scanned > 0 || removed > 0 {
+                tracing::info!(
+                    group = r.group,
+                    topic = %r.topic,
+                    partition = r.partition,
+                    scanned_entries = scanned,
+                    rewritten_entries = rewritten,
+                    removed_records = removed,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "compacted"
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_compacted;
+
+    #[test]
+    fn cleanup_policies_that_compact() {
+        for p in [
+            "compact",
+            "compact,delete",
+            "delete,compact",
+            "delete, compact",
+        ] {
+            assert!(is_compacted(p), "{p}");
+        }
+        for p in ["delete", "", "compaction"] {
+            assert!(!is_compacted(p), "{p}");
+        }
     }
 }

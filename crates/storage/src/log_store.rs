@@ -259,6 +259,7 @@ where
         let to = keys::log_end(self.group);
         let mut batch = WriteBatch::default();
         batch.delete_range(&from[..], &to[..]);
+        let _removal = self.store.lock_log_removal();
         self.store
             .write_raw(batch, (from.len() + to.len()) as u64)
             .map_err(|e| self.err(Subject::Logs, Verb::Write, e))?;
@@ -277,6 +278,7 @@ where
         let mut batch = WriteBatch::default();
         batch.put(purged_key, purged_value);
         batch.delete_range(from, to);
+        let _removal = self.store.lock_log_removal();
         self.store
             .write_raw(batch, user_bytes)
             .map_err(|e| self.err(Subject::Purged, Verb::Write, e))?;
@@ -286,6 +288,69 @@ where
             "purged log"
         );
         Ok(())
+    }
+
+    /// Replaces log entries that are still stored, unchanged in their log id, with
+    /// `entries` (same index, same log id, new payload), and applies `state` in the
+    /// same atomic write. For log compaction, which rewrites committed entries with
+    /// fewer records.
+    ///
+    /// An entry is skipped (its index is returned) when it is no longer stored: purged
+    /// (at or below the purged log id), truncated, or replaced by an entry of another
+    /// log id. The check and the write are done under the lock that truncation, purge
+    /// and group deletion also take, so a rewrite never brings back a removed entry.
+    /// When the group itself is gone (no vote: deleted), nothing is written and every
+    /// index is returned.
+    ///
+    /// Unsynced, like every write of this crate besides the vote.
+    pub fn rewrite_entries(
+        &self,
+        entries: Vec<C::Entry>,
+        state: crate::StateBatch,
+    ) -> Result<Vec<u64>, StorageError> {
+        let _removal = self.store.lock_log_removal();
+        let db = self.store.db();
+        let vote_key = keys::tag_key(self.group, keys::TAG_VOTE);
+        let group_alive = db
+            .get_pinned(vote_key)
+            .map_err(|e| self.err(Subject::Vote, Verb::Read, e))?
+            .is_some();
+        if !group_alive {
+            return Ok(entries.iter().map(|e| e.index()).collect());
+        }
+        let purged: Option<LogIdOf<C>> = self.get_value(keys::TAG_PURGED, Subject::Purged)?;
+        let purged_upto = purged.map(|p| p.index());
+        let (mut batch, mut user_bytes) = state.into_parts();
+        let mut skipped = Vec::new();
+        for entry in entries {
+            let index = entry.index();
+            if purged_upto.is_some_and(|p| index <= p) {
+                skipped.push(index);
+                continue;
+            }
+            let key = keys::log_key(self.group, index);
+            let stored = db
+                .get_pinned(key)
+                .map_err(|e| self.err(Subject::Log(index), Verb::Read, e))?;
+            let same = match stored {
+                Some(bytes) => self.decode_entry(&key, &bytes)?.log_id() == entry.log_id(),
+                None => false,
+            };
+            if !same {
+                skipped.push(index);
+                continue;
+            }
+            let value = codec::encode(&entry)
+                .map_err(|e| self.err(Subject::Log(index), Verb::Encode, e))?;
+            user_bytes += (key.len() + value.len()) as u64;
+            batch.put(key, value);
+        }
+        if !batch.is_empty() {
+            self.store
+                .write_raw(batch, user_bytes)
+                .map_err(|e| self.err(Subject::Logs, Verb::Write, e))?;
+        }
+        Ok(skipped)
     }
 
     fn do_save_committed(&self, committed: Option<&LogIdOf<C>>) -> Result<(), StorageError> {

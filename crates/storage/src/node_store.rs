@@ -63,6 +63,11 @@ struct Inner {
     rocks_opts: Options,
     user_bytes: AtomicU64,
     path: PathBuf,
+    /// Held by every write that removes log entries (truncate, purge, group
+    /// deletion) and by [`LogStore::rewrite_entries`], so that a rewrite
+    /// checks and writes an entry with no removal in between: it never brings
+    /// back an entry that was just removed.
+    log_removal: std::sync::Mutex<()>,
 }
 
 impl fmt::Debug for NodeStore {
@@ -245,6 +250,7 @@ impl NodeStore {
                 rocks_opts,
                 user_bytes: AtomicU64::new(0),
                 path: path.to_path_buf(),
+                log_removal: std::sync::Mutex::new(()),
             }),
         })
     }
@@ -274,6 +280,7 @@ impl NodeStore {
         let mut batch = WriteBatch::default();
         let (from, to) = (keys::group_start(group), keys::group_end(group));
         batch.delete_range(&from[..], &to[..]);
+        let _removal = self.lock_log_removal();
         self.write_raw(batch, (from.len() + to.len()) as u64)
             .map_err(|e| StorageError::new(group, Subject::Logs, Verb::Write, e))?;
         tracing::info!(group, "deleted group");
@@ -445,6 +452,14 @@ impl NodeStore {
 
     pub(crate) fn db(&self) -> &DB {
         &self.inner.db
+    }
+
+    /// See `Inner::log_removal`. A poisoned lock guards no data; it is taken anyway.
+    pub(crate) fn lock_log_removal(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner
+            .log_removal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Unsynced write (WAL on, no fsync), counting `user_bytes`.

@@ -38,6 +38,7 @@ struct Shared {
     partitions: u32,
     acks: Acks,
     batch_records: u64,
+    keys: Option<u64>,
     pool: ValuePool,
     budget: RecordBudget,
     deadline: Option<Instant>,
@@ -98,9 +99,12 @@ async fn producer_task(shared: Arc<Shared>, task: u32) -> Result<TaskResult> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         for _ in 0..count {
+            let key = shared
+                .keys
+                .map(|n| format!("key-{}", next_seed(&mut seed) % n));
             builder.push(
                 now_ms,
-                None,
+                key.as_deref().map(str::as_bytes),
                 Some(shared.pool.value(next_seed(&mut seed))),
                 &[],
             );
@@ -171,6 +175,7 @@ pub async fn run(client: Client, args: BenchProduceArgs) -> Result<()> {
         partitions,
         acks: args.acks,
         batch_records: u64::from(args.batch_records),
+        keys: args.keys,
         pool: ValuePool::new(args.record_size),
         budget: RecordBudget::new(args.records),
         deadline: seconds.map(|s| start + Duration::from_secs(s)),

@@ -6,5 +6,6 @@ mod durability;
 mod group_commit;
 mod model;
 mod open;
+mod rewrite;
 mod state;
 mod suite;
