@@ -339,6 +339,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         tokio::spawn(tasks::election_loop(node.clone())),
         tokio::spawn(tasks::reconcile_loop(node.clone())),
         tokio::spawn(tasks::registration_loop(node.clone())),
+        tokio::spawn(tasks::retention_loop(node.clone())),
     ];
     if let Some(addr) = &config.join {
         if !node.meta.is_initialized().await.unwrap_or(false) {
