@@ -60,6 +60,8 @@ pub struct TestCluster {
     /// How many of the nodes (the first ones) are metadata voters; the rest
     /// join through node 1 with `--join`.
     voter_count: usize,
+    /// Extra environment of every node (`CAIRN_*` settings).
+    env: Vec<(String, String)>,
 }
 
 impl TestCluster {
@@ -94,12 +96,19 @@ impl TestCluster {
             procs: (0..n).map(|_| None).collect(),
             data_dirs: vec![None; n],
             voter_count: n,
+            env: Vec::new(),
         })
     }
 
     /// Makes nodes `voters..` join the cluster through node 1 instead of being voters.
     pub fn with_voters(mut self, voters: usize) -> Self {
         self.voter_count = voters;
+        self
+    }
+
+    /// Sets an environment variable of every node started from now on.
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
         self
     }
 
@@ -144,6 +153,7 @@ impl TestCluster {
         } else {
             cmd.args(["--join", &self.specs[0].rpc]);
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.env(
             "RUST_LOG",
             std::env::var("CAIRN_TEST_LOG").unwrap_or_else(|_| "info".into()),

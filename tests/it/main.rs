@@ -11,6 +11,7 @@ mod join;
 mod list_offsets;
 mod reassign;
 mod replication;
+mod retention;
 mod stale_leader;
 mod topic_config;
 mod workload;
