@@ -231,7 +231,10 @@ async fn reader(
                 log.out_of_range.push((offset, message));
                 ensure!(log.out_of_range.len() < 3, "out of range again: {log:?}");
                 let (start, _) = bounds(&client, &topic).await?;
-                ensure!(start > offset, "told out of range at {offset}, log start {start}");
+                ensure!(
+                    start > offset,
+                    "told out of range at {offset}, log start {start}"
+                );
                 log.resumed_at = Some(start);
                 offset = start;
             }
@@ -249,8 +252,7 @@ async fn reader(
 /// snapshot (so it purges its log), and a restart of all nodes keeps the
 /// log start and the data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retention_by_size_keeps_a_concurrent_reader_correct_and_survives_restart() -> Result<()>
-{
+async fn retention_by_size_keeps_a_concurrent_reader_correct_and_survives_restart() -> Result<()> {
     let mut cluster = TestCluster::new(3)?.with_env("CAIRN_RETENTION_CHECK_INTERVAL_MS", "200");
     for i in 0..3 {
         cluster.start_node(i)?;
@@ -282,23 +284,33 @@ async fn retention_by_size_keeps_a_concurrent_reader_correct_and_survives_restar
         go.clone(),
         end,
     ));
-    eprintln!("--- produce 3 batches of {BATCH} records (~2.4 KB each) while the reader reads them");
+    eprintln!(
+        "--- produce 3 batches of {BATCH} records (~2.4 KB each) while the reader reads them"
+    );
     produce_batches(&client, "sized", 0, 3).await?;
     tokio::time::timeout(Duration::from_secs(30), paused.notified())
         .await
         .context("the reader did not read the first 3 batches")?;
-    eprintln!("--- produce {} more batches, the reader paused", BATCHES - 3);
+    eprintln!(
+        "--- produce {} more batches, the reader paused",
+        BATCHES - 3
+    );
     produce_batches(&client, "sized", 3, BATCHES - 3).await?;
 
     eprintln!("--- retention brings the partition down to {LIMIT} bytes");
-    wait_until("retained bytes <= limit", Duration::from_secs(30), || async {
-        Ok(retained_bytes(&client, "sized").await? <= LIMIT)
-    })
+    wait_until(
+        "retained bytes <= limit",
+        Duration::from_secs(30),
+        || async { Ok(retained_bytes(&client, "sized").await? <= LIMIT) },
+    )
     .await?;
     let (start, hw) = bounds(&client, "sized").await?;
     ensure!(hw == end, "high watermark {hw}, produced {end}");
     ensure!(start % BATCH == 0, "log start {start} is not a batch start");
-    ensure!(start > 3 * BATCH, "log start {start} did not pass the reader");
+    ensure!(
+        start > 3 * BATCH,
+        "log start {start} did not pass the reader"
+    );
     let retained = retained_bytes(&client, "sized").await?;
     let one_batch = retained / ((hw - start) / BATCH);
     ensure!(
@@ -318,7 +330,11 @@ async fn retention_by_size_keeps_a_concurrent_reader_correct_and_survives_restar
         message.contains(&format!("out of range [{start}, {hw}]")),
         "the error does not name the log start: {message}"
     );
-    ensure!(log.resumed_at == Some(start), "resumed at {:?}", log.resumed_at);
+    ensure!(
+        log.resumed_at == Some(start),
+        "resumed at {:?}",
+        log.resumed_at
+    );
     check_exact(&log.after, start, end)?;
 
     eprintln!("--- every replica cut a snapshot below the log start (its log is purged)");
@@ -408,12 +424,20 @@ async fn retention_by_time_deletes_all_but_the_last_batch() -> Result<()> {
         }
         cmd.output()
     };
-    wait_until("describe --format json shows log start 80", Duration::from_secs(10), || async {
-        let out = describe(true)?;
-        ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-        Ok(json["partitions"][0]["log_start_offset"] == last)
-    })
+    wait_until(
+        "describe --format json shows log start 80",
+        Duration::from_secs(10),
+        || async {
+            let out = describe(true)?;
+            ensure!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+            Ok(json["partitions"][0]["log_start_offset"] == last)
+        },
+    )
     .await?;
     let out = describe(false)?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -430,18 +454,18 @@ async fn retention_by_time_deletes_all_but_the_last_batch() -> Result<()> {
 
     eprintln!("--- retention.ms raised to an hour: new records stay, and are readable");
     client
-        .alter_topic_config(
-            "timed",
-            configs(&[("retention.ms", "3600000")]),
-            Vec::new(),
-        )
+        .alter_topic_config("timed", configs(&[("retention.ms", "3600000")]), Vec::new())
         .await?;
     // The leader's retention task reads the configs from its metadata view:
     // wait until that node knows the new value (its describe answers so).
-    wait_until("the new retention.ms is known", Duration::from_secs(10), || async {
-        let t = client.describe_topic("timed").await?;
-        Ok(t.configs.get("retention.ms").map(String::as_str) == Some("3600000"))
-    })
+    wait_until(
+        "the new retention.ms is known",
+        Duration::from_secs(10),
+        || async {
+            let t = client.describe_topic("timed").await?;
+            Ok(t.configs.get("retention.ms").map(String::as_str) == Some("3600000"))
+        },
+    )
     .await?;
     produce_batches(&client, "timed", 5, 2).await?;
     ensure!(bounds(&client, "timed").await? == (last, 7 * BATCH));
@@ -478,14 +502,18 @@ async fn a_new_replica_after_a_purge_serves_exactly_the_retained_records() -> Re
     let to_admin = cluster.specs[cluster.node_index(to)].admin.clone();
 
     produce_batches(&client, "moved", 0, 20).await?;
-    wait_until("log start moved and purged", Duration::from_secs(30), || {
-        let client = &client;
-        let admin = from_admin.clone();
-        async move {
-            Ok(bounds(client, "moved").await?.0 > 0
-                && metric(&admin, "cairn_partition_snapshots_built_total")? >= 1.0)
-        }
-    })
+    wait_until(
+        "log start moved and purged",
+        Duration::from_secs(30),
+        || {
+            let client = &client;
+            let admin = from_admin.clone();
+            async move {
+                Ok(bounds(client, "moved").await?.0 > 0
+                    && metric(&admin, "cairn_partition_snapshots_built_total")? >= 1.0)
+            }
+        },
+    )
     .await?;
     let (start, hw) = bounds(&client, "moved").await?;
     let retained = read_from(&client, "moved", start).await?;
@@ -509,7 +537,9 @@ async fn a_new_replica_after_a_purge_serves_exactly_the_retained_records() -> Re
     ensure!(moved == retained, "node {to} serves other records");
     ensure!(
         matches!(
-            client.fetch_records("moved", 0, start - 1, 1 << 20, 0).await,
+            client
+                .fetch_records("moved", 0, start - 1, 1 << 20, 0)
+                .await,
             Err(ClientError::Server {
                 code: ErrorCode::OffsetOutOfRange,
                 ..

@@ -543,11 +543,19 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
                 max_timestamp_ms,
                 bytes,
             };
-            batch.put(self.group, &IndexEntry::key(base_offset), &row.encode_value());
+            batch.put(
+                self.group,
+                &IndexEntry::key(base_offset),
+                &row.encode_value(),
+            );
         }
         let mut producers = Producers::default();
         for (id, state) in &incoming.producers {
-            batch.put(self.group, &Producers::key(*id), &encode(state).map_err(io_err)?);
+            batch.put(
+                self.group,
+                &Producers::key(*id),
+                &encode(state).map_err(io_err)?,
+            );
             producers.load(*id, state.clone());
         }
         let at = meta.last_log_id.map_or(0, |l| l.index);
@@ -700,10 +708,7 @@ mod tests {
         async fn apply(&mut self, entries: Vec<Entry>) {
             let items: Vec<Result<EntryResponder<TypeConfig>, io::Error>> =
                 entries.into_iter().map(|e| Ok((e, None))).collect();
-            self.sm
-                .apply(futures::stream::iter(items))
-                .await
-                .unwrap();
+            self.sm.apply(futures::stream::iter(items)).await.unwrap();
         }
 
         fn rows(&self) -> Vec<IndexEntry> {
@@ -785,10 +790,16 @@ mod tests {
             max_age_ms: age,
             max_bytes: bytes,
         };
-        assert_eq!(r.log.retention_start(limits(None, None)).await.unwrap(), None);
+        assert_eq!(
+            r.log.retention_start(limits(None, None)).await.unwrap(),
+            None
+        );
         // Batches' newest records are at 1000..=1004; cutoff 1002 drops two.
         assert_eq!(
-            r.log.retention_start(limits(Some(998), None)).await.unwrap(),
+            r.log
+                .retention_start(limits(Some(998), None))
+                .await
+                .unwrap(),
             Some(20)
         );
         // Everything is old: all but the last batch.
@@ -798,11 +809,17 @@ mod tests {
         );
         // 5 x 100 bytes held; 250 allowed keeps the newest two.
         assert_eq!(
-            r.log.retention_start(limits(None, Some(250))).await.unwrap(),
+            r.log
+                .retention_start(limits(None, Some(250)))
+                .await
+                .unwrap(),
             Some(30)
         );
         assert_eq!(
-            r.log.retention_start(limits(None, Some(500))).await.unwrap(),
+            r.log
+                .retention_start(limits(None, Some(500)))
+                .await
+                .unwrap(),
             None
         );
         assert_eq!(
@@ -846,8 +863,7 @@ mod tests {
         // The membership as of the cut, not the newer one at 8.
         assert_eq!(snap.meta.last_membership.log_id(), &Some(log_id(1)));
         // Persisted: served after a restart too.
-        let (mut reopened, _) =
-            PartitionStateMachine::open(leader.store.clone(), GROUP).unwrap();
+        let (mut reopened, _) = PartitionStateMachine::open(leader.store.clone(), GROUP).unwrap();
         let again = reopened.get_current_snapshot().await.unwrap().unwrap();
         assert_eq!(again.meta, snap.meta);
         assert_eq!(again.snapshot.get_ref(), snap.snapshot.get_ref());

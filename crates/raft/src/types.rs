@@ -33,7 +33,9 @@ pub enum Request {
     /// Retention (partition groups): every replica drops the records below
     /// `log_start` (rounded down to the start of the batch holding it).
     /// Appended last: variants are serialized by position.
-    Trim { log_start: u64 },
+    Trim {
+        log_start: u64,
+    },
 }
 
 impl std::fmt::Display for Request {
@@ -121,7 +123,9 @@ pub enum Response {
     /// The request was sent to a group of the wrong kind.
     WrongGroup,
     /// A [`Request::Trim`] was applied: the partition's log start after it.
-    Trimmed { log_start: u64 },
+    Trimmed {
+        log_start: u64,
+    },
 }
 
 pub type Raft<SM> = openraft::Raft<TypeConfig, SM>;

@@ -23,12 +23,12 @@ use openraft::BasicNode;
 use openraft::ServerState;
 use rand::Rng;
 
+use crate::config::ServerConfig;
 use crate::node::Node;
 use crate::node::Proposal;
 use crate::node::HEARTBEAT_INTERVAL;
 use crate::replica::partition_raft_config;
 use crate::replica::Replica;
-use crate::config::ServerConfig;
 use crate::NodeId;
 
 pub(crate) const CLUSTER_ID_KEY: &[u8] = b"cluster_id";
@@ -564,7 +564,10 @@ mod tests {
             ..ServerConfig::default()
         };
         let l = retention_limits(&config, &topic(&[]), 7).unwrap();
-        assert_eq!((l.now_ms, l.max_age_ms, l.max_bytes), (7, Some(1000), Some(5000)));
+        assert_eq!(
+            (l.now_ms, l.max_age_ms, l.max_bytes),
+            (7, Some(1000), Some(5000))
+        );
         let l = retention_limits(
             &config,
             &topic(&[("retention.ms", "-1"), ("retention.bytes", "10")]),
