@@ -96,7 +96,11 @@ impl TestCluster {
             procs: (0..n).map(|_| None).collect(),
             data_dirs: vec![None; n],
             voter_count: n,
-            env: Vec::new(),
+            // Tests write records stamped 2023 (fixed timestamps): with the
+            // default retention.ms (7 days) they would be deleted within
+            // seconds, as Kafka would. Time retention is off unless a test
+            // (or topic) sets it.
+            env: vec![("CAIRN_RETENTION_MS".to_string(), "-1".to_string())],
         })
     }
 
