@@ -234,6 +234,11 @@ impl Replica {
         }
     }
 
+    /// The last log index openraft purged, if any.
+    pub(crate) fn purged_index(&self) -> Option<u64> {
+        self.raft.metrics().borrow_watched().purged.map(|l| l.index)
+    }
+
     /// On the leader: proposes the log start `log_start` to every replica.
     pub(crate) async fn propose_trim(&self, log_start: u64) -> Result<u64, String> {
         self.renew_lease_if_stale().await;

@@ -499,8 +499,11 @@ pub(crate) async fn retention_loop(node: Arc<Node>) {
     let period = Duration::from_millis(node.config.retention_check_interval_ms.max(10));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // Per group: the purge point whose range was last compacted.
+    let mut compacted: HashMap<GroupId, u64> = HashMap::new();
     loop {
         tick.tick().await;
+        compact_purged(&node, &mut compacted).await;
         let configs: HashMap<String, BTreeMap<String, String>> = node.meta_view.read(|s| {
             s.topics
                 .values()
@@ -543,6 +546,42 @@ pub(crate) async fn retention_loop(node: Arc<Node>) {
             }
         }
     }
+}
+
+/// A purge deletes log entries with a range tombstone; their bytes (blob
+/// files) stay on disk until a compaction passes over the range. Compacts
+/// the purged range of each group whose purge point moved, one at a time,
+/// off the async threads.
+async fn compact_purged(node: &Arc<Node>, compacted: &mut HashMap<GroupId, u64>) {
+    let replicas = node.all_replicas();
+    for r in &replicas {
+        let Some(purged) = r.purged_index() else {
+            continue;
+        };
+        if compacted.get(&r.group) == Some(&purged) {
+            continue;
+        }
+        compacted.insert(r.group, purged);
+        let store = node.store.clone();
+        let group = r.group;
+        let started = Instant::now();
+        match tokio::task::spawn_blocking(move || store.compact_log_below(group, purged + 1)).await
+        {
+            Ok(()) => {
+                tracing::info!(
+                    group,
+                    purged,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "compacted the purged log range"
+                )
+            }
+            Err(e) => {
+                tracing::warn!(group, error = %e, "compaction of the purged log range failed")
+            }
+        }
+    }
+    let present: HashSet<GroupId> = replicas.iter().map(|r| r.group).collect();
+    compacted.retain(|g, _| present.contains(g));
 }
 
 #[cfg(test)]
