@@ -836,6 +836,52 @@ mod tests {
         );
     }
 
+    /// A replica restarted half-way through the entries its snapshot already
+    /// holds goes on skipping them: `preapplied_through` is persisted.
+    #[tokio::test]
+    async fn a_restart_during_the_replay_after_an_install_keeps_skipping() {
+        let mut leader = open_replica();
+        let mut entries = five_batches();
+        entries.push(produce(7, 10, 1005, Some((0, 9))));
+        entries.push(trim(8, 20));
+        entries.push(produce(9, 10, 1006, Some((0, 9))));
+        leader.append_and_apply(entries.clone()).await;
+        // The retry at 9 was a duplicate: 6 batches, 60 records.
+        assert_eq!(leader.log.high_watermark(), 60);
+        let mut builder = leader.sm.try_create_snapshot_builder(false).await.unwrap();
+        let snap = builder.build_snapshot().await.unwrap();
+        assert_eq!(snap.meta.last_log_id, Some(log_id(3)));
+
+        let mut follower = open_replica();
+        follower
+            .sm
+            .install_snapshot(&snap.meta, snap.snapshot)
+            .await
+            .unwrap();
+        // Entries 4..=9 follow; the node restarts after 4. Judged again,
+        // the plain produces at 5 and 6 would append 20 more records.
+        follower.append(entries[3..].to_vec()).await;
+        follower.apply(entries[3..4].to_vec()).await;
+        let (sm, shared) = PartitionStateMachine::open(follower.store.clone(), GROUP).unwrap();
+        follower.sm = sm;
+        follower.log = PartitionLog::new(follower.store.clone(), shared);
+        follower.apply(entries[4..].to_vec()).await;
+        assert_eq!(follower.log.high_watermark(), 60);
+        assert_eq!(follower.log.log_start(), 20);
+        assert_eq!(follower.rows(), leader.rows());
+        let (applied, _) = follower.sm.applied_state().await.unwrap();
+        assert_eq!(applied, Some(log_id(9)));
+        // Past the snapshot's state: judged again, like on the leader.
+        leader
+            .append_and_apply(vec![produce(10, 3, 1007, None)])
+            .await;
+        follower
+            .append_and_apply(vec![produce(10, 3, 1007, None)])
+            .await;
+        assert_eq!(follower.rows(), leader.rows());
+        assert_eq!(follower.log.high_watermark(), 63);
+    }
+
     /// A follower that gets the snapshot replays the entries after its cut
     /// without judging them again, and ends in the leader's exact state,
     /// idempotent-producer dedup included.
