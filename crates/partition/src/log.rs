@@ -174,6 +174,12 @@ impl PartitionLog {
         }
         let group = self.shared.group;
         let hw = self.high_watermark();
+        let cutoff = limits
+            .max_age_ms
+            .map(|age| limits.now_ms.saturating_sub(age));
+        // By time alone, the scan stops at the first batch that is not old
+        // enough (usually the first one); by size it visits every row.
+        let stop_at_young = limits.max_bytes.is_none();
         let mut rows = Vec::new();
         self.store
             .state_visit(
@@ -181,10 +187,15 @@ impl PartitionLog {
                 &IndexEntry::key(self.log_start()),
                 Some(&IndexEntry::key(hw)),
                 |k, v| {
-                    if let Some(e) = IndexEntry::decode(k, v) {
-                        rows.push(e);
+                    let Some(e) = IndexEntry::decode(k, v) else {
+                        return ControlFlow::Continue(());
+                    };
+                    rows.push(e);
+                    if stop_at_young && cutoff.is_some_and(|c| e.max_timestamp_ms >= c) {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
                     }
-                    ControlFlow::Continue(())
                 },
             )
             .map_err(|e| ReadError::Storage(e.to_string()))?;
@@ -192,8 +203,7 @@ impl PartitionLog {
             return Ok(None);
         };
         let mut drop = 0;
-        if let Some(age) = limits.max_age_ms {
-            let cutoff = limits.now_ms.saturating_sub(age);
+        if let Some(cutoff) = cutoff {
             drop = rows[..last]
                 .iter()
                 .take_while(|r| r.max_timestamp_ms < cutoff)
