@@ -157,6 +157,8 @@ impl TestCluster {
         } else {
             cmd.args(["--join", &self.specs[0].rpc]);
         }
+        // Groups in tests form at once (Kafka's default waits 3 s for more members).
+        cmd.env("CAIRN_GROUP_INITIAL_REBALANCE_DELAY_MS", "300");
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.env(
             "RUST_LOG",

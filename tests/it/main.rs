@@ -6,9 +6,11 @@
 mod bad_input;
 mod cluster;
 mod disk_full;
+mod groups;
 mod identity;
 mod join;
 mod list_offsets;
+mod producer;
 mod reassign;
 mod replication;
 mod retention;

@@ -39,6 +39,8 @@ pub enum Command {
     /// Reads all partitions unless --partition is given, and runs until
     /// Ctrl-C unless --max-records or --exit-at-end is given.
     Consume(ConsumeArgs),
+    /// Consumer groups: list, describe (members, lag), reset offsets, delete.
+    Group(GroupArgs),
     /// Cluster-wide information.
     Cluster(ClusterArgs),
     /// Load generators that report throughput and latency.
@@ -330,6 +332,80 @@ pub struct ConsumeArgs {
     /// Most bytes per fetch.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     pub fetch_max_bytes: u32,
+    /// Consume as a member of this consumer group: the group spreads the
+    /// topic's partitions over its members, and the position is committed
+    /// after each batch printed (at least once). --offset and --partition
+    /// do not apply; --reset says where to start without a committed offset.
+    #[arg(long, short = 'g', value_name = "GROUP", conflicts_with_all = ["partition", "exit_at_end"])]
+    pub group: Option<String>,
+    /// With --group: where to start in a partition without a committed
+    /// offset (or whose offset is no longer retained).
+    #[arg(long, value_name = "earliest|latest|none", default_value = "earliest")]
+    pub reset: cairn_client::OffsetReset,
+    /// With --group: the member is removed after this long without a heartbeat.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    pub session_timeout_ms: u64,
+    /// With --group: partition assignors offered, in order of preference.
+    #[arg(long = "assignor", value_name = "range|roundrobin|cooperative-sticky", default_values_t = ["range".to_string(), "cooperative-sticky".to_string()])]
+    pub assignors: Vec<String>,
+    /// With --group: the client id shown by `cairn group describe`.
+    #[arg(long, value_name = "ID", default_value = "cairn-cli")]
+    pub client_id: String,
+}
+
+/// `cairn group`.
+#[derive(Debug, Args)]
+pub struct GroupArgs {
+    /// Connection flags.
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+    /// Group command.
+    #[command(subcommand)]
+    pub command: GroupCommand,
+}
+
+/// Consumer-group commands.
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// List groups with their state and member count.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Show a group's members and, per partition, the committed offset, the
+    /// log end and the lag.
+    Describe {
+        /// Group id.
+        group: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Set a group's committed offsets for a topic. The group must have no
+    /// active members.
+    ResetOffsets {
+        /// Group id.
+        group: String,
+        /// Topic whose offsets to set.
+        #[arg(long)]
+        topic: String,
+        /// Only this partition (default: all).
+        #[arg(long, short = 'p', value_name = "P")]
+        partition: Option<u32>,
+        /// earliest | latest | offset N | timestamp MS (first record at or
+        /// after MS milliseconds since the epoch).
+        #[arg(long, num_args = 1..=2, value_names = ["WHERE", "VALUE"], required = true)]
+        to: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Delete an empty group and its committed offsets.
+    Delete {
+        /// Group id.
+        group: String,
+    },
 }
 
 /// `cairn cluster`.
@@ -373,6 +449,34 @@ pub enum BenchCommand {
     Produce(BenchProduceArgs),
     /// Read a topic from the start as fast as possible.
     Consume(BenchConsumeArgs),
+    /// Consumer-group offset commits per second.
+    Commit(BenchCommitArgs),
+}
+
+/// `cairn bench commit`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchCommitArgs {
+    /// Groups to spread the committing tasks over (named PREFIX-0, PREFIX-1, ...).
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub groups: u32,
+    /// Group name prefix.
+    #[arg(long, value_name = "PREFIX", default_value = "bench-commit")]
+    pub group_prefix: String,
+    /// Topic named in the commits (it need not exist).
+    #[arg(long, default_value = "bench-commit-topic")]
+    pub topic: String,
+    /// Partitions per commit request.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub partitions_per_commit: u32,
+    /// Concurrent committers (each sends one commit at a time).
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+    /// How long to run.
+    #[arg(long, value_name = "S", default_value_t = 10)]
+    pub seconds: u64,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 /// `cairn bench produce`.

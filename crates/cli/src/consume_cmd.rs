@@ -9,7 +9,10 @@ use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use cairn_client::{Client, ConsumedRecord, ErrorCode, OffsetSpec};
+use cairn_client::{
+    Client, ConsumedRecord, Consumer, ConsumerConfig, ConsumerError, ConsumerEvent, ErrorCode,
+    OffsetSpec,
+};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -176,6 +179,9 @@ fn print_records(
 /// Runs `cairn consume`.
 pub async fn run(args: ConsumeArgs) -> Result<()> {
     let client = connect(&args.conn).await?;
+    if let Some(group) = args.group.clone() {
+        return run_group(client, group, args).await;
+    }
     let partitions: Vec<u32> = match args.partition {
         Some(p) => vec![p],
         None => {
@@ -245,6 +251,105 @@ pub async fn run(args: ConsumeArgs) -> Result<()> {
         _ => {}
     }
     result
+}
+
+/// `cairn consume --group`: a group member that prints what it is given and
+/// commits after each batch printed.
+async fn run_group(client: Client, group: String, args: ConsumeArgs) -> Result<()> {
+    let mut config = ConsumerConfig::new(group.clone());
+    config.client_id = args.client_id.clone();
+    config.offset_reset = args.reset;
+    config.auto_commit = false;
+    config.session_timeout = Duration::from_millis(args.session_timeout_ms);
+    config.heartbeat_interval = config.session_timeout / 3;
+    config.assignors = args.assignors.clone();
+    config.fetch_max_bytes = args.fetch_max_bytes;
+    config.fetch_max_wait = Duration::from_millis(u64::from(args.wait_ms));
+    let mut consumer = Consumer::new(client, config);
+    consumer.subscribe(&[args.topic.as_str()]);
+    let mut remaining = args.max_records;
+    let mut out = io::BufWriter::new(io::stdout());
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let result = loop {
+        if remaining == Some(0) {
+            break Ok(());
+        }
+        let polled = tokio::select! {
+            r = consumer.poll(Duration::from_secs(1)) => r,
+            _ = &mut ctrl_c => break Ok(()),
+        };
+        let records = match polled {
+            Ok(r) => r,
+            Err(e) => break Err(anyhow!(e).context(format!("consuming as group {group}"))),
+        };
+        for event in consumer.take_events() {
+            match event {
+                ConsumerEvent::Assigned(tps) => {
+                    tracing::info!(partitions = %names(&tps), "assigned")
+                }
+                ConsumerEvent::Revoked(tps) => tracing::info!(partitions = %names(&tps), "revoked"),
+                ConsumerEvent::OffsetReset {
+                    partition,
+                    from,
+                    to,
+                } => tracing::warn!(
+                    %partition,
+                    from = from.map_or(-1, |f| f as i64),
+                    to,
+                    "position reset per --reset"
+                ),
+            }
+        }
+        let mut done = false;
+        for r in &records {
+            let more = print_records(
+                &mut out,
+                args.format,
+                args.print_key,
+                r.partition,
+                std::slice::from_ref(&r.record),
+                &mut remaining,
+            );
+            match more {
+                Ok(true) => {}
+                Ok(false) => {
+                    done = true;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+                Err(e) => return Err(anyhow!(e).context("cannot write to stdout")),
+            }
+        }
+        if let Err(e) = out.flush() {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                return Ok(());
+            }
+            return Err(anyhow!(e).context("cannot write to stdout"));
+        }
+        // Printed, then committed: at least once.
+        match consumer.commit().await {
+            Ok(()) => {}
+            Err(ConsumerError::CommitFenced { .. }) => {
+                tracing::warn!(group = %group, "commit refused after a rebalance; rejoining")
+            }
+            Err(e) => break Err(anyhow!(e).context("cannot commit")),
+        }
+        if done {
+            break Ok(());
+        }
+    };
+    if let Err(e) = consumer.close().await {
+        tracing::warn!(error = %e, "leaving the group failed");
+    }
+    result
+}
+
+fn names(tps: &[cairn_client::TopicPartition]) -> String {
+    tps.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]

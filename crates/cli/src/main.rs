@@ -9,6 +9,7 @@ mod cli;
 mod cluster_cmd;
 mod connect;
 mod consume_cmd;
+mod group_cmd;
 mod logging;
 mod offset_arg;
 mod output;
@@ -35,6 +36,7 @@ async fn run(cli: Cli) -> Result<()> {
                 Command::Topic(args) => topic_cmd::run(args).await,
                 Command::Produce(args) => produce_cmd::run(args).await,
                 Command::Consume(args) => consume_cmd::run(args).await,
+                Command::Group(args) => group_cmd::run(args).await,
                 Command::Cluster(args) => cluster_cmd::run(args).await,
                 Command::Bench(args) => bench::run(args).await,
             }

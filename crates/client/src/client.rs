@@ -35,7 +35,7 @@ use crate::producer::{next_sequence, ProducerSession, PRODUCER_EPOCH};
 use crate::retry::{classify, Backoff, Disposition};
 use crate::{ClientConfig, ClientError, FetchedRecords, OffsetSpec, OwnedRecord, PartitionOutcome};
 
-type Rpc = CairnClient<Channel>;
+pub(crate) type Rpc = CairnClient<Channel>;
 
 /// A handle to a Cairn cluster. Cheap to clone; clones share connections and
 /// the metadata cache.
@@ -82,7 +82,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn request<T>(msg: T, timeout: Duration) -> tonic::Request<T> {
+pub(crate) fn request<T>(msg: T, timeout: Duration) -> tonic::Request<T> {
     let mut r = tonic::Request::new(msg);
     r.set_timeout(timeout);
     r
@@ -138,6 +138,12 @@ impl Client {
     /// The configuration this client was created with.
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
+    }
+
+    /// The idempotent-producer session (producer id, per-partition
+    /// sequences), shared with the batching [`crate::Producer`].
+    pub(crate) fn producer_session(&self) -> Option<&ProducerSession> {
+        self.inner.producer.as_ref()
     }
 
     // ----- cluster-wide requests -------------------------------------------
@@ -276,7 +282,10 @@ impl Client {
         .await
     }
 
-    /// Stores committed offsets of a consumer group.
+    /// Stores committed offsets of a consumer group that has no active
+    /// members (tools, or a consumer that assigns partitions itself);
+    /// `GROUP_NOT_EMPTY` otherwise. Members commit through
+    /// [`crate::Consumer`], which fences commits by generation.
     pub async fn commit_offsets(
         &self,
         group: &str,
@@ -285,6 +294,8 @@ impl Client {
         let req = CommitOffsetsRequest {
             group: group.to_owned(),
             offsets,
+            generation: None,
+            member_id: String::new(),
         };
         let timeout = self.inner.config.request_timeout;
         self.call_any("commit_offsets", &mut self.backoff(), |mut c: Rpc| {
@@ -489,7 +500,7 @@ impl Client {
 
     // ----- plumbing ---------------------------------------------------------
 
-    fn backoff(&self) -> Backoff {
+    pub(crate) fn backoff(&self) -> Backoff {
         Backoff::new(self.inner.config.retry)
     }
 
@@ -596,7 +607,7 @@ impl Client {
     /// Runs a cluster-wide call against any node, moving on to the next
     /// known node when one is unreachable or not the right one, and
     /// retrying with backoff (per `backoff`) once every node was tried.
-    async fn call_any<T, F, Fut>(
+    pub(crate) async fn call_any<T, F, Fut>(
         &self,
         op: &'static str,
         backoff: &mut Backoff,

@@ -22,14 +22,28 @@
 //! # }
 //! ```
 //!
+//! [`Consumer`] is a consumer-group member: subscribe, poll, commit (auto or
+//! manual), seek; partitions are spread over the group's members and move
+//! when members come and go.
+//!
+//! [`Producer`] batches records per partition on top of a [`Client`]:
+//! `send` buffers a record and returns a [`DeliveryFuture`]; a background
+//! task sends each partition's records in one compressed, idempotent batch
+//! once `batch_size` bytes are buffered or `linger` has passed, retries
+//! transient failures, and makes `send` wait when `buffer_memory` is full.
+//! See [`ProducerConfig`] and `docs/client.md`.
+//!
 //! Payloads (keys, values, headers) are never logged.
 
 mod addr;
+mod batching;
 mod cache;
 mod client;
 mod config;
+mod consumer;
 mod error;
 mod fetched;
+mod groups;
 mod offset_spec;
 mod outcome;
 mod owned_record;
@@ -37,11 +51,16 @@ mod partitioner;
 mod producer;
 mod retry;
 
+pub use batching::{DeliveryFuture, Producer, ProducerConfig, ProducerError, RecordMetadata};
+pub use cairn_group::{decode_assignment, TopicPartition, CONSUMER_PROTOCOL_TYPE};
 pub use cairn_proto::v1 as proto;
 pub use cairn_proto::v1::{Acks, ErrorCode};
 pub use cairn_record::{Compression, RecordHeader};
 pub use client::Client;
 pub use config::ClientConfig;
+pub use consumer::{
+    Consumer, ConsumerConfig, ConsumerError, ConsumerEvent, ConsumerRecord, OffsetReset,
+};
 pub use error::{ClientError, ERROR_CODE_KEY, LEADER_ADDR_KEY, LEADER_ID_KEY};
 pub use fetched::{ConsumedRecord, FetchedRecords};
 pub use offset_spec::OffsetSpec;

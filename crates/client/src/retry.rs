@@ -61,7 +61,7 @@ pub(crate) enum Disposition {
 /// Classifies a failed attempt.
 ///
 /// - `NOT_LEADER`, `LEADER_NOT_AVAILABLE`, `REQUEST_TIMED_OUT`,
-///   `STORAGE_ERROR` and transport failures: refresh the routing and retry.
+///   `STORAGE_ERROR`, `NOT_COORDINATOR` and transport failures: refresh the routing and retry.
 /// - `NOT_ENOUGH_REPLICAS`: retry (the replicas may come back).
 /// - everything else (unknown topic/partition, message too large, corrupt
 ///   message, invalid argument/config/replication factor, topic exists,
@@ -73,7 +73,8 @@ pub(crate) fn classify(err: &ClientError) -> Disposition {
             ErrorCode::NotLeader
             | ErrorCode::LeaderNotAvailable
             | ErrorCode::RequestTimedOut
-            | ErrorCode::StorageError => Disposition::Refresh,
+            | ErrorCode::StorageError
+            | ErrorCode::NotCoordinator => Disposition::Refresh,
             ErrorCode::NotEnoughReplicas => Disposition::Retry,
             ErrorCode::Unspecified
             | ErrorCode::UnknownTopic
@@ -87,7 +88,14 @@ pub(crate) fn classify(err: &ClientError) -> Disposition {
             | ErrorCode::ClusterMismatch
             | ErrorCode::Internal
             | ErrorCode::InvalidReplicationFactor
-            | ErrorCode::OutOfOrderSequence => Disposition::Fail,
+            | ErrorCode::OutOfOrderSequence
+            | ErrorCode::UnknownMemberId
+            | ErrorCode::IllegalGeneration
+            | ErrorCode::RebalanceInProgress
+            | ErrorCode::InconsistentGroupProtocol
+            | ErrorCode::GroupNotEmpty
+            | ErrorCode::UnknownGroup
+            | ErrorCode::InvalidSessionTimeout => Disposition::Fail,
         },
         ClientError::Transport { .. } => Disposition::Refresh,
         ClientError::NoBootstrap

@@ -3,6 +3,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde::Serialize;
 
+use crate::groups::GroupCommit;
+use crate::groups::GroupError;
+use crate::groups::GroupMeta;
 use crate::state::AclEntry;
 use crate::state::CommittedOffset;
 use crate::state::NodeId;
@@ -46,6 +49,18 @@ pub enum MetaCommand {
         set: BTreeMap<String, String>,
         delete: Vec<String>,
     },
+    /// The coordinator's record of a group's membership (at every rebalance).
+    PutGroup {
+        group: String,
+        meta: GroupMeta,
+    },
+    /// Deletes groups and their offsets; refused for a group with members.
+    DeleteGroup {
+        group: String,
+    },
+    /// Many commits at once (the coordinator batches them); each is fenced
+    /// by generation on its own, and answered in order.
+    CommitBatch(Vec<GroupCommit>),
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -55,6 +70,9 @@ pub enum MetaResponse {
     Error(MetaError),
     /// The topic's configs after an `AlterTopicConfig`.
     TopicConfigs(BTreeMap<String, String>),
+    /// One result per commit of a `CommitBatch`, in order.
+    Commits(Vec<Result<(), GroupError>>),
+    GroupError(GroupError),
 }
 
 /// A command that was applied but refused by the state (it changed nothing).

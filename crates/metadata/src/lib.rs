@@ -10,12 +10,14 @@
 //!   ├── nodes                 id -> addresses, rack
 //!   ├── topics                name -> partitions -> (raft group, replicas)
 //!   ├── acls                  stored only (enforced by a later issue)
-//!   └── group_offsets         consumer group -> topic -> partition -> offset
+//!   ├── group_offsets         consumer group -> topic -> partition -> offset
+//!   └── groups                consumer group -> generation, members, assignments
 //! ```
 
 mod assignment;
 mod command;
 mod config;
+mod groups;
 mod state;
 
 pub use assignment::assign_replicas;
@@ -28,6 +30,12 @@ pub use config::validate_topic_configs;
 pub use config::validate_topic_name;
 pub use config::ConfigError;
 pub use config::TopicConfig;
+pub use groups::check_commit;
+pub use groups::GroupCommit;
+pub use groups::GroupError;
+pub use groups::GroupMember;
+pub use groups::GroupMeta;
+pub use groups::GroupPhase;
 pub use state::AclEntry;
 pub use state::CommittedOffset;
 pub use state::GroupId;

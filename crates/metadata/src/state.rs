@@ -6,6 +6,10 @@ use serde::Serialize;
 use crate::command::MetaCommand;
 use crate::command::MetaError;
 use crate::command::MetaResponse;
+use crate::groups::check_commit;
+use crate::groups::GroupCommit;
+use crate::groups::GroupError;
+use crate::groups::GroupMeta;
 
 /// A node's id: unique in a cluster, chosen by the operator, never 0.
 pub type NodeId = u64;
@@ -81,6 +85,9 @@ pub struct MetadataState {
     pub acls: Vec<AclEntry>,
     /// group -> topic -> partition -> committed offset.
     pub group_offsets: BTreeMap<String, BTreeMap<String, BTreeMap<u32, CommittedOffset>>>,
+    /// Consumer groups' stored membership (see [`crate::GroupMeta`]).
+    #[serde(default)]
+    pub groups: BTreeMap<String, GroupMeta>,
 }
 
 impl MetadataState {
@@ -141,16 +148,63 @@ impl MetadataState {
                 }
             }
             MetaCommand::CommitOffsets { group, offsets } => {
-                let by_topic = self.group_offsets.entry(group).or_default();
-                for (topic, partition, committed) in offsets {
-                    by_topic
-                        .entry(topic)
-                        .or_default()
-                        .insert(partition, committed);
-                }
+                self.store_offsets(group, offsets);
                 MetaResponse::Ok
             }
+            MetaCommand::PutGroup { group, meta } => {
+                self.groups.insert(group, meta);
+                MetaResponse::Ok
+            }
+            MetaCommand::DeleteGroup { group } => {
+                let members = self.groups.get(&group).map_or(0, |g| g.members.len());
+                if members > 0 {
+                    return MetaResponse::GroupError(GroupError::NotEmpty { group, members });
+                }
+                let known = self.groups.remove(&group).is_some();
+                let had_offsets = self.group_offsets.remove(&group).is_some();
+                if known || had_offsets {
+                    MetaResponse::Ok
+                } else {
+                    MetaResponse::GroupError(GroupError::UnknownGroup(group))
+                }
+            }
+            MetaCommand::CommitBatch(commits) => {
+                let results = commits
+                    .into_iter()
+                    .map(|c| self.commit(c))
+                    .collect::<Vec<_>>();
+                MetaResponse::Commits(results)
+            }
         }
+    }
+
+    fn commit(&mut self, c: GroupCommit) -> Result<(), GroupError> {
+        check_commit(self.groups.get(&c.group), &c)?;
+        self.store_offsets(c.group, c.offsets);
+        Ok(())
+    }
+
+    fn store_offsets(&mut self, group: String, offsets: Vec<(String, u32, CommittedOffset)>) {
+        let by_topic = self.group_offsets.entry(group).or_default();
+        for (topic, partition, committed) in offsets {
+            by_topic
+                .entry(topic)
+                .or_default()
+                .insert(partition, committed);
+        }
+    }
+
+    /// Every group known: with stored membership or committed offsets.
+    pub fn group_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .groups
+            .keys()
+            .chain(self.group_offsets.keys())
+            .cloned()
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     fn create_topic(
@@ -329,6 +383,79 @@ mod tests {
             }),
             MetaResponse::Error(MetaError::UnknownTopic("missing".into()))
         );
+    }
+
+    #[test]
+    fn commit_batches_are_fenced_one_by_one_and_groups_delete_when_empty() {
+        use crate::groups::GroupMember;
+        use crate::groups::GroupPhase;
+        let mut s = MetadataState::default();
+        let member = GroupMember {
+            member_id: "m1".into(),
+            client_id: "c".into(),
+            client_host: "h".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 30_000,
+            protocols: vec![("range".into(), vec![])],
+            assignment: vec![],
+        };
+        s.apply(MetaCommand::PutGroup {
+            group: "g".into(),
+            meta: GroupMeta {
+                generation: 2,
+                phase: GroupPhase::Stable,
+                members: [("m1".to_string(), member)].into(),
+                ..GroupMeta::default()
+            },
+        });
+        let c = |generation: Option<i32>, member: &str, offset: i64| GroupCommit {
+            group: "g".into(),
+            generation,
+            member_id: member.into(),
+            offsets: vec![(
+                "t".into(),
+                0,
+                CommittedOffset {
+                    offset,
+                    metadata: String::new(),
+                    commit_time_ms: 0,
+                },
+            )],
+        };
+        let MetaResponse::Commits(results) = s.apply(MetaCommand::CommitBatch(vec![
+            c(Some(2), "m1", 10),
+            c(Some(1), "m1", 99),
+            c(None, "", 98),
+        ])) else {
+            panic!("commit batch answers commits")
+        };
+        assert_eq!(results[0], Ok(()));
+        assert!(matches!(
+            results[1],
+            Err(GroupError::IllegalGeneration { .. })
+        ));
+        assert!(matches!(results[2], Err(GroupError::NotEmpty { .. })));
+        assert_eq!(s.group_offsets["g"]["t"][&0].offset, 10);
+        assert!(matches!(
+            s.apply(MetaCommand::DeleteGroup { group: "g".into() }),
+            MetaResponse::GroupError(GroupError::NotEmpty { .. })
+        ));
+        s.apply(MetaCommand::PutGroup {
+            group: "g".into(),
+            meta: GroupMeta {
+                generation: 3,
+                ..GroupMeta::default()
+            },
+        });
+        assert_eq!(
+            s.apply(MetaCommand::DeleteGroup { group: "g".into() }),
+            MetaResponse::Ok
+        );
+        assert!(!s.group_offsets.contains_key("g") && !s.groups.contains_key("g"));
+        assert!(matches!(
+            s.apply(MetaCommand::DeleteGroup { group: "g".into() }),
+            MetaResponse::GroupError(GroupError::UnknownGroup(_))
+        ));
     }
 
     #[test]

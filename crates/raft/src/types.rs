@@ -65,6 +65,9 @@ fn meta_command_name(cmd: &MetaCommand) -> &'static str {
         MetaCommand::DeleteAcl(_) => "delete_acl",
         MetaCommand::CommitOffsets { .. } => "commit_offsets",
         MetaCommand::AlterTopicConfig { .. } => "alter_topic_config",
+        MetaCommand::PutGroup { .. } => "put_group",
+        MetaCommand::DeleteGroup { .. } => "delete_group",
+        MetaCommand::CommitBatch(_) => "commit_batch",
     }
 }
 

@@ -352,9 +352,10 @@ impl Cairn for CairnService {
             }
             MetaResponse::Error(MetaError::TopicExists(n)) => Err(ApiError::TopicExists(n).into()),
             MetaResponse::Error(e) => Err(ApiError::InvalidArgument(e.to_string()).into()),
-            MetaResponse::Ok | MetaResponse::TopicConfigs(_) => {
-                Err(ApiError::Internal("topic creation answered without a topic".into()).into())
-            }
+            other => Err(ApiError::Internal(format!(
+                "topic creation answered without a topic: {other:?}"
+            ))
+            .into()),
         }
     }
 
@@ -643,9 +644,6 @@ impl Cairn for CairnService {
         request: Request<CommitOffsetsRequest>,
     ) -> Result<Response<CommitOffsetsResponse>, Status> {
         let req = request.into_inner();
-        if req.group.is_empty() {
-            return Err(ApiError::InvalidArgument("group must not be empty".into()).into());
-        }
         let now = now_ms();
         let offsets = req
             .offsets
@@ -662,17 +660,17 @@ impl Cairn for CairnService {
                 )
             })
             .collect();
-        match self
-            .node
-            .propose(Proposal::Command(MetaCommand::CommitOffsets {
-                group: req.group,
+        self.node
+            .coordinator
+            .commit(
+                &self.node,
+                req.group,
+                req.generation,
+                req.member_id,
                 offsets,
-            }))
-            .await?
-        {
-            MetaResponse::Ok => Ok(Response::new(CommitOffsetsResponse {})),
-            other => Err(ApiError::Internal(format!("{other:?}")).into()),
-        }
+            )
+            .await?;
+        Ok(Response::new(CommitOffsetsResponse {}))
     }
 
     async fn fetch_offsets(
@@ -680,25 +678,91 @@ impl Cairn for CairnService {
         request: Request<FetchOffsetsRequest>,
     ) -> Result<Response<FetchOffsetsResponse>, Status> {
         let group = request.into_inner().group;
-        let offsets = self.node.meta_view.read(|s| {
-            s.group_offsets
-                .get(&group)
-                .map(|by_topic| {
-                    by_topic
-                        .iter()
-                        .flat_map(|(topic, parts)| {
-                            parts.iter().map(move |(p, c)| OffsetCommit {
-                                topic: topic.clone(),
-                                partition: *p,
-                                offset: c.offset,
-                                metadata: c.metadata.clone(),
-                            })
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
-        });
+        let offsets = self.node.coordinator.offsets(&self.node, &group).await?;
         Ok(Response::new(FetchOffsetsResponse { offsets }))
+    }
+
+    async fn join_group(
+        &self,
+        request: Request<JoinGroupRequest>,
+    ) -> Result<Response<JoinGroupResponse>, Status> {
+        let host = request
+            .remote_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        let resp = self
+            .node
+            .coordinator
+            .join(&self.node, request.into_inner(), host)
+            .await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn sync_group(
+        &self,
+        request: Request<SyncGroupRequest>,
+    ) -> Result<Response<SyncGroupResponse>, Status> {
+        let assignment = self
+            .node
+            .coordinator
+            .sync(&self.node, request.into_inner())
+            .await?;
+        Ok(Response::new(SyncGroupResponse {
+            assignment: assignment.into(),
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, Status> {
+        self.node
+            .coordinator
+            .heartbeat(&self.node, request.into_inner())
+            .await?;
+        Ok(Response::new(HeartbeatResponse {}))
+    }
+
+    async fn leave_group(
+        &self,
+        request: Request<LeaveGroupRequest>,
+    ) -> Result<Response<LeaveGroupResponse>, Status> {
+        self.node
+            .coordinator
+            .leave(&self.node, request.into_inner())
+            .await?;
+        Ok(Response::new(LeaveGroupResponse {}))
+    }
+
+    async fn list_groups(
+        &self,
+        _request: Request<ListGroupsRequest>,
+    ) -> Result<Response<ListGroupsResponse>, Status> {
+        let groups = self.node.coordinator.list(&self.node).await?;
+        Ok(Response::new(ListGroupsResponse { groups }))
+    }
+
+    async fn describe_group(
+        &self,
+        request: Request<DescribeGroupRequest>,
+    ) -> Result<Response<DescribeGroupResponse>, Status> {
+        let resp = self
+            .node
+            .coordinator
+            .describe(&self.node, &request.into_inner().group)
+            .await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn delete_group(
+        &self,
+        request: Request<DeleteGroupRequest>,
+    ) -> Result<Response<DeleteGroupResponse>, Status> {
+        self.node
+            .coordinator
+            .delete(&self.node, &request.into_inner().group)
+            .await?;
+        Ok(Response::new(DeleteGroupResponse {}))
     }
 }
 

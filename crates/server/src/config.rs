@@ -71,6 +71,13 @@ pub struct ServerConfig {
     /// cache. Safe for acknowledged data (nothing is acknowledged before its
     /// sync) but it widens what a crash loses; leave it off in production.
     pub test_lose_unsynced_on_crash: bool,
+    /// How long the first rebalance of an empty group waits for more
+    /// members to join (Kafka's `group.initial.rebalance.delay.ms`).
+    pub group_initial_rebalance_delay_ms: u64,
+    /// The session timeouts consumers may ask for (Kafka's
+    /// `group.min.session.timeout.ms` / `group.max.session.timeout.ms`).
+    pub group_min_session_timeout_ms: u32,
+    pub group_max_session_timeout_ms: u32,
 }
 
 impl Default for ServerConfig {
@@ -94,6 +101,9 @@ impl Default for ServerConfig {
             retention_bytes: -1,
             retention_check_interval_ms: 5000,
             test_lose_unsynced_on_crash: false,
+            group_initial_rebalance_delay_ms: 3_000,
+            group_min_session_timeout_ms: 1_000,
+            group_max_session_timeout_ms: 1_800_000,
         }
     }
 }

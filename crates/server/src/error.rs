@@ -90,6 +90,34 @@ pub enum ApiError {
     Storage(String),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("this node is not the group coordinator")]
+    NotCoordinator { leader: Option<(NodeId, String)> },
+    #[error("{0}")]
+    UnknownMember(String),
+    #[error("{0}")]
+    IllegalGeneration(String),
+    #[error("group {0} is rebalancing; join again")]
+    RebalanceInProgress(String),
+    #[error("{0}")]
+    InconsistentGroupProtocol(String),
+    #[error("{0}")]
+    GroupNotEmpty(String),
+    #[error("group {0:?} does not exist")]
+    UnknownGroup(String),
+    #[error("{0}")]
+    InvalidSessionTimeout(String),
+}
+
+impl From<cairn_metadata::GroupError> for ApiError {
+    fn from(e: cairn_metadata::GroupError) -> Self {
+        use cairn_metadata::GroupError as G;
+        match e {
+            G::IllegalGeneration { .. } => ApiError::IllegalGeneration(e.to_string()),
+            G::UnknownMember { .. } => ApiError::UnknownMember(e.to_string()),
+            G::NotEmpty { .. } => ApiError::GroupNotEmpty(e.to_string()),
+            G::UnknownGroup(g) => ApiError::UnknownGroup(g),
+        }
+    }
 }
 
 impl ApiError {
@@ -110,6 +138,14 @@ impl ApiError {
             ApiError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequence,
             ApiError::Storage(_) => ErrorCode::StorageError,
             ApiError::Internal(_) => ErrorCode::Internal,
+            ApiError::NotCoordinator { .. } => ErrorCode::NotCoordinator,
+            ApiError::UnknownMember(_) => ErrorCode::UnknownMemberId,
+            ApiError::IllegalGeneration(_) => ErrorCode::IllegalGeneration,
+            ApiError::RebalanceInProgress(_) => ErrorCode::RebalanceInProgress,
+            ApiError::InconsistentGroupProtocol(_) => ErrorCode::InconsistentGroupProtocol,
+            ApiError::GroupNotEmpty(_) => ErrorCode::GroupNotEmpty,
+            ApiError::UnknownGroup(_) => ErrorCode::UnknownGroup,
+            ApiError::InvalidSessionTimeout(_) => ErrorCode::InvalidSessionTimeout,
         }
     }
 
@@ -129,6 +165,15 @@ impl ApiError {
             ApiError::OffsetOutOfRange { .. } => Code::OutOfRange,
             ApiError::Storage(_) => Code::Unavailable,
             ApiError::Internal(_) => Code::Internal,
+            ApiError::NotCoordinator { .. } => Code::FailedPrecondition,
+            ApiError::UnknownMember(_)
+            | ApiError::IllegalGeneration(_)
+            | ApiError::RebalanceInProgress(_)
+            | ApiError::GroupNotEmpty(_) => Code::FailedPrecondition,
+            ApiError::UnknownGroup(_) => Code::NotFound,
+            ApiError::InconsistentGroupProtocol(_) | ApiError::InvalidSessionTimeout(_) => {
+                Code::InvalidArgument
+            }
         }
     }
 }
@@ -141,6 +186,9 @@ impl From<ApiError> for Status {
         if let ApiError::NotLeader {
             leader: Some((id, addr)),
             ..
+        }
+        | ApiError::NotCoordinator {
+            leader: Some((id, addr)),
         } = &e
         {
             md.insert("cairn-leader-id", MetadataValue::from(*id));

@@ -16,6 +16,7 @@
 mod admin;
 mod api;
 mod config;
+mod coordinator;
 mod error;
 mod internal;
 mod meta_sm;
@@ -279,6 +280,11 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         led: RwLock::new(Vec::new()),
         heartbeat_now: Notify::new(),
         membership_changes: std::sync::Mutex::new(std::collections::HashSet::new()),
+        coordinator: coordinator::Coordinator::new(coordinator::GroupLimits {
+            initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
+            min_session_timeout_ms: config.group_min_session_timeout_ms,
+            max_session_timeout_ms: config.group_max_session_timeout_ms,
+        }),
     });
 
     let rpc_listener = bind(&config.rpc_addr).await?;
@@ -340,6 +346,8 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         tokio::spawn(tasks::reconcile_loop(node.clone())),
         tokio::spawn(tasks::registration_loop(node.clone())),
         tokio::spawn(tasks::retention_loop(node.clone())),
+        tokio::spawn(coordinator::tick_loop(node.clone())),
+        tokio::spawn(coordinator::commit_loop(node.clone())),
     ];
     if let Some(addr) = &config.join {
         if !node.meta.is_initialized().await.unwrap_or(false) {

@@ -8,6 +8,7 @@ use std::io;
 use std::sync::Arc;
 use std::sync::RwLock;
 
+use cairn_metadata::MetaCommand;
 use cairn_metadata::MetadataState;
 use cairn_metadata::METADATA_GROUP;
 use cairn_raft::decode;
@@ -54,17 +55,21 @@ impl MetaView {
         }
     }
 
-    /// Bumped after every applied batch of entries.
+    /// Bumped after every applied batch of entries that changed more than
+    /// consumer groups (nodes, topics, assignments: what the reconciler and
+    /// the registration loop act on), so offset commits wake no one.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.version.subscribe()
     }
 
-    fn write<T>(&self, f: impl FnOnce(&mut MetadataState) -> T) -> T {
+    fn write<T>(&self, notify: bool, f: impl FnOnce(&mut MetadataState) -> T) -> T {
         let out = match self.state.write() {
             Ok(mut s) => f(&mut s),
             Err(poisoned) => f(&mut poisoned.into_inner()),
         };
-        self.version.send_modify(|v| *v += 1);
+        if notify {
+            self.version.send_modify(|v| *v += 1);
+        }
         out
     }
 }
@@ -180,7 +185,16 @@ impl RaftStateMachine<TypeConfig> for MetaStateMachine {
             }
         }
         if !commands.is_empty() {
-            self.view.write(|state| {
+            let notify = commands.iter().any(|(cmd, _)| {
+                !matches!(
+                    cmd,
+                    MetaCommand::CommitOffsets { .. }
+                        | MetaCommand::CommitBatch(_)
+                        | MetaCommand::PutGroup { .. }
+                        | MetaCommand::DeleteGroup { .. }
+                )
+            });
+            self.view.write(notify, |state| {
                 for (cmd, responder) in commands {
                     let resp = state.apply(cmd);
                     if let Some(r) = responder {
@@ -213,7 +227,7 @@ impl RaftStateMachine<TypeConfig> for MetaStateMachine {
         let data = snapshot.into_inner();
         let state: MetadataState = serde_json::from_slice(&data).map_err(io_err)?;
         self.persist_snapshot(meta.clone(), data).await?;
-        self.view.write(|s| *s = state);
+        self.view.write(true, |s| *s = state);
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         Ok(())

@@ -82,6 +82,8 @@ pub struct Node {
     pub(crate) heartbeat_now: Notify,
     /// Partition groups whose membership this node is changing right now.
     pub(crate) membership_changes: std::sync::Mutex<std::collections::HashSet<GroupId>>,
+    /// Consumer groups, served while this node is the metadata leader.
+    pub(crate) coordinator: crate::coordinator::Coordinator,
 }
 
 impl Node {

@@ -1,6 +1,7 @@
-//! `cairn bench produce|consume`: load generators.
+//! `cairn bench produce|consume|commit`: load generators.
 
 mod budget;
+mod commit;
 mod consume;
 mod meter;
 mod pool;
@@ -21,6 +22,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     match args.command {
         BenchCommand::Produce(a) => produce::run(client, a).await,
         BenchCommand::Consume(a) => consume::run(client, a).await,
+        BenchCommand::Commit(a) => commit::run(client, a).await,
     }
 }
 

@@ -1,0 +1,1071 @@
+//! The consumer-group coordinator: Kafka's group membership protocol
+//! (join, sync, heartbeat, leave) run by the metadata leader.
+//!
+//! ```text
+//!            join (new member / rejoin)          all known members joined
+//!   Empty ─────────────► PreparingRebalance ───────────────────────────► CompletingRebalance
+//!     ▲                    ▲      │  (or the rebalance timeout: the      │ leader's SyncGroup
+//!     │ last member        │      │   ones that did not are removed)     ▼
+//!     │ leaves / expires   └──────┴───── join, leave, session expiry ── Stable
+//! ```
+//!
+//! Live state (who is waiting in a join, when each member was last heard
+//! from) is kept in memory on the coordinator. Every completed join and sync
+//! writes the generation's membership to the metadata group (`PutGroup`), so
+//! a new metadata leader carries on with the same generation and
+//! assignments, and commits are fenced by generation when applied. Offset
+//! commits are batched: many requests go into one `CommitBatch` entry.
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_metadata::CommittedOffset;
+use cairn_metadata::GroupCommit;
+use cairn_metadata::GroupError;
+use cairn_metadata::GroupMember;
+use cairn_metadata::GroupMeta;
+use cairn_metadata::GroupPhase;
+use cairn_metadata::MetaCommand;
+use cairn_metadata::MetaResponse;
+use cairn_proto::v1::*;
+use cairn_raft::Request as RaftRequest;
+use cairn_raft::Response as RaftResponse;
+use openraft::async_runtime::watch::WatchReceiver;
+use openraft::ReadPolicy;
+use tokio::sync::mpsc;
+use tokio::sync::oneshot;
+use tokio::sync::Mutex;
+use tokio::sync::MutexGuard;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::error::ApiError;
+use crate::node::Node;
+
+/// How often session expiry and rebalance deadlines are checked.
+pub(crate) const TICK: Duration = Duration::from_millis(100);
+/// Commit requests per metadata entry, at most.
+const MAX_COMMITS_PER_ENTRY: usize = 2_000;
+/// Commit entries proposed concurrently.
+const COMMIT_ENTRIES_IN_FLIGHT: usize = 8;
+/// A rebalance waits at most this long, whatever the members ask for.
+const MAX_REBALANCE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Kafka's names for a group's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Empty,
+    Preparing,
+    Completing,
+    Stable,
+}
+
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Empty => "Empty",
+            Phase::Preparing => "PreparingRebalance",
+            Phase::Completing => "CompletingRebalance",
+            Phase::Stable => "Stable",
+        }
+    }
+}
+
+type JoinReply = oneshot::Sender<Result<JoinGroupResponse, ApiError>>;
+type SyncReply = oneshot::Sender<Result<Vec<u8>, ApiError>>;
+
+struct Member {
+    info: GroupMember,
+    last_seen: Instant,
+    join_waiter: Option<JoinReply>,
+    sync_waiter: Option<SyncReply>,
+}
+
+impl Member {
+    fn alive(&self, now: Instant) -> bool {
+        self.join_waiter.is_some()
+            || now.duration_since(self.last_seen)
+                < Duration::from_millis(u64::from(self.info.session_timeout_ms))
+    }
+}
+
+struct Group {
+    name: String,
+    phase: Phase,
+    generation: i32,
+    protocol_type: String,
+    protocol: String,
+    leader: String,
+    members: BTreeMap<String, Member>,
+    /// When a rebalance (or a leader's sync) is given up on.
+    deadline: Option<Instant>,
+    /// A first rebalance waits this long for more members.
+    not_before: Option<Instant>,
+}
+
+impl Group {
+    fn new(name: &str) -> Self {
+        Group {
+            name: name.to_owned(),
+            phase: Phase::Empty,
+            generation: 0,
+            protocol_type: String::new(),
+            protocol: String::new(),
+            leader: String::new(),
+            members: BTreeMap::new(),
+            deadline: None,
+            not_before: None,
+        }
+    }
+
+    /// A group as stored, taken over by a new coordinator: its members get a
+    /// full session to show up before they expire.
+    fn from_stored(name: &str, meta: &GroupMeta, now: Instant) -> Self {
+        let mut g = Group::new(name);
+        g.generation = meta.generation;
+        g.protocol_type = meta.protocol_type.clone();
+        g.protocol = meta.protocol.clone();
+        g.leader = meta.leader.clone();
+        g.members = meta
+            .members
+            .iter()
+            .map(|(id, info)| {
+                (
+                    id.clone(),
+                    Member {
+                        info: info.clone(),
+                        last_seen: now,
+                        join_waiter: None,
+                        sync_waiter: None,
+                    },
+                )
+            })
+            .collect();
+        g.phase = match meta.phase {
+            GroupPhase::Empty => Phase::Empty,
+            GroupPhase::Stable => Phase::Stable,
+            // The leader's assignment never made it: everyone joins again.
+            GroupPhase::AwaitingSync => Phase::Completing,
+        };
+        if g.phase == Phase::Completing {
+            g.start_rebalance(now, Duration::ZERO);
+        }
+        g
+    }
+
+    fn stored(&self) -> GroupMeta {
+        GroupMeta {
+            generation: self.generation,
+            phase: match self.phase {
+                Phase::Empty => GroupPhase::Empty,
+                Phase::Stable => GroupPhase::Stable,
+                Phase::Preparing | Phase::Completing => GroupPhase::AwaitingSync,
+            },
+            protocol_type: self.protocol_type.clone(),
+            protocol: self.protocol.clone(),
+            leader: self.leader.clone(),
+            members: self
+                .members
+                .iter()
+                .map(|(id, m)| (id.clone(), m.info.clone()))
+                .collect(),
+        }
+    }
+
+    fn rebalance_timeout(&self) -> Duration {
+        self.members
+            .values()
+            .map(|m| Duration::from_millis(u64::from(m.info.rebalance_timeout_ms)))
+            .max()
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_REBALANCE_TIMEOUT)
+    }
+
+    /// Every member must join again; pending syncs are told so.
+    fn start_rebalance(&mut self, now: Instant, initial_delay: Duration) {
+        if self.phase == Phase::Preparing {
+            return;
+        }
+        if self.phase == Phase::Empty && !initial_delay.is_zero() {
+            self.not_before = Some(now + initial_delay);
+        }
+        self.phase = Phase::Preparing;
+        self.deadline = Some(now + self.rebalance_timeout());
+        for m in self.members.values_mut() {
+            if let Some(w) = m.sync_waiter.take() {
+                let _ = w.send(Err(ApiError::RebalanceInProgress(self.name.clone())));
+            }
+        }
+        tracing::info!(group = %self.name, generation = self.generation, "rebalance started");
+    }
+
+    /// The protocol every member supports, preferring the members' own
+    /// order (the one most members rank first).
+    fn choose_protocol(&self) -> String {
+        let supported_by_all = |name: &str| {
+            self.members
+                .values()
+                .all(|m| m.info.protocols.iter().any(|(p, _)| p == name))
+        };
+        let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+        for m in self.members.values() {
+            if let Some((p, _)) = m.info.protocols.iter().find(|(p, _)| supported_by_all(p)) {
+                *votes.entry(p.as_str()).or_default() += 1;
+            }
+        }
+        votes
+            .into_iter()
+            .max_by_key(|(_, n)| *n)
+            .map(|(p, _)| p.to_owned())
+            .unwrap_or_default()
+    }
+
+    fn ready_to_complete(&self, now: Instant) -> bool {
+        if self.phase != Phase::Preparing {
+            return false;
+        }
+        if self.deadline.is_some_and(|d| now >= d) {
+            return true;
+        }
+        if self.not_before.is_some_and(|t| now < t) {
+            return false;
+        }
+        self.members.values().all(|m| m.join_waiter.is_some())
+    }
+
+    fn fail_waiters(&mut self, err: impl Fn() -> ApiError) {
+        for m in self.members.values_mut() {
+            if let Some(w) = m.join_waiter.take() {
+                let _ = w.send(Err(err()));
+            }
+            if let Some(w) = m.sync_waiter.take() {
+                let _ = w.send(Err(err()));
+            }
+        }
+    }
+}
+
+/// Limits on what members may ask for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GroupLimits {
+    pub initial_rebalance_delay: Duration,
+    pub min_session_timeout_ms: u32,
+    pub max_session_timeout_ms: u32,
+}
+
+struct Groups {
+    /// The metadata term the in-memory state belongs to; `None` when this
+    /// node is not the coordinator.
+    term: Option<u64>,
+    map: HashMap<String, Group>,
+}
+
+struct PendingCommit {
+    commit: GroupCommit,
+    reply: oneshot::Sender<Result<(), ApiError>>,
+}
+
+pub(crate) struct Coordinator {
+    groups: Mutex<Groups>,
+    limits: GroupLimits,
+    commits: mpsc::UnboundedSender<PendingCommit>,
+    commit_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<PendingCommit>>>,
+}
+
+fn new_member_id(client_id: &str) -> String {
+    use std::hash::BuildHasher;
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    let prefix = if client_id.is_empty() {
+        "member"
+    } else {
+        client_id
+    };
+    format!("{prefix}-{:016x}", h.finish())
+}
+
+impl Coordinator {
+    pub(crate) fn new(limits: GroupLimits) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Coordinator {
+            groups: Mutex::new(Groups {
+                term: None,
+                map: HashMap::new(),
+            }),
+            limits,
+            commits: tx,
+            commit_rx: std::sync::Mutex::new(Some(rx)),
+        }
+    }
+
+    fn not_coordinator(node: &Node) -> ApiError {
+        ApiError::NotCoordinator {
+            leader: node
+                .meta_leader()
+                .filter(|l| *l != node.id)
+                .and_then(|l| node.node_info(l).map(|n| (l, n.grpc_addr))),
+        }
+    }
+
+    /// The group state, if this node is the coordinator; (re)loads it from
+    /// the metadata group after this node became the metadata leader.
+    async fn lock(&self, node: &Node) -> Result<MutexGuard<'_, Groups>, ApiError> {
+        let term = {
+            let metrics = node.meta.metrics();
+            let m = metrics.borrow_watched();
+            (m.state == openraft::ServerState::Leader).then_some(m.current_term)
+        };
+        let Some(term) = term else {
+            let mut g = self.groups.lock().await;
+            drop_state(&mut g, node);
+            return Err(Self::not_coordinator(node));
+        };
+        let mut g = self.groups.lock().await;
+        if g.term != Some(term) {
+            drop_state(&mut g, node);
+            // Everything committed before this term must be applied first.
+            node.meta
+                .ensure_linearizable(ReadPolicy::ReadIndex)
+                .await
+                .map_err(|_| Self::not_coordinator(node))?;
+            let now = Instant::now();
+            g.map = node.meta_view.read(|s| {
+                s.groups
+                    .iter()
+                    .filter(|(_, m)| !m.members.is_empty())
+                    .map(|(name, m)| (name.clone(), Group::from_stored(name, m, now)))
+                    .collect()
+            });
+            g.term = Some(term);
+            tracing::info!(
+                term,
+                groups = g.map.len(),
+                "group coordinator taking over the stored groups"
+            );
+        }
+        Ok(g)
+    }
+
+    async fn persist(&self, node: &Node, group: &Group) -> Result<(), ApiError> {
+        let cmd = MetaCommand::PutGroup {
+            group: group.name.clone(),
+            meta: group.stored(),
+        };
+        self.write(node, cmd).await.map(|_| ())
+    }
+
+    async fn write(&self, node: &Node, cmd: MetaCommand) -> Result<MetaResponse, ApiError> {
+        match node.meta.client_write(RaftRequest::Meta(cmd)).await {
+            Ok(r) => match r.data {
+                RaftResponse::Meta(resp) => Ok(resp),
+                other => Err(ApiError::Internal(format!(
+                    "metadata group answered {other:?}"
+                ))),
+            },
+            Err(_) => Err(Self::not_coordinator(node)),
+        }
+    }
+
+    pub(crate) async fn join(
+        &self,
+        node: &Node,
+        req: JoinGroupRequest,
+        client_host: String,
+    ) -> Result<JoinGroupResponse, ApiError> {
+        if req.group.is_empty() {
+            return Err(ApiError::InvalidArgument("group must not be empty".into()));
+        }
+        if req.protocols.is_empty() || req.protocol_type.is_empty() {
+            return Err(ApiError::InconsistentGroupProtocol(
+                "a member must name a protocol type and at least one protocol".into(),
+            ));
+        }
+        let l = self.limits;
+        if req.session_timeout_ms < l.min_session_timeout_ms
+            || req.session_timeout_ms > l.max_session_timeout_ms
+        {
+            return Err(ApiError::InvalidSessionTimeout(format!(
+                "session timeout {} ms is outside [{}, {}] ms",
+                req.session_timeout_ms, l.min_session_timeout_ms, l.max_session_timeout_ms
+            )));
+        }
+        let rebalance_timeout_ms = if req.rebalance_timeout_ms == 0 {
+            req.session_timeout_ms
+        } else {
+            req.rebalance_timeout_ms
+        };
+        let wait_limit = Duration::from_millis(u64::from(rebalance_timeout_ms))
+            .min(MAX_REBALANCE_TIMEOUT)
+            + Duration::from_secs(5);
+        let rx = {
+            let mut groups = self.lock(node).await?;
+            let now = Instant::now();
+            let group = groups
+                .map
+                .entry(req.group.clone())
+                .or_insert_with(|| Group::new(&req.group));
+            let others = group
+                .members
+                .values()
+                .filter(|m| m.info.member_id != req.member_id)
+                .count();
+            if others > 0 {
+                if group.protocol_type != req.protocol_type {
+                    return Err(ApiError::InconsistentGroupProtocol(format!(
+                        "group {} uses protocol type {:?}, the member {:?}",
+                        req.group, group.protocol_type, req.protocol_type
+                    )));
+                }
+                let shared = req.protocols.iter().any(|p| {
+                    group
+                        .members
+                        .values()
+                        .filter(|m| m.info.member_id != req.member_id)
+                        .all(|m| m.info.protocols.iter().any(|(n, _)| *n == p.name))
+                });
+                if !shared {
+                    return Err(ApiError::InconsistentGroupProtocol(format!(
+                        "none of the member's protocols is supported by every member of group {}",
+                        req.group
+                    )));
+                }
+            }
+            let member_id = if req.member_id.is_empty() {
+                new_member_id(&req.client_id)
+            } else if group.members.contains_key(&req.member_id) {
+                req.member_id.clone()
+            } else {
+                return Err(ApiError::UnknownMember(format!(
+                    "member {} is not in group {}; join as a new member",
+                    req.member_id, req.group
+                )));
+            };
+            group.protocol_type = req.protocol_type.clone();
+            let (tx, rx) = oneshot::channel();
+            let info = GroupMember {
+                member_id: member_id.clone(),
+                client_id: req.client_id.clone(),
+                client_host,
+                session_timeout_ms: req.session_timeout_ms,
+                rebalance_timeout_ms,
+                protocols: req
+                    .protocols
+                    .iter()
+                    .map(|p| (p.name.clone(), p.metadata.to_vec()))
+                    .collect(),
+                assignment: Vec::new(),
+            };
+            let member = group.members.entry(member_id.clone()).or_insert(Member {
+                info: info.clone(),
+                last_seen: now,
+                join_waiter: None,
+                sync_waiter: None,
+            });
+            member.info = GroupMember {
+                assignment: std::mem::take(&mut member.info.assignment),
+                ..info
+            };
+            member.last_seen = now;
+            if let Some(old) = member.join_waiter.replace(tx) {
+                let _ = old.send(Err(ApiError::RebalanceInProgress(format!(
+                    "member {member_id} joined again"
+                ))));
+            }
+            group.start_rebalance(now, l.initial_rebalance_delay);
+            let name = group.name.clone();
+            self.complete_if_ready(node, &mut groups, &name, now).await;
+            rx
+        };
+        match tokio::time::timeout(wait_limit, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(Self::not_coordinator(node)),
+            Err(_) => Err(ApiError::RebalanceInProgress(format!(
+                "the rebalance of group {} did not complete in time",
+                req.group
+            ))),
+        }
+    }
+
+    /// Completes the group's join phase if every member joined (or the
+    /// rebalance timed out): a new generation, stored, then answered.
+    async fn complete_if_ready(&self, node: &Node, groups: &mut Groups, name: &str, now: Instant) {
+        let Some(group) = groups.map.get_mut(name) else {
+            return;
+        };
+        if !group.ready_to_complete(now) {
+            return;
+        }
+        let late: Vec<String> = group
+            .members
+            .iter()
+            .filter(|(_, m)| m.join_waiter.is_none())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &late {
+            tracing::info!(group = %name, member = %id, "member did not join the rebalance in time; removed");
+            group.members.remove(id);
+        }
+        group.generation += 1;
+        group.deadline = None;
+        group.not_before = None;
+        if group.members.is_empty() {
+            group.phase = Phase::Empty;
+            group.leader.clear();
+            group.protocol.clear();
+        } else {
+            group.phase = Phase::Completing;
+            group.protocol = group.choose_protocol();
+            if !group.members.contains_key(&group.leader) {
+                group.leader = group.members.keys().next().cloned().unwrap_or_default();
+            }
+            for m in group.members.values_mut() {
+                m.info.assignment.clear();
+            }
+            // The leader has this long to send the assignment.
+            group.deadline = Some(now + group.rebalance_timeout());
+        }
+        if let Err(e) = self.persist(node, group).await {
+            tracing::warn!(group = %name, error = %e, "could not store the new generation");
+            group.fail_waiters(|| ApiError::NotCoordinator { leader: None });
+            return;
+        }
+        tracing::info!(
+            group = %name,
+            generation = group.generation,
+            members = group.members.len(),
+            protocol = %group.protocol,
+            "group rebalanced"
+        );
+        let members: Vec<GroupMemberMetadata> = group
+            .members
+            .values()
+            .map(|m| GroupMemberMetadata {
+                member_id: m.info.member_id.clone(),
+                metadata: m.info.metadata(&group.protocol).to_vec().into(),
+            })
+            .collect();
+        for (id, m) in group.members.iter_mut() {
+            m.last_seen = now;
+            if let Some(w) = m.join_waiter.take() {
+                let _ = w.send(Ok(JoinGroupResponse {
+                    generation: group.generation,
+                    protocol: group.protocol.clone(),
+                    leader: group.leader.clone(),
+                    member_id: id.clone(),
+                    members: if *id == group.leader {
+                        members.clone()
+                    } else {
+                        Vec::new()
+                    },
+                }));
+            }
+        }
+    }
+
+    fn member_mut<'a>(
+        groups: &'a mut Groups,
+        group: &str,
+        member: &str,
+        generation: i32,
+    ) -> Result<&'a mut Group, ApiError> {
+        let g = groups.map.get_mut(group).ok_or_else(|| {
+            ApiError::UnknownMember(format!("member {member} is not in group {group}"))
+        })?;
+        if !g.members.contains_key(member) {
+            return Err(ApiError::UnknownMember(format!(
+                "member {member} is not in group {group}"
+            )));
+        }
+        if generation != g.generation {
+            return Err(ApiError::IllegalGeneration(format!(
+                "group {group} is at generation {}, the request names {generation}",
+                g.generation
+            )));
+        }
+        Ok(g)
+    }
+
+    pub(crate) async fn sync(
+        &self,
+        node: &Node,
+        req: SyncGroupRequest,
+    ) -> Result<Vec<u8>, ApiError> {
+        let rx = {
+            let mut groups = self.lock(node).await?;
+            let now = Instant::now();
+            let g = Self::member_mut(&mut groups, &req.group, &req.member_id, req.generation)?;
+            match g.phase {
+                Phase::Empty | Phase::Preparing => {
+                    return Err(ApiError::RebalanceInProgress(req.group.clone()))
+                }
+                Phase::Stable => {
+                    let m = &mut g.members.get_mut(&req.member_id).expect("checked");
+                    m.last_seen = now;
+                    return Ok(m.info.assignment.clone());
+                }
+                Phase::Completing => {}
+            }
+            if req.member_id == g.leader {
+                let mut given: HashMap<String, Vec<u8>> = req
+                    .assignments
+                    .into_iter()
+                    .map(|a| (a.member_id, a.assignment.to_vec()))
+                    .collect();
+                for (id, m) in g.members.iter_mut() {
+                    m.info.assignment = given.remove(id).unwrap_or_default();
+                }
+                g.phase = Phase::Stable;
+                g.deadline = None;
+                if let Err(e) = self.persist(node, g).await {
+                    g.phase = Phase::Completing;
+                    return Err(e);
+                }
+                for (id, m) in g.members.iter_mut() {
+                    if let Some(w) = m.sync_waiter.take() {
+                        let _ = w.send(Ok(m.info.assignment.clone()));
+                    }
+                    if *id == req.member_id {
+                        m.last_seen = now;
+                    }
+                }
+                tracing::info!(group = %req.group, generation = g.generation, "group stable");
+                return Ok(g
+                    .members
+                    .get(&req.member_id)
+                    .map(|m| m.info.assignment.clone())
+                    .unwrap_or_default());
+            }
+            let (tx, rx) = oneshot::channel();
+            let m = g.members.get_mut(&req.member_id).expect("checked");
+            m.last_seen = now;
+            m.sync_waiter = Some(tx);
+            rx
+        };
+        match tokio::time::timeout(MAX_REBALANCE_TIMEOUT, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(Self::not_coordinator(node)),
+            Err(_) => Err(ApiError::RebalanceInProgress(req.group)),
+        }
+    }
+
+    pub(crate) async fn heartbeat(
+        &self,
+        node: &Node,
+        req: HeartbeatRequest,
+    ) -> Result<(), ApiError> {
+        let mut groups = self.lock(node).await?;
+        let g = Self::member_mut(&mut groups, &req.group, &req.member_id, req.generation)?;
+        if let Some(m) = g.members.get_mut(&req.member_id) {
+            m.last_seen = Instant::now();
+        }
+        match g.phase {
+            Phase::Preparing => Err(ApiError::RebalanceInProgress(req.group)),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) async fn leave(&self, node: &Node, req: LeaveGroupRequest) -> Result<(), ApiError> {
+        let mut groups = self.lock(node).await?;
+        let now = Instant::now();
+        let Some(g) = groups.map.get_mut(&req.group) else {
+            return Err(ApiError::UnknownMember(format!(
+                "member {} is not in group {}",
+                req.member_id, req.group
+            )));
+        };
+        let Some(mut m) = g.members.remove(&req.member_id) else {
+            return Err(ApiError::UnknownMember(format!(
+                "member {} is not in group {}",
+                req.member_id, req.group
+            )));
+        };
+        if let Some(w) = m.join_waiter.take() {
+            let _ = w.send(Err(ApiError::UnknownMember(req.member_id.clone())));
+        }
+        tracing::info!(group = %req.group, member = %req.member_id, "member left");
+        self.after_departure(node, &mut groups, &req.group, now)
+            .await;
+        Ok(())
+    }
+
+    /// After members left or expired: an empty group is stored as such, a
+    /// non-empty one rebalances.
+    async fn after_departure(&self, node: &Node, groups: &mut Groups, name: &str, now: Instant) {
+        let Some(g) = groups.map.get_mut(name) else {
+            return;
+        };
+        if g.members.is_empty() {
+            g.generation += 1;
+            g.phase = Phase::Empty;
+            g.leader.clear();
+            g.protocol.clear();
+            g.deadline = None;
+            if let Err(e) = self.persist(node, g).await {
+                tracing::warn!(group = %name, error = %e, "could not store the empty group");
+            }
+        } else {
+            g.start_rebalance(now, Duration::ZERO);
+            self.complete_if_ready(node, groups, name, now).await;
+        }
+    }
+
+    /// Session expiry and rebalance deadlines; run every [`TICK`].
+    pub(crate) async fn tick(&self, node: &Node) {
+        if !node.is_meta_leader() {
+            let mut g = self.groups.lock().await;
+            drop_state(&mut g, node);
+            return;
+        }
+        let Ok(mut groups) = self.lock(node).await else {
+            return;
+        };
+        let now = Instant::now();
+        let names: Vec<String> = groups.map.keys().cloned().collect();
+        for name in names {
+            let Some(g) = groups.map.get_mut(&name) else {
+                continue;
+            };
+            let expired: Vec<String> = g
+                .members
+                .iter()
+                .filter(|(_, m)| !m.alive(now))
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &expired {
+                tracing::info!(group = %name, member = %id, "member session expired; removed");
+                if let Some(mut m) = g.members.remove(id) {
+                    if let Some(w) = m.sync_waiter.take() {
+                        let _ = w.send(Err(ApiError::UnknownMember(id.clone())));
+                    }
+                }
+            }
+            // A leader that never sent the assignment: start over.
+            let sync_overdue = g.phase == Phase::Completing && g.deadline.is_some_and(|d| now >= d);
+            if sync_overdue {
+                g.phase = Phase::Stable;
+                g.start_rebalance(now, Duration::ZERO);
+            }
+            if !expired.is_empty() {
+                self.after_departure(node, &mut groups, &name, now).await;
+            } else {
+                self.complete_if_ready(node, &mut groups, &name, now).await;
+            }
+            if groups
+                .map
+                .get(&name)
+                .is_some_and(|g| g.phase == Phase::Empty && g.members.is_empty())
+            {
+                groups.map.remove(&name);
+            }
+        }
+    }
+
+    /// Checks a commit against the live membership, then queues it for the
+    /// next batch; answers once it is applied (fenced again there).
+    pub(crate) async fn commit(
+        &self,
+        node: &Node,
+        group: String,
+        generation: Option<i32>,
+        member_id: String,
+        offsets: Vec<(String, u32, CommittedOffset)>,
+    ) -> Result<(), ApiError> {
+        if group.is_empty() {
+            return Err(ApiError::InvalidArgument("group must not be empty".into()));
+        }
+        {
+            let mut groups = self.lock(node).await?;
+            match (groups.map.get_mut(&group), generation) {
+                (Some(g), Some(gen)) => {
+                    if !g.members.contains_key(&member_id) {
+                        return Err(ApiError::UnknownMember(format!(
+                            "member {member_id} is not in group {group}"
+                        )));
+                    }
+                    if gen != g.generation {
+                        return Err(ApiError::IllegalGeneration(format!(
+                            "group {group} is at generation {}, the commit names {gen}",
+                            g.generation
+                        )));
+                    }
+                    if g.phase == Phase::Completing {
+                        return Err(ApiError::RebalanceInProgress(group));
+                    }
+                    if let Some(m) = g.members.get_mut(&member_id) {
+                        m.last_seen = Instant::now();
+                    }
+                }
+                (Some(g), None) if !g.members.is_empty() => {
+                    return Err(GroupError::NotEmpty {
+                        members: g.members.len(),
+                        group,
+                    }
+                    .into())
+                }
+                // Fenced at apply against the stored membership.
+                _ => {}
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        self.commits
+            .send(PendingCommit {
+                commit: GroupCommit {
+                    group,
+                    generation,
+                    member_id,
+                    offsets,
+                },
+                reply: tx,
+            })
+            .map_err(|_| ApiError::Internal("the commit batcher stopped".into()))?;
+        rx.await
+            .map_err(|_| ApiError::Internal("the commit batcher dropped a commit".into()))?
+    }
+
+    /// A group's committed offsets, read on the coordinator: every commit
+    /// it acknowledged is applied there.
+    pub(crate) async fn offsets(
+        &self,
+        node: &Node,
+        group: &str,
+    ) -> Result<Vec<OffsetCommit>, ApiError> {
+        let _groups = self.lock(node).await?;
+        Ok(group_offsets(node, group))
+    }
+
+    pub(crate) async fn describe(
+        &self,
+        node: &Node,
+        name: &str,
+    ) -> Result<DescribeGroupResponse, ApiError> {
+        let groups = self.lock(node).await?;
+        let offsets = group_offsets(node, name);
+        let known = node
+            .meta_view
+            .read(|s| s.group_names().iter().any(|n| n == name));
+        let Some(g) = groups.map.get(name) else {
+            if !known {
+                return Err(ApiError::UnknownGroup(name.to_owned()));
+            }
+            return Ok(DescribeGroupResponse {
+                group: name.to_owned(),
+                state: Phase::Empty.name().to_owned(),
+                protocol_type: node.meta_view.read(|s| {
+                    s.groups
+                        .get(name)
+                        .map(|m| m.protocol_type.clone())
+                        .unwrap_or_default()
+                }),
+                generation: node
+                    .meta_view
+                    .read(|s| s.groups.get(name).map_or(0, |m| m.generation)),
+                offsets,
+                ..Default::default()
+            });
+        };
+        Ok(DescribeGroupResponse {
+            group: name.to_owned(),
+            state: g.phase.name().to_owned(),
+            protocol_type: g.protocol_type.clone(),
+            protocol: g.protocol.clone(),
+            generation: g.generation,
+            leader: g.leader.clone(),
+            members: g
+                .members
+                .values()
+                .map(|m| GroupMemberDescription {
+                    member_id: m.info.member_id.clone(),
+                    client_id: m.info.client_id.clone(),
+                    client_host: m.info.client_host.clone(),
+                    metadata: m.info.metadata(&g.protocol).to_vec().into(),
+                    assignment: m.info.assignment.clone().into(),
+                })
+                .collect(),
+            offsets,
+        })
+    }
+
+    pub(crate) async fn list(&self, node: &Node) -> Result<Vec<GroupListing>, ApiError> {
+        let groups = self.lock(node).await?;
+        let stored = node.meta_view.read(|s| {
+            s.group_names()
+                .into_iter()
+                .map(|n| {
+                    let t = s
+                        .groups
+                        .get(&n)
+                        .map(|m| m.protocol_type.clone())
+                        .unwrap_or_default();
+                    (n, t)
+                })
+                .collect::<BTreeMap<_, _>>()
+        });
+        let mut out: BTreeMap<String, GroupListing> = stored
+            .into_iter()
+            .map(|(name, protocol_type)| {
+                (
+                    name.clone(),
+                    GroupListing {
+                        group: name,
+                        state: Phase::Empty.name().into(),
+                        protocol_type,
+                        members: 0,
+                    },
+                )
+            })
+            .collect();
+        for g in groups.map.values() {
+            out.insert(
+                g.name.clone(),
+                GroupListing {
+                    group: g.name.clone(),
+                    state: g.phase.name().into(),
+                    protocol_type: g.protocol_type.clone(),
+                    members: g.members.len() as u32,
+                },
+            );
+        }
+        Ok(out.into_values().collect())
+    }
+
+    pub(crate) async fn delete(&self, node: &Node, name: &str) -> Result<(), ApiError> {
+        let mut groups = self.lock(node).await?;
+        if let Some(g) = groups.map.get(name) {
+            if !g.members.is_empty() {
+                return Err(GroupError::NotEmpty {
+                    group: name.to_owned(),
+                    members: g.members.len(),
+                }
+                .into());
+            }
+        }
+        match self
+            .write(
+                node,
+                MetaCommand::DeleteGroup {
+                    group: name.to_owned(),
+                },
+            )
+            .await?
+        {
+            MetaResponse::Ok => {
+                groups.map.remove(name);
+                tracing::info!(group = %name, "group deleted");
+                Ok(())
+            }
+            MetaResponse::GroupError(e) => Err(e.into()),
+            other => Err(ApiError::Internal(format!("{other:?}"))),
+        }
+    }
+}
+
+fn drop_state(g: &mut Groups, node: &Node) {
+    if g.term.take().is_some() || !g.map.is_empty() {
+        for (_, mut group) in g.map.drain() {
+            group.fail_waiters(|| Coordinator::not_coordinator(node));
+        }
+        tracing::info!("no longer the group coordinator");
+    }
+}
+
+fn group_offsets(node: &Node, group: &str) -> Vec<OffsetCommit> {
+    node.meta_view.read(|s| {
+        s.group_offsets
+            .get(group)
+            .map(|by_topic| {
+                by_topic
+                    .iter()
+                    .flat_map(|(topic, parts)| {
+                        parts.iter().map(move |(p, c)| OffsetCommit {
+                            topic: topic.clone(),
+                            partition: *p,
+                            offset: c.offset,
+                            metadata: c.metadata.clone(),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
+}
+
+/// Drives session expiry and rebalance deadlines.
+pub(crate) async fn tick_loop(node: Arc<Node>) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        node.coordinator.tick(&node).await;
+    }
+}
+
+/// Turns queued commits into `CommitBatch` entries: whatever queued while
+/// earlier entries were in flight goes into the next one.
+pub(crate) async fn commit_loop(node: Arc<Node>) {
+    let Some(mut rx) = node
+        .coordinator
+        .commit_rx
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+    else {
+        return;
+    };
+    let in_flight = Arc::new(Semaphore::new(COMMIT_ENTRIES_IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_COMMITS_PER_ENTRY {
+            match rx.try_recv() {
+                Ok(c) => batch.push(c),
+                Err(_) => break,
+            }
+        }
+        let node = node.clone();
+        tokio::spawn(async move {
+            let (commits, replies): (Vec<_>, Vec<_>) =
+                batch.into_iter().map(|p| (p.commit, p.reply)).unzip();
+            metrics::histogram!("cairn_group_commits_per_entry").record(commits.len() as f64);
+            let result = node
+                .coordinator
+                .write(&node, MetaCommand::CommitBatch(commits))
+                .await;
+            drop(permit);
+            match result {
+                Ok(MetaResponse::Commits(results)) if results.len() == replies.len() => {
+                    for (reply, r) in replies.into_iter().zip(results) {
+                        let _ = reply.send(r.map_err(ApiError::from));
+                    }
+                }
+                Ok(other) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(ApiError::Internal(format!(
+                            "commit batch answered {other:?}"
+                        ))));
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    let not_coordinator = matches!(e, ApiError::NotCoordinator { .. });
+                    for reply in replies {
+                        let _ = reply.send(Err(if not_coordinator {
+                            Coordinator::not_coordinator(&node)
+                        } else {
+                            ApiError::Internal(msg.clone())
+                        }));
+                    }
+                }
+            }
+        });
+    }
+}
