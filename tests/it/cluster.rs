@@ -62,6 +62,8 @@ pub struct TestCluster {
     voter_count: usize,
     /// More `cairn server` flags, for every node.
     extra_args: Vec<String>,
+    /// Extra environment of every node (`CAIRN_*` settings).
+    env: Vec<(String, String)>,
 }
 
 impl TestCluster {
@@ -97,6 +99,11 @@ impl TestCluster {
             data_dirs: vec![None; n],
             voter_count: n,
             extra_args: Vec::new(),
+            // Tests write records stamped 2023 (fixed timestamps): with the
+            // default retention.ms (7 days) they would be deleted within
+            // seconds, as Kafka would. Time retention is off unless a test
+            // (or topic) sets it.
+            env: vec![("CAIRN_RETENTION_MS".to_string(), "-1".to_string())],
         })
     }
 
@@ -109,6 +116,12 @@ impl TestCluster {
     /// Passes `args` to every node's `cairn server` (from its next start).
     pub fn with_server_args(mut self, args: &[&str]) -> Self {
         self.extra_args = args.iter().map(|a| a.to_string()).collect();
+        self
+    }
+
+    /// Sets an environment variable of every node started from now on.
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
         self
     }
 
@@ -156,6 +169,7 @@ impl TestCluster {
         }
         // Groups in tests form at once (Kafka's default waits 3 s for more members).
         cmd.env("CAIRN_GROUP_INITIAL_REBALANCE_DELAY_MS", "300");
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.env(
             "RUST_LOG",
             std::env::var("CAIRN_TEST_LOG").unwrap_or_else(|_| "info".into()),

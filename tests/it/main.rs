@@ -14,6 +14,7 @@ mod list_offsets;
 mod producer;
 mod reassign;
 mod replication;
+mod retention;
 mod stale_leader;
 mod topic_config;
 mod workload;

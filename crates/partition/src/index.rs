@@ -2,8 +2,18 @@
 
 /// Key suffix prefix of index rows within the group's state keyspace.
 pub(crate) const INDEX_PREFIX: u8 = b'o';
-/// Key suffix of the state machine's own row.
-pub(crate) const META_KEY: &[u8] = b"meta";
+/// Key suffix of the state machine's own row, first format (before retention).
+pub(crate) const META_KEY_V1: &[u8] = b"meta";
+/// Key suffix of the state machine's own row (with the retention fields).
+pub(crate) const META_KEY: &[u8] = b"meta2";
+/// Key suffix of the last snapshot (meta and bytes), served to replicas whose
+/// log position was purged.
+pub(crate) const SNAPSHOT_KEY: &[u8] = b"snapshot";
+
+/// Value length of index rows written before retention (no byte size).
+const VALUE_LEN_V1: usize = 20;
+/// Value length of index rows with the entry's byte size.
+const VALUE_LEN: usize = 24;
 
 /// Where the batch(es) starting at an offset live in the Raft log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,6 +22,9 @@ pub struct IndexEntry {
     pub raft_index: u64,
     pub record_count: u32,
     pub max_timestamp_ms: i64,
+    /// Bytes of record batches in the entry; `None` for rows written before
+    /// the size was indexed (20-byte rows), read from the log when needed.
+    pub bytes: Option<u32>,
 }
 
 impl IndexEntry {
@@ -22,23 +35,36 @@ impl IndexEntry {
         k
     }
 
-    pub(crate) fn encode_value(&self) -> [u8; 20] {
-        let mut v = [0u8; 20];
-        v[..8].copy_from_slice(&self.raft_index.to_be_bytes());
-        v[8..12].copy_from_slice(&self.record_count.to_be_bytes());
-        v[12..].copy_from_slice(&self.max_timestamp_ms.to_be_bytes());
+    /// The row's value: 24 bytes, or the first format's 20 when the size is
+    /// unknown (a row of an old entry carried over by a snapshot).
+    pub(crate) fn encode_value(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(VALUE_LEN);
+        v.extend_from_slice(&self.raft_index.to_be_bytes());
+        v.extend_from_slice(&self.record_count.to_be_bytes());
+        v.extend_from_slice(&self.max_timestamp_ms.to_be_bytes());
+        if let Some(bytes) = self.bytes {
+            v.extend_from_slice(&bytes.to_be_bytes());
+        }
         v
     }
 
     pub(crate) fn decode(key: &[u8], value: &[u8]) -> Option<IndexEntry> {
-        if key.len() != 9 || key[0] != INDEX_PREFIX || value.len() != 20 {
+        if key.len() != 9
+            || key[0] != INDEX_PREFIX
+            || (value.len() != VALUE_LEN_V1 && value.len() != VALUE_LEN)
+        {
             return None;
         }
+        let bytes = match value.get(20..24) {
+            Some(b) => Some(u32::from_be_bytes(b.try_into().ok()?)),
+            None => None,
+        };
         Some(IndexEntry {
             base_offset: u64::from_be_bytes(key[1..9].try_into().ok()?),
             raft_index: u64::from_be_bytes(value[..8].try_into().ok()?),
             record_count: u32::from_be_bytes(value[8..12].try_into().ok()?),
             max_timestamp_ms: i64::from_be_bytes(value[12..20].try_into().ok()?),
+            bytes,
         })
     }
 
@@ -58,11 +84,21 @@ mod tests {
             raft_index: 12,
             record_count: 7,
             max_timestamp_ms: -1,
+            bytes: Some(4096),
         };
+        assert_eq!(e.encode_value().len(), 24);
         assert_eq!(
             IndexEntry::decode(&IndexEntry::key(300), &e.encode_value()),
             Some(e)
         );
+        // Rows of the first format (20 bytes) still decode, without a size.
+        let old = IndexEntry { bytes: None, ..e };
+        assert_eq!(old.encode_value().len(), 20);
+        assert_eq!(
+            IndexEntry::decode(&IndexEntry::key(300), &e.encode_value()[..20]),
+            Some(old)
+        );
+        assert_eq!(IndexEntry::decode(&IndexEntry::key(300), &[0; 22]), None);
         assert!(IndexEntry::key(255) < IndexEntry::key(256));
         assert_eq!(IndexEntry::decode(b"x", &e.encode_value()), None);
     }

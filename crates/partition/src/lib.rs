@@ -10,6 +10,12 @@
 //!   PartitionLog (reads) : offset -> index -> log entry -> batches with offsets set
 //! ```
 //!
+//! Retention deletes whole entries from the front: the leader proposes
+//! `Request::Trim`, every replica moves its log start and drops the index
+//! rows below it, then builds a snapshot cut just before the first retained
+//! entry so that openraft purges the log below it (see
+//! `docs/adr/0004-retention.md`).
+//!
 //! Offsets are assigned when an entry is applied, so every replica assigns the
 //! same ones; the stored batches keep the base offset the client sent and get
 //! their real base offset and leader epoch patched in when read.
@@ -30,5 +36,7 @@ pub use index::IndexEntry;
 pub use log::FetchResult;
 pub use log::PartitionLog;
 pub use log::ReadError;
+pub use log::RetentionLimits;
 pub use shared::PartitionShared;
+pub use state_machine::PartitionSnapshotBuilder;
 pub use state_machine::PartitionStateMachine;

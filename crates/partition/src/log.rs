@@ -39,6 +39,18 @@ pub struct FetchResult {
     pub log_start: u64,
 }
 
+/// A topic's delete-retention limits, as the leader's retention task applies them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionLimits {
+    /// Now, in ms since the epoch.
+    pub now_ms: i64,
+    /// `retention.ms`: batches whose newest record is older are deleted.
+    pub max_age_ms: Option<i64>,
+    /// `retention.bytes`: the oldest batches are deleted while the
+    /// partition holds more.
+    pub max_bytes: Option<u64>,
+}
+
 /// Read access to one partition replica's committed records.
 #[derive(Clone)]
 pub struct PartitionLog {
@@ -57,6 +69,12 @@ impl PartitionLog {
 
     pub fn log_start(&self) -> u64 {
         self.shared.log_start()
+    }
+
+    /// The Raft index up to which the log holds only deleted records (see
+    /// [`PartitionShared::purge_wanted`]).
+    pub fn purge_wanted(&self) -> Option<u64> {
+        self.shared.purge_wanted()
     }
 
     /// Waits until the high watermark passes `offset` or `max_wait` elapses.
@@ -142,6 +160,106 @@ impl PartitionLog {
             high_watermark,
             log_start,
         })
+    }
+
+    /// Where retention would move the log start: the base offset of the
+    /// first batch to keep, or `None` when nothing is to be deleted. Only
+    /// whole batches (Raft entries) are deleted, oldest first; by time up
+    /// to the first batch that is not old enough, by size until what is
+    /// left fits. The batch holding the newest record is always kept, as
+    /// Kafka keeps the active segment. Visits every retained index row.
+    pub async fn retention_start(&self, limits: RetentionLimits) -> Result<Option<u64>, ReadError> {
+        if limits.max_age_ms.is_none() && limits.max_bytes.is_none() {
+            return Ok(None);
+        }
+        let group = self.shared.group;
+        let hw = self.high_watermark();
+        let cutoff = limits
+            .max_age_ms
+            .map(|age| limits.now_ms.saturating_sub(age));
+        // By time alone, the scan stops at the first batch that is not old
+        // enough (usually the first one); by size it visits every row.
+        let stop_at_young = limits.max_bytes.is_none();
+        let mut rows = Vec::new();
+        self.store
+            .state_visit(
+                group,
+                &IndexEntry::key(self.log_start()),
+                Some(&IndexEntry::key(hw)),
+                |k, v| {
+                    let Some(e) = IndexEntry::decode(k, v) else {
+                        return ControlFlow::Continue(());
+                    };
+                    rows.push(e);
+                    if stop_at_young && cutoff.is_some_and(|c| e.max_timestamp_ms >= c) {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                },
+            )
+            .map_err(|e| ReadError::Storage(e.to_string()))?;
+        let Some(last) = rows.len().checked_sub(1) else {
+            return Ok(None);
+        };
+        let mut drop = 0;
+        if let Some(cutoff) = cutoff {
+            drop = rows[..last]
+                .iter()
+                .take_while(|r| r.max_timestamp_ms < cutoff)
+                .count();
+        }
+        if let Some(max_bytes) = limits.max_bytes {
+            let mut sizes = Vec::with_capacity(rows.len());
+            let mut log: LogStore<TypeConfig> = self.store.log_store(group);
+            for row in &rows {
+                let size = match row.bytes {
+                    Some(b) => u64::from(b),
+                    None => self.entry_bytes(&mut log, row).await?,
+                };
+                sizes.push(size);
+            }
+            let mut retained: u64 = sizes.iter().sum();
+            let mut by_size = 0;
+            while by_size < last && retained > max_bytes {
+                retained -= sizes[by_size];
+                by_size += 1;
+            }
+            drop = drop.max(by_size);
+        }
+        Ok((drop > 0).then(|| rows[drop].base_offset))
+    }
+
+    /// Bytes of record batches in the log entry of `row` (rows written
+    /// before sizes were indexed).
+    async fn entry_bytes(
+        &self,
+        log: &mut LogStore<TypeConfig>,
+        row: &IndexEntry,
+    ) -> Result<u64, ReadError> {
+        let mut out = BytesMut::new();
+        self.append_batches(log, row, &mut out).await?;
+        Ok(out.len() as u64)
+    }
+
+    /// Bytes of record batches from the log start to the high watermark, as
+    /// the index records them.
+    pub fn retained_bytes(&self) -> Result<u64, ReadError> {
+        let mut total = 0u64;
+        self.store
+            .state_visit(
+                self.shared.group,
+                &IndexEntry::key(self.log_start()),
+                Some(&IndexEntry::key(self.high_watermark())),
+                |k, v| {
+                    if let Some(e) = IndexEntry::decode(k, v) {
+                        total += u64::from(e.bytes.unwrap_or(0));
+                    }
+                    ControlFlow::Continue(())
+                },
+            )
+            .map_err(|e| ReadError::Storage(e.to_string()))?;
+        Ok(total)
     }
 
     /// Copies the batches of one log entry into `out`, setting their base

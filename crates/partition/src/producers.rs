@@ -53,6 +53,14 @@ impl Producers {
         self.states.insert(producer_id, state);
     }
 
+    /// Every producer's state, for a snapshot.
+    pub(crate) fn states(&self) -> Vec<(i64, ProducerState)> {
+        let mut out: Vec<(i64, ProducerState)> =
+            self.states.iter().map(|(id, s)| (*id, s.clone())).collect();
+        out.sort_by_key(|(id, _)| *id);
+        out
+    }
+
     pub(crate) fn check(&self, b: &ProducerBatch) -> Verdict {
         let Some(state) = self.states.get(&b.producer_id) else {
             return Verdict::Append;

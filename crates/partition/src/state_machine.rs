@@ -1,6 +1,8 @@
 //! The partition's Raft state machine: assigns offsets, keeps the index.
 
+use std::collections::BTreeMap;
 use std::io;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use cairn_raft::decode;
@@ -14,6 +16,7 @@ use cairn_raft::SnapshotData;
 use cairn_raft::SnapshotMeta;
 use cairn_raft::StoredMembership;
 use cairn_raft::TypeConfig;
+use cairn_storage::LogStore;
 use cairn_storage::NodeStore;
 use cairn_storage::StateBatch;
 use futures::Stream;
@@ -21,12 +24,15 @@ use futures::TryStreamExt;
 use openraft::storage::EntryResponder;
 use openraft::storage::RaftStateMachine;
 use openraft::EntryPayload;
+use openraft::RaftLogReader;
 use openraft::RaftSnapshotBuilder;
 use serde::Deserialize;
 use serde::Serialize;
 
 use crate::index::IndexEntry;
 use crate::index::META_KEY;
+use crate::index::META_KEY_V1;
+use crate::index::SNAPSHOT_KEY;
 use crate::producers::ProducerState;
 use crate::producers::Producers;
 use crate::producers::Verdict;
@@ -40,7 +46,51 @@ struct SmMeta {
     membership: StoredMembership,
     next_offset: u64,
     log_start: u64,
+    /// Set after installing a snapshot: the state already holds the effect
+    /// of every entry up to this Raft index (the snapshot was built there),
+    /// so those entries, replicated after the install, only move `applied`
+    /// and are not judged again.
+    preapplied_through: Option<u64>,
+    /// Membership configs applied, oldest first, from the one in force at
+    /// `purge` on: a snapshot must carry the membership as of its own index.
+    memberships: Vec<StoredMembership>,
+    /// Where the next snapshot is cut: the entry just before the first one
+    /// holding retained records, with the membership in force there.
+    purge: Option<PurgePoint>,
 }
+
+/// The first format of [`SmMeta`] (key `meta`), read once after an upgrade.
+#[derive(Deserialize)]
+struct SmMetaV1 {
+    applied: Option<LogId>,
+    membership: StoredMembership,
+    next_offset: u64,
+    log_start: u64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+struct PurgePoint {
+    log_id: LogId,
+    membership: StoredMembership,
+}
+
+/// A partition snapshot. Its Raft position (`SnapshotMeta::last_log_id`) is
+/// the purge point P, below every retained record, so that the entries
+/// holding retained records are replicated after it as log entries; its
+/// content is the state as of `preapplied_through` (>= P): the retained
+/// index rows and the producers' state.
+#[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
+struct PartitionSnapshot {
+    preapplied_through: u64,
+    next_offset: u64,
+    log_start: u64,
+    /// (base offset, raft index, record count, max timestamp, bytes).
+    rows: Vec<(u64, u64, u32, i64, Option<u32>)>,
+    producers: Vec<(i64, ProducerState)>,
+}
+
+/// How many membership configs are remembered for snapshots at most.
+const MEMBERSHIP_HISTORY: usize = 16;
 
 /// Applies committed entries of one partition group.
 ///
@@ -57,8 +107,19 @@ pub struct PartitionStateMachine {
     producers: Producers,
 }
 
+/// The snapshot handed to openraft: built by [`PartitionStateMachine`]
+/// itself when asked for a builder (between two applies, so it is a
+/// consistent view), already persisted.
+pub struct PartitionSnapshotBuilder {
+    built: Result<Option<(SnapshotMeta, Vec<u8>)>, String>,
+}
+
 fn io_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
+}
+
+fn is_at_or_below(m: &StoredMembership, index: u64) -> bool {
+    m.log_id().as_ref().is_none_or(|l| l.index <= index)
 }
 
 impl PartitionStateMachine {
@@ -69,10 +130,30 @@ impl PartitionStateMachine {
     ) -> Result<(Self, Arc<PartitionShared>), io::Error> {
         let meta = match store.state_get(group, META_KEY).map_err(io_err)? {
             Some(bytes) => decode::<SmMeta>(&bytes).map_err(io_err)?,
-            None => SmMeta::default(),
+            None => match store.state_get(group, META_KEY_V1).map_err(io_err)? {
+                Some(bytes) => {
+                    let v1 = decode::<SmMetaV1>(&bytes).map_err(io_err)?;
+                    SmMeta {
+                        applied: v1.applied,
+                        memberships: vec![v1.membership.clone()],
+                        membership: v1.membership,
+                        next_offset: v1.next_offset,
+                        log_start: v1.log_start,
+                        preapplied_through: None,
+                        purge: None,
+                    }
+                }
+                None => SmMeta::default(),
+            },
         };
+        let snapshot: Option<(SnapshotMeta, Vec<u8>)> =
+            match store.state_get(group, SNAPSHOT_KEY).map_err(io_err)? {
+                Some(bytes) => Some(decode(&bytes).map_err(io_err)?),
+                None => None,
+            };
         let shared = Arc::new(PartitionShared::new(group));
         shared.publish(meta.next_offset, meta.log_start);
+        shared.publish_purge(meta.purge.as_ref().map(|p| p.log_id.index));
         let mut producers = Producers::default();
         for (key, value) in store
             .state_scan(group, &[PRODUCER_PREFIX], &[PRODUCER_PREFIX + 1])
@@ -90,27 +171,227 @@ impl PartitionStateMachine {
             group,
             meta,
             shared: shared.clone(),
-            snapshot: None,
+            snapshot,
             producers,
         };
         Ok((sm, shared))
     }
 
-    fn snapshot_bytes(&self) -> Result<Vec<u8>, io::Error> {
-        encode(&self.meta).map_err(io_err)
+    /// The index row of the batch holding `offset`: rows written earlier in
+    /// this apply call (`pending`) first, then the store.
+    fn row_holding(
+        &self,
+        offset: u64,
+        pending: &BTreeMap<u64, IndexEntry>,
+    ) -> Result<Option<IndexEntry>, io::Error> {
+        let stored = self
+            .store
+            .state_seek_prev(self.group, &IndexEntry::key(offset))
+            .map_err(io_err)?
+            .and_then(|(k, v)| IndexEntry::decode(&k, &v));
+        let pending = pending.range(..=offset).next_back().map(|(_, e)| *e);
+        let row = match (stored, pending) {
+            (Some(a), Some(b)) if b.base_offset >= a.base_offset => Some(b),
+            (Some(a), _) => Some(a),
+            (None, b) => b,
+        };
+        Ok(row.filter(|r| r.base_offset <= offset && offset < r.next_offset()))
+    }
+
+    /// Applies a trim: the log start moves up to the start of the batch
+    /// holding `requested` (never past the last batch, never backwards);
+    /// index rows below it are deleted, and the purge point moves to the
+    /// Raft entry just before the first retained batch.
+    async fn trim(
+        &mut self,
+        batch: &mut StateBatch,
+        pending: &BTreeMap<u64, IndexEntry>,
+        requested: u64,
+    ) -> Result<u64, io::Error> {
+        let current = self.meta.log_start;
+        if self.meta.next_offset <= current {
+            return Ok(current);
+        }
+        // The last batch is always kept (Kafka keeps the active segment).
+        let target = requested.min(self.meta.next_offset - 1);
+        if target <= current {
+            return Ok(current);
+        }
+        let Some(row) = self.row_holding(target, pending)? else {
+            tracing::error!(
+                group = self.group,
+                offset = target,
+                "trim: no index row holds the offset; log start not moved"
+            );
+            return Ok(current);
+        };
+        if row.base_offset <= current {
+            return Ok(current);
+        }
+        batch.delete_range(
+            self.group,
+            &IndexEntry::key(0),
+            &IndexEntry::key(row.base_offset),
+        );
+        self.meta.log_start = row.base_offset;
+        self.plan_purge(row.raft_index).await?;
+        tracing::info!(
+            group = self.group,
+            log_start = row.base_offset,
+            first_retained_raft_index = row.raft_index,
+            "partition log start moved by retention"
+        );
+        Ok(row.base_offset)
+    }
+
+    /// Moves the purge point to the entry before `first_retained` when the
+    /// membership in force there is known.
+    async fn plan_purge(&mut self, first_retained: u64) -> Result<(), io::Error> {
+        let Some(upto) = first_retained.checked_sub(1) else {
+            return Ok(());
+        };
+        if self
+            .meta
+            .purge
+            .as_ref()
+            .is_some_and(|p| p.log_id.index >= upto)
+        {
+            return Ok(());
+        }
+        let mut log: LogStore<TypeConfig> = self.store.log_store(self.group);
+        let entries = log
+            .try_get_log_entries(upto..upto + 1)
+            .await
+            .map_err(io_err)?;
+        let Some(entry) = entries.into_iter().next() else {
+            // Already purged here (a snapshot covers it).
+            return Ok(());
+        };
+        let Some(pos) = self
+            .meta
+            .memberships
+            .iter()
+            .rposition(|m| is_at_or_below(m, upto))
+        else {
+            tracing::warn!(
+                group = self.group,
+                upto,
+                "membership at the purge point is not remembered; log not purged this time"
+            );
+            return Ok(());
+        };
+        self.meta.memberships.drain(..pos);
+        self.meta.purge = Some(PurgePoint {
+            log_id: entry.log_id,
+            membership: self.meta.memberships[0].clone(),
+        });
+        Ok(())
+    }
+
+    fn remember_membership(&mut self, m: StoredMembership) {
+        self.meta.membership = m.clone();
+        self.meta.memberships.push(m);
+        if self.meta.memberships.len() > MEMBERSHIP_HISTORY {
+            self.meta.memberships.remove(0);
+        }
+    }
+
+    /// Builds (and persists) the snapshot cut at the purge point, unless the
+    /// current one is already there.
+    async fn make_snapshot(&mut self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, io::Error> {
+        let Some(purge) = self.meta.purge.clone() else {
+            return Ok(self.snapshot.clone());
+        };
+        if let Some((meta, _)) = &self.snapshot {
+            if meta.last_log_id.as_ref() >= Some(&purge.log_id) {
+                return Ok(self.snapshot.clone());
+            }
+        }
+        let mut rows = Vec::new();
+        let mut corrupt = None;
+        self.store
+            .state_visit(
+                self.group,
+                &IndexEntry::key(self.meta.log_start),
+                Some(&IndexEntry::key(u64::MAX)),
+                |k, v| match IndexEntry::decode(k, v) {
+                    Some(e) => {
+                        rows.push((
+                            e.base_offset,
+                            e.raft_index,
+                            e.record_count,
+                            e.max_timestamp_ms,
+                            e.bytes,
+                        ));
+                        ControlFlow::Continue(())
+                    }
+                    None => {
+                        corrupt = Some(format!("bad index row under key {k:?}"));
+                        ControlFlow::Break(())
+                    }
+                },
+            )
+            .map_err(io_err)?;
+        if let Some(c) = corrupt {
+            return Err(io_err(c));
+        }
+        let applied = self.meta.applied.map_or(0, |l| l.index);
+        let content = PartitionSnapshot {
+            preapplied_through: applied.max(self.meta.preapplied_through.unwrap_or(0)),
+            next_offset: self.meta.next_offset,
+            log_start: self.meta.log_start,
+            rows,
+            producers: self.producers.states(),
+        };
+        let data = encode(&content).map_err(io_err)?;
+        let meta = SnapshotMeta {
+            last_log_id: Some(purge.log_id),
+            last_membership: purge.membership,
+        };
+        self.persist_snapshot(StateBatch::new(), &meta, &data)
+            .await?;
+        tracing::info!(
+            group = self.group,
+            last_log_id = %purge.log_id,
+            preapplied_through = content.preapplied_through,
+            rows = content.rows.len(),
+            bytes = data.len(),
+            "partition snapshot built"
+        );
+        metrics::counter!("cairn_partition_snapshots_built_total").increment(1);
+        self.snapshot = Some((meta, data));
+        Ok(self.snapshot.clone())
+    }
+
+    /// Writes `batch` with the snapshot, and syncs: the log below the
+    /// snapshot may be purged once this returns.
+    async fn persist_snapshot(
+        &self,
+        mut batch: StateBatch,
+        meta: &SnapshotMeta,
+        data: &[u8],
+    ) -> Result<(), io::Error> {
+        batch.put(
+            self.group,
+            SNAPSHOT_KEY,
+            &encode(&(meta.clone(), data.to_vec())).map_err(io_err)?,
+        );
+        self.store.write(batch).map_err(io_err)?;
+        self.store.sync().await.map_err(io_err)
     }
 }
 
-impl RaftSnapshotBuilder<TypeConfig> for PartitionStateMachine {
+impl RaftSnapshotBuilder<TypeConfig> for PartitionSnapshotBuilder {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        let data = self.snapshot_bytes()?;
-        let meta = SnapshotMeta {
-            last_log_id: self.meta.applied,
-            last_membership: self.meta.membership.clone(),
+        let (meta, data) = match &self.built {
+            Ok(Some((meta, data))) => (meta.clone(), data.clone()),
+            // Nothing trimmed yet: an empty snapshot at no log id, which
+            // openraft ignores.
+            Ok(None) => (SnapshotMeta::default(), Vec::new()),
+            Err(e) => return Err(io_err(e)),
         };
-        self.snapshot = Some((meta.clone(), data.clone()));
         Ok(Snapshot {
             meta,
             snapshot: std::io::Cursor::new(data),
@@ -120,7 +401,7 @@ impl RaftSnapshotBuilder<TypeConfig> for PartitionStateMachine {
 
 impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
     type SnapshotData = SnapshotData;
-    type SnapshotBuilder = Self;
+    type SnapshotBuilder = PartitionSnapshotBuilder;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
         Ok((self.meta.applied, self.meta.membership.clone()))
@@ -131,15 +412,22 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + Send,
     {
         let mut batch = StateBatch::new();
+        let mut pending: BTreeMap<u64, IndexEntry> = BTreeMap::new();
         let mut replies = Vec::new();
         while let Some((entry, responder)) = entries.try_next().await? {
             self.meta.applied = Some(entry.log_id);
+            let preapplied = self
+                .meta
+                .preapplied_through
+                .is_some_and(|a| entry.log_id.index <= a);
             let response = match entry.payload {
                 EntryPayload::Blank => Response::WrongGroup,
                 EntryPayload::Membership(m) => {
-                    self.meta.membership = StoredMembership::new(Some(entry.log_id), m);
+                    self.remember_membership(StoredMembership::new(Some(entry.log_id), m));
                     Response::WrongGroup
                 }
+                // The installed snapshot already holds this entry's effect.
+                EntryPayload::Normal(_) if preapplied => Response::WrongGroup,
                 EntryPayload::Normal(Request::Produce(cmd)) => 'produce: {
                     if let Some(pb) = &cmd.producer {
                         match self.producers.check(pb) {
@@ -171,12 +459,14 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
                         raft_index: entry.log_id.index,
                         record_count: cmd.record_count,
                         max_timestamp_ms: cmd.max_timestamp_ms,
+                        bytes: Some(u32::try_from(cmd.records.len()).unwrap_or(u32::MAX)),
                     };
                     batch.put(
                         self.group,
                         &IndexEntry::key(row.base_offset),
                         &row.encode_value(),
                     );
+                    pending.insert(row.base_offset, row);
                     self.meta.next_offset = row.next_offset();
                     Response::Produce {
                         base_offset: row.base_offset,
@@ -184,55 +474,123 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
                         duplicate: false,
                     }
                 }
+                EntryPayload::Normal(Request::Trim { log_start }) => Response::Trimmed {
+                    log_start: self.trim(&mut batch, &pending, log_start).await?,
+                },
                 EntryPayload::Normal(Request::Meta(_)) => Response::WrongGroup,
             };
             if let Some(r) = responder {
                 replies.push((r, response));
             }
         }
+        if let (Some(a), Some(applied)) = (self.meta.preapplied_through, self.meta.applied) {
+            if applied.index >= a {
+                self.meta.preapplied_through = None;
+            }
+        }
         batch.put(self.group, META_KEY, &encode(&self.meta).map_err(io_err)?);
         self.store.write(batch).map_err(io_err)?;
         self.shared
             .publish(self.meta.next_offset, self.meta.log_start);
+        self.shared
+            .publish_purge(self.meta.purge.as_ref().map(|p| p.log_id.index));
         for (r, response) in replies {
             r.send(response);
         }
         Ok(())
     }
 
-    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        Self {
-            store: self.store.clone(),
-            group: self.group,
-            meta: self.meta.clone(),
-            shared: self.shared.clone(),
-            snapshot: None,
-            producers: Producers::default(),
+    /// Builds the snapshot here, between two applies: the index rows in
+    /// the store and the producers in memory are then exactly the state as
+    /// of `applied`. Nothing to cut before a trim: refused, unless openraft
+    /// insists (`force`, at startup).
+    async fn try_create_snapshot_builder(&mut self, force: bool) -> Option<Self::SnapshotBuilder> {
+        if self.meta.purge.is_none() && !force {
+            return None;
         }
+        let built = self.make_snapshot().await.map_err(|e| {
+            tracing::error!(group = self.group, error = %e, "partition snapshot failed");
+            e.to_string()
+        });
+        Some(PartitionSnapshotBuilder { built })
     }
 
-    /// Installs a leader's snapshot: this replica's log then starts at the
-    /// snapshot's next offset (records below it are not held here).
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        let built = self.make_snapshot().await.map_err(|e| e.to_string());
+        PartitionSnapshotBuilder { built }
+    }
+
+    /// Installs a snapshot from the leader: the retained index rows and
+    /// the producers as of the snapshot's `preapplied_through`; `applied`
+    /// becomes the snapshot's position P. openraft then replicates the
+    /// entries after P (they hold the retained records); those up to
+    /// `preapplied_through` are not judged again (see `apply`).
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
         snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
-        let mut incoming: SmMeta = decode(snapshot.get_ref()).map_err(io_err)?;
-        incoming.log_start = incoming.next_offset;
-        tracing::warn!(
-            group = self.group,
-            next_offset = incoming.next_offset,
-            "partition snapshot installed; records below its offset are not on this replica"
-        );
+        let data = snapshot.into_inner();
+        let incoming: PartitionSnapshot = decode(&data).map_err(io_err)?;
         let mut batch = StateBatch::new();
         batch.delete_range(self.group, &IndexEntry::key(0), &IndexEntry::key(u64::MAX));
-        batch.put(self.group, META_KEY, &encode(&incoming).map_err(io_err)?);
-        self.store.write(batch).map_err(io_err)?;
-        self.meta = incoming;
+        batch.delete_range(self.group, &[PRODUCER_PREFIX], &[PRODUCER_PREFIX + 1]);
+        for &(base_offset, raft_index, record_count, max_timestamp_ms, bytes) in &incoming.rows {
+            let row = IndexEntry {
+                base_offset,
+                raft_index,
+                record_count,
+                max_timestamp_ms,
+                bytes,
+            };
+            batch.put(
+                self.group,
+                &IndexEntry::key(base_offset),
+                &row.encode_value(),
+            );
+        }
+        let mut producers = Producers::default();
+        for (id, state) in &incoming.producers {
+            batch.put(
+                self.group,
+                &Producers::key(*id),
+                &encode(state).map_err(io_err)?,
+            );
+            producers.load(*id, state.clone());
+        }
+        let at = meta.last_log_id.map_or(0, |l| l.index);
+        let new_meta = SmMeta {
+            applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+            next_offset: incoming.next_offset,
+            log_start: incoming.log_start,
+            preapplied_through: (incoming.preapplied_through > at)
+                .then_some(incoming.preapplied_through),
+            memberships: vec![meta.last_membership.clone()],
+            purge: meta.last_log_id.map(|log_id| PurgePoint {
+                log_id,
+                membership: meta.last_membership.clone(),
+            }),
+        };
+        batch.put(self.group, META_KEY, &encode(&new_meta).map_err(io_err)?);
+        self.persist_snapshot(batch, meta, &data).await?;
+        tracing::info!(
+            group = self.group,
+            last_log_id = ?meta.last_log_id,
+            log_start = incoming.log_start,
+            next_offset = incoming.next_offset,
+            preapplied_through = incoming.preapplied_through,
+            rows = incoming.rows.len(),
+            "partition snapshot installed"
+        );
+        metrics::counter!("cairn_partition_snapshots_installed_total").increment(1);
+        self.meta = new_meta;
+        self.producers = producers;
         self.shared
             .publish(self.meta.next_offset, self.meta.log_start);
-        self.snapshot = Some((meta.clone(), snapshot.into_inner()));
+        self.shared
+            .publish_purge(self.meta.purge.as_ref().map(|p| p.log_id.index));
+        self.snapshot = Some((meta.clone(), data));
         Ok(())
     }
 
@@ -241,5 +599,350 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
             meta: meta.clone(),
             snapshot: std::io::Cursor::new(data.clone()),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use bytes::Bytes;
+    use cairn_raft::Entry;
+    use cairn_raft::ProduceCommand;
+    use cairn_raft::ProducerBatch;
+    use cairn_storage::StoreOptions;
+    use openraft::entry::RaftEntry;
+    use openraft::storage::IOFlushed;
+    use openraft::storage::RaftLogStorage;
+    use openraft::type_config::TypeConfigExt;
+    use openraft::vote::RaftLeaderIdExt;
+    use openraft::RaftTypeConfig;
+
+    use super::*;
+    use crate::log::PartitionLog;
+    use crate::log::ReadError;
+    use crate::log::RetentionLimits;
+
+    const GROUP: GroupId = 7;
+
+    fn log_id(index: u64) -> LogId {
+        LogId::new(
+            <TypeConfig as RaftTypeConfig>::LeaderId::new_committed(1, 1),
+            index,
+        )
+    }
+
+    fn membership(index: u64, voters: &[u64]) -> Entry {
+        let m = openraft::Membership::<u64, openraft::BasicNode>::new_with_defaults(
+            vec![voters.iter().copied().collect::<BTreeSet<u64>>()],
+            [],
+        );
+        Entry::new_membership(log_id(index), m)
+    }
+
+    /// A produce of `records` records, 100 bytes, newest record at `ts`.
+    fn produce(index: u64, records: u32, ts: i64, producer: Option<(i32, i32)>) -> Entry {
+        Entry::new_normal(
+            log_id(index),
+            Request::Produce(ProduceCommand {
+                records: Bytes::from(vec![0u8; 100]),
+                record_count: records,
+                max_timestamp_ms: ts,
+                producer: producer.map(|(first, last)| ProducerBatch {
+                    producer_id: 42,
+                    epoch: 0,
+                    first_sequence: first,
+                    last_sequence: last,
+                }),
+            }),
+        )
+    }
+
+    fn trim(index: u64, log_start: u64) -> Entry {
+        Entry::new_normal(log_id(index), Request::Trim { log_start })
+    }
+
+    struct Replica {
+        _dir: tempfile::TempDir,
+        store: NodeStore,
+        sm: PartitionStateMachine,
+        log: PartitionLog,
+    }
+
+    fn open_replica() -> Replica {
+        let dir = tempfile::tempdir().unwrap();
+        let store = NodeStore::open(
+            dir.path(),
+            StoreOptions {
+                write_buffer_mb: 4,
+                block_cache_mb: 8,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap();
+        let (sm, shared) = PartitionStateMachine::open(store.clone(), GROUP).unwrap();
+        let log = PartitionLog::new(store.clone(), shared);
+        Replica {
+            _dir: dir,
+            store,
+            sm,
+            log,
+        }
+    }
+
+    impl Replica {
+        /// Appends `entries` to the Raft log (durably) and applies them.
+        async fn append_and_apply(&mut self, entries: Vec<Entry>) {
+            self.append(entries.clone()).await;
+            self.apply(entries).await;
+        }
+
+        async fn append(&mut self, entries: Vec<Entry>) {
+            let mut log: LogStore<TypeConfig> = self.store.log_store(GROUP);
+            let (tx, rx) = TypeConfig::oneshot();
+            log.append(entries, IOFlushed::signal(tx)).await.unwrap();
+            rx.await.unwrap().unwrap();
+        }
+
+        /// Applies as a follower does (no client waiting for responses).
+        async fn apply(&mut self, entries: Vec<Entry>) {
+            let items: Vec<Result<EntryResponder<TypeConfig>, io::Error>> =
+                entries.into_iter().map(|e| Ok((e, None))).collect();
+            self.sm.apply(futures::stream::iter(items)).await.unwrap();
+        }
+
+        fn rows(&self) -> Vec<IndexEntry> {
+            self.store
+                .state_scan(GROUP, &IndexEntry::key(0), &IndexEntry::key(u64::MAX))
+                .unwrap()
+                .iter()
+                .map(|(k, v)| IndexEntry::decode(k, v).unwrap())
+                .collect()
+        }
+    }
+
+    /// Entries 1 (membership), 2..=6: five batches of 10 records at
+    /// offsets 0, 10, 20, 30, 40.
+    fn five_batches() -> Vec<Entry> {
+        let mut v = vec![membership(1, &[1, 2, 3])];
+        for i in 0..5u64 {
+            v.push(produce(2 + i, 10, 1000 + i as i64, None));
+        }
+        v
+    }
+
+    #[tokio::test]
+    async fn trim_moves_the_log_start_to_a_batch_start_and_never_back() {
+        let mut r = open_replica();
+        r.append_and_apply(five_batches()).await;
+        assert_eq!((r.log.log_start(), r.log.high_watermark()), (0, 50));
+        assert_eq!(r.log.purge_wanted(), None);
+
+        // 25 is inside the batch at 20 (raft index 4): the whole batch stays.
+        r.append_and_apply(vec![trim(7, 25)]).await;
+        assert_eq!(r.log.log_start(), 20);
+        assert_eq!(
+            r.rows().iter().map(|e| e.base_offset).collect::<Vec<_>>(),
+            vec![20, 30, 40]
+        );
+        // The snapshot is to be cut just before the first retained entry.
+        assert_eq!(r.log.purge_wanted(), Some(3));
+        assert!(matches!(
+            r.log.read(19, 1 << 20).await,
+            Err(ReadError::OffsetOutOfRange { log_start: 20, .. })
+        ));
+
+        // Never backwards.
+        r.append_and_apply(vec![trim(8, 5)]).await;
+        assert_eq!(r.log.log_start(), 20);
+        assert_eq!(r.rows().len(), 3);
+        // Never past the last batch, even when asked to.
+        r.append_and_apply(vec![trim(9, 1000)]).await;
+        assert_eq!(r.log.log_start(), 40);
+        assert_eq!(r.rows().len(), 1);
+        assert_eq!(r.log.purge_wanted(), Some(5));
+        assert_eq!(r.log.high_watermark(), 50);
+
+        // The trim survives a restart.
+        drop(r.sm);
+        let (sm, shared) = PartitionStateMachine::open(r.store.clone(), GROUP).unwrap();
+        assert_eq!((shared.log_start(), shared.high_watermark()), (40, 50));
+        assert_eq!(shared.purge_wanted(), Some(5));
+        drop(sm);
+    }
+
+    #[tokio::test]
+    async fn a_trim_in_the_same_apply_as_its_batch_finds_it() {
+        let mut r = open_replica();
+        let mut entries = five_batches();
+        entries.push(trim(7, 30));
+        r.append_and_apply(entries).await;
+        assert_eq!(r.log.log_start(), 30);
+        assert_eq!(r.rows().first().map(|e| e.base_offset), Some(30));
+    }
+
+    #[tokio::test]
+    async fn retention_picks_whole_batches_by_time_and_by_size() {
+        let mut r = open_replica();
+        r.append_and_apply(five_batches()).await;
+        let limits = |age: Option<i64>, bytes: Option<u64>| RetentionLimits {
+            now_ms: 2000,
+            max_age_ms: age,
+            max_bytes: bytes,
+        };
+        assert_eq!(
+            r.log.retention_start(limits(None, None)).await.unwrap(),
+            None
+        );
+        // Batches' newest records are at 1000..=1004; cutoff 1002 drops two.
+        assert_eq!(
+            r.log
+                .retention_start(limits(Some(998), None))
+                .await
+                .unwrap(),
+            Some(20)
+        );
+        // Everything is old: all but the last batch.
+        assert_eq!(
+            r.log.retention_start(limits(Some(0), None)).await.unwrap(),
+            Some(40)
+        );
+        // 5 x 100 bytes held; 250 allowed keeps the newest two.
+        assert_eq!(
+            r.log
+                .retention_start(limits(None, Some(250)))
+                .await
+                .unwrap(),
+            Some(30)
+        );
+        assert_eq!(
+            r.log
+                .retention_start(limits(None, Some(500)))
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            r.log.retention_start(limits(None, Some(0))).await.unwrap(),
+            Some(40)
+        );
+        // Both: the larger deletion wins.
+        assert_eq!(
+            r.log
+                .retention_start(limits(Some(998), Some(250)))
+                .await
+                .unwrap(),
+            Some(30)
+        );
+    }
+
+    /// A replica restarted half-way through the entries its snapshot already
+    /// holds goes on skipping them: `preapplied_through` is persisted.
+    #[tokio::test]
+    async fn a_restart_during_the_replay_after_an_install_keeps_skipping() {
+        let mut leader = open_replica();
+        let mut entries = five_batches();
+        entries.push(produce(7, 10, 1005, Some((0, 9))));
+        entries.push(trim(8, 20));
+        entries.push(produce(9, 10, 1006, Some((0, 9))));
+        leader.append_and_apply(entries.clone()).await;
+        // The retry at 9 was a duplicate: 6 batches, 60 records.
+        assert_eq!(leader.log.high_watermark(), 60);
+        let mut builder = leader.sm.try_create_snapshot_builder(false).await.unwrap();
+        let snap = builder.build_snapshot().await.unwrap();
+        assert_eq!(snap.meta.last_log_id, Some(log_id(3)));
+
+        let mut follower = open_replica();
+        follower
+            .sm
+            .install_snapshot(&snap.meta, snap.snapshot)
+            .await
+            .unwrap();
+        // Entries 4..=9 follow; the node restarts after 4. Judged again,
+        // the plain produces at 5 and 6 would append 20 more records.
+        follower.append(entries[3..].to_vec()).await;
+        follower.apply(entries[3..4].to_vec()).await;
+        let (sm, shared) = PartitionStateMachine::open(follower.store.clone(), GROUP).unwrap();
+        follower.sm = sm;
+        follower.log = PartitionLog::new(follower.store.clone(), shared);
+        follower.apply(entries[4..].to_vec()).await;
+        assert_eq!(follower.log.high_watermark(), 60);
+        assert_eq!(follower.log.log_start(), 20);
+        assert_eq!(follower.rows(), leader.rows());
+        let (applied, _) = follower.sm.applied_state().await.unwrap();
+        assert_eq!(applied, Some(log_id(9)));
+        // Past the snapshot's state: judged again, like on the leader.
+        leader
+            .append_and_apply(vec![produce(10, 3, 1007, None)])
+            .await;
+        follower
+            .append_and_apply(vec![produce(10, 3, 1007, None)])
+            .await;
+        assert_eq!(follower.rows(), leader.rows());
+        assert_eq!(follower.log.high_watermark(), 63);
+    }
+
+    /// A follower that gets the snapshot replays the entries after its cut
+    /// without judging them again, and ends in the leader's exact state,
+    /// idempotent-producer dedup included.
+    #[tokio::test]
+    async fn snapshot_install_then_replay_matches_the_leader() {
+        let mut leader = open_replica();
+        let mut entries = vec![membership(1, &[1, 2, 3])];
+        // Producer 42: batches seq 0-9, 10-19, 20-29; entry 5 is a retry of 10-19.
+        entries.push(produce(2, 10, 1000, Some((0, 9))));
+        entries.push(produce(3, 10, 1001, Some((10, 19))));
+        entries.push(produce(4, 10, 1002, Some((20, 29))));
+        entries.push(produce(5, 10, 1003, Some((10, 19))));
+        entries.push(produce(6, 5, 1004, None));
+        entries.push(trim(7, 10));
+        entries.push(membership(8, &[1, 2, 4]));
+        leader.append_and_apply(entries.clone()).await;
+        // The retry at 5 was a duplicate: 4 batches, 35 records.
+        assert_eq!(leader.log.log_start(), 10);
+        assert_eq!(leader.log.high_watermark(), 35);
+        assert_eq!(leader.log.purge_wanted(), Some(2));
+
+        let mut builder = leader.sm.try_create_snapshot_builder(false).await.unwrap();
+        let snap = builder.build_snapshot().await.unwrap();
+        assert_eq!(snap.meta.last_log_id, Some(log_id(2)));
+        // The membership as of the cut, not the newer one at 8.
+        assert_eq!(snap.meta.last_membership.log_id(), &Some(log_id(1)));
+        // Persisted: served after a restart too.
+        let (mut reopened, _) = PartitionStateMachine::open(leader.store.clone(), GROUP).unwrap();
+        let again = reopened.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(again.meta, snap.meta);
+        assert_eq!(again.snapshot.get_ref(), snap.snapshot.get_ref());
+
+        // A new replica: snapshot first, then openraft sends entries 3..=8.
+        let mut follower = open_replica();
+        follower
+            .sm
+            .install_snapshot(&snap.meta, snap.snapshot)
+            .await
+            .unwrap();
+        assert_eq!(follower.log.log_start(), 10);
+        let (applied, m) = follower.sm.applied_state().await.unwrap();
+        assert_eq!(applied, Some(log_id(2)));
+        assert_eq!(m.log_id(), &Some(log_id(1)));
+        follower.append(entries[2..].to_vec()).await;
+        follower.apply(entries[2..].to_vec()).await;
+        let (applied, m) = follower.sm.applied_state().await.unwrap();
+        assert_eq!(applied, Some(log_id(8)));
+        assert_eq!(m.log_id(), &Some(log_id(8)));
+        assert_eq!(follower.rows(), leader.rows());
+        assert_eq!(follower.log.high_watermark(), 35);
+
+        // From here on both judge new entries alike.
+        let next = vec![
+            produce(9, 10, 1005, Some((30, 39))),
+            produce(10, 10, 1006, Some((20, 29))),
+        ];
+        leader.append_and_apply(next.clone()).await;
+        follower.append_and_apply(next).await;
+        // 30-39 appended at 35; the retry of 20-29 is a duplicate on both.
+        assert_eq!(leader.log.high_watermark(), 45);
+        assert_eq!(follower.log.high_watermark(), 45);
+        assert_eq!(follower.rows(), leader.rows());
     }
 }

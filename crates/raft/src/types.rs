@@ -30,6 +30,12 @@ openraft::declare_raft_types!(
 pub enum Request {
     Meta(MetaCommand),
     Produce(ProduceCommand),
+    /// Retention (partition groups): every replica drops the records below
+    /// `log_start` (rounded down to the start of the batch holding it).
+    /// Appended last: variants are serialized by position.
+    Trim {
+        log_start: u64,
+    },
 }
 
 impl std::fmt::Display for Request {
@@ -43,6 +49,7 @@ impl std::fmt::Display for Request {
                 p.record_count,
                 p.records.len()
             ),
+            Request::Trim { log_start } => write!(f, "trim:{log_start}"),
         }
     }
 }
@@ -118,6 +125,10 @@ pub enum Response {
     },
     /// The request was sent to a group of the wrong kind.
     WrongGroup,
+    /// A [`Request::Trim`] was applied: the partition's log start after it.
+    Trimmed {
+        log_start: u64,
+    },
 }
 
 pub type Raft<SM> = openraft::Raft<TypeConfig, SM>;

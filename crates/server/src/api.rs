@@ -286,7 +286,15 @@ async fn require_lease(replica: &Replica, topic: &str, partition: u32) -> Result
 
 fn read_error(e: ReadError) -> ApiError {
     match e {
-        ReadError::OffsetOutOfRange { .. } => ApiError::OffsetOutOfRange(e.to_string()),
+        ReadError::OffsetOutOfRange {
+            offset,
+            log_start,
+            high_watermark,
+        } => ApiError::OffsetOutOfRange {
+            offset,
+            log_start,
+            high_watermark,
+        },
         other => ApiError::Internal(other.to_string()),
     }
 }

@@ -60,6 +60,15 @@ pub struct ServerConfig {
     /// compacted topics (`cleanup.policy=compact`) on this node, in ms
     /// (Kafka's `log.cleaner.backoff.ms`). 0 turns compaction off.
     pub compaction_interval_ms: u64,
+    /// Cluster-wide default of `retention.ms` for topics that do not set
+    /// it: batches whose newest record is older are deleted; -1: no limit.
+    pub retention_ms: i64,
+    /// Cluster-wide default of `retention.bytes` (per partition) for topics
+    /// that do not set it; -1: no limit.
+    pub retention_bytes: i64,
+    /// How often each node checks the partitions it leads for records to
+    /// delete, and cuts snapshots so that deleted records leave the disk.
+    pub retention_check_interval_ms: u64,
     /// Fault-injection harness only (`jepsen/`): keep log writes in the
     /// process's memory until the group-commit sync writes and syncs them,
     /// so a kill -9 drops exactly what a power loss would drop from the page
@@ -93,6 +102,9 @@ impl Default for ServerConfig {
             log_format: "text".to_string(),
             max_message_bytes: 1_048_588,
             compaction_interval_ms: 15_000,
+            retention_ms: 604_800_000,
+            retention_bytes: -1,
+            retention_check_interval_ms: 5000,
             test_lose_unsynced_on_crash: false,
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 1_000,
@@ -206,6 +218,9 @@ mod tests {
     fn defaults_make_a_single_node_cluster() {
         let c = ServerConfig::load(None, flags(&[])).unwrap();
         assert_eq!(c.grpc_addr, "127.0.0.1:50051");
+        assert_eq!(c.retention_ms, 604_800_000);
+        assert_eq!(c.retention_bytes, -1);
+        assert_eq!(c.retention_check_interval_ms, 5000);
         assert_eq!(
             c.voter_map().unwrap(),
             BTreeMap::from([(1, "127.0.0.1:50052".to_string())])
@@ -218,7 +233,7 @@ mod tests {
         let file = dir.path().join("cairn.toml");
         std::fs::write(
             &file,
-            "node_id = 2\ngrpc_addr = \"127.0.0.1:6000\"\nvoters = \"1=a:1,2=b:2\"\n",
+            "node_id = 2\ngrpc_addr = \"127.0.0.1:6000\"\nvoters = \"1=a:1,2=b:2\"\nretention_bytes = 1073741824\n",
         )
         .unwrap();
         let c = ServerConfig::load(
@@ -228,6 +243,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.node_id, 2);
         assert_eq!(c.grpc_addr, "127.0.0.1:7000");
+        assert_eq!(c.retention_bytes, 1 << 30);
     }
 
     #[test]

@@ -72,8 +72,14 @@ pub enum ApiError {
     InvalidReplicationFactor(String),
     #[error("request timed out after {0} ms; the write may or may not have been applied")]
     Timeout(u64),
-    #[error("{0}")]
-    OffsetOutOfRange(String),
+    /// Also sent as gRPC metadata `cairn-log-start` and
+    /// `cairn-high-watermark`, so a consumer can reset without parsing text.
+    #[error("offset {offset} is out of range [{log_start}, {high_watermark}]")]
+    OffsetOutOfRange {
+        offset: u64,
+        log_start: u64,
+        high_watermark: u64,
+    },
     #[error("producer {producer_id}: sequence {got} is out of order, expected {expected}")]
     OutOfOrderSequence {
         producer_id: i64,
@@ -128,7 +134,7 @@ impl ApiError {
             ApiError::InvalidConfig(_) => ErrorCode::InvalidConfig,
             ApiError::InvalidReplicationFactor(_) => ErrorCode::InvalidReplicationFactor,
             ApiError::Timeout(_) => ErrorCode::RequestTimedOut,
-            ApiError::OffsetOutOfRange(_) => ErrorCode::OffsetOutOfRange,
+            ApiError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
             ApiError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequence,
             ApiError::Storage(_) => ErrorCode::StorageError,
             ApiError::Internal(_) => ErrorCode::Internal,
@@ -156,7 +162,7 @@ impl ApiError {
             | ApiError::InvalidReplicationFactor(_)
             | ApiError::OutOfOrderSequence { .. } => Code::InvalidArgument,
             ApiError::Timeout(_) => Code::DeadlineExceeded,
-            ApiError::OffsetOutOfRange(_) => Code::OutOfRange,
+            ApiError::OffsetOutOfRange { .. } => Code::OutOfRange,
             ApiError::Storage(_) => Code::Unavailable,
             ApiError::Internal(_) => Code::Internal,
             ApiError::NotCoordinator { .. } => Code::FailedPrecondition,
@@ -189,6 +195,15 @@ impl From<ApiError> for Status {
             if let Ok(v) = addr.parse() {
                 md.insert("cairn-leader-addr", v);
             }
+        }
+        if let ApiError::OffsetOutOfRange {
+            log_start,
+            high_watermark,
+            ..
+        } = &e
+        {
+            md.insert("cairn-log-start", MetadataValue::from(*log_start));
+            md.insert("cairn-high-watermark", MetadataValue::from(*high_watermark));
         }
         status
     }

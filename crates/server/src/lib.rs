@@ -345,6 +345,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         tokio::spawn(tasks::election_loop(node.clone())),
         tokio::spawn(tasks::reconcile_loop(node.clone())),
         tokio::spawn(tasks::registration_loop(node.clone())),
+        tokio::spawn(tasks::retention_loop(node.clone())),
         tokio::spawn(coordinator::tick_loop(node.clone())),
         tokio::spawn(coordinator::commit_loop(node.clone())),
         tokio::spawn(tasks::compaction_loop(node.clone())),

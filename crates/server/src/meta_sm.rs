@@ -176,7 +176,8 @@ impl RaftStateMachine<TypeConfig> for MetaStateMachine {
                         replies.push((r, Response::WrongGroup));
                     }
                 }
-                EntryPayload::Blank | EntryPayload::Normal(Request::Produce(_)) => {
+                EntryPayload::Blank
+                | EntryPayload::Normal(Request::Produce(_) | Request::Trim { .. }) => {
                     if let Some(r) = responder {
                         replies.push((r, Response::WrongGroup));
                     }

@@ -46,7 +46,11 @@ pub(crate) fn partition_raft_config() -> Result<Arc<Config>, ServerError> {
         // this long after the last message from a leader.
         election_timeout_min: 400,
         election_timeout_max: 500,
+        // Snapshots are cut on demand, after retention moved the log start
+        // (tasks.rs), just below the first retained entry; everything they
+        // cover is purged at once.
         snapshot_policy: SnapshotPolicy::Never,
+        max_in_snapshot_log_to_keep: 0,
         max_payload_entries: 512,
         ..Default::default()
     };
@@ -205,6 +209,53 @@ impl Replica {
             .filter(|v| **v == m.id || liveness.is_alive(**v))
             .count();
         alive * 2 > voters.len()
+    }
+
+    /// On every replica: when retention moved the log start past entries
+    /// the last snapshot does not cover, asks openraft for a snapshot; it
+    /// is cut just before the first retained entry, and openraft purges the
+    /// log up to it (`max_in_snapshot_log_to_keep = 0`).
+    pub(crate) async fn snapshot_if_trimmed(&self) {
+        let Some(upto) = self.log.purge_wanted() else {
+            return;
+        };
+        let covered = self
+            .raft
+            .metrics()
+            .borrow_watched()
+            .snapshot
+            .map(|l| l.index);
+        if covered.is_some_and(|c| c >= upto) {
+            return;
+        }
+        tracing::debug!(group = self.group, upto, covered = ?covered, "snapshot for retention");
+        if let Err(e) = self.raft.trigger().snapshot().await {
+            tracing::warn!(group = self.group, error = %e, "snapshot trigger failed");
+        }
+    }
+
+    /// The last log index openraft purged, if any.
+    pub(crate) fn purged_index(&self) -> Option<u64> {
+        self.raft.metrics().borrow_watched().purged.map(|l| l.index)
+    }
+
+    /// On the leader: proposes the log start `log_start` to every replica.
+    pub(crate) async fn propose_trim(&self, log_start: u64) -> Result<u64, String> {
+        self.renew_lease_if_stale().await;
+        if !self.lease_valid() {
+            return Err("not the leader with a live lease".into());
+        }
+        let write = self
+            .raft
+            .client_write(cairn_raft::Request::Trim { log_start });
+        match tokio::time::timeout(Duration::from_secs(5), write).await {
+            Err(_) => Err("trim not committed within 5 s".into()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Ok(resp)) => match resp.data {
+                cairn_raft::Response::Trimmed { log_start } => Ok(log_start),
+                other => Err(format!("partition answered {other:?}")),
+            },
+        }
     }
 
     pub(crate) fn is_leader(&self) -> bool {

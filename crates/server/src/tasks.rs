@@ -1,5 +1,5 @@
 //! The node's background loops: heartbeats, the election driver for
-//! partition groups, the reconciler, self-registration, and log compaction.
+//! partition groups, the reconciler, self-registration, retention and log compaction.
 
 use openraft::async_runtime::watch::WatchReceiver;
 use std::collections::BTreeMap;
@@ -14,6 +14,7 @@ use cairn_metadata::MetaCommand;
 use cairn_metadata::PartitionAssignment;
 use cairn_metadata::TopicConfig;
 use cairn_partition::CompactionConfig;
+use cairn_partition::RetentionLimits;
 use cairn_proto::internal::LedGroup;
 use cairn_proto::internal::NodeHeartbeat;
 use cairn_raft::GroupId;
@@ -23,6 +24,7 @@ use openraft::BasicNode;
 use openraft::ServerState;
 use rand::Rng;
 
+use crate::config::ServerConfig;
 use crate::node::Node;
 use crate::node::Proposal;
 use crate::node::HEARTBEAT_INTERVAL;
@@ -458,6 +460,131 @@ pub(crate) async fn registration_loop(node: Arc<Node>) {
     }
 }
 
+/// A topic's delete-retention limits: its `retention.ms` / `retention.bytes`,
+/// else the cluster defaults; `None` when its `cleanup.policy` does not
+/// include `delete` or neither limit is set.
+pub(crate) fn retention_limits(
+    config: &ServerConfig,
+    topic: &BTreeMap<String, String>,
+    now_ms: i64,
+) -> Option<RetentionLimits> {
+    let deletes = TopicConfig::CleanupPolicy
+        .value_in(topic)
+        .split(',')
+        .any(|p| p.trim() == "delete");
+    if !deletes {
+        return None;
+    }
+    let int = |key: TopicConfig, default: i64| {
+        topic
+            .get(key.key())
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(default)
+    };
+    let ms = int(TopicConfig::RetentionMs, config.retention_ms);
+    let bytes = int(TopicConfig::RetentionBytes, config.retention_bytes);
+    let limits = RetentionLimits {
+        now_ms,
+        max_age_ms: (ms >= 0).then_some(ms),
+        max_bytes: u64::try_from(bytes).ok(),
+    };
+    (limits.max_age_ms.is_some() || limits.max_bytes.is_some()).then_some(limits)
+}
+
+/// Retention, every `retention_check_interval_ms`: each partition this node
+/// leads with a live lease deletes whole batches from its front by time
+/// and by size (a replicated `Trim`); every local replica whose log start
+/// moved then cuts a snapshot so that the deleted entries are purged from
+/// the Raft log, i.e. from disk.
+pub(crate) async fn retention_loop(node: Arc<Node>) {
+    let period = Duration::from_millis(node.config.retention_check_interval_ms.max(10));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // Per group: the purge point whose range was last compacted.
+    let mut compacted: HashMap<GroupId, u64> = HashMap::new();
+    loop {
+        tick.tick().await;
+        compact_purged(&node, &mut compacted).await;
+        let configs: HashMap<String, BTreeMap<String, String>> = node.meta_view.read(|s| {
+            s.topics
+                .values()
+                .map(|t| (t.name.clone(), t.configs.clone()))
+                .collect()
+        });
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        for r in node.all_replicas() {
+            r.snapshot_if_trimmed().await;
+            if !r.is_leader() {
+                continue;
+            }
+            let Some(limits) = configs
+                .get(&r.topic)
+                .and_then(|c| retention_limits(&node.config, c, now_ms))
+            else {
+                continue;
+            };
+            let start = match r.log.retention_start(limits).await {
+                Ok(Some(start)) if start > r.log.log_start() => start,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!(group = r.group, topic = %r.topic, partition = r.partition, error = %e, "retention check failed");
+                    continue;
+                }
+            };
+            let before = r.log.log_start();
+            match r.propose_trim(start).await {
+                Ok(log_start) => {
+                    metrics::counter!("cairn_retention_trims_total").increment(1);
+                    metrics::counter!("cairn_retention_records_deleted_total")
+                        .increment(log_start.saturating_sub(before));
+                    tracing::info!(group = r.group, topic = %r.topic, partition = r.partition, from = before, log_start, "retention deleted records");
+                }
+                Err(e) => {
+                    tracing::debug!(group = r.group, topic = %r.topic, partition = r.partition, error = %e, "retention trim not applied")
+                }
+            }
+        }
+    }
+}
+
+/// A purge deletes log entries with a range tombstone; their bytes (blob
+/// files) stay on disk until a compaction passes over the range. Compacts
+/// the purged range of each group whose purge point moved, one at a time,
+/// off the async threads.
+async fn compact_purged(node: &Arc<Node>, compacted: &mut HashMap<GroupId, u64>) {
+    let replicas = node.all_replicas();
+    for r in &replicas {
+        let Some(purged) = r.purged_index() else {
+            continue;
+        };
+        if compacted.get(&r.group) == Some(&purged) {
+            continue;
+        }
+        compacted.insert(r.group, purged);
+        let store = node.store.clone();
+        let group = r.group;
+        let started = Instant::now();
+        match tokio::task::spawn_blocking(move || store.compact_log_below(group, purged + 1)).await
+        {
+            Ok(()) => {
+                tracing::info!(
+                    group,
+                    purged,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "compacted the purged log range"
+                )
+            }
+            Err(e) => {
+                tracing::warn!(group, error = %e, "compaction of the purged log range failed")
+            }
+        }
+    }
+    let present: HashSet<GroupId> = replicas.iter().map(|r| r.group).collect();
+    compacted.retain(|g, _| present.contains(g));
+}
+
 /// Whether a `cleanup.policy` value asks for compaction.
 pub(crate) fn is_compacted(policy: &str) -> bool {
     policy.split(',').any(|p| p.trim() == "compact")
@@ -555,7 +682,53 @@ pub(crate) async fn compaction_loop(node: Arc<Node>) {
 
 #[cfg(test)]
 mod tests {
-    use super::is_compacted;
+    use super::*;
+
+    fn topic(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn topic_retention_overrides_the_cluster_default() {
+        let config = ServerConfig {
+            retention_ms: 1000,
+            retention_bytes: 5000,
+            ..ServerConfig::default()
+        };
+        let l = retention_limits(&config, &topic(&[]), 7).unwrap();
+        assert_eq!(
+            (l.now_ms, l.max_age_ms, l.max_bytes),
+            (7, Some(1000), Some(5000))
+        );
+        let l = retention_limits(
+            &config,
+            &topic(&[("retention.ms", "-1"), ("retention.bytes", "10")]),
+            7,
+        )
+        .unwrap();
+        assert_eq!((l.max_age_ms, l.max_bytes), (None, Some(10)));
+        assert!(retention_limits(
+            &config,
+            &topic(&[("retention.ms", "-1"), ("retention.bytes", "-1")]),
+            7
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn only_delete_policies_delete() {
+        let config = ServerConfig::default();
+        assert!(retention_limits(&config, &topic(&[("cleanup.policy", "compact")]), 0).is_none());
+        for p in ["delete", "compact,delete", "delete,compact"] {
+            assert!(
+                retention_limits(&config, &topic(&[("cleanup.policy", p)]), 0).is_some(),
+                "{p}"
+            );
+        }
+    }
 
     #[test]
     fn cleanup_policies_that_compact() {

@@ -448,6 +448,16 @@ impl NodeStore {
         Ok(groups)
     }
 
+    /// Compacts `group`'s log keyspace below index `end` (exclusive), so that
+    /// RocksDB drops the entries a purge deleted and the blob files that only
+    /// they referenced, instead of waiting for a compaction to pass there.
+    /// Blocking: the compaction runs in the calling thread.
+    pub fn compact_log_below(&self, group: GroupId, end: u64) {
+        let from = keys::log_key(group, 0);
+        let to = keys::log_key(group, end);
+        self.inner.db.compact_range(Some(&from[..]), Some(&to[..]));
+    }
+
     // ---- crate-internal, used by LogStore ----
 
     pub(crate) fn db(&self) -> &DB {
