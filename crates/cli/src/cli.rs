@@ -478,6 +478,9 @@ pub struct BenchCommitArgs {
     /// Concurrent committers (each sends one commit at a time).
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: u32,
+    /// Client connections the committers are spread over.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub connections: u32,
     /// How long to run.
     #[arg(long, value_name = "S", default_value_t = 10)]
     pub seconds: u64,

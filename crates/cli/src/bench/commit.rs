@@ -1,6 +1,7 @@
 //! `cairn bench commit`: consumer-group offset commits per second.
 //!
-//! `--concurrency` tasks each commit, one request at a time, an increasing
+//! `--concurrency` tasks, spread over `--connections` clients (one HTTP/2
+//! connection each, as separate consumer processes would have), each commit, one request at a time, an increasing
 //! offset for `--partitions-per-commit` partitions of a group (tasks spread
 //! over `--groups` groups). The groups have no members, so these are tool
 //! commits; they take the same path as members' commits: checked by the
@@ -21,14 +22,14 @@ use super::report::Latency;
 use crate::cli::{BenchCommitArgs, Format};
 
 /// Runs `cairn bench commit`.
-pub async fn run(client: Client, args: BenchCommitArgs) -> Result<()> {
+pub async fn run(clients: Vec<Client>, args: BenchCommitArgs) -> Result<()> {
     let meter = Arc::new(Meter::default());
     let start = Instant::now();
     let stop = start + Duration::from_secs(args.seconds);
     let progress = meter.spawn_progress(start);
     let mut tasks = Vec::new();
     for task in 0..args.concurrency {
-        let client = client.clone();
+        let client = clients[task as usize % clients.len()].clone();
         let meter = Arc::clone(&meter);
         let group = format!("{}-{}", args.group_prefix, task % args.groups);
         let partitions = args.partitions_per_commit;

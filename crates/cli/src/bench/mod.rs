@@ -22,7 +22,14 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     match args.command {
         BenchCommand::Produce(a) => produce::run(client, a).await,
         BenchCommand::Consume(a) => consume::run(client, a).await,
-        BenchCommand::Commit(a) => commit::run(client, a).await,
+        BenchCommand::Commit(a) => {
+            // Consumers are many processes, each with its own connection.
+            let mut clients = vec![client];
+            for _ in 1..a.connections {
+                clients.push(connect(&args.conn).await?);
+            }
+            commit::run(clients, a).await
+        }
     }
 }
 
