@@ -621,3 +621,75 @@ async fn cooperative_sticky_moves_only_what_must_move() -> Result<()> {
     ensure!(now_b == revoked[0]);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_behind_the_log_start_is_reset_per_policy_and_told() -> Result<()> {
+    use cairn_client::ConsumerEvent;
+    let mut cluster = TestCluster::new(1)?.with_env("CAIRN_RETENTION_CHECK_INTERVAL_MS", "200");
+    cluster.start_node(0)?;
+    cluster.wait_ready(Duration::from_secs(30)).await?;
+    let client = cluster.client().await?;
+    client.create_topic("short", 1, 1, HashMap::new()).await?;
+    let batch = |i: usize| OwnedRecord::from_value(format!("{i:04}-{}", "x".repeat(1000)));
+    for i in 0..5 {
+        client
+            .produce_records("short", &[batch(i)], Acks::All)
+            .await?;
+    }
+    let mut c = member(&cluster, "late", "short").await?;
+    let mut read = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while read < 5 {
+        ensure!(Instant::now() < deadline, "read {read} of 5");
+        read += c.poll(Duration::from_millis(300)).await?.len();
+    }
+    c.commit().await?;
+    let tp = TopicPartition::new("short", 0);
+    c.seek(&tp, 1)?; // behind: offsets 1.. are about to be deleted
+    c.take_events();
+
+    eprintln!("--- retention deletes the prefix under the consumer's position");
+    for i in 5..40 {
+        client
+            .produce_records("short", &[batch(i)], Acks::All)
+            .await?;
+    }
+    let mut set = HashMap::new();
+    set.insert("retention.bytes".to_string(), "5000".to_string());
+    client.alter_topic_config("short", set, Vec::new()).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let log_start = loop {
+        let start = client.describe_topic("short").await?.partitions[0].log_start_offset;
+        if start > 1 {
+            break start;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "retention never moved the log start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    let first = loop {
+        let records = c.poll(Duration::from_millis(500)).await?;
+        if let Some(r) = records.first() {
+            break r.record.offset as u64;
+        }
+        ensure!(Instant::now() < deadline, "no record after the reset");
+    };
+    let resets: Vec<ConsumerEvent> = c
+        .take_events()
+        .into_iter()
+        .filter(|e| matches!(e, ConsumerEvent::OffsetReset { .. }))
+        .collect();
+    ensure!(
+        resets.len() == 1
+            && matches!(&resets[0], ConsumerEvent::OffsetReset { from: Some(1), to, .. } if *to >= log_start),
+        "expected one reset from 1 to >= {log_start}: {resets:?}"
+    );
+    ensure!(
+        first >= log_start,
+        "read {first}, below the log start {log_start}"
+    );
+    Ok(())
+}
