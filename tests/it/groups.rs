@@ -693,3 +693,61 @@ async fn a_consumer_behind_the_log_start_is_reset_per_policy_and_told() -> Resul
     );
     Ok(())
 }
+
+/// A metadata voter that was down while the metadata log moved past a
+/// snapshot catches up from that snapshot. (The state machine used to offer
+/// the snapshot it had at start-up, whose log was already purged: the node
+/// never caught up.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voter_down_during_many_commits_catches_up_from_a_snapshot() -> Result<()> {
+    let mut cluster = TestCluster::new(3)?.with_env("CAIRN_METADATA_SNAPSHOT_ENTRIES", "50");
+    for i in 0..3 {
+        cluster.start_node(i)?;
+    }
+    cluster.wait_ready(Duration::from_secs(30)).await?;
+    let client = cluster.client().await?;
+    let leader = client
+        .cluster_status()
+        .await?
+        .metadata_leader
+        .context("leader")?;
+    let down = (cluster.node_index(leader) + 1) % 3;
+    cluster.kill(down)?;
+    eprintln!("--- 300 commits, one metadata entry each, with a voter down");
+    for i in 0..300i64 {
+        // One at a time: each commit is its own metadata entry.
+        let offsets = vec![OffsetCommit {
+            topic: "t".into(),
+            partition: 0,
+            offset: i,
+            metadata: String::new(),
+        }];
+        client.commit_offsets("many", offsets).await?;
+    }
+    client.create_topic("after", 1, 2, HashMap::new()).await?;
+    eprintln!("--- restart the voter; it must learn of topic 'after'");
+    cluster.start_node(down)?;
+    // Ask the restarted node itself: it knows the topic once it caught up.
+    let addr = format!("http://{}", cluster.specs[down].grpc);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut c) =
+            cairn_client::proto::cairn_client::CairnClient::connect(addr.clone()).await
+        {
+            let r = c
+                .describe_topic(cairn_client::proto::DescribeTopicRequest {
+                    name: "after".into(),
+                })
+                .await;
+            if r.is_ok() {
+                break;
+            }
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the restarted node never caught up with the metadata"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}

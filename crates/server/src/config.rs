@@ -75,6 +75,10 @@ pub struct ServerConfig {
     /// cache. Safe for acknowledged data (nothing is acknowledged before its
     /// sync) but it widens what a crash loses; leave it off in production.
     pub test_lose_unsynced_on_crash: bool,
+    /// The metadata group snapshots its state every this many entries and
+    /// keeps a tenth of them in its log after the snapshot; a node further
+    /// behind is sent the snapshot.
+    pub metadata_snapshot_entries: u64,
     /// How long the first rebalance of an empty group waits for more
     /// members to join (Kafka's `group.initial.rebalance.delay.ms`).
     pub group_initial_rebalance_delay_ms: u64,
@@ -106,6 +110,7 @@ impl Default for ServerConfig {
             retention_bytes: -1,
             retention_check_interval_ms: 5000,
             test_lose_unsynced_on_crash: false,
+            metadata_snapshot_entries: 10_000,
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 1_000,
             group_max_session_timeout_ms: 1_800_000,

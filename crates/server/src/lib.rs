@@ -58,14 +58,15 @@ use crate::node::Node;
 
 const NODE_ID_KEY: &[u8] = b"node_id";
 
-fn meta_raft_config() -> Result<Arc<Config>, ServerError> {
+fn meta_raft_config(config: &ServerConfig) -> Result<Arc<Config>, ServerError> {
+    let every = config.metadata_snapshot_entries.max(1);
     Config {
         cluster_name: "cairn-metadata".to_string(),
         heartbeat_interval: 100,
         election_timeout_min: 600,
         election_timeout_max: 900,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(10_000),
-        max_in_snapshot_log_to_keep: 1_000,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(every),
+        max_in_snapshot_log_to_keep: (every / 10).max(1),
         ..Default::default()
     }
     .validate()
@@ -260,7 +261,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         MetaStateMachine::open(store.clone()).map_err(|e| ServerError::Raft(e.to_string()))?;
     let meta = Raft::new(
         config.node_id,
-        meta_raft_config()?,
+        meta_raft_config(&config)?,
         node::network(&transport, node::meta_group()),
         store.log_store(node::meta_group()),
         sm,

@@ -233,7 +233,18 @@ impl RaftStateMachine<TypeConfig> for MetaStateMachine {
         Ok(())
     }
 
+    /// The last snapshot persisted. Read from the store, not `self.snapshot`:
+    /// snapshots are built by a builder copy of this state machine, so the
+    /// in-memory field would keep answering an older one (whose log openraft
+    /// may already have purged) until a restart.
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        if let Some(bytes) = self
+            .store
+            .state_get(METADATA_GROUP, SNAPSHOT_KEY)
+            .map_err(io_err)?
+        {
+            self.snapshot = Some(decode(&bytes).map_err(io_err)?);
+        }
         Ok(self.snapshot.as_ref().map(|(meta, data)| Snapshot {
             meta: meta.clone(),
             snapshot: std::io::Cursor::new(data.clone()),
