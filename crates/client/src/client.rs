@@ -29,9 +29,9 @@ use tracing::{debug, info};
 use crate::addr::{normalize_addr, uri_for};
 use crate::cache::{MetadataCache, Route};
 use crate::error::LeaderHint;
-use crate::owned_record::{build_batch, group_by_partition, now_ms, ProducerStamp};
+use crate::owned_record::{build_batch, group_by_partition, now_ms};
 use crate::partitioner::StickyCounter;
-use crate::producer::{next_sequence, ProducerSession, PRODUCER_EPOCH};
+use crate::producer::{reserve_sequences, ProducerSession};
 use crate::retry::{classify, Backoff, Disposition};
 use crate::{ClientConfig, ClientError, FetchedRecords, OffsetSpec, OwnedRecord, PartitionOutcome};
 
@@ -402,19 +402,13 @@ impl Client {
         let now = now_ms();
         let sends = group_by_partition(records, n, sticky).into_iter().map(
             |(partition, record_indices)| async move {
-                let (stamp, slot) = match &self.inner.producer {
-                    Some(session) => {
-                        let mut next = session.slot(topic, partition).lock_owned().await;
-                        let stamp = ProducerStamp {
-                            producer_id: session.producer_id(),
-                            epoch: PRODUCER_EPOCH,
-                            base_sequence: *next,
-                        };
-                        *next = next_sequence(*next, record_indices.len());
-                        (Some(stamp), Some(next))
-                    }
-                    None => (None, None),
-                };
+                let (stamp, slot) = reserve_sequences(
+                    self.inner.producer.as_ref(),
+                    topic,
+                    partition,
+                    record_indices.len(),
+                )
+                .await;
                 let batch = build_batch(
                     records,
                     &record_indices,

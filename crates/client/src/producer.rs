@@ -14,6 +14,10 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use tokio::sync::OwnedMutexGuard;
+
+use crate::owned_record::ProducerStamp;
+
 /// The producer epoch used (there is no producer-id allocation or fencing
 /// yet, so it never changes).
 pub(crate) const PRODUCER_EPOCH: i16 = 0;
@@ -52,6 +56,29 @@ impl ProducerSession {
                 .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(0))),
         )
     }
+}
+
+/// Reserves the sequences of a batch of `count` records to `topic`/`partition`:
+/// the stamp to build the batch with, and the partition's slot, locked until
+/// the caller drops it (after the send) so the next batch follows in order.
+/// `(None, None)` without a session (a non-idempotent client).
+pub(crate) async fn reserve_sequences(
+    session: Option<&ProducerSession>,
+    topic: &str,
+    partition: u32,
+    count: usize,
+) -> (Option<ProducerStamp>, Option<OwnedMutexGuard<i32>>) {
+    let Some(session) = session else {
+        return (None, None);
+    };
+    let mut next = session.slot(topic, partition).lock_owned().await;
+    let stamp = ProducerStamp {
+        producer_id: session.producer_id(),
+        epoch: PRODUCER_EPOCH,
+        base_sequence: *next,
+    };
+    *next = next_sequence(*next, count);
+    (Some(stamp), Some(next))
 }
 
 /// The sequence after a batch of `count` records starting at `current`,

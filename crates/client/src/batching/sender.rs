@@ -11,8 +11,8 @@ use tracing::debug;
 
 use super::accumulator::Drained;
 use super::{Outcome, ProducerError, RecordMetadata, Shared};
-use crate::owned_record::{build_batch, now_ms, ProducerStamp};
-use crate::producer::{next_sequence, PRODUCER_EPOCH};
+use crate::owned_record::{build_batch, now_ms};
+use crate::producer::reserve_sequences;
 use crate::{ClientError, OwnedRecord};
 
 /// Sends `batch`, then completes its records and frees their bytes.
@@ -79,19 +79,8 @@ async fn deliver(
     // Held until the batch is done: the partition's next batch (from this
     // producer or from `produce_records` on the same client) gets the
     // following sequences and goes out after it.
-    let (stamp, _slot) = match client.producer_session() {
-        Some(session) => {
-            let mut next = session.slot(topic, partition).lock_owned().await;
-            let stamp = ProducerStamp {
-                producer_id: session.producer_id(),
-                epoch: PRODUCER_EPOCH,
-                base_sequence: *next,
-            };
-            *next = next_sequence(*next, records.len());
-            (Some(stamp), Some(next))
-        }
-        None => (None, None),
-    };
+    let (stamp, _slot) =
+        reserve_sequences(client.producer_session(), topic, partition, records.len()).await;
     let indices: Vec<usize> = (0..records.len()).collect();
     let batch = build_batch(
         records,
