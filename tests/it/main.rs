@@ -11,6 +11,7 @@ mod groups;
 mod identity;
 mod join;
 mod list_offsets;
+mod power_loss;
 mod producer;
 mod reassign;
 mod replication;

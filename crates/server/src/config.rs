@@ -74,6 +74,8 @@ pub struct ServerConfig {
     /// so a kill -9 drops exactly what a power loss would drop from the page
     /// cache. Safe for acknowledged data (nothing is acknowledged before its
     /// sync) but it widens what a crash loses; leave it off in production.
+    /// In this mode a file `test-hold-sync` in the data dir holds the
+    /// node's fsyncs while it exists (a stalled disk).
     pub test_lose_unsynced_on_crash: bool,
     /// The metadata group snapshots its state every this many entries and
     /// keeps a tenth of them in its log after the snapshot; a node further

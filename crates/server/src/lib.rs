@@ -57,6 +57,9 @@ use crate::meta_sm::MetaStateMachine;
 use crate::node::Node;
 
 const NODE_ID_KEY: &[u8] = b"node_id";
+/// With `test_lose_unsynced_on_crash`: while this file exists in the data
+/// dir, the node's WAL fsyncs wait (a stalled disk), for fault injection.
+pub const HOLD_SYNC_FILE: &str = "test-hold-sync";
 
 fn meta_raft_config(config: &ServerConfig) -> Result<Arc<Config>, ServerError> {
     let every = config.metadata_snapshot_entries.max(1);
@@ -67,6 +70,9 @@ fn meta_raft_config(config: &ServerConfig) -> Result<Arc<Config>, ServerError> {
         election_timeout_max: 900,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(every),
         max_in_snapshot_log_to_keep: (every / 10).max(1),
+        // Never resume leadership in the old term after a restart; see
+        // `replica::partition_raft_config` (reliability finding 5).
+        enable_leader_restore: Some(false),
         ..Default::default()
     }
     .validate()
@@ -231,6 +237,9 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     })?;
     let store_options = StoreOptions {
         buffer_unsynced_wal: config.test_lose_unsynced_on_crash,
+        hold_sync_while_exists: config
+            .test_lose_unsynced_on_crash
+            .then(|| config.data_dir.join(HOLD_SYNC_FILE)),
         ..StoreOptions::default()
     };
     if store_options.buffer_unsynced_wal {

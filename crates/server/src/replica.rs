@@ -52,6 +52,14 @@ pub(crate) fn partition_raft_config() -> Result<Arc<Config>, ServerError> {
         snapshot_policy: SnapshotPolicy::Never,
         max_in_snapshot_log_to_keep: 0,
         max_payload_entries: 512,
+        // A restarted leader must win a new election, in a new term, before
+        // it appends. openraft's default lets it carry on in its old term;
+        // but a leader sends entries before its own fsync, so after a power
+        // loss it may have lost entries a follower kept, and re-using their
+        // log ids (same index, same term) for new entries makes the logs
+        // diverge where Raft's log matching cannot see it: an acknowledged
+        // record replaced on one replica (reliability finding 5).
+        enable_leader_restore: Some(false),
         ..Default::default()
     };
     config

@@ -241,7 +241,16 @@ impl NodeStore {
         }
 
         let sync_db = Arc::clone(&db);
-        let syncer = Syncer::spawn(move || sync_db.flush_wal(true)).map_err(open_err)?;
+        let hold = opts.hold_sync_while_exists.clone();
+        let syncer = Syncer::spawn(move || {
+            if let Some(hold) = &hold {
+                while hold.exists() {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            }
+            sync_db.flush_wal(true)
+        })
+        .map_err(open_err)?;
         tracing::info!(path = %path.display(), "opened store");
         Ok(NodeStore {
             inner: Arc::new(Inner {

@@ -48,6 +48,10 @@ pub struct StoreOptions {
     /// the group-commit sync, so that killing the process loses every unsynced write, as
     /// a power loss loses the page cache. Default off.
     pub buffer_unsynced_wal: bool,
+    /// Fault injection only: while this file exists, the group-commit sync waits before
+    /// its fsync, as a stalled disk would. Writes go on; nothing they wait for completes.
+    /// Lets a test make a leader's own log lag its followers'. Default none.
+    pub hold_sync_while_exists: Option<std::path::PathBuf>,
     /// Flushes and compactions write with O_DIRECT, bypassing the page cache: no kernel copy
     /// of every byte flushed, and freshly flushed batches do not evict what readers use.
     /// Default on (ADR 0003: produce 67 -> 82 MB/s on the 2-core benchmark box).
@@ -65,6 +69,7 @@ impl Default for StoreOptions {
             target_file_size_mb: 64,
             min_blob_size_bytes: 4096,
             buffer_unsynced_wal: false,
+            hold_sync_while_exists: None,
             direct_io_for_flush_and_compaction: true,
         }
     }
