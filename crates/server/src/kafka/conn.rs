@@ -89,6 +89,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, node: Arc<Node>) {
                     }
                     let (correlation_id, version) = (r.correlation_id(), r.version());
                     let api = r.body.api_key();
+                    tracing::trace!(%peer, client_id = %session.client_id, api = ?api, version, "kafka request");
                     match dispatch(&node, &mut session, *r).await {
                         Some(resp) => (correlation_id, version, resp),
                         None if api == cairn_kafka::kafka_protocol::messages::ApiKey::Produce => {
