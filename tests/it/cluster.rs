@@ -248,6 +248,16 @@ impl TestCluster {
         self.specs.iter().map(|s| s.grpc.clone()).collect()
     }
 
+    /// The nodes' Kafka API addresses, as a Kafka client's
+    /// `bootstrap.servers`.
+    pub fn kafka_bootstrap(&self) -> String {
+        self.specs
+            .iter()
+            .map(|s| s.kafka.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     pub fn node_index(&self, id: u64) -> usize {
         self.specs.iter().position(|s| s.id == id).expect("node id")
     }

@@ -10,6 +10,7 @@ mod disk_full;
 mod groups;
 mod identity;
 mod join;
+mod kafka;
 mod list_offsets;
 mod power_loss;
 mod producer;

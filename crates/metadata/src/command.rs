@@ -61,6 +61,12 @@ pub enum MetaCommand {
     /// Many commits at once (the coordinator batches them); each is fenced
     /// by generation on its own, and answered in order.
     CommitBatch(Vec<GroupCommit>),
+    /// Reserves `count` producer ids for one node's idempotent producers
+    /// (Kafka's InitProducerId): ids are never handed out twice, across
+    /// nodes and restarts. Appended last: commands are stored by variant index.
+    AllocateProducerIds {
+        count: u32,
+    },
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -73,6 +79,10 @@ pub enum MetaResponse {
     /// One result per commit of a `CommitBatch`, in order.
     Commits(Vec<Result<(), GroupError>>),
     GroupError(GroupError),
+    /// The first of the reserved producer ids (`AllocateProducerIds`).
+    ProducerIds {
+        first: i64,
+    },
 }
 
 /// A command that was applied but refused by the state (it changed nothing).

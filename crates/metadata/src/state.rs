@@ -88,6 +88,9 @@ pub struct MetadataState {
     /// Consumer groups' stored membership (see [`crate::GroupMeta`]).
     #[serde(default)]
     pub groups: BTreeMap<String, GroupMeta>,
+    /// The next producer id `AllocateProducerIds` hands out.
+    #[serde(default)]
+    pub next_producer_id: i64,
 }
 
 impl MetadataState {
@@ -174,6 +177,11 @@ impl MetadataState {
                     .map(|c| self.commit(c))
                     .collect::<Vec<_>>();
                 MetaResponse::Commits(results)
+            }
+            MetaCommand::AllocateProducerIds { count } => {
+                let first = self.next_producer_id;
+                self.next_producer_id = first.saturating_add(i64::from(count));
+                MetaResponse::ProducerIds { first }
             }
         }
     }
@@ -529,5 +537,20 @@ mod tests {
         let json = serde_json::to_vec(&s).unwrap();
         let back: MetadataState = serde_json::from_slice(&json).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn producer_id_blocks_never_overlap() {
+        let mut s = MetadataState::default();
+        let a = s.apply(MetaCommand::AllocateProducerIds { count: 100 });
+        let b = s.apply(MetaCommand::AllocateProducerIds { count: 10 });
+        assert_eq!(a, MetaResponse::ProducerIds { first: 0 });
+        assert_eq!(b, MetaResponse::ProducerIds { first: 100 });
+        // A state saved before producer ids existed starts them at 0.
+        let mut json: serde_json::Value = serde_json::to_value(&s).unwrap();
+        json.as_object_mut().unwrap().remove("next_producer_id");
+        let old: MetadataState = serde_json::from_value(json).unwrap();
+        assert_eq!(old.next_producer_id, 0);
+        assert_eq!(s.next_producer_id, 110);
     }
 }

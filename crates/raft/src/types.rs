@@ -68,6 +68,7 @@ fn meta_command_name(cmd: &MetaCommand) -> &'static str {
         MetaCommand::PutGroup { .. } => "put_group",
         MetaCommand::DeleteGroup { .. } => "delete_group",
         MetaCommand::CommitBatch(_) => "commit_batch",
+        MetaCommand::AllocateProducerIds { .. } => "allocate_producer_ids",
     }
 }
 

@@ -42,7 +42,7 @@ pub struct ServerConfig {
     pub rpc_addr: String,
     /// HTTP: /metrics, /health, /ready.
     pub admin_addr: String,
-    /// Kafka API (reserved; served by a later version).
+    /// Kafka API (the Kafka wire protocol, docs/ops/kafka.md).
     pub kafka_addr: String,
     pub advertised_grpc_addr: Option<String>,
     pub advertised_rpc_addr: Option<String>,
@@ -88,6 +88,9 @@ pub struct ServerConfig {
     /// `group.min.session.timeout.ms` / `group.max.session.timeout.ms`).
     pub group_min_session_timeout_ms: u32,
     pub group_max_session_timeout_ms: u32,
+    /// The largest Kafka request accepted, in bytes (Kafka's
+    /// `socket.request.max.bytes`); a larger one closes the connection.
+    pub kafka_max_request_bytes: u64,
 }
 
 impl Default for ServerConfig {
@@ -116,6 +119,7 @@ impl Default for ServerConfig {
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 1_000,
             group_max_session_timeout_ms: 1_800_000,
+            kafka_max_request_bytes: cairn_kafka::DEFAULT_MAX_REQUEST_BYTES,
         }
     }
 }

@@ -70,6 +70,8 @@ pub enum ApiError {
     InvalidConfig(String),
     #[error("{0}")]
     InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
     #[error("request timed out after {0} ms; the write may or may not have been applied")]
     Timeout(u64),
     /// Also sent as gRPC metadata `cairn-log-start` and
@@ -133,6 +135,7 @@ impl ApiError {
             ApiError::InvalidArgument(_) => ErrorCode::InvalidArgument,
             ApiError::InvalidConfig(_) => ErrorCode::InvalidConfig,
             ApiError::InvalidReplicationFactor(_) => ErrorCode::InvalidReplicationFactor,
+            ApiError::InvalidPartitions(_) => ErrorCode::InvalidArgument,
             ApiError::Timeout(_) => ErrorCode::RequestTimedOut,
             ApiError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
             ApiError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequence,
@@ -160,6 +163,7 @@ impl ApiError {
             | ApiError::InvalidArgument(_)
             | ApiError::InvalidConfig(_)
             | ApiError::InvalidReplicationFactor(_)
+            | ApiError::InvalidPartitions(_)
             | ApiError::OutOfOrderSequence { .. } => Code::InvalidArgument,
             ApiError::Timeout(_) => Code::DeadlineExceeded,
             ApiError::OffsetOutOfRange { .. } => Code::OutOfRange,
@@ -175,6 +179,42 @@ impl ApiError {
                 Code::InvalidArgument
             }
         }
+    }
+}
+
+impl ApiError {
+    /// The Kafka error code clients of the Kafka API are answered with.
+    pub fn kafka_code(&self) -> i16 {
+        use cairn_kafka::kafka_protocol::ResponseError as K;
+        let e = match self {
+            ApiError::NotLeader { .. } => K::NotLeaderOrFollower,
+            // Both make Kafka clients refresh their metadata and retry.
+            ApiError::LeaderNotAvailable { .. } => K::NotLeaderOrFollower,
+            ApiError::UnknownTopic(_) | ApiError::UnknownPartition { .. } => {
+                K::UnknownTopicOrPartition
+            }
+            ApiError::MessageTooLarge { .. } => K::MessageTooLarge,
+            ApiError::CorruptMessage(_) => K::CorruptMessage,
+            ApiError::TopicExists(_) => K::TopicAlreadyExists,
+            ApiError::InvalidArgument(_) => K::InvalidRequest,
+            ApiError::InvalidConfig(_) => K::InvalidConfig,
+            ApiError::InvalidReplicationFactor(_) => K::InvalidReplicationFactor,
+            ApiError::InvalidPartitions(_) => K::InvalidPartitions,
+            ApiError::Timeout(_) => K::RequestTimedOut,
+            ApiError::OffsetOutOfRange { .. } => K::OffsetOutOfRange,
+            ApiError::OutOfOrderSequence { .. } => K::OutOfOrderSequenceNumber,
+            ApiError::Storage(_) => K::KafkaStorageError,
+            ApiError::Internal(_) => K::UnknownServerError,
+            ApiError::NotCoordinator { .. } => K::NotCoordinator,
+            ApiError::UnknownMember(_) => K::UnknownMemberId,
+            ApiError::IllegalGeneration(_) => K::IllegalGeneration,
+            ApiError::RebalanceInProgress(_) => K::RebalanceInProgress,
+            ApiError::InconsistentGroupProtocol(_) => K::InconsistentGroupProtocol,
+            ApiError::GroupNotEmpty(_) => K::NonEmptyGroup,
+            ApiError::UnknownGroup(_) => K::GroupIdNotFound,
+            ApiError::InvalidSessionTimeout(_) => K::InvalidSessionTimeout,
+        };
+        e.code()
     }
 }
 

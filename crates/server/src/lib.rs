@@ -1,9 +1,9 @@
 //! The Cairn node.
 //!
 //! ```text
-//!             clients (gRPC :50051)              peers (internal RPC :50052)
+//!   clients (gRPC :50051, Kafka :9092)           peers (internal RPC :50052)
 //!                    │                                   │
-//!               CairnService                      InternalService
+//!      CairnService · kafka::serve                InternalService
 //!                    │                                   │
 //!   ┌────────────────┴───────────── Node ────────────────┴─────────────┐
 //!   │ metadata Raft group 0 (MetaStateMachine, MetaView)                │
@@ -19,8 +19,10 @@ mod config;
 mod coordinator;
 mod error;
 mod internal;
+mod kafka;
 mod meta_sm;
 mod node;
+mod ops;
 mod replica;
 mod tasks;
 
@@ -295,16 +297,19 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
             min_session_timeout_ms: config.group_min_session_timeout_ms,
             max_session_timeout_ms: config.group_max_session_timeout_ms,
         }),
+        producer_ids: std::sync::Mutex::new(0..0),
     });
 
     let rpc_listener = bind(&config.rpc_addr).await?;
     let grpc_listener = bind(&config.grpc_addr).await?;
     let admin_listener = bind(&config.admin_addr).await?;
+    let kafka_listener = bind(&config.kafka_addr).await?;
     tracing::info!(
         node_id = config.node_id,
         grpc = %config.grpc_addr,
         rpc = %config.rpc_addr,
         admin = %config.admin_addr,
+        kafka = %config.kafka_addr,
         data_dir = %config.data_dir.display(),
         "cairn node starting"
     );
@@ -332,6 +337,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
             .serve_with_incoming(TcpListenerStream::new(grpc_listener)),
     );
     let admin_server = tokio::spawn(admin::serve(admin_listener, node.clone(), prometheus));
+    let kafka_server = tokio::spawn(kafka::serve(kafka_listener, node.clone()));
 
     if voters.contains_key(&node.id) {
         let initialized = node
@@ -382,6 +388,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         t.abort();
     }
     admin_server.abort();
+    kafka_server.abort();
     for r in node.all_replicas() {
         let _ = r.raft.shutdown().await;
     }

@@ -192,6 +192,7 @@ impl RaftStateMachine<TypeConfig> for MetaStateMachine {
                         | MetaCommand::CommitBatch(_)
                         | MetaCommand::PutGroup { .. }
                         | MetaCommand::DeleteGroup { .. }
+                        | MetaCommand::AllocateProducerIds { .. }
                 )
             });
             self.view.write(notify, |state| {

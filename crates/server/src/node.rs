@@ -84,7 +84,14 @@ pub struct Node {
     pub(crate) membership_changes: std::sync::Mutex<std::collections::HashSet<GroupId>>,
     /// Consumer groups, served while this node is the metadata leader.
     pub(crate) coordinator: crate::coordinator::Coordinator,
+    /// Producer ids reserved in the metadata group for this node's Kafka
+    /// InitProducerId answers, not handed out yet.
+    pub(crate) producer_ids: std::sync::Mutex<std::ops::Range<i64>>,
 }
+
+/// Producer ids reserved at a time (one metadata write per this many
+/// idempotent producers).
+const PRODUCER_ID_BLOCK: u32 = 1000;
 
 impl Node {
     pub(crate) fn info(&self) -> NodeInfo {
@@ -273,6 +280,32 @@ impl Node {
             ));
         }
         Ok(())
+    }
+
+    /// A producer id no other producer got, on any node, before or after a
+    /// restart: ids come from blocks reserved in the metadata group, and a
+    /// block's unused rest is dropped when the node stops.
+    pub(crate) async fn allocate_producer_id(&self) -> Result<i64, ApiError> {
+        loop {
+            if let Some(id) = self.producer_ids.lock().ok().and_then(|mut r| r.next()) {
+                return Ok(id);
+            }
+            let cmd = MetaCommand::AllocateProducerIds {
+                count: PRODUCER_ID_BLOCK,
+            };
+            match self.propose(Proposal::Command(cmd)).await? {
+                MetaResponse::ProducerIds { first } => {
+                    if let Ok(mut r) = self.producer_ids.lock() {
+                        *r = first..first + i64::from(PRODUCER_ID_BLOCK);
+                    }
+                }
+                other => {
+                    return Err(ApiError::Internal(format!(
+                        "producer id allocation answered {other:?}"
+                    )))
+                }
+            }
+        }
     }
 
     pub(crate) fn is_meta_leader(&self) -> bool {

@@ -266,6 +266,12 @@ impl Replica {
         }
     }
 
+    /// The Raft term this replica is in: the partition's leader epoch as
+    /// the Kafka API shows it.
+    pub(crate) fn term(&self) -> u64 {
+        self.raft.metrics().borrow_watched().current_term
+    }
+
     pub(crate) fn is_leader(&self) -> bool {
         self.raft.metrics().borrow_watched().state == ServerState::Leader
     }

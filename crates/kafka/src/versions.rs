@@ -1,0 +1,133 @@
+//! The APIs and versions Cairn speaks.
+
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::ApiVersionsResponse;
+
+/// One API: the versions Cairn implements, and whether ApiVersions names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SupportedApi {
+    pub key: ApiKey,
+    pub min_version: i16,
+    pub max_version: i16,
+    /// Advertised in ApiVersions. The unadvertised ones (ACLs, transactions)
+    /// are decoded only to answer them with a clear error.
+    pub advertised: bool,
+}
+
+const fn api(key: ApiKey, min_version: i16, max_version: i16) -> SupportedApi {
+    SupportedApi {
+        key,
+        min_version,
+        max_version,
+        advertised: true,
+    }
+}
+
+const fn refused(key: ApiKey, min_version: i16, max_version: i16) -> SupportedApi {
+    SupportedApi {
+        key,
+        min_version,
+        max_version,
+        advertised: false,
+    }
+}
+
+/// Every API a request may name. The version caps are where Cairn's
+/// semantics stop (e.g. Fetch 13 and Produce 13 name topics by id, ListOffsets
+/// 7 asks for the max-timestamp offset); see docs/ops/kafka.md.
+pub const SUPPORTED_APIS: &[SupportedApi] = &[
+    api(ApiKey::Produce, 3, 9),
+    api(ApiKey::Fetch, 4, 12),
+    api(ApiKey::ListOffsets, 1, 6),
+    api(ApiKey::Metadata, 0, 12),
+    api(ApiKey::SaslHandshake, 0, 1),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::DeleteRecords, 0, 2),
+    api(ApiKey::InitProducerId, 0, 4),
+    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::AlterConfigs, 0, 2),
+    api(ApiKey::DescribeLogDirs, 1, 4),
+    api(ApiKey::SaslAuthenticate, 0, 2),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    api(ApiKey::DescribeCluster, 0, 1),
+    // Consumer-group APIs are not here yet: requests for them are refused
+    // like any unknown API until the coordinator is wired in (groups.rs).
+    refused(ApiKey::AddPartitionsToTxn, 0, 3),
+    refused(ApiKey::AddOffsetsToTxn, 0, 3),
+    refused(ApiKey::EndTxn, 0, 3),
+    refused(ApiKey::TxnOffsetCommit, 0, 3),
+    refused(ApiKey::DescribeAcls, 1, 3),
+    refused(ApiKey::CreateAcls, 1, 3),
+    refused(ApiKey::DeleteAcls, 1, 3),
+];
+
+/// The versions of `api_key` that Cairn decodes, if any.
+pub fn supported_range(api_key: i16) -> Option<SupportedApi> {
+    SUPPORTED_APIS
+        .iter()
+        .find(|a| a.key as i16 == api_key)
+        .copied()
+}
+
+/// The ApiVersions answer: every advertised API with its versions, and
+/// `error_code` (0, or 35 UNSUPPORTED_VERSION for a request version Cairn
+/// does not speak; that answer is encoded as version 0, as Kafka does).
+pub fn api_versions_response(error_code: i16) -> ApiVersionsResponse {
+    ApiVersionsResponse::default()
+        .with_error_code(error_code)
+        .with_api_keys(
+            SUPPORTED_APIS
+                .iter()
+                .filter(|a| a.advertised)
+                .map(|a| {
+                    ApiVersion::default()
+                        .with_api_key(a.key as i16)
+                        .with_min_version(a.min_version)
+                        .with_max_version(a.max_version)
+                })
+                .collect(),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::protocol::Message;
+
+    #[test]
+    fn every_supported_version_is_one_the_codec_knows() {
+        for a in SUPPORTED_APIS {
+            let codec = a.key.valid_versions();
+            assert!(
+                codec.min <= a.min_version && a.max_version <= codec.max,
+                "{:?} {}..{} outside the codec's {codec}",
+                a.key,
+                a.min_version,
+                a.max_version
+            );
+        }
+        let versions = ApiVersionsResponse::VERSIONS;
+        assert_eq!(versions.min, 0);
+    }
+
+    #[test]
+    fn group_apis_are_not_advertised_yet() {
+        let r = api_versions_response(0);
+        for key in [
+            ApiKey::JoinGroup,
+            ApiKey::FindCoordinator,
+            ApiKey::OffsetCommit,
+        ] {
+            assert!(!r.api_keys.iter().any(|a| a.api_key == key as i16));
+        }
+        assert!(!r
+            .api_keys
+            .iter()
+            .any(|a| a.api_key == ApiKey::DescribeAcls as i16));
+    }
+}

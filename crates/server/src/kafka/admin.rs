@@ -1,0 +1,487 @@
+//! Topic administration: CreateTopics, DeleteTopics, CreatePartitions,
+//! DeleteRecords, DescribeConfigs, AlterConfigs, IncrementalAlterConfigs,
+//! DescribeLogDirs. Each goes through the same `ops` functions (and so the
+//! same validation) as the gRPC API and `cairn topic`.
+
+use std::collections::BTreeMap;
+
+use cairn_kafka::kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use cairn_kafka::kafka_protocol::messages::create_topics_response::CreatableTopicConfigs;
+use cairn_kafka::kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use cairn_kafka::kafka_protocol::messages::delete_records_response::DeleteRecordsPartitionResult;
+use cairn_kafka::kafka_protocol::messages::delete_records_response::DeleteRecordsTopicResult;
+use cairn_kafka::kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use cairn_kafka::kafka_protocol::messages::describe_configs_response::DescribeConfigsResourceResult;
+use cairn_kafka::kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
+use cairn_kafka::kafka_protocol::messages::describe_log_dirs_response::DescribeLogDirsPartition;
+use cairn_kafka::kafka_protocol::messages::describe_log_dirs_response::DescribeLogDirsResult;
+use cairn_kafka::kafka_protocol::messages::describe_log_dirs_response::DescribeLogDirsTopic;
+use cairn_kafka::kafka_protocol::messages::*;
+use cairn_kafka::kafka_protocol::ResponseError;
+use cairn_metadata::Topic;
+use cairn_metadata::TopicConfig;
+
+use super::code;
+use super::metadata::topic_uuid;
+use super::str_bytes;
+use crate::error::ApiError;
+use crate::node::Node;
+use crate::ops;
+
+/// Kafka's config resource types.
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+/// Kafka's config sources.
+const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DEFAULT: i8 = 5;
+/// The replication factor of a topic created with -1 (Kafka's
+/// `default.replication.factor`), capped by the number of nodes.
+const DEFAULT_REPLICATION_FACTOR: u32 = 3;
+
+fn error_message(e: &ApiError) -> Option<cairn_kafka::kafka_protocol::protocol::StrBytes> {
+    Some(str_bytes(e.to_string()))
+}
+
+/// One config of a topic as Kafka shows it.
+struct EffectiveConfig {
+    key: &'static str,
+    value: String,
+    /// SOURCE_TOPIC when set on the topic, else SOURCE_DEFAULT.
+    source: i8,
+}
+
+/// Every config of a topic: those set on it, then Cairn's defaults.
+fn effective_configs(node: &Node, t: &Topic) -> Vec<EffectiveConfig> {
+    TopicConfig::ALL
+        .iter()
+        .map(|c| match t.configs.get(c.key()) {
+            Some(v) => EffectiveConfig {
+                key: c.key(),
+                value: v.clone(),
+                source: SOURCE_TOPIC,
+            },
+            None => EffectiveConfig {
+                key: c.key(),
+                value: match c {
+                    TopicConfig::RetentionMs => node.config.retention_ms.to_string(),
+                    TopicConfig::RetentionBytes => node.config.retention_bytes.to_string(),
+                    other => other.default_value().to_string(),
+                },
+                source: SOURCE_DEFAULT,
+            },
+        })
+        .collect()
+}
+
+fn new_topic(
+    node: &Node,
+    t: &create_topics_request::CreatableTopic,
+) -> Result<ops::NewTopic, ApiError> {
+    if !t.assignments.is_empty() {
+        return Err(ApiError::InvalidArgument(
+            "manual replica assignments are not supported; create the topic, then move replicas with `cairn topic reassign`".into(),
+        ));
+    }
+    let partitions = match t.num_partitions {
+        -1 => 1,
+        n => {
+            u32::try_from(n).map_err(|_| ApiError::InvalidPartitions(format!("{n} partitions")))?
+        }
+    };
+    let replication_factor = match t.replication_factor {
+        -1 => {
+            let nodes = node.meta_view.read(|s| s.nodes.len()) as u32;
+            DEFAULT_REPLICATION_FACTOR.min(nodes.max(1))
+        }
+        n => u32::try_from(n)
+            .map_err(|_| ApiError::InvalidReplicationFactor(format!("replication factor {n}")))?,
+    };
+    let mut configs = BTreeMap::new();
+    for c in &t.configs {
+        if let Some(v) = &c.value {
+            configs.insert(c.name.to_string(), v.to_string());
+        }
+    }
+    Ok(ops::NewTopic {
+        name: t.name.0.to_string(),
+        partitions,
+        replication_factor,
+        configs,
+    })
+}
+
+pub(crate) async fn create_topics(
+    node: &Node,
+    req: CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let answer = CreatableTopicResult::default().with_name(t.name.clone());
+        let created = match new_topic(node, &t) {
+            Err(e) => Err(e),
+            Ok(new) if req.validate_only => {
+                let exists = node.topic(&new.name).is_ok();
+                match ops::validate_new_topic(&new) {
+                    Err(e) => Err(e),
+                    Ok(()) if exists => Err(ApiError::TopicExists(new.name)),
+                    Ok(()) => Ok((new.partitions, new.replication_factor, None)),
+                }
+            }
+            Ok(new) => ops::create_topic(node, new).await.map(|topic| {
+                (
+                    topic.partitions.len() as u32,
+                    topic.replication_factor,
+                    Some(topic),
+                )
+            }),
+        };
+        results.push(match created {
+            Ok((partitions, rf, topic)) => {
+                let mut answer = answer
+                    .with_num_partitions(partitions as i32)
+                    .with_replication_factor(rf as i16);
+                if let Some(topic) = topic {
+                    answer = answer.with_topic_id(topic_uuid(&topic));
+                    if version >= 5 {
+                        answer = answer.with_configs(Some(
+                            effective_configs(node, &topic)
+                                .into_iter()
+                                .map(|c| {
+                                    CreatableTopicConfigs::default()
+                                        .with_name(str_bytes(c.key))
+                                        .with_value(Some(str_bytes(c.value)))
+                                        .with_config_source(c.source)
+                                })
+                                .collect(),
+                        ));
+                    }
+                }
+                answer
+            }
+            Err(e) => answer
+                .with_error_code(e.kafka_code())
+                .with_error_message(error_message(&e))
+                .with_num_partitions(-1)
+                .with_replication_factor(-1),
+        });
+    }
+    CreateTopicsResponse::default().with_topics(results)
+}
+
+pub(crate) async fn delete_topics(
+    node: &Node,
+    req: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
+    // Up to version 5 topics are named in `topic_names`; from 6 on in
+    // `topics`, by name or by id.
+    let asked: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
+        req.topics
+            .into_iter()
+            .map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id))
+            .collect()
+    } else {
+        req.topic_names
+            .into_iter()
+            .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+            .collect()
+    };
+    let mut responses = Vec::with_capacity(asked.len());
+    for (name, id) in asked {
+        let name = name.or_else(|| {
+            node.meta_view.read(|s| {
+                s.topics
+                    .values()
+                    .find(|t| topic_uuid(t) == id)
+                    .map(|t| t.name.clone())
+            })
+        });
+        let answer = DeletableTopicResult::default().with_topic_id(id);
+        responses.push(match name {
+            None => answer.with_error_code(code(ResponseError::UnknownTopicId)),
+            Some(name) => {
+                let answer = answer.with_name(Some(TopicName(str_bytes(name.clone()))));
+                match ops::delete_topic(node, &name).await {
+                    Ok(()) => answer,
+                    Err(e) => answer
+                        .with_error_code(e.kafka_code())
+                        .with_error_message(error_message(&e)),
+                }
+            }
+        });
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
+}
+
+/// Cairn cannot add partitions to a topic yet: every topic is answered
+/// INVALID_PARTITIONS, saying so.
+pub(crate) fn create_partitions(
+    node: &Node,
+    req: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let results = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let answer = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+            match node.topic(t.name.as_str()) {
+                Err(e) => answer
+                    .with_error_code(e.kafka_code())
+                    .with_error_message(error_message(&e)),
+                Ok(_) => answer
+                    .with_error_code(code(ResponseError::InvalidPartitions))
+                    .with_error_message(Some(str_bytes(
+                        "Cairn cannot add partitions to an existing topic yet",
+                    ))),
+            }
+        })
+        .collect();
+    CreatePartitionsResponse::default().with_results(results)
+}
+
+/// DeleteRecords: the replicated trim retention uses (whole batches; the
+/// last batch always stays), so the low watermark answered can be below
+/// the offset asked for.
+pub(crate) async fn delete_records(
+    node: &Node,
+    req: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let answer =
+                DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
+            let before = u64::try_from(p.offset).ok();
+            let result = match u32::try_from(p.partition_index) {
+                Err(_) => Err(code(ResponseError::UnknownTopicOrPartition)),
+                Ok(partition) => ops::delete_records(node, t.name.as_str(), partition, before)
+                    .await
+                    .map_err(|e| e.kafka_code()),
+            };
+            partitions.push(match result {
+                Ok(low) => answer.with_low_watermark(low as i64),
+                Err(e) => answer.with_error_code(e).with_low_watermark(-1),
+            });
+        }
+        topics.push(
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(partitions),
+        );
+    }
+    DeleteRecordsResponse::default().with_topics(topics)
+}
+
+pub(crate) fn describe_configs(
+    node: &Node,
+    req: DescribeConfigsRequest,
+    _version: i16,
+) -> DescribeConfigsResponse {
+    let results = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let answer = DescribeConfigsResult::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            match r.resource_type {
+                RESOURCE_TOPIC => match node.topic(r.resource_name.as_str()) {
+                    Err(e) => answer
+                        .with_error_code(e.kafka_code())
+                        .with_error_message(error_message(&e)),
+                    Ok(t) => answer.with_configs(
+                        effective_configs(node, &t)
+                            .into_iter()
+                            .filter(|c| {
+                                r.configuration_keys
+                                    .as_ref()
+                                    .is_none_or(|keys| keys.iter().any(|w| w.as_str() == c.key))
+                            })
+                            .map(|c| {
+                                DescribeConfigsResourceResult::default()
+                                    .with_name(str_bytes(c.key))
+                                    .with_value(Some(str_bytes(c.value)))
+                                    .with_config_source(c.source)
+                            })
+                            .collect(),
+                    ),
+                },
+                // Broker configs are Cairn's node settings; none are shown
+                // through Kafka's API yet.
+                RESOURCE_BROKER => answer,
+                _ => answer
+                    .with_error_code(code(ResponseError::InvalidRequest))
+                    .with_error_message(Some(str_bytes("only topic and broker configs exist"))),
+            }
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+/// A config change of one topic: the keys to set and to remove.
+struct ConfigChange {
+    set: BTreeMap<String, String>,
+    delete: Vec<String>,
+}
+
+/// Applies (or with `validate_only` checks) one topic's config change.
+async fn alter_topic(
+    node: &Node,
+    resource_type: i8,
+    name: &str,
+    change: Result<ConfigChange, ApiError>,
+    validate_only: bool,
+) -> Result<(), ApiError> {
+    if resource_type != RESOURCE_TOPIC {
+        return Err(ApiError::InvalidArgument(
+            "only topic configs can be altered through the Kafka API".into(),
+        ));
+    }
+    let change = change?;
+    if validate_only {
+        ops::check_topic_config_change(node, name, &change.set, &change.delete).map(|_| ())
+    } else {
+        ops::alter_topic_config(node, name, change.set, change.delete)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// The error code and message of a result, as Kafka answers them.
+fn error_fields(
+    result: Result<(), ApiError>,
+) -> (i16, Option<cairn_kafka::kafka_protocol::protocol::StrBytes>) {
+    match result {
+        Ok(()) => (super::NONE, None),
+        Err(e) => (e.kafka_code(), error_message(&e)),
+    }
+}
+
+/// One resource's answer to AlterConfigs or IncrementalAlterConfigs (two
+/// distinct types of the same shape).
+macro_rules! config_answer {
+    ($ty:ty, $resource:expr, $result:expr) => {{
+        let (error, message) = error_fields($result);
+        <$ty>::default()
+            .with_error_code(error)
+            .with_error_message(message)
+            .with_resource_type($resource.resource_type)
+            .with_resource_name($resource.resource_name)
+    }};
+}
+
+/// AlterConfigs: the topic's configs become exactly those given (Kafka's
+/// legacy, non-incremental semantics): keys not named are removed.
+pub(crate) async fn alter_configs(node: &Node, req: AlterConfigsRequest) -> AlterConfigsResponse {
+    let mut responses = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        let name = r.resource_name.to_string();
+        let change = node.topic(&name).map(|t| {
+            let set: BTreeMap<String, String> = r
+                .configs
+                .iter()
+                .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+                .collect();
+            let delete = t
+                .configs
+                .keys()
+                .filter(|k| !set.contains_key(*k))
+                .cloned()
+                .collect();
+            ConfigChange { set, delete }
+        });
+        let result = alter_topic(node, r.resource_type, &name, change, req.validate_only).await;
+        responses.push(config_answer!(
+            alter_configs_response::AlterConfigsResourceResponse,
+            r,
+            result
+        ));
+    }
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+/// Kafka's incremental config operations.
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+
+/// IncrementalAlterConfigs: SET and DELETE (APPEND and SUBTRACT apply to
+/// list configs, which Cairn's topic configs are not).
+pub(crate) async fn incremental_alter_configs(
+    node: &Node,
+    req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let mut responses = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        let mut set = BTreeMap::new();
+        let mut delete = Vec::new();
+        let mut bad = None;
+        for c in &r.configs {
+            match (c.config_operation, &c.value) {
+                (OP_SET, Some(v)) => {
+                    set.insert(c.name.to_string(), v.to_string());
+                }
+                (OP_DELETE, _) => delete.push(c.name.to_string()),
+                (op, _) => {
+                    bad = Some(ApiError::InvalidConfig(format!(
+                        "config operation {op} on {} is not supported (only SET with a value and DELETE)",
+                        c.name.as_str()
+                    )))
+                }
+            }
+        }
+        let change = match bad {
+            Some(e) => Err(e),
+            None => Ok(ConfigChange { set, delete }),
+        };
+        let name = r.resource_name.to_string();
+        let result = alter_topic(node, r.resource_type, &name, change, req.validate_only).await;
+        responses.push(config_answer!(
+            incremental_alter_configs_response::AlterConfigsResourceResponse,
+            r,
+            result
+        ));
+    }
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+/// DescribeLogDirs: one log dir (the node's data dir) holding this node's
+/// replicas, with their retained bytes as the partition index records them.
+pub(crate) fn describe_log_dirs(
+    node: &Node,
+    req: DescribeLogDirsRequest,
+) -> DescribeLogDirsResponse {
+    let mut by_topic: BTreeMap<String, Vec<DescribeLogDirsPartition>> = BTreeMap::new();
+    for r in node.all_replicas() {
+        let wanted = match &req.topics {
+            None => true,
+            Some(ts) => ts.iter().any(|t| {
+                t.topic.as_str() == r.topic && t.partitions.contains(&(r.partition as i32))
+            }),
+        };
+        if !wanted {
+            continue;
+        }
+        let size = r.log.retained_bytes().unwrap_or(0);
+        by_topic.entry(r.topic.clone()).or_default().push(
+            DescribeLogDirsPartition::default()
+                .with_partition_index(r.partition as i32)
+                .with_partition_size(size as i64),
+        );
+    }
+    let topics = by_topic
+        .into_iter()
+        .map(|(name, mut partitions)| {
+            partitions.sort_by_key(|p| p.partition_index);
+            DescribeLogDirsTopic::default()
+                .with_name(TopicName(str_bytes(name)))
+                .with_partitions(partitions)
+        })
+        .collect();
+    DescribeLogDirsResponse::default().with_results(vec![DescribeLogDirsResult::default()
+        .with_log_dir(str_bytes(node.config.data_dir.display().to_string()))
+        .with_topics(topics)
+        .with_total_bytes(-1)
+        .with_usable_bytes(-1)])
+}

@@ -1,0 +1,315 @@
+//! Fetch, ListOffsets, OffsetForLeaderEpoch: reads, served by each
+//! partition's leader with a live lease (`ops::read_partition`).
+//!
+//! Leader epochs are Raft terms. A request naming a `current_leader_epoch`
+//! older than the leader's term is FENCED_LEADER_EPOCH, a newer one
+//! UNKNOWN_LEADER_EPOCH (the client's metadata is ahead of this node's).
+//!
+//! Fetch sessions (KIP-227) are not kept: every answer has session id 0, so
+//! clients send full fetch requests, which Kafka allows.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_kafka::kafka_protocol::messages::fetch_request::FetchPartition;
+use cairn_kafka::kafka_protocol::messages::fetch_response::FetchableTopicResponse;
+use cairn_kafka::kafka_protocol::messages::fetch_response::PartitionData;
+use cairn_kafka::kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionResponse;
+use cairn_kafka::kafka_protocol::messages::list_offsets_response::ListOffsetsTopicResponse;
+use cairn_kafka::kafka_protocol::messages::offset_for_leader_epoch_response::EpochEndOffset;
+use cairn_kafka::kafka_protocol::messages::offset_for_leader_epoch_response::OffsetForLeaderTopicResult;
+use cairn_kafka::kafka_protocol::messages::FetchRequest;
+use cairn_kafka::kafka_protocol::messages::FetchResponse;
+use cairn_kafka::kafka_protocol::messages::ListOffsetsRequest;
+use cairn_kafka::kafka_protocol::messages::ListOffsetsResponse;
+use cairn_kafka::kafka_protocol::messages::OffsetForLeaderEpochRequest;
+use cairn_kafka::kafka_protocol::messages::OffsetForLeaderEpochResponse;
+use cairn_kafka::kafka_protocol::messages::TopicName;
+use cairn_kafka::kafka_protocol::ResponseError;
+use futures::future::select_all;
+use futures::FutureExt;
+
+use super::code;
+use crate::error::ApiError;
+use crate::node::Node;
+use crate::ops;
+use crate::replica::Replica;
+
+/// A fetch's `max_bytes` when it names none (Kafka's `fetch.max.bytes`).
+const DEFAULT_FETCH_MAX_BYTES: usize = 50 << 20;
+
+/// Why a partition cannot be read: a Kafka error code.
+type Refusal = i16;
+
+/// The leader replica of `topic`/`partition`, if the client's idea of its
+/// leader epoch (`-1`: none) is the current one.
+fn leader_at_epoch(
+    node: &Node,
+    topic: &str,
+    partition: i32,
+    current_leader_epoch: i32,
+) -> Result<Arc<Replica>, Refusal> {
+    let partition =
+        u32::try_from(partition).map_err(|_| code(ResponseError::UnknownTopicOrPartition))?;
+    let (_, replica) = ops::partition_leader(node, topic, partition).map_err(|e| e.kafka_code())?;
+    check_epoch(replica.term(), current_leader_epoch)?;
+    Ok(replica)
+}
+
+fn check_epoch(term: u64, current_leader_epoch: i32) -> Result<(), Refusal> {
+    if current_leader_epoch < 0 {
+        return Ok(());
+    }
+    match (current_leader_epoch as u64).cmp(&term) {
+        std::cmp::Ordering::Less => Err(code(ResponseError::FencedLeaderEpoch)),
+        std::cmp::Ordering::Greater => Err(code(ResponseError::UnknownLeaderEpoch)),
+        std::cmp::Ordering::Equal => Ok(()),
+    }
+}
+
+fn refused(partition: i32, error: i16) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(partition)
+        .with_error_code(error)
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_records(Some(Default::default()))
+}
+
+/// One pass over the partitions of a fetch: what each has now.
+async fn read_all(
+    node: &Node,
+    topics: &[(TopicName, Vec<FetchPartition>)],
+    max_bytes: usize,
+) -> (Vec<FetchableTopicResponse>, usize, Vec<(Arc<Replica>, u64)>) {
+    let mut total = 0usize;
+    let mut waiting = Vec::new();
+    let mut out = Vec::with_capacity(topics.len());
+    for (name, partitions) in topics {
+        let mut answers = Vec::with_capacity(partitions.len());
+        for p in partitions {
+            let replica =
+                match leader_at_epoch(node, name.as_str(), p.partition, p.current_leader_epoch) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        answers.push(refused(p.partition, e));
+                        continue;
+                    }
+                };
+            let Ok(offset) = u64::try_from(p.fetch_offset) else {
+                answers.push(refused(p.partition, code(ResponseError::OffsetOutOfRange)));
+                continue;
+            };
+            // The first records of a fetch are returned whole even past the
+            // limits, so that a large batch cannot stall a consumer.
+            let budget =
+                (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
+            let budget = if total == 0 { budget.max(1) } else { budget };
+            if budget == 0 {
+                answers.push(refused(p.partition, super::NONE));
+                continue;
+            }
+            let partition = p.partition as u32;
+            match ops::read_partition(&replica, name.as_str(), partition, offset, budget).await {
+                Ok(r) => {
+                    total += r.records.len();
+                    if r.records.is_empty() {
+                        waiting.push((replica.clone(), offset));
+                    }
+                    answers.push(
+                        PartitionData::default()
+                            .with_partition_index(p.partition)
+                            .with_high_watermark(r.high_watermark as i64)
+                            .with_last_stable_offset(r.high_watermark as i64)
+                            .with_log_start_offset(r.log_start as i64)
+                            .with_aborted_transactions(Some(vec![]))
+                            .with_records(Some(r.records)),
+                    );
+                }
+                Err(e) => answers.push(fetch_error(p.partition, &replica, e)),
+            }
+        }
+        out.push(
+            FetchableTopicResponse::default()
+                .with_topic(name.clone())
+                .with_partitions(answers),
+        );
+    }
+    (out, total, waiting)
+}
+
+fn fetch_error(partition: i32, replica: &Replica, e: ApiError) -> PartitionData {
+    let mut answer = refused(partition, e.kafka_code());
+    if let ApiError::OffsetOutOfRange { .. } = e {
+        answer = answer
+            .with_high_watermark(replica.log.high_watermark() as i64)
+            .with_last_stable_offset(replica.log.high_watermark() as i64)
+            .with_log_start_offset(replica.log.log_start() as i64);
+    }
+    answer
+}
+
+/// Fetch: reads every partition asked for; while fewer than `min_bytes`
+/// came back and `max_wait_ms` has not passed, waits for any of them to
+/// get new records and reads again.
+pub(crate) async fn fetch(node: &Node, req: FetchRequest, version: i16) -> FetchResponse {
+    if version >= 7 && req.session_id != 0 {
+        return FetchResponse::default()
+            .with_error_code(code(ResponseError::FetchSessionIdNotFound));
+    }
+    if version >= 7 && req.session_epoch > 0 {
+        return FetchResponse::default()
+            .with_error_code(code(ResponseError::InvalidFetchSessionEpoch));
+    }
+    let max_bytes = match req.max_bytes {
+        n if n > 0 => n as usize,
+        _ => DEFAULT_FETCH_MAX_BYTES,
+    };
+    let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(ops::FETCH_MAX_WAIT);
+    let deadline = tokio::time::Instant::now() + wait;
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let topics: Vec<(TopicName, Vec<FetchPartition>)> = req
+        .topics
+        .into_iter()
+        .map(|t| (t.topic, t.partitions))
+        .collect();
+    loop {
+        let (responses, total, waiting) = read_all(node, &topics, max_bytes).await;
+        let now = tokio::time::Instant::now();
+        let failed = responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .any(|p| p.error_code != super::NONE);
+        if total >= min_bytes.max(1) || now >= deadline || failed || waiting.is_empty() {
+            return FetchResponse::default().with_responses(responses);
+        }
+        // Too little yet: wait for a partition at its end to get records.
+        let left = deadline - now;
+        let waits = waiting
+            .iter()
+            .map(|(r, offset)| r.log.wait_for(*offset, left).boxed());
+        select_all(waits).await;
+    }
+}
+
+/// ListOffsets: -2 the log start, -1 the high watermark (also the last
+/// stable offset: Cairn has no transactions), else the first record at or
+/// after the timestamp. Version 4 and later carry the leader epoch.
+pub(crate) async fn list_offsets(
+    node: &Node,
+    req: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let mut answers = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let answer =
+                ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+            let result = match leader_at_epoch(
+                node,
+                t.name.as_str(),
+                p.partition_index,
+                p.current_leader_epoch,
+            ) {
+                Err(e) => Err(e),
+                Ok(_) => {
+                    let spec = match p.timestamp {
+                        -2 => ops::OffsetSpec::Earliest,
+                        -1 => ops::OffsetSpec::Latest,
+                        ts => ops::OffsetSpec::Timestamp(ts),
+                    };
+                    ops::list_offsets(node, t.name.as_str(), p.partition_index as u32, spec)
+                        .await
+                        .map_err(|e| e.kafka_code())
+                }
+            };
+            answers.push(match result {
+                Ok((offset, timestamp, epoch)) => {
+                    let answer = answer.with_offset(offset).with_timestamp(timestamp);
+                    if version >= 4 {
+                        answer.with_leader_epoch(i32::try_from(epoch).unwrap_or(i32::MAX))
+                    } else {
+                        answer
+                    }
+                }
+                Err(e) => answer.with_error_code(e).with_offset(-1).with_timestamp(-1),
+            });
+        }
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(answers),
+        );
+    }
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// OffsetForLeaderEpoch: the end offset of a leader epoch. Committed records
+/// are never truncated under Raft and consumers read only committed ones, so
+/// for every epoch up to the current term the answer is the high watermark:
+/// it never makes a consumer believe its position was truncated. A later
+/// epoch than the current term is unknown (-1, -1), as in Kafka.
+pub(crate) async fn offset_for_leader_epoch(
+    node: &Node,
+    req: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let answer = EpochEndOffset::default().with_partition(p.partition);
+                    match leader_at_epoch(
+                        node,
+                        t.topic.as_str(),
+                        p.partition,
+                        p.current_leader_epoch,
+                    ) {
+                        Err(e) => answer
+                            .with_error_code(e)
+                            .with_leader_epoch(-1)
+                            .with_end_offset(-1),
+                        Ok(replica) => {
+                            let term = replica.term();
+                            if p.leader_epoch < 0 || p.leader_epoch as u64 > term {
+                                answer.with_leader_epoch(-1).with_end_offset(-1)
+                            } else {
+                                answer
+                                    .with_leader_epoch(p.leader_epoch)
+                                    .with_end_offset(replica.log.high_watermark() as i64)
+                            }
+                        }
+                    }
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default()
+                .with_topic(t.topic)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leader_epochs_are_checked_against_the_term() {
+        assert_eq!(check_epoch(5, -1), Ok(()));
+        assert_eq!(check_epoch(5, 5), Ok(()));
+        assert_eq!(
+            check_epoch(5, 4),
+            Err(code(ResponseError::FencedLeaderEpoch))
+        );
+        assert_eq!(
+            check_epoch(5, 6),
+            Err(code(ResponseError::UnknownLeaderEpoch))
+        );
+    }
+}

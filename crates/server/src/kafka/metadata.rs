@@ -1,0 +1,186 @@
+//! Metadata and DescribeCluster: brokers are Cairn nodes (node id = broker
+//! id, the advertised Kafka address), the controller is the metadata
+//! leader, a partition's leader epoch is its Raft term and its ISR the
+//! replicas its leader counts healthy.
+
+use std::sync::Arc;
+
+use cairn_kafka::kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use cairn_kafka::kafka_protocol::messages::metadata_response::MetadataResponseBroker;
+use cairn_kafka::kafka_protocol::messages::metadata_response::MetadataResponsePartition;
+use cairn_kafka::kafka_protocol::messages::metadata_response::MetadataResponseTopic;
+use cairn_kafka::kafka_protocol::messages::BrokerId;
+use cairn_kafka::kafka_protocol::messages::DescribeClusterRequest;
+use cairn_kafka::kafka_protocol::messages::DescribeClusterResponse;
+use cairn_kafka::kafka_protocol::messages::MetadataRequest;
+use cairn_kafka::kafka_protocol::messages::MetadataResponse;
+use cairn_kafka::kafka_protocol::messages::TopicName;
+use cairn_kafka::kafka_protocol::ResponseError;
+use cairn_metadata::NodeInfo;
+use cairn_metadata::Topic;
+
+use super::code;
+use super::str_bytes;
+use crate::node::Node;
+use crate::NodeId;
+
+/// The high half of every topic id Cairn shows Kafka clients ("cairn");
+/// the low half is the topic's id in the metadata.
+const TOPIC_ID_TAG: u64 = 0x6361_6972_6e00_0000;
+
+pub(crate) fn topic_uuid(t: &Topic) -> uuid::Uuid {
+    uuid::Uuid::from_u64_pair(TOPIC_ID_TAG, t.id)
+}
+
+fn broker_id(id: NodeId) -> BrokerId {
+    BrokerId(i32::try_from(id).unwrap_or(i32::MAX))
+}
+
+/// `host:port` as Kafka clients want them; `None` when it does not parse.
+fn host_port(addr: &str) -> Option<(String, i32)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((host.to_string(), port.parse().ok()?))
+}
+
+/// The nodes a client can reach: this one and every node alive.
+fn live_brokers(node: &Node) -> Vec<(NodeInfo, String, i32)> {
+    let nodes: Vec<NodeInfo> = node.meta_view.read(|s| s.nodes.values().cloned().collect());
+    nodes
+        .into_iter()
+        .filter(|n| n.id == node.id || node.liveness.is_alive(n.id))
+        .filter_map(|n| {
+            let (host, port) = host_port(&n.kafka_addr)?;
+            Some((n, host, port))
+        })
+        .collect()
+}
+
+fn controller(node: &Node) -> BrokerId {
+    node.meta_leader().map(broker_id).unwrap_or(BrokerId(-1))
+}
+
+fn topic_metadata(node: &Node, t: &Topic, live: &[NodeId]) -> MetadataResponseTopic {
+    let partitions = t
+        .partitions
+        .iter()
+        .map(|p| {
+            let s = node.group_status(p.group);
+            let error = if s.leader.is_some() {
+                super::NONE
+            } else {
+                code(ResponseError::LeaderNotAvailable)
+            };
+            MetadataResponsePartition::default()
+                .with_error_code(error)
+                .with_partition_index(p.partition as i32)
+                .with_leader_id(s.leader.map(broker_id).unwrap_or(BrokerId(-1)))
+                .with_leader_epoch(i32::try_from(s.term).unwrap_or(i32::MAX))
+                .with_replica_nodes(p.replicas.iter().copied().map(broker_id).collect())
+                .with_isr_nodes(s.healthy.iter().copied().map(broker_id).collect())
+                .with_offline_replicas(
+                    p.replicas
+                        .iter()
+                        .filter(|r| !live.contains(r))
+                        .copied()
+                        .map(broker_id)
+                        .collect(),
+                )
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(str_bytes(t.name.clone()))))
+        .with_topic_id(topic_uuid(t))
+        .with_partitions(partitions)
+}
+
+fn unknown_topic(name: Option<TopicName>, topic_id: uuid::Uuid) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_error_code(code(ResponseError::UnknownTopicOrPartition))
+        .with_name(name)
+        .with_topic_id(topic_id)
+}
+
+/// Metadata: the brokers, the controller, and the topics asked for (all of
+/// them for a null list, or an empty one at version 0). Topics are never
+/// created by asking: an unknown one is UNKNOWN_TOPIC_OR_PARTITION.
+pub(crate) fn metadata(node: &Node, req: MetadataRequest, version: i16) -> MetadataResponse {
+    let brokers = live_brokers(node);
+    let live: Vec<NodeId> = brokers.iter().map(|(n, _, _)| n.id).collect();
+    let all: Vec<Topic> = node
+        .meta_view
+        .read(|s| s.topics.values().cloned().collect());
+    let wanted = match req.topics {
+        None => None,
+        Some(t) if t.is_empty() && version == 0 => None,
+        Some(t) => Some(t),
+    };
+    let topics = match wanted {
+        None => all.iter().map(|t| topic_metadata(node, t, &live)).collect(),
+        Some(asked) => asked
+            .into_iter()
+            .map(|a| {
+                let found = match &a.name {
+                    Some(name) => all.iter().find(|t| t.name == name.as_str()),
+                    None => all.iter().find(|t| topic_uuid(t) == a.topic_id),
+                };
+                match found {
+                    Some(t) => topic_metadata(node, t, &live),
+                    None => unknown_topic(a.name, a.topic_id),
+                }
+            })
+            .collect(),
+    };
+    MetadataResponse::default()
+        .with_brokers(
+            brokers
+                .into_iter()
+                .map(|(n, host, port)| {
+                    MetadataResponseBroker::default()
+                        .with_node_id(broker_id(n.id))
+                        .with_host(str_bytes(host))
+                        .with_port(port)
+                        .with_rack(n.rack.map(str_bytes))
+                })
+                .collect(),
+        )
+        .with_cluster_id(Some(str_bytes(node.transport.cluster_id())))
+        .with_controller_id(controller(node))
+        .with_topics(topics)
+}
+
+pub(crate) fn describe_cluster(
+    node: &Arc<Node>,
+    _req: DescribeClusterRequest,
+) -> DescribeClusterResponse {
+    DescribeClusterResponse::default()
+        .with_cluster_id(str_bytes(node.transport.cluster_id()))
+        .with_controller_id(controller(node))
+        .with_brokers(
+            live_brokers(node)
+                .into_iter()
+                .map(|(n, host, port)| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(broker_id(n.id))
+                        .with_host(str_bytes(host))
+                        .with_port(port)
+                        .with_rack(n.rack.map(str_bytes))
+                })
+                .collect(),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_split_into_host_and_port() {
+        assert_eq!(
+            host_port("127.0.0.1:9092"),
+            Some(("127.0.0.1".into(), 9092))
+        );
+        assert_eq!(host_port("[::1]:19092"), Some(("::1".into(), 19092)));
+        assert_eq!(host_port("nohost"), None);
+    }
+}

@@ -1,0 +1,144 @@
+//! Produce and InitProducerId. Batches go to `ops::produce` exactly as the
+//! producer sent them (any codec; nothing is decompressed or re-encoded).
+
+use std::sync::Arc;
+
+use cairn_kafka::kafka_protocol::messages::produce_request::PartitionProduceData;
+use cairn_kafka::kafka_protocol::messages::produce_response::PartitionProduceResponse;
+use cairn_kafka::kafka_protocol::messages::produce_response::TopicProduceResponse;
+use cairn_kafka::kafka_protocol::messages::InitProducerIdRequest;
+use cairn_kafka::kafka_protocol::messages::InitProducerIdResponse;
+use cairn_kafka::kafka_protocol::messages::ProduceRequest;
+use cairn_kafka::kafka_protocol::messages::ProduceResponse;
+use cairn_kafka::kafka_protocol::messages::ProducerId;
+use cairn_kafka::kafka_protocol::ResponseError;
+use futures::future::join_all;
+
+use super::code;
+use super::str_bytes;
+use crate::node::Node;
+use crate::ops;
+
+/// A produce request's timeout when it names none.
+const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+
+/// Answers a Produce; `None` for acks=0, which Kafka never answers.
+///
+/// acks=1 is served as acks=-1: Cairn assigns offsets when a batch is
+/// committed (on a majority), so there is no earlier point at which the
+/// leader could name the offset. The producer waits a little longer and
+/// gets the stronger guarantee.
+pub(crate) async fn produce(
+    node: &Arc<Node>,
+    req: ProduceRequest,
+    _version: i16,
+) -> Option<ProduceResponse> {
+    let acks = match req.acks {
+        0 => ops::Acks::None,
+        _ => ops::Acks::All,
+    };
+    let refused = if req.transactional_id.is_some() {
+        Some(code(ResponseError::TransactionalIdAuthorizationFailed))
+    } else if !(-1..=1).contains(&req.acks) {
+        Some(code(ResponseError::InvalidRequiredAcks))
+    } else {
+        None
+    };
+    let timeout_ms = match req.timeout_ms {
+        t if t > 0 => t as u64,
+        _ => DEFAULT_TIMEOUT_MS,
+    };
+    let mut topics = Vec::with_capacity(req.topic_data.len());
+    for t in req.topic_data {
+        let name = t.name.0.to_string();
+        let answers = join_all(t.partition_data.into_iter().map(|p| {
+            let name = name.clone();
+            async move {
+                match refused {
+                    Some(error) => partition_error(p.index, error, None),
+                    None => produce_partition(node, &name, p, acks, timeout_ms).await,
+                }
+            }
+        }))
+        .await;
+        topics.push(
+            TopicProduceResponse::default()
+                .with_name(t.name)
+                .with_partition_responses(answers),
+        );
+    }
+    (acks != ops::Acks::None).then(|| ProduceResponse::default().with_responses(topics))
+}
+
+fn partition_error(index: i32, error: i16, message: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(error)
+        .with_base_offset(-1)
+        .with_error_message(message.map(str_bytes))
+}
+
+async fn produce_partition(
+    node: &Node,
+    topic: &str,
+    p: PartitionProduceData,
+    acks: ops::Acks,
+    timeout_ms: u64,
+) -> PartitionProduceResponse {
+    let Ok(partition) = u32::try_from(p.index) else {
+        return partition_error(p.index, code(ResponseError::UnknownTopicOrPartition), None);
+    };
+    let Some(records) = p.records else {
+        return partition_error(p.index, code(ResponseError::CorruptMessage), None);
+    };
+    match ops::produce(node, topic, partition, records, acks, timeout_ms).await {
+        // A duplicate (an idempotent producer's retry) is a success carrying
+        // the offset the batch was first written at, as in Kafka.
+        Ok(done) => PartitionProduceResponse::default()
+            .with_index(p.index)
+            .with_base_offset(done.base_offset.map_or(-1, |o| o as i64)),
+        Err(e) => {
+            tracing::debug!(topic, partition, error = %e, "kafka produce refused");
+            partition_error(p.index, e.kafka_code(), Some(e.to_string()))
+        }
+    }
+}
+
+/// A producer id for an idempotent producer, unique across the cluster and
+/// restarts (`Node::allocate_producer_id`), at epoch 0. A producer that
+/// names its id and epoch (KIP-360, after an error) keeps the id with the
+/// next epoch. Transactions are not supported yet.
+pub(crate) async fn init_producer_id(
+    node: &Node,
+    req: InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    let answer = InitProducerIdResponse::default();
+    if req
+        .transactional_id
+        .as_ref()
+        .is_some_and(|t| !t.0.is_empty())
+    {
+        return answer.with_error_code(code(ResponseError::TransactionalIdAuthorizationFailed));
+    }
+    if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
+        return answer
+            .with_producer_id(req.producer_id)
+            .with_producer_epoch(req.producer_epoch + 1);
+    }
+    match node.allocate_producer_id().await {
+        Ok(id) => answer
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(0),
+        Err(e) => {
+            tracing::warn!(error = %e, "kafka: no producer id");
+            answer
+                .with_producer_id(ProducerId(-1))
+                .with_error_code(match e {
+                    crate::error::ApiError::LeaderNotAvailable { .. } => {
+                        code(ResponseError::CoordinatorNotAvailable)
+                    }
+                    other => other.kafka_code(),
+                })
+        }
+    }
+}

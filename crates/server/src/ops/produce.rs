@@ -1,0 +1,257 @@
+//! Produce: check the batches, then propose them to the partition's Raft
+//! group as they are (the entry is the data).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use cairn_metadata::TopicConfig;
+use cairn_raft::ProduceCommand;
+use cairn_raft::ProducerBatch;
+use cairn_raft::Request as RaftRequest;
+use cairn_raft::Response as RaftResponse;
+use openraft::error::ClientWriteError;
+use openraft::error::RaftError;
+
+use super::map_write_error;
+use super::partition_leader;
+use super::require_lease;
+use crate::error::ApiError;
+use crate::node::Node;
+
+/// When the producer hears back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acks {
+    /// Once the batches are committed (fsynced on a majority) and applied:
+    /// the answer carries the base offset.
+    All,
+    /// Once the leader accepted the proposal; no offset is known yet.
+    Leader,
+    /// Not at all (the Kafka door sends no response).
+    None,
+}
+
+/// The answer to a produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Produced {
+    /// Offset of the first record; `None` unless `Acks::All`.
+    pub base_offset: Option<u64>,
+    pub high_watermark: u64,
+    /// An idempotent producer's retry of batches already written at
+    /// `base_offset`: nothing new was written.
+    pub duplicate: bool,
+}
+
+/// What the leader learns from checking a produce request's batches.
+#[derive(Debug)]
+struct Validated {
+    record_count: u32,
+    max_timestamp_ms: i64,
+    producer: Option<ProducerBatch>,
+}
+
+/// Checks every batch of a produce request: CRC, framing, size; and for a
+/// compacted topic, that every record has a key (as Kafka, which refuses a
+/// keyless record there: compaction keeps the latest record *per key*).
+fn validate_records(
+    records: &[u8],
+    max_message_bytes: u64,
+    compacted: bool,
+) -> Result<Validated, ApiError> {
+    if records.is_empty() {
+        return Err(ApiError::InvalidArgument(
+            "produce request holds no record batch".into(),
+        ));
+    }
+    let mut count: u64 = 0;
+    let mut max_ts = i64::MIN;
+    let mut producer: Option<ProducerBatch> = None;
+    for batch in cairn_record::split_batches(records) {
+        let batch = batch.map_err(|e| ApiError::CorruptMessage(e.to_string()))?;
+        if batch.len() as u64 > max_message_bytes {
+            return Err(ApiError::MessageTooLarge {
+                size: batch.len(),
+                max: max_message_bytes,
+            });
+        }
+        let header = cairn_record::validate_batch(batch)
+            .map_err(|e| ApiError::CorruptMessage(e.to_string()))?;
+        if compacted && !header.is_control() {
+            // Only compacted topics pay for decoding (and decompressing).
+            let (_, decoded) = cairn_record::decode_batch(&Bytes::copy_from_slice(batch))
+                .map_err(|e| ApiError::CorruptMessage(e.to_string()))?;
+            if decoded.iter().any(|r| r.key.is_none()) {
+                return Err(ApiError::InvalidArgument(
+                    "Compacted topic cannot accept message without key".into(),
+                ));
+            }
+        }
+        count += header.offset_count() as u64;
+        max_ts = max_ts.max(header.max_timestamp);
+        if header.producer_id >= 0 {
+            let last_sequence = header.base_sequence.wrapping_add(header.last_offset_delta);
+            producer = Some(match producer {
+                None => ProducerBatch {
+                    producer_id: header.producer_id,
+                    epoch: header.producer_epoch,
+                    first_sequence: header.base_sequence,
+                    last_sequence,
+                },
+                Some(p)
+                    if p.producer_id == header.producer_id && p.epoch == header.producer_epoch =>
+                {
+                    ProducerBatch { last_sequence, ..p }
+                }
+                Some(_) => {
+                    return Err(ApiError::InvalidArgument(
+                        "the batches of one produce request must come from one producer".into(),
+                    ))
+                }
+            });
+        }
+    }
+    let record_count = u32::try_from(count)
+        .map_err(|_| ApiError::InvalidArgument("too many records in one request".into()))?;
+    Ok(Validated {
+        record_count,
+        max_timestamp_ms: max_ts,
+        producer,
+    })
+}
+
+/// Appends `records` (one or more RecordBatch v2, as the producer sent them)
+/// to a partition. `timeout_ms` bounds the wait for `Acks::All`.
+pub(crate) async fn produce(
+    node: &Node,
+    topic_name: &str,
+    partition: u32,
+    records: Bytes,
+    acks: Acks,
+    timeout_ms: u64,
+) -> Result<Produced, ApiError> {
+    let (topic, replica) = partition_leader(node, topic_name, partition)?;
+    let max = TopicConfig::MaxMessageBytes.int_in(&topic.configs).max(1) as u64;
+    let compacted = crate::tasks::is_compacted(TopicConfig::CleanupPolicy.value_in(&topic.configs));
+    let Validated {
+        record_count,
+        max_timestamp_ms,
+        producer,
+    } = validate_records(&records, max, compacted)?;
+    let bytes = records.len();
+    let cmd = RaftRequest::Produce(ProduceCommand {
+        records,
+        record_count,
+        max_timestamp_ms,
+        producer,
+    });
+    let what = format!("{topic_name}/{partition}");
+    require_lease(&replica, topic_name, partition).await?;
+    metrics::counter!("cairn_produce_bytes_total").increment(bytes as u64);
+    metrics::counter!("cairn_produce_records_total").increment(u64::from(record_count));
+    if acks != Acks::All {
+        replica
+            .raft
+            .client_write_ff(cmd, None)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        return Ok(Produced {
+            base_offset: None,
+            high_watermark: replica.log.high_watermark(),
+            duplicate: false,
+        });
+    }
+    let write = async {
+        match replica.raft.client_write(cmd.clone()).await {
+            // The lease lapsed between the check and the write: renew, retry once.
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))
+                if f.leader_id.is_none() && replica.is_leader() =>
+            {
+                replica.renew_lease_if_stale().await;
+                replica.raft.client_write(cmd).await
+            }
+            other => other,
+        }
+    };
+    let resp = tokio::time::timeout(Duration::from_millis(timeout_ms), write)
+        .await
+        .map_err(|_| ApiError::Timeout(timeout_ms))?
+        .map_err(|e| map_write_error(&what, e, node))?;
+    match resp.data {
+        RaftResponse::Produce {
+            base_offset,
+            high_watermark,
+            duplicate,
+        } => Ok(Produced {
+            base_offset: Some(base_offset),
+            high_watermark,
+            duplicate,
+        }),
+        RaftResponse::OutOfOrderSequence {
+            producer_id,
+            expected,
+            got,
+        } => Err(ApiError::OutOfOrderSequence {
+            producer_id,
+            expected,
+            got,
+        }),
+        other => Err(ApiError::Internal(format!("partition answered {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn produce_validation_rejects_bad_input() {
+        let mut b = cairn_record::RecordBatchBuilder::new();
+        b.push(1, Some(b"k"), Some(b"v"), &[]);
+        let batch = b.build();
+        assert_eq!(
+            validate_records(&batch, 1 << 20, true)
+                .unwrap()
+                .record_count,
+            1
+        );
+        assert!(matches!(
+            validate_records(&[], 1 << 20, false),
+            Err(ApiError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            validate_records(&batch, 10, false),
+            Err(ApiError::MessageTooLarge { .. })
+        ));
+        let mut bad = batch.to_vec();
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff;
+        assert!(matches!(
+            validate_records(&bad, 1 << 20, false),
+            Err(ApiError::CorruptMessage(_))
+        ));
+    }
+
+    #[test]
+    fn compacted_topics_refuse_records_without_a_key() {
+        for codec in [
+            cairn_record::Compression::None,
+            cairn_record::Compression::Lz4,
+        ] {
+            let mut b = cairn_record::RecordBatchBuilder::new().with_compression(codec);
+            b.push(1, Some(b"k"), Some(b"v"), &[]);
+            b.push(2, None, Some(b"v"), &[]);
+            let batch = b.build();
+            assert_eq!(
+                validate_records(&batch, 1 << 20, false)
+                    .unwrap()
+                    .record_count,
+                2
+            );
+            match validate_records(&batch, 1 << 20, true) {
+                Err(ApiError::InvalidArgument(m)) => {
+                    assert!(m.contains("without key"), "{m}")
+                }
+                other => panic!("{codec:?}: expected a refusal, got {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Reads: records by offset, and offsets by position or time.
+
+use std::time::Duration;
+
+use cairn_partition::FetchResult;
+
+use super::partition_leader;
+use super::read_error;
+use super::require_lease;
+use crate::error::ApiError;
+use crate::node::Node;
+use crate::replica::Replica;
+
+/// The largest fetch answered, whatever the client asks for.
+pub(crate) const FETCH_MAX_BYTES_LIMIT: usize = 64 << 20;
+/// The longest a fetch waits for records.
+pub(crate) const FETCH_MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// Where to look up an offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OffsetSpec {
+    Earliest,
+    Latest,
+    /// The first record at or after this time (ms since the epoch).
+    Timestamp(i64),
+}
+
+/// Committed batches of one partition from `offset` on, up to about
+/// `max_bytes`, waiting up to `max_wait` for the first record past the high
+/// watermark. Served by the leader with a live lease only.
+pub(crate) async fn fetch(
+    node: &Node,
+    topic: &str,
+    partition: u32,
+    offset: u64,
+    max_bytes: usize,
+    max_wait: Duration,
+) -> Result<FetchResult, ApiError> {
+    let (_, replica) = partition_leader(node, topic, partition)?;
+    if !max_wait.is_zero() && offset >= replica.log.high_watermark() {
+        replica
+            .log
+            .wait_for(offset, max_wait.min(FETCH_MAX_WAIT))
+            .await;
+    }
+    read_partition(&replica, topic, partition, offset, max_bytes).await
+}
+
+/// The read part of [`fetch`], on a replica already found to lead: the
+/// Kafka door checks the leader epoch and waits across partitions itself.
+pub(crate) async fn read_partition(
+    replica: &Replica,
+    topic: &str,
+    partition: u32,
+    offset: u64,
+    max_bytes: usize,
+) -> Result<FetchResult, ApiError> {
+    require_lease(replica, topic, partition).await?;
+    let r = replica
+        .log
+        .read(offset, max_bytes.min(FETCH_MAX_BYTES_LIMIT))
+        .await
+        .map_err(read_error)?;
+    metrics::counter!("cairn_fetch_bytes_total").increment(r.records.len() as u64);
+    Ok(r)
+}
+
+/// An offset of a partition: `(offset, timestamp_ms, leader_epoch)`. By
+/// timestamp, `(-1, -1)` when no record is that recent; the timestamp is -1
+/// for earliest and latest.
+pub(crate) async fn list_offsets(
+    node: &Node,
+    topic: &str,
+    partition: u32,
+    spec: OffsetSpec,
+) -> Result<(i64, i64, u64), ApiError> {
+    let (_, replica) = partition_leader(node, topic, partition)?;
+    require_lease(&replica, topic, partition).await?;
+    let epoch = replica.term();
+    let (offset, timestamp_ms) = match spec {
+        OffsetSpec::Earliest => (replica.log.log_start() as i64, -1),
+        OffsetSpec::Latest => (replica.log.high_watermark() as i64, -1),
+        OffsetSpec::Timestamp(ts) => {
+            match replica
+                .log
+                .offset_for_timestamp(ts)
+                .await
+                .map_err(read_error)?
+            {
+                Some((o, t)) => (o as i64, t),
+                None => (-1, -1),
+            }
+        }
+    };
+    Ok((offset, timestamp_ms, epoch))
+}

@@ -1,0 +1,169 @@
+//! Topics: create, delete, alter configs, delete records.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cairn_metadata::alter_topic_configs;
+use cairn_metadata::validate_topic_configs;
+use cairn_metadata::validate_topic_name;
+use cairn_metadata::MetaCommand;
+use cairn_metadata::MetaError;
+use cairn_metadata::MetaResponse;
+use cairn_metadata::Topic;
+
+use super::partition_leader;
+use crate::error::ApiError;
+use crate::node::Node;
+use crate::node::Proposal;
+
+const MAX_PARTITIONS: u32 = 10_000;
+
+/// A topic to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NewTopic {
+    pub name: String,
+    pub partitions: u32,
+    pub replication_factor: u32,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// Checks a topic before it is proposed (the name, the counts, the
+/// configs); the metadata leader checks the replication factor against the
+/// live nodes when it assigns the replicas.
+pub(crate) fn validate_new_topic(t: &NewTopic) -> Result<(), ApiError> {
+    validate_topic_name(&t.name).map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
+    if t.partitions == 0 || t.partitions > MAX_PARTITIONS {
+        return Err(ApiError::InvalidPartitions(format!(
+            "partitions must be 1..={MAX_PARTITIONS}, got {}",
+            t.partitions
+        )));
+    }
+    if t.replication_factor == 0 {
+        return Err(ApiError::InvalidReplicationFactor(
+            "replication factor must be at least 1".into(),
+        ));
+    }
+    validate_topic_configs(&t.configs).map_err(|e| ApiError::InvalidConfig(e.to_string()))
+}
+
+/// Creates a topic and waits (up to 10 s) until each partition has a leader.
+pub(crate) async fn create_topic(node: &Node, t: NewTopic) -> Result<Topic, ApiError> {
+    validate_new_topic(&t)?;
+    let proposal = Proposal::CreateTopic {
+        name: t.name,
+        partitions: t.partitions,
+        replication_factor: t.replication_factor,
+        configs: t.configs,
+    };
+    match node.propose(proposal).await? {
+        MetaResponse::TopicCreated(t) => {
+            tracing::info!(topic = %t.name, partitions = t.partitions.len(), "topic created");
+            wait_for_leaders(node, &t.name, Duration::from_secs(10)).await;
+            Ok(t)
+        }
+        MetaResponse::Error(MetaError::TopicExists(n)) => Err(ApiError::TopicExists(n)),
+        MetaResponse::Error(e) => Err(ApiError::InvalidArgument(e.to_string())),
+        other => Err(ApiError::Internal(format!(
+            "topic creation answered without a topic: {other:?}"
+        ))),
+    }
+}
+
+async fn wait_for_leaders(node: &Node, topic: &str, timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        let Ok(t) = node.topic(topic) else {
+            return;
+        };
+        if t.partitions
+            .iter()
+            .all(|p| node.group_status(p.group).leader.is_some())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub(crate) async fn delete_topic(node: &Node, name: &str) -> Result<(), ApiError> {
+    let cmd = MetaCommand::DeleteTopic {
+        name: name.to_string(),
+    };
+    match node.propose(Proposal::Command(cmd)).await? {
+        MetaResponse::Ok => {
+            tracing::info!(topic = %name, "topic deleted");
+            Ok(())
+        }
+        MetaResponse::Error(MetaError::UnknownTopic(n)) => Err(ApiError::UnknownTopic(n)),
+        other => Err(ApiError::Internal(format!("{other:?}"))),
+    }
+}
+
+/// The configs a topic would have after removing `delete` and setting
+/// `set`, if they are valid (nothing is written).
+pub(crate) fn check_topic_config_change(
+    node: &Node,
+    name: &str,
+    set: &BTreeMap<String, String>,
+    delete: &[String],
+) -> Result<BTreeMap<String, String>, ApiError> {
+    let current = node
+        .meta_view
+        .read(|s| s.topics.get(name).map(|t| t.configs.clone()))
+        .ok_or_else(|| ApiError::UnknownTopic(name.to_string()))?;
+    alter_topic_configs(&current, set, delete).map_err(|e| ApiError::InvalidConfig(e.to_string()))
+}
+
+/// Removes `delete`, then sets `set`, in a topic's configs; answers the
+/// configs now in force (those set explicitly).
+pub(crate) async fn alter_topic_config(
+    node: &Node,
+    name: &str,
+    set: BTreeMap<String, String>,
+    delete: Vec<String>,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    // A clear error before proposing; the apply checks again.
+    check_topic_config_change(node, name, &set, &delete)?;
+    let cmd = MetaCommand::AlterTopicConfig {
+        name: name.to_string(),
+        set,
+        delete,
+    };
+    match node.propose(Proposal::Command(cmd)).await? {
+        MetaResponse::TopicConfigs(configs) => {
+            tracing::info!(topic = %name, "topic configs altered");
+            Ok(configs)
+        }
+        MetaResponse::Error(MetaError::UnknownTopic(n)) => Err(ApiError::UnknownTopic(n)),
+        MetaResponse::Error(MetaError::InvalidArgument(e)) => Err(ApiError::InvalidConfig(e)),
+        other => Err(ApiError::Internal(format!("{other:?}"))),
+    }
+}
+
+/// Deletes a partition's records below `before` (`None`: below the high
+/// watermark) through the same replicated trim retention uses: whole
+/// batches only, and the last batch is always kept. Answers the new log
+/// start, which can be below `before`.
+pub(crate) async fn delete_records(
+    node: &Node,
+    topic: &str,
+    partition: u32,
+    before: Option<u64>,
+) -> Result<u64, ApiError> {
+    let (_, replica) = partition_leader(node, topic, partition)?;
+    let hw = replica.log.high_watermark();
+    let before = before.unwrap_or(hw);
+    if before > hw {
+        return Err(ApiError::OffsetOutOfRange {
+            offset: before,
+            log_start: replica.log.log_start(),
+            high_watermark: hw,
+        });
+    }
+    replica
+        .propose_trim(before)
+        .await
+        .map_err(|e| ApiError::LeaderNotAvailable {
+            what: format!("{topic}/{partition} ({e})"),
+        })
+}

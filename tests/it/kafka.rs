@@ -1,0 +1,647 @@
+//! Issue 5 (first slice): real Kafka clients against Cairn's Kafka API on a
+//! 3-node cluster. librdkafka (confluent-kafka), kafka-python and aiokafka
+//! produce and consume with every codec, kcat reads metadata and moves
+//! records, confluent-kafka's AdminClient manages topics and configs, and
+//! the gRPC API and the Kafka API see each other's topics and records.
+//!
+//! The clients run as processes (tests/kafka/*.py in the venv that
+//! `cluster/install-kafka-clients` makes; `tests/run` calls it).
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::io::Read;
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::Command;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::bail;
+use anyhow::ensure;
+use anyhow::Context;
+use anyhow::Result;
+use bytes::Bytes;
+use cairn_client::Acks;
+use cairn_client::OwnedRecord;
+use cairn_record::partition_for_key;
+use serde_json::Value;
+
+use crate::cluster::TestCluster;
+
+const PARTITIONS: u32 = 3;
+const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
+
+fn python() -> Result<PathBuf> {
+    let venv =
+        std::env::var("CAIRN_KAFKA_VENV").unwrap_or_else(|_| "/var/tmp/cairn-kafka-venv".into());
+    let py = PathBuf::from(venv).join("bin/python");
+    ensure!(
+        py.exists(),
+        "{} not found: run cluster/install-kafka-clients (tests/run does)",
+        py.display()
+    );
+    Ok(py)
+}
+
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/kafka")
+        .join(name)
+}
+
+/// Runs a command to its end; its stdout, or an error with both outputs.
+fn run(cmd: &mut Command, what: &str) -> Result<String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("{what}: cannot start"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        bail!(
+            "{what} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            tail(&stdout),
+            tail(&String::from_utf8_lossy(&out.stderr))
+        );
+    }
+    Ok(stdout)
+}
+
+fn tail(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// One record as a client saw it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Seen {
+    partition: u32,
+    offset: i64,
+    key: Option<String>,
+    value: Option<String>,
+}
+
+fn parse_records(stdout: &str) -> Result<Vec<Seen>> {
+    stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).with_context(|| format!("line {l:?}"))?;
+            Ok(Seen {
+                partition: v["partition"].as_u64().context("partition")? as u32,
+                offset: v["offset"].as_i64().context("offset")?,
+                key: v["key"].as_str().map(str::to_string),
+                value: v["value"].as_str().map(str::to_string),
+            })
+        })
+        .collect()
+}
+
+fn kclient(
+    lib: &str,
+    action: &str,
+    bootstrap: &str,
+    topic: &str,
+    args: &[&str],
+) -> Result<Vec<Seen>> {
+    let mut cmd = Command::new(python()?);
+    cmd.arg(script("kclient.py"))
+        .args([lib, action, "--bootstrap", bootstrap, "--topic", topic])
+        .args(args);
+    parse_records(&run(&mut cmd, &format!("{lib} {action} {topic}"))?)
+}
+
+fn kadmin(bootstrap: &str, args: &[&str]) -> Result<std::result::Result<Value, Value>> {
+    let out = Command::new(python()?)
+        .arg(script("kadmin.py"))
+        .args(["--bootstrap", bootstrap])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(stdout.trim()).with_context(|| {
+        format!(
+            "kadmin {args:?}: {stdout} / {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    Ok(if out.status.success() { Ok(v) } else { Err(v) })
+}
+
+/// Keyed records produced by one client: each acknowledged once, in the
+/// partition Kafka's murmur2 partitioner picks, at distinct offsets.
+fn check_produced(produced: &[Seen], count: usize, prefix: &str) -> Result<()> {
+    ensure!(
+        produced.len() == count,
+        "{} of {count} acknowledged",
+        produced.len()
+    );
+    let mut offsets = std::collections::HashSet::new();
+    for r in produced {
+        let key = r.key.as_deref().context("key")?;
+        let want = partition_for_key(key.as_bytes(), PARTITIONS);
+        ensure!(
+            r.partition == want,
+            "key {key} went to partition {}, murmur2 says {want}",
+            r.partition
+        );
+        ensure!(r.offset >= 0, "record {r:?} has no offset");
+        ensure!(
+            offsets.insert((r.partition, r.offset)),
+            "offset given twice: {r:?}"
+        );
+        let i = key.trim_start_matches('k');
+        ensure!(
+            r.value.as_deref() == Some(&format!("{prefix}-{i}")),
+            "{r:?}"
+        );
+    }
+    Ok(())
+}
+
+/// What was consumed is what was produced: every record exactly once, and
+/// per partition in offset order, which is the order they were produced in.
+fn check_consumed(produced: &[Seen], consumed: &[Seen]) -> Result<()> {
+    let mut want = produced.to_vec();
+    want.sort();
+    let mut got = consumed.to_vec();
+    got.sort();
+    got.dedup();
+    ensure!(
+        got.len() == consumed.len(),
+        "records consumed more than once"
+    );
+    ensure!(
+        got == want,
+        "consumed {} records, produced {}; first difference: {:?}",
+        got.len(),
+        want.len(),
+        got.iter().zip(&want).find(|(a, b)| a != b)
+    );
+    let mut by_partition: BTreeMap<u32, Vec<&Seen>> = BTreeMap::new();
+    for r in consumed {
+        by_partition.entry(r.partition).or_default().push(r);
+    }
+    for (p, rs) in by_partition {
+        ensure!(
+            rs.windows(2).all(|w| w[0].offset < w[1].offset),
+            "partition {p} out of order"
+        );
+        let index = |r: &Seen| r.key.as_deref().and_then(|k| k[1..].parse::<u64>().ok());
+        ensure!(
+            rs.windows(2).all(|w| index(w[0]) < index(w[1])),
+            "partition {p}: produce order lost"
+        );
+    }
+    Ok(())
+}
+
+async fn every_codec(lib: &str) -> Result<()> {
+    let cluster = TestCluster::start(3).await?;
+    let client = cluster.client().await?;
+    let bootstrap = cluster.kafka_bootstrap();
+    let count = 200;
+    for codec in CODECS {
+        let topic = format!("{}-{codec}", lib.replace('-', "_"));
+        client
+            .create_topic(&topic, PARTITIONS, 3, HashMap::new())
+            .await?;
+        let prefix = format!("{lib}-{codec}");
+        let produced = kclient(
+            lib,
+            "produce",
+            &bootstrap,
+            &topic,
+            &[
+                "--count",
+                &count.to_string(),
+                "--codec",
+                codec,
+                "--prefix",
+                &prefix,
+            ],
+        )?;
+        check_produced(&produced, count, &prefix).with_context(|| format!("{lib} {codec}"))?;
+        let consumed = kclient(
+            lib,
+            "consume",
+            &bootstrap,
+            &topic,
+            &["--partitions", "0,1,2", "--expect", &count.to_string()],
+        )?;
+        check_consumed(&produced, &consumed).with_context(|| format!("{lib} {codec}"))?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_confluent_kafka_produces_and_consumes_every_codec() -> Result<()> {
+    every_codec("confluent").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_kafka_python_produces_and_consumes_every_codec() -> Result<()> {
+    every_codec("kafka-python").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_aiokafka_produces_and_consumes_every_codec() -> Result<()> {
+    every_codec("aiokafka").await
+}
+
+/// librdkafka with `enable.idempotence=true`: InitProducerId gives it a
+/// producer id, its batches carry sequence numbers, and every record lands
+/// once. (Across a leader kill: the next slice.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_idempotent_librdkafka_producer_writes_each_record_once() -> Result<()> {
+    let cluster = TestCluster::start(3).await?;
+    let client = cluster.client().await?;
+    let bootstrap = cluster.kafka_bootstrap();
+    client
+        .create_topic("idem", PARTITIONS, 3, HashMap::new())
+        .await?;
+    let mut produced = Vec::new();
+    for round in 0..2 {
+        let prefix = format!("idem{round}");
+        let mut r = kclient(
+            "confluent",
+            "produce",
+            &bootstrap,
+            "idem",
+            &["--count", "100", "--idempotent", "--prefix", &prefix],
+        )?;
+        check_produced(&r, 100, &prefix)?;
+        // Each key was produced once per round: keep it unique across rounds.
+        for x in &mut r {
+            x.key = x.key.take().map(|k| format!("{k}r{round}"));
+        }
+        produced.extend(r);
+    }
+    let consumed: Vec<Seen> = kclient(
+        "confluent",
+        "consume",
+        &bootstrap,
+        "idem",
+        &["--partitions", "0,1,2", "--expect", "200"],
+    )?
+    .into_iter()
+    .map(|mut x| {
+        let round = &x.value.as_deref().unwrap_or_default()[4..5];
+        x.key = x.key.take().map(|k| format!("{k}r{round}"));
+        x
+    })
+    .collect();
+    let mut want = produced.clone();
+    want.sort();
+    let mut got = consumed;
+    got.sort();
+    ensure!(
+        got == want,
+        "consumed {} records, produced {}",
+        got.len(),
+        want.len()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_kcat_reads_metadata_and_moves_records() -> Result<()> {
+    let cluster = TestCluster::start(3).await?;
+    let client = cluster.client().await?;
+    let bootstrap = cluster.kafka_bootstrap();
+    client
+        .create_topic("kcat", PARTITIONS, 3, HashMap::new())
+        .await?;
+    cluster
+        .wait_fully_replicated("kcat", Duration::from_secs(30))
+        .await?;
+
+    // -L: every node a broker, the topic with its partitions, a leader each.
+    let md: Value = serde_json::from_str(&run(
+        Command::new("kcat").args(["-b", &bootstrap, "-L", "-J", "-t", "kcat"]),
+        "kcat -L",
+    )?)?;
+    let brokers: Vec<u64> = md["brokers"]
+        .as_array()
+        .context("brokers")?
+        .iter()
+        .filter_map(|b| b["id"].as_u64())
+        .collect();
+    ensure!(brokers.len() == 3, "brokers {brokers:?}");
+    let topic = &md["topics"][0];
+    ensure!(topic["topic"] == "kcat", "{topic}");
+    let partitions = topic["partitions"].as_array().context("partitions")?;
+    ensure!(partitions.len() == 3, "{topic}");
+    for p in partitions {
+        ensure!(brokers.contains(&p["leader"].as_u64().unwrap_or(0)), "{p}");
+        ensure!(p["replicas"].as_array().map(Vec::len) == Some(3), "{p}");
+    }
+
+    // -P with keys, then -C to the end: each line once, in its partition.
+    let lines: Vec<String> = (0..50).map(|i| format!("k{i}:kcat-{i}")).collect();
+    let mut producer = Command::new("kcat")
+        .args([
+            "-b",
+            &bootstrap,
+            "-P",
+            "-t",
+            "kcat",
+            "-K:",
+            "-X",
+            "partitioner=murmur2_random",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()?;
+    producer
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(lines.join("\n").as_bytes())?;
+    ensure!(producer.wait()?.success(), "kcat -P failed");
+    let out = run(
+        Command::new("kcat").args([
+            "-b",
+            &bootstrap,
+            "-C",
+            "-t",
+            "kcat",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%p %o %k %s\n",
+        ]),
+        "kcat -C",
+    )?;
+    let mut got: Vec<(u32, String, String)> = Vec::new();
+    for l in out.lines() {
+        let f: Vec<&str> = l.split(' ').collect();
+        ensure!(f.len() == 4, "line {l:?}");
+        got.push((f[0].parse()?, f[2].to_string(), f[3].to_string()));
+    }
+    ensure!(got.len() == 50, "kcat consumed {} of 50", got.len());
+    for (p, k, v) in &got {
+        ensure!(
+            *p == partition_for_key(k.as_bytes(), PARTITIONS),
+            "{k} in partition {p}"
+        );
+        ensure!(v == &format!("kcat-{}", &k[1..]), "{k} -> {v}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_and_grpc_see_each_others_topics_and_records() -> Result<()> {
+    let cluster = TestCluster::start(3).await?;
+    let client = cluster.client().await?;
+    let bootstrap = cluster.kafka_bootstrap();
+
+    // gRPC in, Kafka out.
+    client
+        .create_topic("from-grpc", PARTITIONS, 3, HashMap::new())
+        .await?;
+    let records: Vec<OwnedRecord> = (0..30)
+        .map(|i| OwnedRecord {
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::from(format!("grpc-{i}"))),
+            ..OwnedRecord::default()
+        })
+        .collect();
+    let mut produced = Vec::new();
+    for outcome in client
+        .produce_records("from-grpc", &records, Acks::All)
+        .await?
+    {
+        let base = outcome.result?.base_offset;
+        for (n, i) in outcome.record_indices.iter().enumerate() {
+            produced.push(Seen {
+                partition: outcome.partition,
+                offset: base + n as i64,
+                key: Some(format!("k{i}")),
+                value: Some(format!("grpc-{i}")),
+            });
+        }
+    }
+    check_produced(&produced, 30, "grpc")?;
+    let consumed = kclient(
+        "confluent",
+        "consume",
+        &bootstrap,
+        "from-grpc",
+        &["--partitions", "0,1,2", "--expect", "30"],
+    )?;
+    check_consumed(&produced, &consumed)?;
+
+    // Kafka in (a topic made by the AdminClient), gRPC out.
+    kadmin(
+        &bootstrap,
+        &["create", "from-kafka", "--partitions", "3", "--rf", "3"],
+    )?
+    .map_err(|e| anyhow::anyhow!("create: {e}"))?;
+    let topics = client.list_topics().await?;
+    ensure!(
+        topics.iter().any(|t| t.name == "from-kafka"),
+        "gRPC does not see the topic"
+    );
+    let produced = kclient(
+        "confluent",
+        "produce",
+        &bootstrap,
+        "from-kafka",
+        &["--count", "30", "--prefix", "kafka"],
+    )?;
+    check_produced(&produced, 30, "kafka")?;
+    let mut consumed = Vec::new();
+    for p in 0..PARTITIONS {
+        let f = client.fetch_records("from-kafka", p, 0, 1 << 20, 0).await?;
+        for r in f.records {
+            consumed.push(Seen {
+                partition: p,
+                offset: r.offset,
+                key: r.key.map(|k| String::from_utf8_lossy(&k).into_owned()),
+                value: r.value.map(|v| String::from_utf8_lossy(&v).into_owned()),
+            });
+        }
+    }
+    check_consumed(&produced, &consumed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
+    let cluster = TestCluster::start(3).await?;
+    let client = cluster.client().await?;
+    let b = cluster.kafka_bootstrap();
+    let ok = |r: std::result::Result<Value, Value>| r.map_err(|e| anyhow::anyhow!("{e}"));
+    let err = |r: std::result::Result<Value, Value>| match r {
+        Ok(v) => bail!("expected an error, got {v}"),
+        Err(e) => Ok(e["error"].as_str().unwrap_or_default().to_string()),
+    };
+
+    ok(kadmin(
+        &b,
+        &[
+            "create",
+            "adm",
+            "--partitions",
+            "3",
+            "--rf",
+            "3",
+            "--config",
+            "retention.ms=3600000",
+        ],
+    )?)?;
+    let t = client.describe_topic("adm").await?;
+    ensure!(
+        t.partitions.len() == 3 && t.replication_factor == 3,
+        "{t:?}"
+    );
+    ensure!(
+        t.configs.get("retention.ms").map(String::as_str) == Some("3600000"),
+        "{:?}",
+        t.configs
+    );
+
+    ensure!(err(kadmin(&b, &["create", "adm", "--partitions", "1"])?)? == "TOPIC_ALREADY_EXISTS");
+    ensure!(
+        err(kadmin(
+            &b,
+            &["create", "bad", "--config", "retention.ms=soon"]
+        )?)? == "INVALID_CONFIG"
+    );
+    ok(kadmin(
+        &b,
+        &[
+            "create",
+            "checked",
+            "--validate-only",
+            "--partitions",
+            "2",
+            "--rf",
+            "3",
+        ],
+    )?)?;
+    ensure!(
+        client.describe_topic("checked").await.is_err(),
+        "validate_only created the topic"
+    );
+
+    let configs = ok(kadmin(&b, &["describe-configs", "adm"])?)?;
+    ensure!(
+        configs["retention.ms"]["value"] == "3600000"
+            && configs["retention.ms"]["default"] == false,
+        "{configs}"
+    );
+    ensure!(configs["max.message.bytes"]["default"] == true, "{configs}");
+
+    ok(kadmin(
+        &b,
+        &[
+            "alter-configs",
+            "adm",
+            "--set",
+            "retention.bytes=1048576",
+            "--delete",
+            "retention.ms",
+        ],
+    )?)?;
+    let t = client.describe_topic("adm").await?;
+    ensure!(
+        t.configs.get("retention.bytes").map(String::as_str) == Some("1048576"),
+        "{:?}",
+        t.configs
+    );
+    ensure!(!t.configs.contains_key("retention.ms"), "{:?}", t.configs);
+    ensure!(
+        err(kadmin(
+            &b,
+            &["alter-configs", "adm", "--set", "no.such.key=1"]
+        )?)? == "INVALID_CONFIG"
+    );
+
+    ensure!(
+        err(kadmin(
+            &b,
+            &["create-partitions", "adm", "--partitions", "6"]
+        )?)? == "INVALID_PARTITIONS"
+    );
+
+    let cl = ok(kadmin(&b, &["cluster"])?)?;
+    ensure!(cl["brokers"] == serde_json::json!([1, 2, 3]), "{cl}");
+    ensure!(
+        cl["controller_id"]
+            .as_i64()
+            .is_some_and(|c| (1..=3).contains(&c)),
+        "{cl}"
+    );
+
+    ok(kadmin(&b, &["delete", "adm"])?)?;
+    ensure!(
+        client.describe_topic("adm").await.is_err(),
+        "topic still there after delete"
+    );
+    ensure!(err(kadmin(&b, &["delete", "adm"])?)? == "UNKNOWN_TOPIC_OR_PART");
+    Ok(())
+}
+
+/// Bytes that are no Kafka request close the connection they came on and
+/// nothing else; an ApiVersions of an unknown version is answered with
+/// UNSUPPORTED_VERSION and the versions Cairn speaks, as Kafka does. (The
+/// malformed frames are written by hand: no client sends them.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_bad_frames_close_only_their_connection() -> Result<()> {
+    let cluster = TestCluster::start(1).await?;
+    let addr = cluster.specs[0].kafka.clone();
+    let closed = |bytes: &[u8]| -> Result<bool> {
+        let mut s = TcpStream::connect(&addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        s.write_all(bytes)?;
+        let mut buf = [0u8; 64];
+        Ok(match s.read(&mut buf) {
+            Ok(0) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+            Ok(_) => false,
+        })
+    };
+    // 2 GiB announced; a negative size; an unknown API key; garbage.
+    ensure!(
+        closed(&0x7fff_ffffu32.to_be_bytes())?,
+        "oversized frame kept the connection"
+    );
+    ensure!(
+        closed(&[0xff, 0xff, 0xff, 0xfe])?,
+        "negative size kept the connection"
+    );
+    ensure!(
+        closed(&[0, 0, 0, 10, 0x7f, 0x00, 0, 0, 0, 0, 0, 1, 0xff, 0xff])?,
+        "unknown API kept"
+    );
+    ensure!(
+        closed(&[0, 0, 0, 9, 0, 3, 0, 1, 0, 0, 0, 1, 0x42])?,
+        "malformed Metadata kept"
+    );
+
+    // ApiVersions v99, correlation id 7: error 35 in a v0 answer.
+    let mut s = TcpStream::connect(&addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(&[0, 0, 0, 10, 0, 18, 0, 99, 0, 0, 0, 7, 0xff, 0xff])?;
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size)?;
+    let mut body = vec![0u8; u32::from_be_bytes(size) as usize];
+    s.read_exact(&mut body)?;
+    ensure!(
+        body[..4] == 7i32.to_be_bytes(),
+        "correlation id {:?}",
+        &body[..4]
+    );
+    ensure!(body[4..6] == 35i16.to_be_bytes(), "error {:?}", &body[4..6]);
+
+    // The broker still serves: metadata through a real client.
+    let out = run(
+        Command::new("kcat").args(["-b", &addr, "-L", "-J"]),
+        "kcat -L",
+    )?;
+    let md: Value = serde_json::from_str(&out)?;
+    ensure!(md["brokers"].as_array().map(Vec::len) == Some(1), "{md}");
+    Ok(())
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""confluent-kafka's AdminClient against Cairn's Kafka API, for the cluster
+tests (tests/it/kafka.rs). Prints one JSON document; on an error prints
+{"error": "<Kafka error name>", "message": ...} and exits 1.
+
+  kadmin.py --bootstrap B create TOPIC --partitions N --rf R [--config k=v ...] [--validate-only]
+  kadmin.py --bootstrap B delete TOPIC
+  kadmin.py --bootstrap B topics
+  kadmin.py --bootstrap B describe-configs TOPIC
+  kadmin.py --bootstrap B alter-configs TOPIC [--set k=v ...] [--delete k ...]
+  kadmin.py --bootstrap B create-partitions TOPIC --partitions N
+  kadmin.py --bootstrap B cluster
+"""
+
+import argparse
+import json
+import sys
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
+                                   NewPartitions, NewTopic)
+
+TIMEOUT = 30
+
+
+def wait(futures):
+    """The results of a dict of futures; raises the first Kafka error."""
+    return {k: f.result(timeout=TIMEOUT) for k, f in futures.items()}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bootstrap", required=True)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("create")
+    c.add_argument("topic")
+    c.add_argument("--partitions", type=int, default=1)
+    c.add_argument("--rf", type=int, default=1)
+    c.add_argument("--config", action="append", default=[])
+    c.add_argument("--validate-only", action="store_true")
+    sub.add_parser("delete").add_argument("topic")
+    sub.add_parser("topics")
+    sub.add_parser("describe-configs").add_argument("topic")
+    a = sub.add_parser("alter-configs")
+    a.add_argument("topic")
+    a.add_argument("--set", action="append", default=[])
+    a.add_argument("--delete", action="append", default=[])
+    p = sub.add_parser("create-partitions")
+    p.add_argument("topic")
+    p.add_argument("--partitions", type=int, required=True)
+    sub.add_parser("cluster")
+    args = ap.parse_args()
+
+    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    try:
+        if args.cmd == "create":
+            configs = dict(kv.split("=", 1) for kv in args.config)
+            t = NewTopic(args.topic, num_partitions=args.partitions,
+                         replication_factor=args.rf, config=configs)
+            wait(admin.create_topics([t], operation_timeout=TIMEOUT,
+                                     validate_only=args.validate_only))
+            result = {"created": args.topic}
+        elif args.cmd == "delete":
+            wait(admin.delete_topics([args.topic], operation_timeout=TIMEOUT))
+            result = {"deleted": args.topic}
+        elif args.cmd == "topics":
+            md = admin.list_topics(timeout=TIMEOUT)
+            result = {
+                name: {
+                    "partitions": {
+                        str(pid): {"leader": p.leader, "replicas": p.replicas, "isrs": p.isrs}
+                        for pid, p in t.partitions.items()
+                    },
+                    "error": str(t.error) if t.error else None,
+                }
+                for name, t in md.topics.items()
+            }
+        elif args.cmd == "describe-configs":
+            r = ConfigResource(ConfigResource.Type.TOPIC, args.topic)
+            configs = wait(admin.describe_configs([r]))[r]
+            result = {k: {"value": v.value, "default": v.is_default} for k, v in configs.items()}
+        elif args.cmd == "alter-configs":
+            entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+                       for k, v in (kv.split("=", 1) for kv in args.set)]
+            entries += [ConfigEntry(k, None, incremental_operation=AlterConfigOpType.DELETE)
+                        for k in args.delete]
+            r = ConfigResource(ConfigResource.Type.TOPIC, args.topic, incremental_configs=entries)
+            wait(admin.incremental_alter_configs([r]))
+            result = {"altered": args.topic}
+        elif args.cmd == "create-partitions":
+            wait(admin.create_partitions([NewPartitions(args.topic, args.partitions)],
+                                         operation_timeout=TIMEOUT))
+            result = {"partitions": args.partitions}
+        elif args.cmd == "cluster":
+            md = admin.list_topics(timeout=TIMEOUT)
+            result = {
+                "cluster_id": md.cluster_id,
+                "controller_id": md.controller_id,
+                "brokers": sorted(b.id for b in md.brokers.values()),
+            }
+    except KafkaException as e:
+        err = e.args[0]
+        print(json.dumps({"error": err.name(), "message": err.str()}))
+        sys.exit(1)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
