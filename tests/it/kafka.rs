@@ -584,6 +584,50 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
     Ok(())
 }
 
+/// ListOffsets (earliest, latest, by timestamp, with the leader epoch) and
+/// DeleteRecords through the AdminClient, on batches written through gRPC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_admin_client_lists_offsets_and_deletes_records() -> Result<()> {
+    let cluster = TestCluster::start(3).await?;
+    let client = cluster.client().await?;
+    let b = cluster.kafka_bootstrap();
+    client.create_topic("offsets", 1, 3, HashMap::new()).await?;
+    // Five batches of ten records; batch i stamped 1000 * (i + 1) ms.
+    for i in 0..5i64 {
+        let mut batch = cairn_record::RecordBatchBuilder::new();
+        for _ in 0..10 {
+            batch.push(1000 * (i + 1), None, Some(b"v"), &[]);
+        }
+        client
+            .produce("offsets", 0, batch.build(), Acks::All)
+            .await?;
+    }
+    let list = |spec: &str| -> Result<Value> {
+        kadmin(&b, &["list-offsets", "offsets", "0", spec])?.map_err(|e| anyhow::anyhow!("{e}"))
+    };
+    let term = client.describe_topic("offsets").await?.partitions[0].leader_epoch as i64;
+    let latest = list("latest")?;
+    ensure!(
+        latest["offset"] == 50 && latest["leader_epoch"] == term,
+        "{latest} (term {term})"
+    );
+    ensure!(list("earliest")?["offset"] == 0);
+    let at = list("3000")?;
+    ensure!(at["offset"] == 20 && at["timestamp"] == 3000, "{at}");
+
+    // Below 25: whole batches only, so the log starts at 20, the batch holding 25.
+    let deleted = kadmin(&b, &["delete-records", "offsets", "0", "25"])?
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    ensure!(deleted["low_watermark"] == 20, "{deleted}");
+    ensure!(list("earliest")?["offset"] == 20);
+    let f = client.fetch_records("offsets", 0, 20, 1 << 20, 0).await?;
+    ensure!(
+        f.log_start_offset == 20 && f.records.first().map(|r| r.offset) == Some(20),
+        "{f:?}"
+    );
+    Ok(())
+}
+
 /// Bytes that are no Kafka request close the connection they came on and
 /// nothing else; an ApiVersions of an unknown version is answered with
 /// UNSUPPORTED_VERSION and the versions Cairn speaks, as Kafka does. (The

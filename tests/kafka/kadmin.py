@@ -10,15 +10,17 @@ tests (tests/it/kafka.rs). Prints one JSON document; on an error prints
   kadmin.py --bootstrap B alter-configs TOPIC [--set k=v ...] [--delete k ...]
   kadmin.py --bootstrap B create-partitions TOPIC --partitions N
   kadmin.py --bootstrap B cluster
+  kadmin.py --bootstrap B delete-records TOPIC PARTITION OFFSET
+  kadmin.py --bootstrap B list-offsets TOPIC PARTITION earliest|latest|<timestamp ms>
 """
 
 import argparse
 import json
 import sys
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
-                                   NewPartitions, NewTopic)
+                                   NewPartitions, NewTopic, OffsetSpec)
 
 TIMEOUT = 30
 
@@ -49,6 +51,14 @@ def main():
     p.add_argument("topic")
     p.add_argument("--partitions", type=int, required=True)
     sub.add_parser("cluster")
+    d = sub.add_parser("delete-records")
+    d.add_argument("topic")
+    d.add_argument("partition", type=int)
+    d.add_argument("offset", type=int)
+    lo = sub.add_parser("list-offsets")
+    lo.add_argument("topic")
+    lo.add_argument("partition", type=int)
+    lo.add_argument("spec")
     args = ap.parse_args()
 
     admin = AdminClient({"bootstrap.servers": args.bootstrap})
@@ -98,6 +108,18 @@ def main():
                 "controller_id": md.controller_id,
                 "brokers": sorted(b.id for b in md.brokers.values()),
             }
+        elif args.cmd == "delete-records":
+            tp = TopicPartition(args.topic, args.partition, args.offset)
+            deleted = wait(admin.delete_records([tp], operation_timeout=TIMEOUT))[tp]
+            result = {"low_watermark": deleted.low_watermark}
+        elif args.cmd == "list-offsets":
+            spec = {"earliest": OffsetSpec.earliest(), "latest": OffsetSpec.latest()}.get(args.spec)
+            if spec is None:
+                spec = OffsetSpec.for_timestamp(int(args.spec))
+            tp = TopicPartition(args.topic, args.partition)
+            info = wait(admin.list_offsets({tp: spec}))[tp]
+            result = {"offset": info.offset, "leader_epoch": info.leader_epoch,
+                      "timestamp": info.timestamp}
     except KafkaException as e:
         err = e.args[0]
         print(json.dumps({"error": err.name(), "message": err.str()}))

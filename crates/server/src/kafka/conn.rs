@@ -1,6 +1,7 @@
 //! Kafka connections: one task per connection reads and decodes frames
 //! ahead of the one that answers them, in order, one at a time (as Kafka
-//! serves a connection); at most `MAX_IN_FLIGHT` requests wait decoded.
+//! serves a connection); at most `MAX_IN_FLIGHT` requests, and about
+//! `MAX_QUEUED_BYTES` of them, wait decoded.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::Semaphore;
 
 use super::dispatch;
 use super::Session;
@@ -19,6 +22,9 @@ use crate::node::Node;
 
 /// Requests of one connection decoded and waiting for their turn.
 const MAX_IN_FLIGHT: usize = 16;
+/// Bytes of request frames of one connection read ahead of their answer
+/// (at least one request of `kafka_max_request_bytes` always fits).
+const MAX_QUEUED_BYTES: usize = 64 << 20;
 
 /// Accepts Kafka clients until the task is aborted.
 pub(crate) async fn serve(listener: TcpListener, node: Arc<Node>) {
@@ -39,7 +45,7 @@ pub(crate) async fn serve(listener: TcpListener, node: Arc<Node>) {
 
 /// What the reader hands the answering side.
 enum Incoming {
-    Request(Box<Request>),
+    Request(Box<Request>, OwnedSemaphorePermit),
     /// An ApiVersions request of a version Cairn does not speak: answered
     /// with UNSUPPORTED_VERSION and the versions Cairn does speak, so the
     /// client can retry with one of them.
@@ -52,6 +58,11 @@ async fn connection(stream: TcpStream, peer: SocketAddr, node: Arc<Node>) {
     let (mut reader, mut writer) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Incoming>(MAX_IN_FLIGHT);
     let max_bytes = node.config.kafka_max_request_bytes;
+    // Frames are at most i32::MAX bytes (their size prefix), whatever the limit.
+    let queued_max = MAX_QUEUED_BYTES
+        .max(usize::try_from(max_bytes).unwrap_or(usize::MAX))
+        .min(i32::MAX as usize);
+    let queued = Arc::new(Semaphore::new(queued_max));
     let read = async move {
         loop {
             let frame = match cairn_kafka::read_frame(&mut reader, max_bytes).await {
@@ -59,8 +70,13 @@ async fn connection(stream: TcpStream, peer: SocketAddr, node: Arc<Node>) {
                 Ok(None) => return,
                 Err(e) => return refuse(peer, &e),
             };
+            // Waits while the requests read ahead hold too many bytes.
+            let permits = u32::try_from(frame.len().min(queued_max)).unwrap_or(u32::MAX);
+            let Ok(permit) = queued.clone().acquire_many_owned(permits).await else {
+                return;
+            };
             let incoming = match cairn_kafka::decode_request_bytes(frame) {
-                Ok(r) => Incoming::Request(Box::new(r)),
+                Ok(r) => Incoming::Request(Box::new(r), permit),
                 Err(KafkaError::UnsupportedVersion {
                     api_key,
                     correlation_id,
@@ -81,7 +97,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, node: Arc<Node>) {
         let mut session = Session::default();
         while let Some(incoming) = rx.recv().await {
             let (correlation_id, version, response) = match incoming {
-                Incoming::Request(r) => {
+                Incoming::Request(r, _permit) => {
                     if let Some(id) = &r.header.client_id {
                         if session.client_id.as_str() != id.as_str() {
                             session.client_id = id.to_string();
