@@ -100,6 +100,17 @@ apis! {
     CreatePartitions => CreatePartitionsRequest, CreatePartitionsResponse;
     IncrementalAlterConfigs => IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse;
     DescribeCluster => DescribeClusterRequest, DescribeClusterResponse;
+    FindCoordinator => FindCoordinatorRequest, FindCoordinatorResponse;
+    JoinGroup => JoinGroupRequest, JoinGroupResponse;
+    SyncGroup => SyncGroupRequest, SyncGroupResponse;
+    Heartbeat => HeartbeatRequest, HeartbeatResponse;
+    LeaveGroup => LeaveGroupRequest, LeaveGroupResponse;
+    OffsetCommit => OffsetCommitRequest, OffsetCommitResponse;
+    OffsetFetch => OffsetFetchRequest, OffsetFetchResponse;
+    ListGroups => ListGroupsRequest, ListGroupsResponse;
+    DescribeGroups => DescribeGroupsRequest, DescribeGroupsResponse;
+    DeleteGroups => DeleteGroupsRequest, DeleteGroupsResponse;
+    OffsetDelete => OffsetDeleteRequest, OffsetDeleteResponse;
     AddPartitionsToTxn => AddPartitionsToTxnRequest, AddPartitionsToTxnResponse;
     AddOffsetsToTxn => AddOffsetsToTxnRequest, AddOffsetsToTxnResponse;
     EndTxn => EndTxnRequest, EndTxnResponse;

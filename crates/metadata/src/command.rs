@@ -67,6 +67,14 @@ pub enum MetaCommand {
     AllocateProducerIds {
         count: u32,
     },
+    /// Removes a group's committed offsets of these partitions (Kafka's
+    /// OffsetDelete); the coordinator refuses topics its members subscribe
+    /// to before proposing it. Appended last: commands are stored by variant
+    /// index.
+    DeleteOffsets {
+        group: String,
+        partitions: Vec<(String, u32)>,
+    },
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

@@ -178,6 +178,28 @@ impl MetadataState {
                     .collect::<Vec<_>>();
                 MetaResponse::Commits(results)
             }
+            MetaCommand::DeleteOffsets { group, partitions } => {
+                let known = self.groups.contains_key(&group);
+                let Some(by_topic) = self.group_offsets.get_mut(&group) else {
+                    return if known {
+                        MetaResponse::Ok
+                    } else {
+                        MetaResponse::GroupError(GroupError::UnknownGroup(group))
+                    };
+                };
+                for (topic, partition) in partitions {
+                    if let Some(parts) = by_topic.get_mut(&topic) {
+                        parts.remove(&partition);
+                        if parts.is_empty() {
+                            by_topic.remove(&topic);
+                        }
+                    }
+                }
+                if by_topic.is_empty() {
+                    self.group_offsets.remove(&group);
+                }
+                MetaResponse::Ok
+            }
             MetaCommand::AllocateProducerIds { count } => {
                 let first = self.next_producer_id;
                 self.next_producer_id = first.saturating_add(i64::from(count));
@@ -462,6 +484,40 @@ mod tests {
         assert!(!s.group_offsets.contains_key("g") && !s.groups.contains_key("g"));
         assert!(matches!(
             s.apply(MetaCommand::DeleteGroup { group: "g".into() }),
+            MetaResponse::GroupError(GroupError::UnknownGroup(_))
+        ));
+    }
+
+    #[test]
+    fn delete_offsets_removes_only_the_named_partitions() {
+        let mut s = MetadataState::default();
+        let at = |offset| CommittedOffset {
+            offset,
+            metadata: String::new(),
+            commit_time_ms: 0,
+        };
+        s.apply(MetaCommand::CommitOffsets {
+            group: "g".into(),
+            offsets: vec![
+                ("t".into(), 0, at(5)),
+                ("t".into(), 1, at(6)),
+                ("u".into(), 0, at(7)),
+            ],
+        });
+        let delete = |partitions: Vec<(&str, u32)>| MetaCommand::DeleteOffsets {
+            group: "g".into(),
+            partitions: partitions
+                .into_iter()
+                .map(|(t, p)| (t.to_string(), p))
+                .collect(),
+        };
+        assert_eq!(s.apply(delete(vec![("t", 0), ("v", 9)])), MetaResponse::Ok);
+        assert!(!s.group_offsets["g"]["t"].contains_key(&0));
+        assert_eq!(s.group_offsets["g"]["t"][&1].offset, 6);
+        assert_eq!(s.apply(delete(vec![("t", 1), ("u", 0)])), MetaResponse::Ok);
+        assert!(!s.group_offsets.contains_key("g"));
+        assert!(matches!(
+            s.apply(delete(vec![("t", 1)])),
             MetaResponse::GroupError(GroupError::UnknownGroup(_))
         ));
     }

@@ -69,6 +69,7 @@ fn meta_command_name(cmd: &MetaCommand) -> &'static str {
         MetaCommand::DeleteGroup { .. } => "delete_group",
         MetaCommand::CommitBatch(_) => "commit_batch",
         MetaCommand::AllocateProducerIds { .. } => "allocate_producer_ids",
+        MetaCommand::DeleteOffsets { .. } => "delete_offsets",
     }
 }
 

@@ -967,6 +967,62 @@ impl Coordinator {
     }
 }
 
+impl Coordinator {
+    /// Kafka's OffsetDelete: removes `group`'s committed offsets of
+    /// `partitions`, except on topics an active member subscribes to (those
+    /// come back as `false`: not deleted). A group of another protocol type
+    /// than "consumer" with members keeps all its offsets (its
+    /// subscriptions cannot be read).
+    pub(crate) async fn delete_offsets(
+        &self,
+        node: &Node,
+        name: &str,
+        partitions: Vec<(String, u32)>,
+    ) -> Result<Vec<((String, u32), bool)>, ApiError> {
+        let groups = self.lock(node).await?;
+        let known = node
+            .meta_view
+            .read(|s| s.group_names().iter().any(|n| n == name));
+        let live = groups.map.get(name).filter(|g| !g.members.is_empty());
+        if !known && live.is_none() {
+            return Err(ApiError::UnknownGroup(name.to_owned()));
+        }
+        let subscribed = |topic: &str| {
+            live.is_some_and(|g| {
+                g.protocol_type != "consumer"
+                    || g.members.values().any(|m| {
+                        cairn_group::Subscription::decode(m.info.metadata(&g.protocol))
+                            .map_or(true, |sub| sub.topics.iter().any(|t| t == topic))
+                    })
+            })
+        };
+        let answers: Vec<((String, u32), bool)> = partitions
+            .into_iter()
+            .map(|tp| {
+                let free = !subscribed(&tp.0);
+                (tp, free)
+            })
+            .collect();
+        let delete: Vec<(String, u32)> = answers
+            .iter()
+            .filter(|(_, free)| *free)
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        if !delete.is_empty() {
+            let cmd = MetaCommand::DeleteOffsets {
+                group: name.to_owned(),
+                partitions: delete,
+            };
+            match self.write(node, cmd).await? {
+                MetaResponse::Ok => {}
+                MetaResponse::GroupError(e) => return Err(e.into()),
+                other => return Err(ApiError::Internal(format!("{other:?}"))),
+            }
+        }
+        Ok(answers)
+    }
+}
+
 fn drop_state(g: &mut Groups, node: &Node) {
     if g.term.take().is_some() || !g.map.is_empty() {
         for (_, mut group) in g.map.drain() {

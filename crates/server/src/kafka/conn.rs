@@ -94,7 +94,10 @@ async fn connection(stream: TcpStream, peer: SocketAddr, node: Arc<Node>) {
         }
     };
     let answer = async move {
-        let mut session = Session::default();
+        let mut session = Session {
+            client_host: peer.ip().to_string(),
+            ..Session::default()
+        };
         while let Some(incoming) = rx.recv().await {
             let (correlation_id, version, response) = match incoming {
                 Incoming::Request(r, _permit) => {

@@ -37,7 +37,7 @@ fn broker_id(id: NodeId) -> BrokerId {
 }
 
 /// `host:port` as Kafka clients want them; `None` when it does not parse.
-fn host_port(addr: &str) -> Option<(String, i32)> {
+pub(super) fn host_port(addr: &str) -> Option<(String, i32)> {
     let (host, port) = addr.rsplit_once(':')?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     Some((host.to_string(), port.parse().ok()?))

@@ -10,7 +10,7 @@
 //!   produce.rs   Produce, InitProducerId
 //!   fetch.rs     Fetch, ListOffsets, OffsetForLeaderEpoch
 //!   admin.rs     Create/DeleteTopics, CreatePartitions, DeleteRecords, configs, log dirs
-//!   groups.rs    consumer-group APIs (not served yet)
+//!   groups.rs    consumer groups: FindCoordinator .. OffsetDelete, on crate::coordinator
 //!   refused.rs   SASL, ACLs, transactions: answered with Kafka's error
 //! ```
 
@@ -36,6 +36,8 @@ use crate::node::Node;
 pub(crate) struct Session {
     /// The client's `client.id`, for logs.
     pub client_id: String,
+    /// The client's IP address (DescribeGroups shows it per member).
+    pub client_host: String,
 }
 
 /// Answers one request; `None` when Kafka sends no response (a Produce with
@@ -43,7 +45,7 @@ pub(crate) struct Session {
 /// but does not serve on this connection).
 pub(crate) async fn dispatch(
     node: &Arc<Node>,
-    _session: &mut Session,
+    session: &mut Session,
     request: Request,
 ) -> Option<ApiResponse> {
     let version = request.version();
@@ -89,6 +91,33 @@ pub(crate) async fn dispatch(
         }
         ApiRequest::DescribeLogDirs(r) => {
             ApiResponse::DescribeLogDirs(admin::describe_log_dirs(node, r))
+        }
+        ApiRequest::FindCoordinator(r) => {
+            ApiResponse::FindCoordinator(groups::find_coordinator(node, r, version))
+        }
+        ApiRequest::JoinGroup(r) => {
+            ApiResponse::JoinGroup(groups::join_group(node, session, r, version).await)
+        }
+        ApiRequest::SyncGroup(r) => ApiResponse::SyncGroup(groups::sync_group(node, r).await),
+        ApiRequest::Heartbeat(r) => ApiResponse::Heartbeat(groups::heartbeat(node, r).await),
+        ApiRequest::LeaveGroup(r) => {
+            ApiResponse::LeaveGroup(groups::leave_group(node, r, version).await)
+        }
+        ApiRequest::OffsetCommit(r) => {
+            ApiResponse::OffsetCommit(groups::offset_commit(node, r).await)
+        }
+        ApiRequest::OffsetFetch(r) => {
+            ApiResponse::OffsetFetch(groups::offset_fetch(node, r, version).await)
+        }
+        ApiRequest::ListGroups(r) => ApiResponse::ListGroups(groups::list_groups(node, r).await),
+        ApiRequest::DescribeGroups(r) => {
+            ApiResponse::DescribeGroups(groups::describe_groups(node, r).await)
+        }
+        ApiRequest::DeleteGroups(r) => {
+            ApiResponse::DeleteGroups(groups::delete_groups(node, r).await)
+        }
+        ApiRequest::OffsetDelete(r) => {
+            ApiResponse::OffsetDelete(groups::offset_delete(node, r).await)
         }
         other => refused::answer(other)?,
     })
