@@ -32,7 +32,7 @@ use crate::cluster::TestCluster;
 const PARTITIONS: u32 = 3;
 const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
 
-fn python() -> Result<PathBuf> {
+pub(crate) fn python() -> Result<PathBuf> {
     let venv =
         std::env::var("CAIRN_KAFKA_VENV").unwrap_or_else(|_| "/var/tmp/cairn-kafka-venv".into());
     let py = PathBuf::from(venv).join("bin/python");
@@ -44,7 +44,7 @@ fn python() -> Result<PathBuf> {
     Ok(py)
 }
 
-fn script(name: &str) -> PathBuf {
+pub(crate) fn script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/kafka")
         .join(name)
@@ -75,11 +75,11 @@ fn tail(s: &str) -> String {
 
 /// One record as a client saw it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Seen {
-    partition: u32,
-    offset: i64,
-    key: Option<String>,
-    value: Option<String>,
+pub(crate) struct Seen {
+    pub partition: u32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub value: Option<String>,
 }
 
 fn parse_records(stdout: &str) -> Result<Vec<Seen>> {
@@ -98,7 +98,7 @@ fn parse_records(stdout: &str) -> Result<Vec<Seen>> {
         .collect()
 }
 
-fn kclient(
+pub(crate) fn kclient(
     lib: &str,
     action: &str,
     bootstrap: &str,

@@ -11,6 +11,7 @@ mod groups;
 mod identity;
 mod join;
 mod kafka;
+mod kafka_groups;
 mod list_offsets;
 mod power_loss;
 mod producer;

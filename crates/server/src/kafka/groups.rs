@@ -8,6 +8,7 @@
 //! other. The coordinator a client is sent to is the metadata leader; every
 //! other node answers NOT_COORDINATOR and the client asks again.
 
+use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -209,7 +210,11 @@ pub(crate) async fn heartbeat(node: &Node, r: HeartbeatRequest) -> HeartbeatResp
     HeartbeatResponse::default().with_error_code(error)
 }
 
-pub(crate) async fn leave_group(node: &Node, r: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+pub(crate) async fn leave_group(
+    node: &Node,
+    r: LeaveGroupRequest,
+    version: i16,
+) -> LeaveGroupResponse {
     let group = r.group_id.to_string();
     let leave = |member_id: String| {
         let req = grpc::LeaveGroupRequest {
@@ -252,12 +257,17 @@ fn partition_count(node: &Node, topic: &str) -> Option<u32> {
         .read(|s| s.topics.get(topic).map(|t| t.partitions.len() as u32))
 }
 
+/// (partition, Some(error) when refused before the commit).
+type PartitionAnswers = Vec<(i32, Option<i16>)>;
+
+/// A group's committed offsets: topic -> partition -> (offset, metadata).
+type Committed = BTreeMap<String, BTreeMap<i32, (i64, String)>>;
+
 pub(crate) async fn offset_commit(node: &Node, r: OffsetCommitRequest) -> OffsetCommitResponse {
     let now = crate::api::now_ms();
     let unknown = code(ResponseError::UnknownTopicOrPartition);
     let mut offsets = Vec::new();
-    // (topic, partition, Some(error) when refused before the commit)
-    let mut answers: Vec<(TopicName, Vec<(i32, Option<i16>)>)> = Vec::new();
+    let mut answers: Vec<(TopicName, PartitionAnswers)> = Vec::new();
     for t in &r.topics {
         let name = t.name.to_string();
         let count = partition_count(node, &name);
@@ -331,20 +341,14 @@ pub(crate) async fn offset_commit(node: &Node, r: OffsetCommitRequest) -> Offset
     )
 }
 
-/// One group's committed offsets as (topic -> partition -> (offset, metadata)),
-/// or the Kafka error of the whole group.
-async fn group_offsets(
-    node: &Node,
-    group: &str,
-) -> Result<std::collections::BTreeMap<String, std::collections::BTreeMap<i32, (i64, String)>>, i16>
-{
+/// One group's committed offsets, or the Kafka error of the whole group.
+async fn group_offsets(node: &Node, group: &str) -> Result<Committed, i16> {
     let offsets = node
         .coordinator
         .offsets(node, group)
         .await
         .map_err(|e| e.kafka_code())?;
-    let mut by_topic: std::collections::BTreeMap<_, std::collections::BTreeMap<_, _>> =
-        Default::default();
+    let mut by_topic = Committed::new();
     for o in offsets {
         by_topic
             .entry(o.topic)
@@ -360,7 +364,7 @@ async fn group_offsets(
 type FetchedTopic = (String, Vec<(i32, i64, String)>);
 
 fn select_offsets(
-    committed: &std::collections::BTreeMap<String, std::collections::BTreeMap<i32, (i64, String)>>,
+    committed: &Committed,
     topics: Option<Vec<(String, Vec<i32>)>>,
 ) -> Vec<FetchedTopic> {
     match topics {
@@ -477,11 +481,7 @@ pub(crate) async fn list_groups(node: &Node, r: ListGroupsRequest) -> ListGroups
         Err(ApiError::NotCoordinator { .. }) => Vec::new(),
         Err(e) => return ListGroupsResponse::default().with_error_code(e.kafka_code()),
     };
-    let states: BTreeSet<String> = r
-        .states_filter
-        .iter()
-        .map(|s| s.to_lowercase())
-        .collect();
+    let states: BTreeSet<String> = r.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: BTreeSet<String> = r.types_filter.iter().map(|s| s.to_lowercase()).collect();
     let groups = listed
         .into_iter()
@@ -499,7 +499,10 @@ pub(crate) async fn list_groups(node: &Node, r: ListGroupsRequest) -> ListGroups
     ListGroupsResponse::default().with_groups(groups)
 }
 
-pub(crate) async fn describe_groups(node: &Node, r: DescribeGroupsRequest) -> DescribeGroupsResponse {
+pub(crate) async fn describe_groups(
+    node: &Node,
+    r: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
     let mut groups = Vec::with_capacity(r.groups.len());
     for name in r.groups {
         let answer = DescribedGroup::default().with_group_id(name.clone());
@@ -574,7 +577,7 @@ pub(crate) async fn offset_delete(node: &Node, r: OffsetDeleteRequest) -> Offset
         Err(e) => return OffsetDeleteResponse::default().with_error_code(e.kafka_code()),
     };
     let subscribed = code(ResponseError::GroupSubscribedToTopic);
-    let mut by_topic: std::collections::BTreeMap<String, Vec<(i32, i16)>> = Default::default();
+    let mut by_topic: BTreeMap<String, Vec<(i32, i16)>> = BTreeMap::new();
     for ((t, p), deleted) in answers {
         let error = if deleted { NONE } else { subscribed };
         by_topic.entry(t).or_default().push((p as i32, error));
