@@ -162,7 +162,10 @@ impl Replica {
         let stale = {
             let rx = self.raft.metrics();
             let m = rx.borrow_watched();
+            // A sole voter is its own quorum: there is nobody to ask (and
+            // waiting for an answer cost every write 500 ms on one node).
             m.state == ServerState::Leader
+                && !m.membership_config.voter_ids().all(|v| v == m.id)
                 && m.last_quorum_acked
                     .as_ref()
                     .is_none_or(|t| openraft::Instant::elapsed(&**t) > LEASE_RENEW_AFTER)
