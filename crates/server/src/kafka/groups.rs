@@ -209,7 +209,11 @@ pub(crate) async fn heartbeat(node: &Node, r: HeartbeatRequest) -> HeartbeatResp
     HeartbeatResponse::default().with_error_code(error)
 }
 
-pub(crate) async fn leave_group(node: &Node, r: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+pub(crate) async fn leave_group(
+    node: &Node,
+    r: LeaveGroupRequest,
+    version: i16,
+) -> LeaveGroupResponse {
     let group = r.group_id.to_string();
     let leave = |member_id: String| {
         let req = grpc::LeaveGroupRequest {
@@ -252,12 +256,15 @@ fn partition_count(node: &Node, topic: &str) -> Option<u32> {
         .read(|s| s.topics.get(topic).map(|t| t.partitions.len() as u32))
 }
 
+/// One topic's partitions of an OffsetCommit, each with `Some(error)` when
+/// refused before the commit.
+type CommitAnswers = (TopicName, Vec<(i32, Option<i16>)>);
+
 pub(crate) async fn offset_commit(node: &Node, r: OffsetCommitRequest) -> OffsetCommitResponse {
     let now = crate::api::now_ms();
     let unknown = code(ResponseError::UnknownTopicOrPartition);
     let mut offsets = Vec::new();
-    // (topic, partition, Some(error) when refused before the commit)
-    let mut answers: Vec<(TopicName, Vec<(i32, Option<i16>)>)> = Vec::new();
+    let mut answers: Vec<CommitAnswers> = Vec::new();
     for t in &r.topics {
         let name = t.name.to_string();
         let count = partition_count(node, &name);
@@ -477,11 +484,7 @@ pub(crate) async fn list_groups(node: &Node, r: ListGroupsRequest) -> ListGroups
         Err(ApiError::NotCoordinator { .. }) => Vec::new(),
         Err(e) => return ListGroupsResponse::default().with_error_code(e.kafka_code()),
     };
-    let states: BTreeSet<String> = r
-        .states_filter
-        .iter()
-        .map(|s| s.to_lowercase())
-        .collect();
+    let states: BTreeSet<String> = r.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: BTreeSet<String> = r.types_filter.iter().map(|s| s.to_lowercase()).collect();
     let groups = listed
         .into_iter()
@@ -499,7 +502,10 @@ pub(crate) async fn list_groups(node: &Node, r: ListGroupsRequest) -> ListGroups
     ListGroupsResponse::default().with_groups(groups)
 }
 
-pub(crate) async fn describe_groups(node: &Node, r: DescribeGroupsRequest) -> DescribeGroupsResponse {
+pub(crate) async fn describe_groups(
+    node: &Node,
+    r: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
     let mut groups = Vec::with_capacity(r.groups.len());
     for name in r.groups {
         let answer = DescribedGroup::default().with_group_id(name.clone());
