@@ -129,6 +129,19 @@ fn kadmin(bootstrap: &str, args: &[&str]) -> Result<std::result::Result<Value, V
     Ok(if out.status.success() { Ok(v) } else { Err(v) })
 }
 
+/// A kadmin.py command that must succeed: its JSON answer.
+fn admin_ok(bootstrap: &str, args: &[&str]) -> Result<Value> {
+    kadmin(bootstrap, args)?.map_err(|e| anyhow::anyhow!("kadmin {args:?}: {e}"))
+}
+
+/// A kadmin.py command that must fail: the Kafka error's name.
+fn admin_err(bootstrap: &str, args: &[&str]) -> Result<String> {
+    match kadmin(bootstrap, args)? {
+        Ok(v) => bail!("kadmin {args:?}: expected an error, got {v}"),
+        Err(e) => Ok(e["error"].as_str().unwrap_or_default().to_string()),
+    }
+}
+
 /// Keyed records produced by one client: each acknowledged once, in the
 /// partition Kafka's murmur2 partitioner picks, at distinct offsets.
 fn check_produced(produced: &[Seen], count: usize, prefix: &str) -> Result<()> {
@@ -472,13 +485,8 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
     let cluster = TestCluster::start(3).await?;
     let client = cluster.client().await?;
     let b = cluster.kafka_bootstrap();
-    let ok = |r: std::result::Result<Value, Value>| r.map_err(|e| anyhow::anyhow!("{e}"));
-    let err = |r: std::result::Result<Value, Value>| match r {
-        Ok(v) => bail!("expected an error, got {v}"),
-        Err(e) => Ok(e["error"].as_str().unwrap_or_default().to_string()),
-    };
 
-    ok(kadmin(
+    admin_ok(
         &b,
         &[
             "create",
@@ -490,7 +498,7 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
             "--config",
             "retention.ms=3600000",
         ],
-    )?)?;
+    )?;
     let t = client.describe_topic("adm").await?;
     ensure!(
         t.partitions.len() == 3 && t.replication_factor == 3,
@@ -502,14 +510,11 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
         t.configs
     );
 
-    ensure!(err(kadmin(&b, &["create", "adm", "--partitions", "1"])?)? == "TOPIC_ALREADY_EXISTS");
+    ensure!(admin_err(&b, &["create", "adm", "--partitions", "1"])? == "TOPIC_ALREADY_EXISTS");
     ensure!(
-        err(kadmin(
-            &b,
-            &["create", "bad", "--config", "retention.ms=soon"]
-        )?)? == "INVALID_CONFIG"
+        admin_err(&b, &["create", "bad", "--config", "retention.ms=soon"])? == "INVALID_CONFIG"
     );
-    ok(kadmin(
+    admin_ok(
         &b,
         &[
             "create",
@@ -520,13 +525,13 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
             "--rf",
             "3",
         ],
-    )?)?;
+    )?;
     ensure!(
         client.describe_topic("checked").await.is_err(),
         "validate_only created the topic"
     );
 
-    let configs = ok(kadmin(&b, &["describe-configs", "adm"])?)?;
+    let configs = admin_ok(&b, &["describe-configs", "adm"])?;
     ensure!(
         configs["retention.ms"]["value"] == "3600000"
             && configs["retention.ms"]["default"] == false,
@@ -534,7 +539,7 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
     );
     ensure!(configs["max.message.bytes"]["default"] == true, "{configs}");
 
-    ok(kadmin(
+    admin_ok(
         &b,
         &[
             "alter-configs",
@@ -544,7 +549,7 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
             "--delete",
             "retention.ms",
         ],
-    )?)?;
+    )?;
     let t = client.describe_topic("adm").await?;
     ensure!(
         t.configs.get("retention.bytes").map(String::as_str) == Some("1048576"),
@@ -553,20 +558,14 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
     );
     ensure!(!t.configs.contains_key("retention.ms"), "{:?}", t.configs);
     ensure!(
-        err(kadmin(
-            &b,
-            &["alter-configs", "adm", "--set", "no.such.key=1"]
-        )?)? == "INVALID_CONFIG"
+        admin_err(&b, &["alter-configs", "adm", "--set", "no.such.key=1"])? == "INVALID_CONFIG"
     );
 
     ensure!(
-        err(kadmin(
-            &b,
-            &["create-partitions", "adm", "--partitions", "6"]
-        )?)? == "INVALID_PARTITIONS"
+        admin_err(&b, &["create-partitions", "adm", "--partitions", "2"])? == "INVALID_PARTITIONS"
     );
 
-    let cl = ok(kadmin(&b, &["cluster"])?)?;
+    let cl = admin_ok(&b, &["cluster"])?;
     ensure!(cl["brokers"] == serde_json::json!([1, 2, 3]), "{cl}");
     ensure!(
         cl["controller_id"]
@@ -575,12 +574,128 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
         "{cl}"
     );
 
-    ok(kadmin(&b, &["delete", "adm"])?)?;
+    admin_ok(&b, &["delete", "adm"])?;
     ensure!(
         client.describe_topic("adm").await.is_err(),
         "topic still there after delete"
     );
-    ensure!(err(kadmin(&b, &["delete", "adm"])?)? == "UNKNOWN_TOPIC_OR_PART");
+    ensure!(admin_err(&b, &["delete", "adm"])? == "UNKNOWN_TOPIC_OR_PART");
+    Ok(())
+}
+
+/// CreatePartitions through the AdminClient grows a topic 2 -> 5: the new
+/// partitions get leaders, librdkafka's partitioner uses them, and every
+/// record produced there is consumed once. Then `cairn topic add-partitions`
+/// grows it to 6, and the refusals: a count that does not grow, an unknown
+/// topic, a manual replica assignment; validate_only changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_create_partitions_grows_a_topic() -> Result<()> {
+    use crate::groups::cli_json;
+    let cluster = TestCluster::start(3).await?;
+    let client = cluster.client().await?;
+    let b = cluster.kafka_bootstrap();
+    admin_ok(&b, &["create", "grow", "--partitions", "2", "--rf", "3"])?;
+    admin_ok(&b, &["create-partitions", "grow", "--partitions", "5"])?;
+    cluster
+        .wait_fully_replicated("grow", Duration::from_secs(30))
+        .await?;
+    let described = cli_json(&cluster, &["topic", "describe", "grow", "--format", "json"])?;
+    let partitions = described["partitions"].as_array().context("partitions")?;
+    ensure!(partitions.len() == 5, "{described}");
+    let groups: std::collections::HashSet<u64> = partitions
+        .iter()
+        .filter_map(|p| p["raft_group"].as_u64())
+        .collect();
+    ensure!(groups.len() == 5, "raft groups shared: {described}");
+    for p in partitions {
+        ensure!(
+            p["leader"].as_u64().is_some() && p["replicas"].as_array().map(Vec::len) == Some(3),
+            "{p}"
+        );
+    }
+
+    // Keyed records through librdkafka spread over all five partitions.
+    let produced = kclient(
+        "confluent",
+        "produce",
+        &b,
+        "grow",
+        &["--count", "300", "--prefix", "grow"],
+    )?;
+    ensure!(
+        produced.len() == 300,
+        "{} of 300 acknowledged",
+        produced.len()
+    );
+    for r in &produced {
+        let key = r.key.as_deref().context("key")?;
+        ensure!(r.partition == partition_for_key(key.as_bytes(), 5), "{r:?}");
+    }
+    for p in 2..5 {
+        ensure!(
+            produced.iter().any(|r| r.partition == p),
+            "nothing produced to new partition {p}"
+        );
+    }
+    let consumed = kclient(
+        "confluent",
+        "consume",
+        &b,
+        "grow",
+        &["--partitions", "0,1,2,3,4", "--expect", "300"],
+    )?;
+    check_consumed(&produced, &consumed)?;
+
+    // The refusals change nothing.
+    ensure!(
+        admin_err(&b, &["create-partitions", "grow", "--partitions", "5"])? == "INVALID_PARTITIONS"
+    );
+    ensure!(
+        admin_err(&b, &["create-partitions", "nope", "--partitions", "5"])?
+            == "UNKNOWN_TOPIC_OR_PART"
+    );
+    admin_ok(
+        &b,
+        &[
+            "create-partitions",
+            "grow",
+            "--partitions",
+            "9",
+            "--validate-only",
+        ],
+    )?;
+    ensure!(client.describe_topic("grow").await?.partitions.len() == 5);
+
+    // The CLI, the gRPC door.
+    let grown = cli_json(
+        &cluster,
+        &[
+            "topic",
+            "add-partitions",
+            "grow",
+            "--count",
+            "6",
+            "--format",
+            "json",
+        ],
+    )?;
+    ensure!(
+        grown["partitions"].as_array().map(Vec::len) == Some(6),
+        "{grown}"
+    );
+    ensure!(
+        crate::groups::cli(
+            &cluster,
+            &["topic", "add-partitions", "grow", "--count", "3"]
+        )?
+        .status
+        .code()
+            != Some(0),
+        "shrinking succeeded"
+    );
+    cluster
+        .wait_fully_replicated("grow", Duration::from_secs(30))
+        .await?;
     Ok(())
 }
 
