@@ -265,7 +265,7 @@ async fn kafka_aiokafka_produces_and_consumes_every_codec() -> Result<()> {
 
 /// librdkafka with `enable.idempotence=true`: InitProducerId gives it a
 /// producer id, its batches carry sequence numbers, and every record lands
-/// once. (Across a leader kill: the next slice.)
+/// once (across a leader kill: kafka_idempotent_producer_survives_a_leader_kill).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_idempotent_librdkafka_producer_writes_each_record_once() -> Result<()> {
     let cluster = TestCluster::start(3).await?;
