@@ -370,14 +370,14 @@ async fn offsets_and_generations_survive_metadata_leader_kill_and_full_restart()
     Ok(())
 }
 
-fn cli(cluster: &TestCluster, args: &[&str]) -> Result<std::process::Output> {
+pub(crate) fn cli(cluster: &TestCluster, args: &[&str]) -> Result<std::process::Output> {
     Ok(Command::new(cairn_bin())
         .args(args)
         .args(["--bootstrap", &cluster.bootstrap().join(",")])
         .output()?)
 }
 
-fn cli_json(cluster: &TestCluster, args: &[&str]) -> Result<serde_json::Value> {
+pub(crate) fn cli_json(cluster: &TestCluster, args: &[&str]) -> Result<serde_json::Value> {
     let out = cli(cluster, args)?;
     ensure!(
         out.status.success(),

@@ -129,6 +129,19 @@ fn kadmin(bootstrap: &str, args: &[&str]) -> Result<std::result::Result<Value, V
     Ok(if out.status.success() { Ok(v) } else { Err(v) })
 }
 
+/// A kadmin.py command that must succeed: its JSON answer.
+fn admin_ok(bootstrap: &str, args: &[&str]) -> Result<Value> {
+    kadmin(bootstrap, args)?.map_err(|e| anyhow::anyhow!("kadmin {args:?}: {e}"))
+}
+
+/// A kadmin.py command that must fail: the Kafka error's name.
+fn admin_err(bootstrap: &str, args: &[&str]) -> Result<String> {
+    match kadmin(bootstrap, args)? {
+        Ok(v) => bail!("kadmin {args:?}: expected an error, got {v}"),
+        Err(e) => Ok(e["error"].as_str().unwrap_or_default().to_string()),
+    }
+}
+
 /// Keyed records produced by one client: each acknowledged once, in the
 /// partition Kafka's murmur2 partitioner picks, at distinct offsets.
 fn check_produced(produced: &[Seen], count: usize, prefix: &str) -> Result<()> {
@@ -252,7 +265,7 @@ async fn kafka_aiokafka_produces_and_consumes_every_codec() -> Result<()> {
 
 /// librdkafka with `enable.idempotence=true`: InitProducerId gives it a
 /// producer id, its batches carry sequence numbers, and every record lands
-/// once. (Across a leader kill: the next slice.)
+/// once (across a leader kill: kafka_idempotent_producer_survives_a_leader_kill).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_idempotent_librdkafka_producer_writes_each_record_once() -> Result<()> {
     let cluster = TestCluster::start(3).await?;
@@ -472,13 +485,8 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
     let cluster = TestCluster::start(3).await?;
     let client = cluster.client().await?;
     let b = cluster.kafka_bootstrap();
-    let ok = |r: std::result::Result<Value, Value>| r.map_err(|e| anyhow::anyhow!("{e}"));
-    let err = |r: std::result::Result<Value, Value>| match r {
-        Ok(v) => bail!("expected an error, got {v}"),
-        Err(e) => Ok(e["error"].as_str().unwrap_or_default().to_string()),
-    };
 
-    ok(kadmin(
+    admin_ok(
         &b,
         &[
             "create",
@@ -490,7 +498,7 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
             "--config",
             "retention.ms=3600000",
         ],
-    )?)?;
+    )?;
     let t = client.describe_topic("adm").await?;
     ensure!(
         t.partitions.len() == 3 && t.replication_factor == 3,
@@ -502,14 +510,11 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
         t.configs
     );
 
-    ensure!(err(kadmin(&b, &["create", "adm", "--partitions", "1"])?)? == "TOPIC_ALREADY_EXISTS");
+    ensure!(admin_err(&b, &["create", "adm", "--partitions", "1"])? == "TOPIC_ALREADY_EXISTS");
     ensure!(
-        err(kadmin(
-            &b,
-            &["create", "bad", "--config", "retention.ms=soon"]
-        )?)? == "INVALID_CONFIG"
+        admin_err(&b, &["create", "bad", "--config", "retention.ms=soon"])? == "INVALID_CONFIG"
     );
-    ok(kadmin(
+    admin_ok(
         &b,
         &[
             "create",
@@ -520,13 +525,13 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
             "--rf",
             "3",
         ],
-    )?)?;
+    )?;
     ensure!(
         client.describe_topic("checked").await.is_err(),
         "validate_only created the topic"
     );
 
-    let configs = ok(kadmin(&b, &["describe-configs", "adm"])?)?;
+    let configs = admin_ok(&b, &["describe-configs", "adm"])?;
     ensure!(
         configs["retention.ms"]["value"] == "3600000"
             && configs["retention.ms"]["default"] == false,
@@ -534,7 +539,7 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
     );
     ensure!(configs["max.message.bytes"]["default"] == true, "{configs}");
 
-    ok(kadmin(
+    admin_ok(
         &b,
         &[
             "alter-configs",
@@ -544,7 +549,7 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
             "--delete",
             "retention.ms",
         ],
-    )?)?;
+    )?;
     let t = client.describe_topic("adm").await?;
     ensure!(
         t.configs.get("retention.bytes").map(String::as_str) == Some("1048576"),
@@ -553,20 +558,14 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
     );
     ensure!(!t.configs.contains_key("retention.ms"), "{:?}", t.configs);
     ensure!(
-        err(kadmin(
-            &b,
-            &["alter-configs", "adm", "--set", "no.such.key=1"]
-        )?)? == "INVALID_CONFIG"
+        admin_err(&b, &["alter-configs", "adm", "--set", "no.such.key=1"])? == "INVALID_CONFIG"
     );
 
     ensure!(
-        err(kadmin(
-            &b,
-            &["create-partitions", "adm", "--partitions", "6"]
-        )?)? == "INVALID_PARTITIONS"
+        admin_err(&b, &["create-partitions", "adm", "--partitions", "2"])? == "INVALID_PARTITIONS"
     );
 
-    let cl = ok(kadmin(&b, &["cluster"])?)?;
+    let cl = admin_ok(&b, &["cluster"])?;
     ensure!(cl["brokers"] == serde_json::json!([1, 2, 3]), "{cl}");
     ensure!(
         cl["controller_id"]
@@ -575,12 +574,128 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
         "{cl}"
     );
 
-    ok(kadmin(&b, &["delete", "adm"])?)?;
+    admin_ok(&b, &["delete", "adm"])?;
     ensure!(
         client.describe_topic("adm").await.is_err(),
         "topic still there after delete"
     );
-    ensure!(err(kadmin(&b, &["delete", "adm"])?)? == "UNKNOWN_TOPIC_OR_PART");
+    ensure!(admin_err(&b, &["delete", "adm"])? == "UNKNOWN_TOPIC_OR_PART");
+    Ok(())
+}
+
+/// CreatePartitions through the AdminClient grows a topic 2 -> 5: the new
+/// partitions get leaders, librdkafka's partitioner uses them, and every
+/// record produced there is consumed once. Then `cairn topic add-partitions`
+/// grows it to 6, and the refusals: a count that does not grow, an unknown
+/// topic, a manual replica assignment; validate_only changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_create_partitions_grows_a_topic() -> Result<()> {
+    use crate::groups::cli_json;
+    let cluster = TestCluster::start(3).await?;
+    let client = cluster.client().await?;
+    let b = cluster.kafka_bootstrap();
+    admin_ok(&b, &["create", "grow", "--partitions", "2", "--rf", "3"])?;
+    admin_ok(&b, &["create-partitions", "grow", "--partitions", "5"])?;
+    cluster
+        .wait_fully_replicated("grow", Duration::from_secs(30))
+        .await?;
+    let described = cli_json(&cluster, &["topic", "describe", "grow", "--format", "json"])?;
+    let partitions = described["partitions"].as_array().context("partitions")?;
+    ensure!(partitions.len() == 5, "{described}");
+    let groups: std::collections::HashSet<u64> = partitions
+        .iter()
+        .filter_map(|p| p["raft_group"].as_u64())
+        .collect();
+    ensure!(groups.len() == 5, "raft groups shared: {described}");
+    for p in partitions {
+        ensure!(
+            p["leader"].as_u64().is_some() && p["replicas"].as_array().map(Vec::len) == Some(3),
+            "{p}"
+        );
+    }
+
+    // Keyed records through librdkafka spread over all five partitions.
+    let produced = kclient(
+        "confluent",
+        "produce",
+        &b,
+        "grow",
+        &["--count", "300", "--prefix", "grow"],
+    )?;
+    ensure!(
+        produced.len() == 300,
+        "{} of 300 acknowledged",
+        produced.len()
+    );
+    for r in &produced {
+        let key = r.key.as_deref().context("key")?;
+        ensure!(r.partition == partition_for_key(key.as_bytes(), 5), "{r:?}");
+    }
+    for p in 2..5 {
+        ensure!(
+            produced.iter().any(|r| r.partition == p),
+            "nothing produced to new partition {p}"
+        );
+    }
+    let consumed = kclient(
+        "confluent",
+        "consume",
+        &b,
+        "grow",
+        &["--partitions", "0,1,2,3,4", "--expect", "300"],
+    )?;
+    check_consumed(&produced, &consumed)?;
+
+    // The refusals change nothing.
+    ensure!(
+        admin_err(&b, &["create-partitions", "grow", "--partitions", "5"])? == "INVALID_PARTITIONS"
+    );
+    ensure!(
+        admin_err(&b, &["create-partitions", "nope", "--partitions", "5"])?
+            == "UNKNOWN_TOPIC_OR_PART"
+    );
+    admin_ok(
+        &b,
+        &[
+            "create-partitions",
+            "grow",
+            "--partitions",
+            "9",
+            "--validate-only",
+        ],
+    )?;
+    ensure!(client.describe_topic("grow").await?.partitions.len() == 5);
+
+    // The CLI, the gRPC door.
+    let grown = cli_json(
+        &cluster,
+        &[
+            "topic",
+            "add-partitions",
+            "grow",
+            "--count",
+            "6",
+            "--format",
+            "json",
+        ],
+    )?;
+    ensure!(
+        grown["partitions"].as_array().map(Vec::len) == Some(6),
+        "{grown}"
+    );
+    ensure!(
+        crate::groups::cli(
+            &cluster,
+            &["topic", "add-partitions", "grow", "--count", "3"]
+        )?
+        .status
+        .code()
+            != Some(0),
+        "shrinking succeeded"
+    );
+    cluster
+        .wait_fully_replicated("grow", Duration::from_secs(30))
+        .await?;
     Ok(())
 }
 
@@ -687,5 +802,167 @@ async fn kafka_bad_frames_close_only_their_connection() -> Result<()> {
     )?;
     let md: Value = serde_json::from_str(&out)?;
     ensure!(md["brokers"].as_array().map(Vec::len) == Some(1), "{md}");
+    Ok(())
+}
+
+/// Reads a partition from its start to its high watermark through gRPC:
+/// (offset, value) of every record.
+async fn read_partition(
+    client: &cairn_client::Client,
+    topic: &str,
+    partition: u32,
+) -> Result<Vec<(i64, String)>> {
+    let mut out = Vec::new();
+    let mut offset = 0u64;
+    loop {
+        let f = client
+            .fetch_records(topic, partition, offset, 1 << 20, 0)
+            .await?;
+        for r in &f.records {
+            let v = r.value.as_deref().map(String::from_utf8_lossy);
+            out.push((r.offset, v.unwrap_or_default().into_owned()));
+        }
+        offset = f.next_offset;
+        if offset >= f.high_watermark {
+            return Ok(out);
+        }
+    }
+}
+
+/// Reads the producer's progress lines until it reports `want` acks (None)
+/// or its final "done ..." line (Some), failing if it stalls for 2 minutes.
+async fn wait_for_acks(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    acked: &mut usize,
+    want: usize,
+) -> Result<Option<String>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while *acked < want {
+        let line = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .with_context(|| format!("producer stuck at {acked} acks, waiting for {want}"))?
+            .context("producer exited early")?;
+        if let Some(n) = line.strip_prefix("acked ") {
+            *acked = n.parse()?;
+        } else if line.starts_with("done") {
+            return Ok(Some(line));
+        }
+    }
+    Ok(None)
+}
+
+/// Issue 5: librdkafka with `enable.idempotence=true`, acks=all, streams
+/// 20,000 records to one partition of an RF3 topic while the partition's
+/// leader is killed (-9) and later restarted. Every acknowledged record is
+/// in the partition exactly once, at the offset its delivery report named,
+/// in the order it was produced; no value is there twice; no record fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_idempotent_producer_survives_a_leader_kill() -> Result<()> {
+    use std::io::BufRead;
+    const COUNT: usize = 20_000;
+    const KILL_AT: usize = 4_000;
+    const RESTART_AFTER: usize = 3_000;
+    let mut cluster = TestCluster::start(3).await?;
+    let client = cluster.client().await?;
+    let topic = "idem-failover";
+    client.create_topic(topic, 1, 3, HashMap::new()).await?;
+    cluster
+        .wait_fully_replicated(topic, Duration::from_secs(30))
+        .await?;
+
+    let dir = tempfile::tempdir()?;
+    let reports = dir.path().join("reports.jsonl");
+    let stderr = std::fs::File::create(dir.path().join("stderr"))?;
+    let mut producer = Command::new(python()?)
+        .arg(script("idem_produce.py"))
+        .args(["--bootstrap", &cluster.kafka_bootstrap(), "--topic", topic])
+        .args(["--partition", "0", "--count", &COUNT.to_string()])
+        .args(["--rate", "2000", "--reports"])
+        .arg(&reports)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(stderr))
+        .spawn()?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let stdout = producer.stdout.take().context("stdout")?;
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The acknowledged count the producer last reported.
+    let mut acked = 0usize;
+    wait_for_acks(&mut rx, &mut acked, KILL_AT).await?;
+    let leader = client.describe_topic(topic).await?.partitions[0]
+        .leader
+        .context("no leader")?;
+    let victim = cluster.node_index(leader);
+    cluster.kill(victim)?;
+    let killed_at = acked;
+    // The stream goes on through the new leader.
+    wait_for_acks(&mut rx, &mut acked, killed_at + RESTART_AFTER).await?;
+    cluster.start_node(victim)?;
+    let done = wait_for_acks(&mut rx, &mut acked, usize::MAX).await?;
+    let status = producer.wait()?;
+    let stderr = std::fs::read_to_string(dir.path().join("stderr"))?;
+    ensure!(
+        status.success() && done.is_some(),
+        "producer: {status}, {done:?}\n{}",
+        tail(&stderr)
+    );
+
+    // What the producer was told.
+    let mut acks: BTreeMap<u64, i64> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for line in std::fs::read_to_string(&reports)?.lines() {
+        let v: Value = serde_json::from_str(line)?;
+        let value = v["value"].as_u64().context("value")?;
+        match v["offset"].as_i64() {
+            Some(o) => ensure!(acks.insert(value, o).is_none(), "{value} acked twice"),
+            None => failures.push(line.to_string()),
+        }
+    }
+    ensure!(
+        failures.is_empty() && acks.len() == COUNT,
+        "{} acked, {} failed: {:?}\nproducer stderr:\n{}",
+        acks.len(),
+        failures.len(),
+        &failures[..failures.len().min(5)],
+        tail(&stderr)
+    );
+
+    // What the partition holds.
+    cluster
+        .wait_fully_replicated(topic, Duration::from_secs(60))
+        .await?;
+    let stored = read_partition(&client, topic, 0).await?;
+    let mut at: HashMap<u64, i64> = HashMap::new();
+    for (offset, value) in &stored {
+        let value: u64 = value.parse().with_context(|| format!("value {value:?}"))?;
+        if let Some(first) = at.insert(value, *offset) {
+            bail!("value {value} stored twice: at {first} and {offset}");
+        }
+    }
+    for (value, offset) in &acks {
+        ensure!(
+            at.get(value) == Some(offset),
+            "value {value} acknowledged at {offset}, stored at {:?}",
+            at.get(value)
+        );
+    }
+    // In producer order: acknowledged offsets grow with the value.
+    let offsets: Vec<i64> = acks.values().copied().collect();
+    ensure!(
+        offsets.windows(2).all(|w| w[0] < w[1]),
+        "acknowledged records out of producer order"
+    );
+    eprintln!(
+        "idempotent failover: killed node {leader} at {killed_at} acks; {} records stored, producer stderr:\n{}",
+        stored.len(),
+        tail(&stderr)
+    );
     Ok(())
 }

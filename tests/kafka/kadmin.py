@@ -8,7 +8,7 @@ tests (tests/it/kafka.rs). Prints one JSON document; on an error prints
   kadmin.py --bootstrap B topics
   kadmin.py --bootstrap B describe-configs TOPIC
   kadmin.py --bootstrap B alter-configs TOPIC [--set k=v ...] [--delete k ...]
-  kadmin.py --bootstrap B create-partitions TOPIC --partitions N
+  kadmin.py --bootstrap B create-partitions TOPIC --partitions N [--validate-only] [--assign 1,2;2,3]
   kadmin.py --bootstrap B cluster
   kadmin.py --bootstrap B delete-records TOPIC PARTITION OFFSET
   kadmin.py --bootstrap B list-offsets TOPIC PARTITION earliest|latest|<timestamp ms>
@@ -50,6 +50,8 @@ def main():
     p = sub.add_parser("create-partitions")
     p.add_argument("topic")
     p.add_argument("--partitions", type=int, required=True)
+    p.add_argument("--validate-only", action="store_true")
+    p.add_argument("--assign", help="replicas of each new partition: 1,2;2,3")
     sub.add_parser("cluster")
     d = sub.add_parser("delete-records")
     d.add_argument("topic")
@@ -98,8 +100,13 @@ def main():
             wait(admin.incremental_alter_configs([r]))
             result = {"altered": args.topic}
         elif args.cmd == "create-partitions":
-            wait(admin.create_partitions([NewPartitions(args.topic, args.partitions)],
-                                         operation_timeout=TIMEOUT))
+            new = NewPartitions(args.topic, args.partitions)
+            if args.assign:
+                new = NewPartitions(args.topic, args.partitions, replica_assignment=[
+                    [int(n) for n in r.split(",")] for r in args.assign.split(";")])
+            wait(admin.create_partitions([new],
+                                         operation_timeout=TIMEOUT,
+                                         validate_only=args.validate_only))
             result = {"partitions": args.partitions}
         elif args.cmd == "cluster":
             md = admin.list_topics(timeout=TIMEOUT)

@@ -255,6 +255,20 @@ pub enum TopicCommand {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Grow a topic to `--count` partitions (partitions are never removed).
+    /// The new partitions' replicas are chosen as for a new topic. Keys map
+    /// to partitions by the count, so keyed records may land in another
+    /// partition than before. Prints the topic.
+    AddPartitions {
+        /// Topic name.
+        name: String,
+        /// The topic's partition count afterwards.
+        #[arg(long, value_name = "N")]
+        count: u32,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Move a partition to other nodes: new replicas catch up as learners,
     /// then the partition's membership switches; replicas left out delete
     /// their copy.

@@ -1,4 +1,4 @@
-//! `cairn topic create|list|describe|delete`.
+//! `cairn topic create|list|describe|delete|alter-config|add-partitions|reassign`.
 
 use anyhow::{Context, Result};
 
@@ -73,6 +73,20 @@ pub async fn run(args: TopicArgs) -> Result<()> {
                     "{}",
                     serde_json::json!({ "topic": name, "configs": sorted })
                 ),
+            }
+        }
+        TopicCommand::AddPartitions {
+            name,
+            count,
+            format,
+        } => {
+            let topic = client
+                .create_partitions(&name, count)
+                .await
+                .with_context(|| format!("cannot add partitions to topic {name}"))?;
+            match format {
+                Format::Text => print!("{}", topic_text(&topic)),
+                Format::Json => println!("{}", topic_json(&topic)),
             }
         }
         TopicCommand::Delete { name } => {

@@ -18,10 +18,10 @@ use bytes::Bytes;
 use cairn_proto::v1::cairn_client::CairnClient;
 use cairn_proto::v1::{
     Acks, AlterTopicConfigRequest, ClusterStatusRequest, ClusterStatusResponse,
-    CommitOffsetsRequest, CreateTopicRequest, DeleteTopicRequest, DescribeTopicRequest, ErrorCode,
-    FetchOffsetsRequest, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
-    MetadataRequest, MetadataResponse, OffsetCommit, ProduceRequest, ProduceResponse,
-    ReassignPartitionRequest, TopicMetadata,
+    CommitOffsetsRequest, CreatePartitionsRequest, CreateTopicRequest, DeleteTopicRequest,
+    DescribeTopicRequest, ErrorCode, FetchOffsetsRequest, FetchRequest, FetchResponse,
+    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetCommit,
+    ProduceRequest, ProduceResponse, ReassignPartitionRequest, TopicMetadata,
 };
 use tonic::transport::{Channel, Endpoint};
 use tracing::{debug, info};
@@ -227,6 +227,31 @@ impl Client {
         // Cached topic metadata carries the configs: refresh on next use.
         self.write_cache().forget_topic(name);
         Ok(resp.configs)
+    }
+
+    /// Grows a topic to `count` partitions and returns it afterwards. Fails
+    /// with `INVALID_ARGUMENT` unless the count grows (partitions are never
+    /// removed). A retry whose first attempt was applied fails that way too.
+    pub async fn create_partitions(
+        &self,
+        topic: &str,
+        count: u32,
+    ) -> Result<TopicMetadata, ClientError> {
+        let req = CreatePartitionsRequest {
+            topic: topic.to_owned(),
+            count,
+        };
+        let timeout = self.inner.config.request_timeout;
+        let resp = self
+            .call_any("create_partitions", &mut self.backoff(), |mut c: Rpc| {
+                let r = req.clone();
+                async move { c.create_partitions(request(r, timeout)).await }
+            })
+            .await?;
+        // The cached partition count is stale now.
+        self.write_cache().forget_topic(topic);
+        resp.topic
+            .ok_or_else(|| ClientError::Protocol("CreatePartitions answer without a topic".into()))
     }
 
     /// Moves a partition to `replicas` (preferred leader first). Returns once

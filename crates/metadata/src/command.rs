@@ -75,6 +75,17 @@ pub enum MetaCommand {
         group: String,
         partitions: Vec<(String, u32)>,
     },
+    /// Grows a topic to `count` partitions; `assignment` holds the replicas
+    /// of the new ones (partitions `count - assignment.len()` .. `count`),
+    /// preferred leader first, chosen by the proposer. Refused unless the
+    /// topic has exactly `count - assignment.len()` partitions when applied,
+    /// so a topic only grows, and two racing proposals cannot both add.
+    /// Appended last: commands are stored by variant index.
+    CreatePartitions {
+        name: String,
+        count: u32,
+        assignment: Vec<Vec<NodeId>>,
+    },
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -104,4 +115,7 @@ pub enum MetaError {
     ClusterIdMismatch { existing: String, proposed: String },
     #[error("{0}")]
     InvalidArgument(String),
+    /// A partition count that does not grow the topic (`CreatePartitions`).
+    #[error("{0}")]
+    InvalidPartitions(String),
 }

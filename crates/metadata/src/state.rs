@@ -205,6 +205,11 @@ impl MetadataState {
                 self.next_producer_id = first.saturating_add(i64::from(count));
                 MetaResponse::ProducerIds { first }
             }
+            MetaCommand::CreatePartitions {
+                name,
+                count,
+                assignment,
+            } => self.create_partitions(name, count, assignment),
         }
     }
 
@@ -281,6 +286,58 @@ impl MetadataState {
         };
         self.topics.insert(name, topic.clone());
         MetaResponse::TopicCreated(topic)
+    }
+
+    /// Adds partitions `count - assignment.len()` .. `count` to a topic,
+    /// each with a new Raft group (ids are never reused).
+    fn create_partitions(
+        &mut self,
+        name: String,
+        count: u32,
+        assignment: Vec<Vec<NodeId>>,
+    ) -> MetaResponse {
+        let nodes = &self.nodes;
+        let Some(topic) = self.topics.get_mut(&name) else {
+            return MetaResponse::Error(MetaError::UnknownTopic(name));
+        };
+        let existing = topic.partitions.len();
+        if count as usize <= existing {
+            return MetaResponse::Error(MetaError::InvalidPartitions(format!(
+                "topic {name:?} has {existing} partitions; the count can only grow, {count} does not"
+            )));
+        }
+        if existing + assignment.len() != count as usize {
+            return MetaResponse::Error(MetaError::InvalidPartitions(format!(
+                "topic {name:?} has {existing} partitions: {} new ones make {}, not {count}",
+                assignment.len(),
+                existing + assignment.len()
+            )));
+        }
+        for replicas in &assignment {
+            let mut distinct = replicas.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            if replicas.is_empty() || distinct.len() != replicas.len() {
+                return MetaResponse::Error(MetaError::InvalidArgument(format!(
+                    "replicas {replicas:?}: a partition needs distinct replicas, at least one"
+                )));
+            }
+            if let Some(bad) = replicas.iter().find(|n| !nodes.contains_key(n)) {
+                return MetaResponse::Error(MetaError::InvalidArgument(format!(
+                    "assignment names node {bad}, which is not in the cluster"
+                )));
+            }
+        }
+        for (i, replicas) in assignment.into_iter().enumerate() {
+            self.next_group_id += 1;
+            topic.partitions.push(PartitionAssignment {
+                partition: (existing + i) as u32,
+                group: self.next_group_id,
+                bootstrap: replicas.clone(),
+                replicas,
+            });
+        }
+        MetaResponse::TopicCreated(topic.clone())
     }
 
     fn reassign(&mut self, topic: String, partition: u32, replicas: Vec<NodeId>) -> MetaResponse {
@@ -537,6 +594,80 @@ mod tests {
         s.apply(MetaCommand::DeleteTopic { name: "a".into() });
         s.apply(create("a"));
         assert!(s.topics["a"].partitions[0].group > first);
+    }
+
+    #[test]
+    fn create_partitions_only_grows_with_fresh_groups() {
+        let mut s = MetadataState::default();
+        s.apply(MetaCommand::RegisterNode(node(1)));
+        s.apply(MetaCommand::RegisterNode(node(2)));
+        s.apply(MetaCommand::CreateTopic {
+            name: "t".into(),
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+            assignment: vec![vec![1], vec![2]],
+        });
+        // Another topic in between: group ids keep counting up across topics.
+        s.apply(MetaCommand::CreateTopic {
+            name: "u".into(),
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+            assignment: vec![vec![1]],
+        });
+        let add =
+            |name: &str, count: u32, assignment: Vec<Vec<NodeId>>| MetaCommand::CreatePartitions {
+                name: name.into(),
+                count,
+                assignment,
+            };
+        let MetaResponse::TopicCreated(t) =
+            s.apply(add("t", 5, vec![vec![1, 2], vec![2, 1], vec![1]]))
+        else {
+            panic!("partitions not added")
+        };
+        assert_eq!(t.partitions.len(), 5);
+        let used: Vec<GroupId> = s
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.iter().map(|p| p.group))
+            .collect();
+        let mut distinct = used.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(
+            distinct.len(),
+            used.len(),
+            "a group id used twice: {used:?}"
+        );
+        for (i, p) in t.partitions.iter().enumerate() {
+            assert_eq!(p.partition, i as u32);
+        }
+        assert_eq!(t.partitions[2].replicas, vec![1, 2]);
+        assert_eq!(t.partitions[2].bootstrap, vec![1, 2]);
+        assert!(t.partitions[2].group > s.topics["u"].partitions[0].group);
+
+        let before = s.clone();
+        for (cmd, invalid_partitions) in [
+            // Not growing: the same count, or fewer.
+            (add("t", 5, vec![]), true),
+            (add("t", 3, vec![]), true),
+            // A proposal made when the topic had fewer partitions.
+            (add("t", 6, vec![vec![1], vec![2]]), true),
+            (add("t", 6, vec![vec![7]]), false),
+            (add("t", 6, vec![vec![1, 1]]), false),
+            (add("t", 6, vec![vec![]]), false),
+        ] {
+            match s.apply(cmd) {
+                MetaResponse::Error(MetaError::InvalidPartitions(_)) => assert!(invalid_partitions),
+                MetaResponse::Error(MetaError::InvalidArgument(_)) => assert!(!invalid_partitions),
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            s.apply(add("missing", 2, vec![vec![1]])),
+            MetaResponse::Error(MetaError::UnknownTopic("missing".into()))
+        );
+        assert_eq!(s, before, "a refused command changes nothing");
     }
 
     #[test]

@@ -70,6 +70,7 @@ fn meta_command_name(cmd: &MetaCommand) -> &'static str {
         MetaCommand::CommitBatch(_) => "commit_batch",
         MetaCommand::AllocateProducerIds { .. } => "allocate_producer_ids",
         MetaCommand::DeleteOffsets { .. } => "delete_offsets",
+        MetaCommand::CreatePartitions { .. } => "create_partitions",
     }
 }
 

@@ -167,6 +167,17 @@ impl Cairn for CairnService {
         }))
     }
 
+    async fn create_partitions(
+        &self,
+        request: Request<CreatePartitionsRequest>,
+    ) -> Result<Response<CreatePartitionsResponse>, Status> {
+        let req = request.into_inner();
+        let t = ops::create_partitions(&self.node, &req.topic, req.count).await?;
+        Ok(Response::new(CreatePartitionsResponse {
+            topic: Some(self.topic_metadata(&t)),
+        }))
+    }
+
     async fn reassign_partition(
         &self,
         request: Request<ReassignPartitionRequest>,

@@ -55,6 +55,12 @@ pub(crate) enum Proposal {
         replication_factor: u32,
         configs: BTreeMap<String, String>,
     },
+    /// Grows a topic to `count` partitions; the leader chooses the new
+    /// partitions' replicas from the nodes alive there.
+    CreatePartitions {
+        name: String,
+        count: u32,
+    },
 }
 
 /// Leadership and progress of one partition group, as this node knows it.
@@ -224,19 +230,7 @@ impl Node {
                 replication_factor,
                 configs,
             } => {
-                let (nodes, load) = self.meta_view.read(|s| {
-                    let nodes: Vec<NodeInfo> = s
-                        .nodes
-                        .values()
-                        .filter(|n| self.liveness.is_alive(n.id))
-                        .cloned()
-                        .collect();
-                    (nodes, s.replica_load())
-                });
-                let assignment = assign_replicas(&nodes, &load, partitions, replication_factor)
-                    .map_err(|e| {
-                        ApiError::InvalidReplicationFactor(format!("{e} (nodes alive)"))
-                    })?;
+                let assignment = self.assign_new_partitions(partitions, replication_factor)?;
                 Ok(MetaCommand::CreateTopic {
                     name,
                     replication_factor,
@@ -244,7 +238,47 @@ impl Node {
                     assignment,
                 })
             }
+            Proposal::CreatePartitions { name, count } => {
+                let (existing, replication_factor) = self.meta_view.read(|s| {
+                    s.topics
+                        .get(&name)
+                        .map(|t| (t.partitions.len() as u32, t.replication_factor))
+                        .ok_or_else(|| ApiError::UnknownTopic(name.clone()))
+                })?;
+                if count <= existing {
+                    return Err(ApiError::InvalidPartitions(format!(
+                        "topic {name:?} has {existing} partitions; the count can only grow, {count} does not"
+                    )));
+                }
+                let assignment =
+                    self.assign_new_partitions(count - existing, replication_factor)?;
+                Ok(MetaCommand::CreatePartitions {
+                    name,
+                    count,
+                    assignment,
+                })
+            }
         }
+    }
+
+    /// Replicas for `partitions` new partitions, from the nodes alive here,
+    /// balanced against the replicas every node holds already.
+    fn assign_new_partitions(
+        &self,
+        partitions: u32,
+        replication_factor: u32,
+    ) -> Result<Vec<Vec<NodeId>>, ApiError> {
+        let (nodes, load) = self.meta_view.read(|s| {
+            let nodes: Vec<NodeInfo> = s
+                .nodes
+                .values()
+                .filter(|n| self.liveness.is_alive(n.id))
+                .cloned()
+                .collect();
+            (nodes, s.replica_load())
+        });
+        assign_replicas(&nodes, &load, partitions, replication_factor)
+            .map_err(|e| ApiError::InvalidReplicationFactor(format!("{e} (nodes alive)")))
     }
 
     /// Heartbeat payload: the groups this node leads.

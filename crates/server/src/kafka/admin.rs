@@ -214,29 +214,58 @@ pub(crate) async fn delete_topics(
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-/// Cairn cannot add partitions to a topic yet: every topic is answered
-/// INVALID_PARTITIONS, saying so.
-pub(crate) fn create_partitions(
+/// One topic of a CreatePartitions: its new partition count, checked, and
+/// the partitions added unless `validate_only`. Replicas are chosen as for
+/// a new topic; a manual assignment is refused.
+async fn create_partitions_of(
+    node: &Node,
+    t: &create_partitions_request::CreatePartitionsTopic,
+    validate_only: bool,
+) -> Result<(), ApiError> {
+    if t.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
+        return Err(ApiError::InvalidArgument(
+            "manual replica assignments are not supported: leave them out and Cairn assigns the new partitions' replicas; move replicas afterwards with `cairn topic reassign`".into(),
+        ));
+    }
+    let name = t.name.as_str();
+    let count = u32::try_from(t.count)
+        .map_err(|_| ApiError::InvalidPartitions(format!("{} partitions", t.count)))?;
+    if validate_only {
+        ops::check_create_partitions(node, name, count).map(|_| ())
+    } else {
+        ops::create_partitions(node, name, count).await.map(|_| ())
+    }
+}
+
+/// CreatePartitions: grows topics through the same operation as `cairn
+/// topic add-partitions`. A topic named twice in one request is refused
+/// (INVALID_REQUEST), as Kafka does.
+pub(crate) async fn create_partitions(
     node: &Node,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
-    let results = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let answer = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            match node.topic(t.name.as_str()) {
-                Err(e) => answer
-                    .with_error_code(e.kafka_code())
-                    .with_error_message(error_message(&e)),
-                Ok(_) => answer
-                    .with_error_code(code(ResponseError::InvalidPartitions))
-                    .with_error_message(Some(str_bytes(
-                        "Cairn cannot add partitions to an existing topic yet",
-                    ))),
-            }
-        })
-        .collect();
+    let mut named: BTreeMap<&str, usize> = BTreeMap::new();
+    for t in &req.topics {
+        *named.entry(t.name.as_str()).or_default() += 1;
+    }
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let result = if named[t.name.as_str()] > 1 {
+            Err(ApiError::InvalidArgument(format!(
+                "topic {:?} is named more than once",
+                t.name.as_str()
+            )))
+        } else {
+            create_partitions_of(node, t, req.validate_only).await
+        };
+        let (error, message) = error_fields(result);
+        results.push(
+            CreatePartitionsTopicResult::default()
+                .with_name(t.name.clone())
+                .with_error_code(error)
+                .with_error_message(message),
+        );
+    }
     CreatePartitionsResponse::default().with_results(results)
 }
 

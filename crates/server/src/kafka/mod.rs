@@ -75,7 +75,7 @@ pub(crate) async fn dispatch(
             ApiResponse::DeleteTopics(admin::delete_topics(node, r, version).await)
         }
         ApiRequest::CreatePartitions(r) => {
-            ApiResponse::CreatePartitions(admin::create_partitions(node, r))
+            ApiResponse::CreatePartitions(admin::create_partitions(node, r).await)
         }
         ApiRequest::DeleteRecords(r) => {
             ApiResponse::DeleteRecords(admin::delete_records(node, r).await)

@@ -58,7 +58,7 @@ pub(crate) async fn create_topic(node: &Node, t: NewTopic) -> Result<Topic, ApiE
     match node.propose(proposal).await? {
         MetaResponse::TopicCreated(t) => {
             tracing::info!(topic = %t.name, partitions = t.partitions.len(), "topic created");
-            wait_for_leaders(node, &t.name, Duration::from_secs(10)).await;
+            wait_for_leaders(node, &t.name, t.partitions.len(), Duration::from_secs(10)).await;
             Ok(t)
         }
         MetaResponse::Error(MetaError::TopicExists(n)) => Err(ApiError::TopicExists(n)),
@@ -69,16 +69,84 @@ pub(crate) async fn create_topic(node: &Node, t: NewTopic) -> Result<Topic, ApiE
     }
 }
 
-async fn wait_for_leaders(node: &Node, topic: &str, timeout: Duration) {
+/// Checks that `name` can grow to `count` partitions (nothing is written):
+/// the topic exists, the count grows and stays within the limit, and enough
+/// nodes are alive here for the topic's replication factor. Answers the
+/// topic's current partition count.
+pub(crate) fn check_create_partitions(
+    node: &Node,
+    name: &str,
+    count: u32,
+) -> Result<u32, ApiError> {
+    let t = node.topic(name)?;
+    let existing = t.partitions.len() as u32;
+    if count <= existing {
+        return Err(ApiError::InvalidPartitions(format!(
+            "topic {name:?} has {existing} partitions; the count can only grow, {count} does not"
+        )));
+    }
+    if count > MAX_PARTITIONS {
+        return Err(ApiError::InvalidPartitions(format!(
+            "partitions must be 1..={MAX_PARTITIONS}, got {count}"
+        )));
+    }
+    let alive = node.meta_view.read(|s| {
+        s.nodes
+            .keys()
+            .filter(|id| **id == node.id || node.liveness.is_alive(**id))
+            .count()
+    });
+    if t.replication_factor as usize > alive {
+        return Err(ApiError::InvalidReplicationFactor(format!(
+            "topic {name:?} has replication factor {}, but only {alive} nodes are alive",
+            t.replication_factor
+        )));
+    }
+    Ok(existing)
+}
+
+/// Grows a topic to `count` partitions, with replicas chosen as for a new
+/// topic, and waits (up to 10 s) until each partition has a leader. Answers
+/// the topic as it is then.
+pub(crate) async fn create_partitions(
+    node: &Node,
+    name: &str,
+    count: u32,
+) -> Result<Topic, ApiError> {
+    // A clear error before proposing; the leader and the apply check again.
+    check_create_partitions(node, name, count)?;
+    let proposal = Proposal::CreatePartitions {
+        name: name.to_string(),
+        count,
+    };
+    match node.propose(proposal).await? {
+        MetaResponse::TopicCreated(t) => {
+            tracing::info!(topic = %t.name, partitions = t.partitions.len(), "partitions added");
+            wait_for_leaders(node, &t.name, t.partitions.len(), Duration::from_secs(10)).await;
+            Ok(node.topic(name).unwrap_or(t))
+        }
+        MetaResponse::Error(MetaError::UnknownTopic(n)) => Err(ApiError::UnknownTopic(n)),
+        MetaResponse::Error(MetaError::InvalidPartitions(e)) => Err(ApiError::InvalidPartitions(e)),
+        MetaResponse::Error(e) => Err(ApiError::InvalidArgument(e.to_string())),
+        other => Err(ApiError::Internal(format!(
+            "adding partitions answered without a topic: {other:?}"
+        ))),
+    }
+}
+
+/// Waits until this node's metadata shows `topic` with at least
+/// `partitions` partitions (a write forwarded to the metadata leader may not
+/// have reached this node yet), each with a leader.
+async fn wait_for_leaders(node: &Node, topic: &str, partitions: usize, timeout: Duration) {
     let deadline = tokio::time::Instant::now() + timeout;
     while tokio::time::Instant::now() < deadline {
-        let Ok(t) = node.topic(topic) else {
-            return;
-        };
-        if t.partitions
-            .iter()
-            .all(|p| node.group_status(p.group).leader.is_some())
-        {
+        let t = node.topic(topic).ok();
+        if t.is_some_and(|t| {
+            t.partitions.len() >= partitions
+                && t.partitions
+                    .iter()
+                    .all(|p| node.group_status(p.group).leader.is_some())
+        }) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
