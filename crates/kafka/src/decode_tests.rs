@@ -85,8 +85,8 @@ fn valid_requests_decode_to_what_was_sent() {
 #[test]
 fn unknown_apis_and_versions_are_typed_errors() {
     let mut f = BytesMut::new();
-    f.put_i16(ApiKey::JoinGroup as i16);
-    f.put_i16(5);
+    f.put_i16(ApiKey::ElectLeaders as i16);
+    f.put_i16(2);
     f.put_i32(9);
     f.put_i16(-1);
     assert!(matches!(

@@ -60,8 +60,8 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::SyncGroup, 0, 5),
     api(ApiKey::Heartbeat, 0, 4),
     api(ApiKey::LeaveGroup, 0, 5),
-    api(ApiKey::OffsetCommit, 0, 8),
-    api(ApiKey::OffsetFetch, 0, 8),
+    api(ApiKey::OffsetCommit, 2, 8),
+    api(ApiKey::OffsetFetch, 1, 8),
     api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::DescribeGroups, 0, 5),
     api(ApiKey::DeleteGroups, 0, 2),
@@ -125,14 +125,18 @@ mod tests {
     }
 
     #[test]
-    fn group_apis_are_not_advertised_yet() {
+    fn group_apis_are_advertised_and_acls_are_not() {
         let r = api_versions_response(0);
         for key in [
             ApiKey::JoinGroup,
             ApiKey::FindCoordinator,
             ApiKey::OffsetCommit,
+            ApiKey::OffsetDelete,
         ] {
-            assert!(!r.api_keys.iter().any(|a| a.api_key == key as i16));
+            assert!(
+                r.api_keys.iter().any(|a| a.api_key == key as i16),
+                "{key:?}"
+            );
         }
         assert!(!r
             .api_keys
