@@ -383,11 +383,20 @@ async fn acked_records_exactly_once_through_a_leader_kill() -> Result<()> {
         "every record was acknowledged before the kill: nothing was tested"
     );
     eprintln!("--- all {} records acknowledged; reading back", acked.len());
-    let after = client.describe_topic(TOPIC).await?;
-    ensure!(
-        after.partitions[0].leader != Some(leader),
-        "partition 0 still led by the killed node"
-    );
+    // The nodes' view of who leads follows their liveness view of the
+    // killed node, which can lag the last acknowledgement: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now_led = client.describe_topic(TOPIC).await?.partitions[0].leader;
+        if now_led.is_some() && now_led != Some(leader) {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "partition 0 still led by the killed node (or by none): {now_led:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let read = workload::read_all(&client, TOPIC, PARTITIONS).await?;
     check_exactly_once(&sent, &acked, &read)
 }
