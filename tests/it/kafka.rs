@@ -331,10 +331,22 @@ async fn kafka_kcat_reads_metadata_and_moves_records() -> Result<()> {
         .await?;
 
     // -L: every node a broker, the topic with its partitions, a leader each.
-    let md: Value = serde_json::from_str(&run(
-        Command::new("kcat").args(["-b", &bootstrap, "-L", "-J", "-t", "kcat"]),
-        "kcat -L",
-    )?)?;
+    // Each node learns of new leaders from the others' heartbeats, so the
+    // node kcat asks may take a moment longer than the one asked above.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let md: Value = loop {
+        let md: Value = serde_json::from_str(&run(
+            Command::new("kcat").args(["-b", &bootstrap, "-L", "-J", "-t", "kcat"]),
+            "kcat -L",
+        )?)?;
+        let led = md["topics"][0]["partitions"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().all(|p| p["leader"].as_i64().unwrap_or(-1) > 0));
+        if led || std::time::Instant::now() >= deadline {
+            break md;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let brokers: Vec<u64> = md["brokers"]
         .as_array()
         .context("brokers")?
