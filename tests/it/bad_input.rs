@@ -19,6 +19,13 @@ fn batch(value: &[u8]) -> bytes::Bytes {
     b.build()
 }
 
+/// A one-record batch stamped with an idempotent producer's fields.
+fn stamped(epoch: i16, sequence: i32) -> bytes::Bytes {
+    let mut b = RecordBatchBuilder::new().with_producer(4242, epoch, sequence);
+    b.push(1_700_000_000_000, None, Some(b"idem"), &[]);
+    b.build()
+}
+
 fn code(r: Result<impl std::fmt::Debug, ClientError>) -> Option<ErrorCode> {
     match r {
         Err(ClientError::Server { code, .. }) => Some(code),
@@ -92,6 +99,36 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() -> Result<()> {
             == Some(ErrorCode::TopicAlreadyExists)
     );
 
+    eprintln!("--- an idempotent producer's batches must follow one another (Kafka's rules)");
+    let produced = |b| client.produce("t", 1, b, Acks::All);
+    ensure!(
+        produced(stamped(0, 5)).await?.base_offset == 0,
+        "a new producer may start anywhere"
+    );
+    ensure!(produced(stamped(0, 6)).await?.base_offset == 1);
+    let retry = produced(stamped(0, 6)).await?;
+    ensure!(
+        retry.duplicate && retry.base_offset == 1,
+        "a retry is answered, not written: {retry:?}"
+    );
+    ensure!(
+        code(produced(stamped(0, 8)).await) == Some(ErrorCode::OutOfOrderSequence),
+        "a gap in the sequence"
+    );
+    ensure!(
+        code(produced(stamped(1, 3)).await) == Some(ErrorCode::OutOfOrderSequence),
+        "a new epoch not starting at 0"
+    );
+    ensure!(
+        produced(stamped(1, 0)).await?.base_offset == 2,
+        "a new epoch at 0"
+    );
+    ensure!(
+        code(produced(stamped(0, 7)).await) == Some(ErrorCode::InvalidProducerEpoch),
+        "the older epoch is fenced"
+    );
+    ensure!(produced(stamped(1, 1)).await?.base_offset == 3);
+
     eprintln!("--- the server still serves, and nothing was lost");
     let second = client.produce("t", 0, batch(b"second"), Acks::All).await?;
     ensure!(
@@ -104,6 +141,10 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() -> Result<()> {
         values == ["first", "second"],
         "partition 0 holds {values:?}"
     );
-    ensure!(read[1].is_empty());
+    ensure!(
+        read[1].iter().all(|(_, v)| v == "idem") && read[1].len() == 4,
+        "partition 1 holds {:?}",
+        read[1]
+    );
     Ok(())
 }

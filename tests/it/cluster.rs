@@ -19,6 +19,23 @@ use cairn_client::ClientConfig;
 use cairn_client::RetryPolicy;
 use tempfile::TempDir;
 
+/// The samples of a metric (a name, or a name with its labels, as
+/// `/metrics` prints them) on a node's admin endpoint, summed; 0 when absent.
+pub fn metric(admin: &str, name: &str) -> Result<f64> {
+    use std::io::Read;
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(admin)?;
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {admin}\r\n\r\n")?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body)?;
+    Ok(body
+        .lines()
+        .filter_map(|l| l.strip_prefix(name))
+        .filter(|rest| rest.starts_with([' ', '{']))
+        .filter_map(|rest| rest.split_whitespace().last()?.parse::<f64>().ok())
+        .sum())
+}
+
 /// The `cairn` binary cargo built for these tests, or `$CAIRN_BIN`.
 pub fn cairn_bin() -> PathBuf {
     match std::env::var("CAIRN_BIN") {

@@ -27,6 +27,7 @@ use cairn_client::OwnedRecord;
 use cairn_record::partition_for_key;
 use serde_json::Value;
 
+use crate::cluster::metric;
 use crate::cluster::TestCluster;
 
 const PARTITIONS: u32 = 3;
@@ -261,6 +262,93 @@ async fn kafka_kafka_python_produces_and_consumes_every_codec() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_aiokafka_produces_and_consumes_every_codec() -> Result<()> {
     every_codec("aiokafka").await
+}
+
+/// The fetch requests a cluster served, by KIP-227 session kind
+/// (`none`, `full`, `incremental`, `refused`).
+fn fetches(cluster: &TestCluster, kind: &str) -> Result<f64> {
+    let name = format!("cairn_kafka_fetch_requests_total{{session=\"{kind}\"}}");
+    cluster.specs.iter().map(|s| metric(&s.admin, &name)).sum()
+}
+
+/// kafka-python keeps incremental fetch sessions (KIP-227): a consumer that
+/// polls while records arrive names its partitions once and then fetches
+/// incrementally; it still gets every record exactly once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_python_consumes_through_incremental_fetch_sessions() -> Result<()> {
+    let cluster = TestCluster::start(3).await?;
+    let client = cluster.client().await?;
+    let bootstrap = cluster.kafka_bootstrap();
+    client
+        .create_topic("sessions", PARTITIONS, 3, HashMap::new())
+        .await?;
+    let rounds = 3;
+    let per_round = 300;
+    let consumer = Command::new(python()?)
+        .arg(script("kclient.py"))
+        .args(["kafka-python", "consume", "--bootstrap", &bootstrap])
+        .args(["--topic", "sessions", "--partitions", "0,1,2"])
+        .args(["--expect", &(rounds * per_round).to_string()])
+        .args(["--timeout", "120"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // The consumer polls an empty topic first: its full fetch opens a
+    // session, and its next requests are incremental.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while fetches(&cluster, "incremental")? < 1.0 {
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "no incremental fetch within 60 s (full: {}, none: {}, refused: {})",
+            fetches(&cluster, "full")?,
+            fetches(&cluster, "none")?,
+            fetches(&cluster, "refused")?
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut produced = Vec::new();
+    for round in 0..rounds {
+        let prefix = format!("round{round}");
+        let mut batch = kclient(
+            "confluent",
+            "produce",
+            &bootstrap,
+            "sessions",
+            &["--count", &per_round.to_string(), "--prefix", &prefix],
+        )?;
+        check_produced(&batch, per_round, &prefix)?;
+        produced.append(&mut batch);
+    }
+    let out = consumer.wait_with_output()?;
+    ensure!(
+        out.status.success(),
+        "consumer failed ({}): {}",
+        out.status,
+        tail(&String::from_utf8_lossy(&out.stderr))
+    );
+    let consumed = parse_records(&String::from_utf8_lossy(&out.stdout))?;
+    // Keys repeat across rounds: compare by (partition, offset, value).
+    let mut want = produced.clone();
+    want.sort();
+    let mut got = consumed.clone();
+    got.sort();
+    ensure!(
+        got == want,
+        "consumed {} records, produced {}; first difference: {:?}",
+        got.len(),
+        want.len(),
+        got.iter().zip(&want).find(|(a, b)| a != b)
+    );
+    let incremental = fetches(&cluster, "incremental")?;
+    let refused = fetches(&cluster, "refused")?;
+    eprintln!(
+        "--- fetches: {incremental} incremental, {} full, {refused} refused",
+        fetches(&cluster, "full")?
+    );
+    ensure!(incremental >= 3.0, "only {incremental} incremental fetches");
+    ensure!(refused == 0.0, "{refused} fetches refused a session");
+    Ok(())
 }
 
 /// librdkafka with `enable.idempotence=true`: InitProducerId gives it a

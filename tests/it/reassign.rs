@@ -11,22 +11,9 @@ use anyhow::Result;
 use cairn_client::Acks;
 use cairn_client::OwnedRecord;
 
-use std::io::Read;
-use std::io::Write;
-
+use crate::cluster::metric;
 use crate::cluster::TestCluster;
 
-/// One gauge from a node's `/metrics`.
-fn metric(admin: &str, name: &str) -> Result<Option<f64>> {
-    let mut stream = std::net::TcpStream::connect(admin)?;
-    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {admin}\r\n\r\n")?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body)?;
-    Ok(body.lines().find_map(|l| {
-        l.strip_prefix(name)
-            .and_then(|rest| rest.trim().parse().ok())
-    }))
-}
 use crate::workload;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,7 +88,7 @@ async fn a_reassigned_partition_moves_with_all_its_records() -> Result<()> {
     eprintln!("--- node {leaving} was left out: it drops its replica");
     let admin = cluster.specs[cluster.node_index(leaving)].admin.clone();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while metric(&admin, "cairn_partition_replicas")? != Some(0.0) {
+    while metric(&admin, "cairn_partition_replicas")? != 0.0 {
         ensure!(
             Instant::now() < deadline,
             "node {leaving} still holds the replica"

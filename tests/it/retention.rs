@@ -4,8 +4,6 @@
 //! records by snapshot + log; a restart keeps the log start and the data.
 
 use std::collections::HashMap;
-use std::io::Read;
-use std::io::Write;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +23,7 @@ use cairn_client::OwnedRecord;
 use tokio::sync::Notify;
 
 use crate::cluster::cairn_bin;
+use crate::cluster::metric;
 use crate::cluster::TestCluster;
 
 /// Records per produced batch.
@@ -131,19 +130,6 @@ async fn retained_bytes(client: &Client, topic: &str) -> Result<u64> {
         offset = f.next_offset;
     }
     Ok(total)
-}
-
-/// One counter or gauge of a node's `/metrics` (0 when absent).
-fn metric(admin: &str, name: &str) -> Result<f64> {
-    let mut stream = std::net::TcpStream::connect(admin)?;
-    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {admin}\r\n\r\n")?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body)?;
-    Ok(body
-        .lines()
-        .filter_map(|l| l.strip_prefix(name))
-        .filter_map(|rest| rest.split_whitespace().last()?.parse::<f64>().ok())
-        .sum())
 }
 
 /// Polls `cond` every 100 ms until it holds or `timeout` passes.

@@ -31,7 +31,7 @@ use crate::cache::{MetadataCache, Route};
 use crate::error::LeaderHint;
 use crate::owned_record::{build_batch, group_by_partition, now_ms};
 use crate::partitioner::StickyCounter;
-use crate::producer::{reserve_sequences, ProducerSession};
+use crate::producer::{reserve_sequences, settle, ProducerSession};
 use crate::retry::{classify, Backoff, Disposition};
 use crate::{ClientConfig, ClientError, FetchedRecords, OffsetSpec, OwnedRecord, PartitionOutcome};
 
@@ -427,7 +427,7 @@ impl Client {
         let now = now_ms();
         let sends = group_by_partition(records, n, sticky).into_iter().map(
             |(partition, record_indices)| async move {
-                let (stamp, slot) = reserve_sequences(
+                let (stamp, reservation) = reserve_sequences(
                     self.inner.producer.as_ref(),
                     topic,
                     partition,
@@ -443,7 +443,7 @@ impl Client {
                 );
                 let result = self.produce(topic, partition, batch, acks).await;
                 // Only now may the next batch for this partition go out.
-                drop(slot);
+                settle(reservation, &result);
                 PartitionOutcome {
                     partition,
                     record_indices,

@@ -65,7 +65,8 @@ pub(crate) enum Disposition {
 /// - `NOT_ENOUGH_REPLICAS`: retry (the replicas may come back).
 /// - everything else (unknown topic/partition, message too large, corrupt
 ///   message, invalid argument/config/replication factor, topic exists,
-///   offset out of range, out-of-order sequence, cluster mismatch,
+///   offset out of range, out-of-order sequence, fenced producer epoch,
+///   cluster mismatch,
 ///   internal): fail.
 pub(crate) fn classify(err: &ClientError) -> Disposition {
     match err {
@@ -89,6 +90,7 @@ pub(crate) fn classify(err: &ClientError) -> Disposition {
             | ErrorCode::Internal
             | ErrorCode::InvalidReplicationFactor
             | ErrorCode::OutOfOrderSequence
+            | ErrorCode::InvalidProducerEpoch
             | ErrorCode::UnknownMemberId
             | ErrorCode::IllegalGeneration
             | ErrorCode::RebalanceInProgress
@@ -271,6 +273,7 @@ mod tests {
             ErrorCode::InvalidConfig,
             ErrorCode::InvalidReplicationFactor,
             ErrorCode::OutOfOrderSequence,
+            ErrorCode::InvalidProducerEpoch,
             ErrorCode::OffsetOutOfRange,
             ErrorCode::Internal,
             ErrorCode::Unspecified,

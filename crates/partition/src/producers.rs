@@ -32,8 +32,13 @@ pub(crate) enum Verdict {
     Append,
     /// A retry of a batch already written at this offset.
     Duplicate { base_offset: u64 },
-    /// Sequence went backwards beyond the remembered window.
+    /// The batch does not follow the producer's last one: a gap, or a
+    /// sequence that went backwards beyond the remembered batches, or a new
+    /// epoch that does not start at sequence 0.
     OutOfOrder { expected: i32 },
+    /// The batch carries an older epoch than the producer's: a fenced
+    /// (zombie) producer sharing the id.
+    Fenced { current: i16 },
 }
 
 #[derive(Default)]
@@ -61,12 +66,26 @@ impl Producers {
         out
     }
 
+    /// Kafka's rules (KIP-98, KIP-360): an unknown producer may start at any
+    /// sequence (its state may have been trimmed away); an older epoch is
+    /// fenced; a newer epoch starts at sequence 0; within an epoch a batch
+    /// either repeats one of the last five (a retry) or starts right after
+    /// the last one, wrapping from `i32::MAX` to 0.
     pub(crate) fn check(&self, b: &ProducerBatch) -> Verdict {
         let Some(state) = self.states.get(&b.producer_id) else {
             return Verdict::Append;
         };
+        if b.epoch < state.epoch {
+            return Verdict::Fenced {
+                current: state.epoch,
+            };
+        }
         if b.epoch > state.epoch {
-            return Verdict::Append;
+            return if b.first_sequence == 0 {
+                Verdict::Append
+            } else {
+                Verdict::OutOfOrder { expected: 0 }
+            };
         }
         if let Some((_, _, offset)) = state
             .recent
@@ -78,8 +97,8 @@ impl Producers {
             };
         }
         match state.recent.back() {
-            Some((_, last, _)) if b.first_sequence <= *last => Verdict::OutOfOrder {
-                expected: last.wrapping_add(1),
+            Some((_, last, _)) if b.first_sequence != next_after(*last) => Verdict::OutOfOrder {
+                expected: next_after(*last),
             },
             _ => Verdict::Append,
         }
@@ -99,6 +118,15 @@ impl Producers {
             state.recent.pop_front();
         }
         state
+    }
+}
+
+/// The sequence that follows `last`.
+fn next_after(last: i32) -> i32 {
+    if last == i32::MAX {
+        0
+    } else {
+        last + 1
     }
 }
 
@@ -131,6 +159,51 @@ mod tests {
             Verdict::Duplicate { base_offset: 110 }
         );
         assert_eq!(p.check(&batch(5, 12)), Verdict::OutOfOrder { expected: 20 });
+    }
+
+    #[test]
+    fn a_gap_is_out_of_order() {
+        let mut p = Producers::default();
+        p.record(&batch(0, 9), 0);
+        assert_eq!(
+            p.check(&batch(11, 19)),
+            Verdict::OutOfOrder { expected: 10 }
+        );
+        assert_eq!(p.check(&batch(10, 19)), Verdict::Append);
+    }
+
+    #[test]
+    fn an_unknown_producer_may_start_anywhere() {
+        let p = Producers::default();
+        assert_eq!(p.check(&batch(500, 509)), Verdict::Append);
+    }
+
+    #[test]
+    fn sequences_wrap_after_the_largest() {
+        let mut p = Producers::default();
+        p.record(&batch(i32::MAX - 9, i32::MAX), 0);
+        assert_eq!(p.check(&batch(0, 9)), Verdict::Append);
+        assert_eq!(p.check(&batch(1, 9)), Verdict::OutOfOrder { expected: 0 });
+    }
+
+    #[test]
+    fn an_older_epoch_is_fenced() {
+        let mut p = Producers::default();
+        let mut b = batch(0, 9);
+        b.epoch = 3;
+        p.record(&b, 0);
+        let mut old = batch(10, 19);
+        old.epoch = 2;
+        assert_eq!(p.check(&old), Verdict::Fenced { current: 3 });
+    }
+
+    #[test]
+    fn a_new_epoch_must_start_at_zero() {
+        let mut p = Producers::default();
+        p.record(&batch(0, 9), 0);
+        let mut b = batch(10, 19);
+        b.epoch = 1;
+        assert_eq!(p.check(&b), Verdict::OutOfOrder { expected: 0 });
     }
 
     #[test]

@@ -446,6 +446,13 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
                                     got: pb.first_sequence,
                                 };
                             }
+                            Verdict::Fenced { current } => {
+                                break 'produce Response::InvalidProducerEpoch {
+                                    producer_id: pb.producer_id,
+                                    epoch: pb.epoch,
+                                    current,
+                                };
+                            }
                         }
                         let state = self.producers.record(pb, self.meta.next_offset);
                         batch.put(

@@ -120,7 +120,9 @@ pub enum Response {
         /// The batch was a retry of one already written at `base_offset`.
         duplicate: bool,
     },
-    /// The producer's sequence numbers went backwards past what is remembered.
+    /// The producer's batch does not follow its last one (a gap, a sequence
+    /// that went backwards past what is remembered, or a new epoch not
+    /// starting at 0).
     OutOfOrderSequence {
         producer_id: i64,
         expected: i32,
@@ -131,6 +133,13 @@ pub enum Response {
     /// A [`Request::Trim`] was applied: the partition's log start after it.
     Trimmed {
         log_start: u64,
+    },
+    /// The batch's producer epoch is older than the producer's current one:
+    /// another producer with the same id and a newer epoch fenced it.
+    InvalidProducerEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
     },
 }
 

@@ -88,6 +88,12 @@ pub enum ApiError {
         expected: i32,
         got: i32,
     },
+    #[error("producer {producer_id}: epoch {epoch} is fenced by its newer epoch {current}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
     #[error("storage failed on this node ({0}); the node is stopping, retry another replica")]
     Storage(String),
     #[error("internal error: {0}")]
@@ -139,6 +145,7 @@ impl ApiError {
             ApiError::Timeout(_) => ErrorCode::RequestTimedOut,
             ApiError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
             ApiError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequence,
+            ApiError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
             ApiError::Storage(_) => ErrorCode::StorageError,
             ApiError::Internal(_) => ErrorCode::Internal,
             ApiError::NotCoordinator { .. } => ErrorCode::NotCoordinator,
@@ -165,6 +172,7 @@ impl ApiError {
             | ApiError::InvalidReplicationFactor(_)
             | ApiError::InvalidPartitions(_)
             | ApiError::OutOfOrderSequence { .. } => Code::InvalidArgument,
+            ApiError::InvalidProducerEpoch { .. } => Code::FailedPrecondition,
             ApiError::Timeout(_) => Code::DeadlineExceeded,
             ApiError::OffsetOutOfRange { .. } => Code::OutOfRange,
             ApiError::Storage(_) => Code::Unavailable,
@@ -203,6 +211,7 @@ impl ApiError {
             ApiError::Timeout(_) => K::RequestTimedOut,
             ApiError::OffsetOutOfRange { .. } => K::OffsetOutOfRange,
             ApiError::OutOfOrderSequence { .. } => K::OutOfOrderSequenceNumber,
+            ApiError::InvalidProducerEpoch { .. } => K::InvalidProducerEpoch,
             ApiError::Storage(_) => K::KafkaStorageError,
             ApiError::Internal(_) => K::UnknownServerError,
             ApiError::NotCoordinator { .. } => K::NotCoordinator,

@@ -1,6 +1,7 @@
 //! One local replica of a partition: its Raft group and its reader.
 
 use openraft::async_runtime::watch::WatchReceiver;
+use openraft::vote::RaftLeaderId;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -206,6 +207,18 @@ impl Replica {
                 || m.last_quorum_acked
                     .as_ref()
                     .is_some_and(|t| openraft::Instant::elapsed(&**t) < LEASE))
+    }
+
+    /// Whether this replica has applied an entry of its current term: a new
+    /// leader has then applied everything its predecessors committed, so
+    /// its high watermark is the partition's (before that it can lag, and a
+    /// consumer at the true end would be told its offset is out of range).
+    pub(crate) fn applied_own_term(&self) -> bool {
+        let rx = self.raft.metrics();
+        let m = rx.borrow_watched();
+        m.last_applied
+            .as_ref()
+            .is_some_and(|l| l.leader_id.term() == m.current_term)
     }
 
     /// Whether a majority of the group's voters (this node included) are

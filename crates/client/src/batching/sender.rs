@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use cairn_proto::v1::ProduceResponse;
 use tokio::sync::oneshot;
 use tracing::debug;
@@ -12,7 +13,7 @@ use tracing::debug;
 use super::accumulator::Drained;
 use super::{Outcome, ProducerError, RecordMetadata, Shared};
 use crate::owned_record::{build_batch, now_ms};
-use crate::producer::reserve_sequences;
+use crate::producer::{reserve_sequences, settle};
 use crate::{ClientError, OwnedRecord};
 
 /// Sends `batch`, then completes its records and frees their bytes.
@@ -79,7 +80,7 @@ async fn deliver(
     // Held until the batch is done: the partition's next batch (from this
     // producer or from `produce_records` on the same client) gets the
     // following sequences and goes out after it.
-    let (stamp, _slot) =
+    let (stamp, reservation) =
         reserve_sequences(client.producer_session(), topic, partition, records.len()).await;
     let indices: Vec<usize> = (0..records.len()).collect();
     let batch = build_batch(
@@ -89,6 +90,33 @@ async fn deliver(
         stamp,
         shared.config.compression,
     );
+    let result = send_until_settled(
+        shared,
+        topic,
+        partition,
+        records.len(),
+        bytes,
+        &batch,
+        stamp.is_some(),
+    )
+    .await;
+    // A batch that failed for good leaves a hole in the sequences: the
+    // partition's next batch starts a new producer epoch.
+    settle(reservation, &result);
+    result
+}
+
+/// Sends one built batch, retrying as [`deliver`] describes.
+async fn send_until_settled(
+    shared: &Shared,
+    topic: &str,
+    partition: u32,
+    record_count: usize,
+    bytes: usize,
+    batch: &Bytes,
+    idempotent: bool,
+) -> Result<ProduceResponse, ProducerError> {
+    let client = &shared.client;
     let started = Instant::now();
     let mut attempts = 0u32;
     loop {
@@ -101,7 +129,7 @@ async fn deliver(
                 debug!(
                     topic,
                     partition,
-                    records = records.len(),
+                    records = record_count,
                     bytes,
                     batch_bytes = batch.len(),
                     attempts,
@@ -114,7 +142,7 @@ async fn deliver(
             // The client retried a transient failure until its own retry
             // deadline; the delivery timeout may allow more.
             Err(ClientError::RetriesExhausted { ref last, .. })
-                if last.is_retriable() && stamp.is_some() =>
+                if last.is_retriable() && idempotent =>
             {
                 debug!(topic, partition, attempts, error = %last, "batch still failing, retrying");
             }

@@ -17,6 +17,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::Semaphore;
 
 use super::dispatch;
+use super::fetch_session::FetchSessions;
 use super::Session;
 use crate::node::Node;
 
@@ -28,12 +29,18 @@ const MAX_QUEUED_BYTES: usize = 64 << 20;
 
 /// Accepts Kafka clients until the task is aborted.
 pub(crate) async fn serve(listener: TcpListener, node: Arc<Node>) {
+    let fetch_sessions = Arc::new(FetchSessions::default());
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 metrics::counter!("cairn_kafka_connections_total").increment(1);
-                tokio::spawn(connection(stream, peer, node.clone()));
+                tokio::spawn(connection(
+                    stream,
+                    peer,
+                    node.clone(),
+                    fetch_sessions.clone(),
+                ));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "kafka listener: accept failed");
@@ -54,7 +61,12 @@ enum Incoming {
     },
 }
 
-async fn connection(stream: TcpStream, peer: SocketAddr, node: Arc<Node>) {
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    node: Arc<Node>,
+    fetch_sessions: Arc<FetchSessions>,
+) {
     let (mut reader, mut writer) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Incoming>(MAX_IN_FLIGHT);
     let max_bytes = node.config.kafka_max_request_bytes;
@@ -96,6 +108,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, node: Arc<Node>) {
     let answer = async move {
         let mut session = Session {
             client_host: peer.ip().to_string(),
+            fetch_sessions,
             ..Session::default()
         };
         while let Some(incoming) = rx.recv().await {

@@ -5,13 +5,12 @@
 //! older than the leader's term is FENCED_LEADER_EPOCH, a newer one
 //! UNKNOWN_LEADER_EPOCH (the client's metadata is ahead of this node's).
 //!
-//! Fetch sessions (KIP-227) are not kept: every answer has session id 0, so
-//! clients send full fetch requests, which Kafka allows.
+//! Fetch requests of version 7 and later may use incremental fetch sessions
+//! (KIP-227, `fetch_session`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_kafka::kafka_protocol::messages::fetch_request::FetchPartition;
 use cairn_kafka::kafka_protocol::messages::fetch_response::FetchableTopicResponse;
 use cairn_kafka::kafka_protocol::messages::fetch_response::PartitionData;
 use cairn_kafka::kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionResponse;
@@ -30,6 +29,9 @@ use futures::future::select_all;
 use futures::FutureExt;
 
 use super::code;
+use super::fetch_session::FetchSessions;
+use super::fetch_session::FetchTopics;
+use super::fetch_session::Plan;
 use crate::error::ApiError;
 use crate::node::Node;
 use crate::ops;
@@ -53,6 +55,10 @@ fn leader_at_epoch(
         u32::try_from(partition).map_err(|_| code(ResponseError::UnknownTopicOrPartition))?;
     let (_, replica) = ops::partition_leader(node, topic, partition).map_err(|e| e.kafka_code())?;
     check_epoch(replica.term(), current_leader_epoch)?;
+    if !replica.applied_own_term() {
+        // A new leader still applying its predecessors' entries.
+        return Err(code(ResponseError::NotLeaderOrFollower));
+    }
     Ok(replica)
 }
 
@@ -80,7 +86,7 @@ fn refused(partition: i32, error: i16) -> PartitionData {
 /// One pass over the partitions of a fetch: what each has now.
 async fn read_all(
     node: &Node,
-    topics: &[(TopicName, Vec<FetchPartition>)],
+    topics: &FetchTopics,
     max_bytes: usize,
 ) -> (Vec<FetchableTopicResponse>, usize, Vec<(Arc<Replica>, u64)>) {
     let mut total = 0usize;
@@ -150,39 +156,84 @@ fn fetch_error(partition: i32, replica: &Replica, e: ApiError) -> PartitionData 
     answer
 }
 
-/// Fetch: reads every partition asked for; while fewer than `min_bytes`
+/// Fetch: reads every partition asked for (or, in an incremental fetch
+/// session, every partition of the session); while fewer than `min_bytes`
 /// came back and `max_wait_ms` has not passed, waits for any of them to
 /// get new records and reads again.
-pub(crate) async fn fetch(node: &Node, req: FetchRequest, version: i16) -> FetchResponse {
-    if version >= 7 && req.session_id != 0 {
-        return FetchResponse::default()
-            .with_error_code(code(ResponseError::FetchSessionIdNotFound));
-    }
-    if version >= 7 && req.session_epoch > 0 {
-        return FetchResponse::default()
-            .with_error_code(code(ResponseError::InvalidFetchSessionEpoch));
-    }
+pub(crate) async fn fetch(
+    node: &Node,
+    sessions: &FetchSessions,
+    req: FetchRequest,
+    version: i16,
+) -> FetchResponse {
     let max_bytes = match req.max_bytes {
         n if n > 0 => n as usize,
         _ => DEFAULT_FETCH_MAX_BYTES,
     };
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(ops::FETCH_MAX_WAIT);
-    let deadline = tokio::time::Instant::now() + wait;
     let min_bytes = req.min_bytes.max(0) as usize;
-    let topics: Vec<(TopicName, Vec<FetchPartition>)> = req
+    let asked: FetchTopics = req
         .topics
         .into_iter()
         .map(|t| (t.topic, t.partitions))
         .collect();
+    let plan = if version >= 7 {
+        let forgotten: Vec<(TopicName, Vec<i32>)> = req
+            .forgotten_topics_data
+            .into_iter()
+            .map(|t| (t.topic, t.partitions))
+            .collect();
+        sessions.plan(req.session_id, req.session_epoch, &asked, &forgotten)
+    } else {
+        Plan::Sessionless
+    };
+    let kind = match &plan {
+        Plan::Sessionless => "none",
+        Plan::Full => "full",
+        Plan::Incremental { .. } => "incremental",
+        Plan::Refuse(_) => "refused",
+    };
+    metrics::counter!("cairn_kafka_fetch_requests_total", "session" => kind).increment(1);
+    let answer = FetchResponse::default();
+    match plan {
+        Plan::Refuse(error) => answer.with_error_code(error),
+        Plan::Sessionless => {
+            answer.with_responses(read_until(node, &asked, max_bytes, min_bytes, wait).await)
+        }
+        Plan::Full => {
+            let responses = read_until(node, &asked, max_bytes, min_bytes, wait).await;
+            let id = sessions.open(&asked, &responses);
+            metrics::gauge!("cairn_kafka_fetch_sessions").set(sessions.len() as f64);
+            answer.with_session_id(id).with_responses(responses)
+        }
+        Plan::Incremental { id, topics } => {
+            let responses = read_until(node, &topics, max_bytes, min_bytes, wait).await;
+            answer
+                .with_session_id(id)
+                .with_responses(sessions.changed(id, responses))
+        }
+    }
+}
+
+/// Reads `topics` until `min_bytes` came back, `wait` passed, a partition
+/// failed, or none is waiting at its end.
+async fn read_until(
+    node: &Node,
+    topics: &FetchTopics,
+    max_bytes: usize,
+    min_bytes: usize,
+    wait: Duration,
+) -> Vec<FetchableTopicResponse> {
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let (responses, total, waiting) = read_all(node, &topics, max_bytes).await;
+        let (responses, total, waiting) = read_all(node, topics, max_bytes).await;
         let now = tokio::time::Instant::now();
         let failed = responses
             .iter()
             .flat_map(|t| &t.partitions)
             .any(|p| p.error_code != super::NONE);
         if total >= min_bytes.max(1) || now >= deadline || failed || waiting.is_empty() {
-            return FetchResponse::default().with_responses(responses);
+            return responses;
         }
         // Too little yet: wait for a partition at its end to get records.
         let left = deadline - now;

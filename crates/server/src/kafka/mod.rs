@@ -9,6 +9,7 @@
 //!   metadata.rs  Metadata, DescribeCluster
 //!   produce.rs   Produce, InitProducerId
 //!   fetch.rs     Fetch, ListOffsets, OffsetForLeaderEpoch
+//!   fetch_session.rs  the node's incremental fetch sessions (KIP-227)
 //!   admin.rs     Create/DeleteTopics, CreatePartitions, DeleteRecords, configs, log dirs
 //!   groups.rs    consumer groups: FindCoordinator .. OffsetDelete, on crate::coordinator
 //!   refused.rs   SASL, ACLs, transactions: answered with Kafka's error
@@ -17,6 +18,7 @@
 mod admin;
 mod conn;
 mod fetch;
+mod fetch_session;
 mod groups;
 mod metadata;
 mod produce;
@@ -38,6 +40,8 @@ pub(crate) struct Session {
     pub client_id: String,
     /// The client's IP address (DescribeGroups shows it per member).
     pub client_host: String,
+    /// The node's fetch sessions, shared by all its connections.
+    pub fetch_sessions: Arc<fetch_session::FetchSessions>,
 }
 
 /// Answers one request; `None` when Kafka sends no response (a Produce with
@@ -61,7 +65,9 @@ pub(crate) async fn dispatch(
         ApiRequest::InitProducerId(r) => {
             ApiResponse::InitProducerId(produce::init_producer_id(node, r).await)
         }
-        ApiRequest::Fetch(r) => ApiResponse::Fetch(fetch::fetch(node, r, version).await),
+        ApiRequest::Fetch(r) => {
+            ApiResponse::Fetch(fetch::fetch(node, &session.fetch_sessions, r, version).await)
+        }
         ApiRequest::ListOffsets(r) => {
             ApiResponse::ListOffsets(fetch::list_offsets(node, r, version).await)
         }

@@ -121,6 +121,25 @@ pub(crate) async fn require_lease(
     }
 }
 
+/// [`require_lease`] for reads: also that the leader has applied an entry
+/// of its own term, so its high watermark and log start are complete.
+/// Until then (milliseconds after an election) the leader is "not available"
+/// and clients retry, as Kafka's OFFSET_NOT_AVAILABLE has them do.
+pub(crate) async fn require_read_lease(
+    replica: &Replica,
+    topic: &str,
+    partition: u32,
+) -> Result<(), ApiError> {
+    require_lease(replica, topic, partition).await?;
+    if replica.applied_own_term() {
+        Ok(())
+    } else {
+        Err(ApiError::LeaderNotAvailable {
+            what: format!("{topic}/{partition}"),
+        })
+    }
+}
+
 fn map_write_error(
     what: &str,
     e: RaftError<cairn_raft::TypeConfig, ClientWriteError<cairn_raft::TypeConfig>>,

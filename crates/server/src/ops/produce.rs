@@ -194,6 +194,15 @@ pub(crate) async fn produce(
             expected,
             got,
         }),
+        RaftResponse::InvalidProducerEpoch {
+            producer_id,
+            epoch,
+            current,
+        } => Err(ApiError::InvalidProducerEpoch {
+            producer_id,
+            epoch,
+            current,
+        }),
         other => Err(ApiError::Internal(format!("partition answered {other:?}"))),
     }
 }

@@ -6,7 +6,7 @@ use cairn_partition::FetchResult;
 
 use super::partition_leader;
 use super::read_error;
-use super::require_lease;
+use super::require_read_lease;
 use crate::error::ApiError;
 use crate::node::Node;
 use crate::replica::Replica;
@@ -55,7 +55,7 @@ pub(crate) async fn read_partition(
     offset: u64,
     max_bytes: usize,
 ) -> Result<FetchResult, ApiError> {
-    require_lease(replica, topic, partition).await?;
+    require_read_lease(replica, topic, partition).await?;
     let r = replica
         .log
         .read(offset, max_bytes.min(FETCH_MAX_BYTES_LIMIT))
@@ -75,7 +75,7 @@ pub(crate) async fn list_offsets(
     spec: OffsetSpec,
 ) -> Result<(i64, i64, u64), ApiError> {
     let (_, replica) = partition_leader(node, topic, partition)?;
-    require_lease(&replica, topic, partition).await?;
+    require_read_lease(&replica, topic, partition).await?;
     let epoch = replica.term();
     let (offset, timestamp_ms) = match spec {
         OffsetSpec::Earliest => (replica.log.log_start() as i64, -1),
