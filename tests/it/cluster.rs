@@ -33,7 +33,7 @@ pub fn metric(admin: &str, name: &str) -> Result<f64> {
         .filter_map(|l| l.strip_prefix(name))
         .filter(|rest| rest.starts_with([' ', '{']))
         .filter_map(|rest| rest.split_whitespace().last()?.parse::<f64>().ok())
-        .sum())
+        .fold(0.0, |a, b| a + b))
 }
 
 /// The `cairn` binary cargo built for these tests, or `$CAIRN_BIN`.
