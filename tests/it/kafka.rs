@@ -264,6 +264,19 @@ async fn kafka_aiokafka_produces_and_consumes_every_codec() -> Result<()> {
     every_codec("aiokafka").await
 }
 
+/// A 3-node cluster with a topic of `PARTITIONS` partitions, RF3, and its
+/// Kafka bootstrap list.
+async fn three_nodes_with_topic(topic: &str) -> Result<(TestCluster, String)> {
+    let cluster = TestCluster::start(3).await?;
+    cluster
+        .client()
+        .await?
+        .create_topic(topic, PARTITIONS, 3, HashMap::new())
+        .await?;
+    let bootstrap = cluster.kafka_bootstrap();
+    Ok((cluster, bootstrap))
+}
+
 /// The fetch requests a cluster served, by KIP-227 session kind
 /// (`none`, `full`, `incremental`, `refused`).
 fn fetches(cluster: &TestCluster, kind: &str) -> Result<f64> {
@@ -276,12 +289,7 @@ fn fetches(cluster: &TestCluster, kind: &str) -> Result<f64> {
 /// incrementally; it still gets every record exactly once, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_python_consumes_through_incremental_fetch_sessions() -> Result<()> {
-    let cluster = TestCluster::start(3).await?;
-    let client = cluster.client().await?;
-    let bootstrap = cluster.kafka_bootstrap();
-    client
-        .create_topic("sessions", PARTITIONS, 3, HashMap::new())
-        .await?;
+    let (cluster, bootstrap) = three_nodes_with_topic("sessions").await?;
     let rounds = 3;
     let per_round = 300;
     let consumer = Command::new(python()?)
@@ -356,12 +364,7 @@ async fn kafka_python_consumes_through_incremental_fetch_sessions() -> Result<()
 /// once (across a leader kill: kafka_idempotent_producer_survives_a_leader_kill).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_idempotent_librdkafka_producer_writes_each_record_once() -> Result<()> {
-    let cluster = TestCluster::start(3).await?;
-    let client = cluster.client().await?;
-    let bootstrap = cluster.kafka_bootstrap();
-    client
-        .create_topic("idem", PARTITIONS, 3, HashMap::new())
-        .await?;
+    let (_cluster, bootstrap) = three_nodes_with_topic("idem").await?;
     let mut produced = Vec::new();
     for round in 0..2 {
         let prefix = format!("idem{round}");
@@ -408,12 +411,7 @@ async fn kafka_idempotent_librdkafka_producer_writes_each_record_once() -> Resul
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_kcat_reads_metadata_and_moves_records() -> Result<()> {
-    let cluster = TestCluster::start(3).await?;
-    let client = cluster.client().await?;
-    let bootstrap = cluster.kafka_bootstrap();
-    client
-        .create_topic("kcat", PARTITIONS, 3, HashMap::new())
-        .await?;
+    let (cluster, bootstrap) = three_nodes_with_topic("kcat").await?;
     cluster
         .wait_fully_replicated("kcat", Duration::from_secs(30))
         .await?;
