@@ -764,6 +764,31 @@ async fn kafka_create_partitions_grows_a_topic() -> Result<()> {
     )?;
     ensure!(client.describe_topic("grow").await?.partitions.len() == 5);
 
+    // A Rust producer learns of added partitions once its metadata is older
+    // than `metadata_max_age` (Kafka's metadata.max.age.ms).
+    let max_age = Duration::from_millis(300);
+    let rust = cairn_client::Client::connect_with(
+        &cluster.bootstrap(),
+        cairn_client::ClientConfig {
+            metadata_max_age: max_age,
+            ..cairn_client::ClientConfig::default()
+        },
+    )
+    .await?;
+    let keyed: Vec<OwnedRecord> = (0..100)
+        .map(|i| OwnedRecord::with_key(format!("k{i}"), "v"))
+        .collect();
+    let lands_by_murmur2 = |outcomes: &[cairn_client::PartitionOutcome], n: u32| {
+        outcomes.iter().all(|o| {
+            o.result.is_ok()
+                && o.record_indices
+                    .iter()
+                    .all(|&i| partition_for_key(format!("k{i}").as_bytes(), n) == o.partition)
+        })
+    };
+    let before = rust.produce_records("grow", &keyed, Acks::All).await?;
+    ensure!(lands_by_murmur2(&before, 5), "{before:?}");
+
     // The CLI, the gRPC door.
     let grown = cli_json(
         &cluster,
@@ -794,6 +819,15 @@ async fn kafka_create_partitions_grows_a_topic() -> Result<()> {
     cluster
         .wait_fully_replicated("grow", Duration::from_secs(30))
         .await?;
+    // The Rust producer's view of 5 partitions is older than its max age by
+    // now; its next send asks again and spreads keys over all 6.
+    tokio::time::sleep(max_age).await;
+    let after = rust.produce_records("grow", &keyed, Acks::All).await?;
+    ensure!(lands_by_murmur2(&after, 6), "{after:?}");
+    ensure!(
+        after.iter().any(|o| o.partition == 5),
+        "nothing went to partition 5"
+    );
     Ok(())
 }
 

@@ -7,6 +7,7 @@
 //! same stale entry refresh it only once.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use cairn_proto::v1::{MetadataResponse, TopicMetadata};
 
@@ -54,6 +55,8 @@ pub(crate) struct MetadataCache {
     /// Node id → canonical gRPC address.
     nodes: BTreeMap<u64, String>,
     topics: HashMap<String, TopicRoute>,
+    /// When each cached topic was last answered by a `Metadata` request.
+    fetched: HashMap<String, Instant>,
 }
 
 impl MetadataCache {
@@ -78,14 +81,18 @@ impl MetadataCache {
         }
         if requested.is_empty() {
             self.topics.clear();
+            self.fetched.clear();
         } else {
             for t in requested {
                 self.topics.remove(t);
+                self.fetched.remove(t);
             }
         }
+        let now = Instant::now();
         for t in &resp.topics {
             self.topics
                 .insert(t.name.clone(), TopicRoute::from_metadata(t));
+            self.fetched.insert(t.name.clone(), now);
         }
     }
 
@@ -110,6 +117,7 @@ impl MetadataCache {
     pub(crate) fn forget_topic(&mut self, topic: &str) {
         self.generation += 1;
         self.topics.remove(topic);
+        self.fetched.remove(topic);
     }
 
     /// Where to send a request for `topic`/`partition`.
@@ -129,6 +137,20 @@ impl MetadataCache {
                 },
                 None => Route::NoLeader,
             },
+        }
+    }
+
+    /// Number of partitions of a cached topic, if its metadata is younger
+    /// than `max_age`.
+    pub(crate) fn fresh_partition_count(&self, topic: &str, max_age: Duration) -> Option<u32> {
+        let fresh = self
+            .fetched
+            .get(topic)
+            .is_some_and(|at| at.elapsed() < max_age);
+        if fresh {
+            self.partition_count(topic)
+        } else {
+            None
         }
     }
 
@@ -270,5 +292,20 @@ mod tests {
             },
         );
         assert_eq!(c.route("t", 7), Route::UnknownPartition { partitions: 1 });
+    }
+
+    #[test]
+    fn partition_counts_expire_after_the_max_age() {
+        let mut c = MetadataCache::default();
+        c.apply(&response(vec![topic("t", &[Some(1), Some(2)])]), &[]);
+        assert_eq!(
+            c.fresh_partition_count("t", Duration::from_secs(60)),
+            Some(2)
+        );
+        assert_eq!(c.fresh_partition_count("t", Duration::ZERO), None);
+        // Still there for a caller that cannot refresh.
+        assert_eq!(c.partition_count("t"), Some(2));
+        c.forget_topic("t");
+        assert_eq!(c.fresh_partition_count("t", Duration::from_secs(60)), None);
     }
 }

@@ -346,14 +346,34 @@ impl Client {
         Ok(resp.offsets)
     }
 
-    /// The number of partitions of `topic`, from the cache or, if the topic
-    /// is not cached, from fresh metadata.
+    /// The number of partitions of `topic`: from the cache while it is
+    /// younger than `ClientConfig::metadata_max_age`, else from fresh
+    /// metadata. If a stale entry cannot be refreshed (the cluster is
+    /// unreachable), the stale count is used, as Kafka clients do.
     pub async fn partition_count(&self, topic: &str) -> Result<u32, ClientError> {
-        if let Some(n) = self.read_cache().partition_count(topic) {
+        let max_age = self.inner.config.metadata_max_age;
+        if let Some(n) = self.read_cache().fresh_partition_count(topic, max_age) {
             return Ok(n);
         }
-        let deadline = Instant::now() + self.inner.config.retry.deadline;
-        self.refresh_metadata(&[topic.to_owned()], deadline).await?;
+        let stale = self.read_cache().partition_count(topic);
+        let wait = match stale {
+            Some(_) => self.inner.config.request_timeout,
+            None => self.inner.config.retry.deadline,
+        };
+        match self
+            .refresh_metadata(&[topic.to_owned()], Instant::now() + wait)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.code() == Some(ErrorCode::UnknownTopic) => return Err(e),
+            Err(e) => match stale {
+                Some(n) => {
+                    debug!(topic, error = %e, "metadata refresh failed; using the cached partition count");
+                    return Ok(n);
+                }
+                None => return Err(e),
+            },
+        }
         self.read_cache()
             .partition_count(topic)
             .ok_or_else(|| unknown_topic(topic))

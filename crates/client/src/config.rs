@@ -28,6 +28,10 @@ pub struct ClientConfig {
     /// Codec for the batches [`crate::Client::produce_records`] builds:
     /// none (default), gzip, snappy, lz4 or zstd. Consumers decode all.
     pub compression: Compression,
+    /// How long a topic's partition count is trusted before it is asked for
+    /// again (Kafka's `metadata.max.age.ms`, 5 minutes), so that a producer
+    /// starts using partitions added to a topic.
+    pub metadata_max_age: Duration,
 }
 
 impl Default for ClientConfig {
@@ -41,6 +45,7 @@ impl Default for ClientConfig {
             max_message_size: 256 * 1024 * 1024,
             idempotent: true,
             compression: Compression::None,
+            metadata_max_age: Duration::from_secs(300),
         }
     }
 }
