@@ -988,6 +988,10 @@ async fn wait_for_acks(
 /// leader is killed (-9) and later restarted. Every acknowledged record is
 /// in the partition exactly once, at the offset its delivery report named,
 /// in the order it was produced; no value is there twice; no record fails.
+/// A librdkafka consumer tails the partition throughout: across the leader
+/// change (new leader epoch, its position validated with
+/// OffsetForLeaderEpoch) it reads every record once, in order, never told
+/// its offset is out of range.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_idempotent_producer_survives_a_leader_kill() -> Result<()> {
     use std::io::BufRead;
@@ -1003,6 +1007,22 @@ async fn kafka_idempotent_producer_survives_a_leader_kill() -> Result<()> {
         .await?;
 
     let dir = tempfile::tempdir()?;
+    let tailed = std::fs::File::create(dir.path().join("tailed.jsonl"))?;
+    let tail_err = std::fs::File::create(dir.path().join("tail-stderr"))?;
+    let mut tailer = Command::new(python()?)
+        .arg(script("kclient.py"))
+        .args([
+            "confluent",
+            "consume",
+            "--bootstrap",
+            &cluster.kafka_bootstrap(),
+        ])
+        .args(["--topic", topic, "--partitions", "0"])
+        .args(["--expect", &COUNT.to_string(), "--timeout", "240"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(tailed))
+        .stderr(Stdio::from(tail_err))
+        .spawn()?;
     let reports = dir.path().join("reports.jsonl");
     let stderr = std::fs::File::create(dir.path().join("stderr"))?;
     let mut producer = Command::new(python()?)
@@ -1090,6 +1110,28 @@ async fn kafka_idempotent_producer_survives_a_leader_kill() -> Result<()> {
     ensure!(
         offsets.windows(2).all(|w| w[0] < w[1]),
         "acknowledged records out of producer order"
+    );
+
+    // The tailing consumer read exactly what is stored, once, in order.
+    let tail_status = tailer.wait()?;
+    let tail_stderr = std::fs::read_to_string(dir.path().join("tail-stderr"))?;
+    let read = parse_records(&std::fs::read_to_string(dir.path().join("tailed.jsonl"))?)?;
+    let read: Vec<(i64, String)> = read
+        .into_iter()
+        .map(|r| (r.offset, r.value.unwrap_or_default()))
+        .collect();
+    ensure!(
+        tail_status.success() && read == stored,
+        "tailing consumer ({tail_status}) read {} records, {} stored; first difference: {:?}\n{}",
+        read.len(),
+        stored.len(),
+        read.iter().zip(&stored).find(|(a, b)| a != b),
+        tail(&tail_stderr)
+    );
+    ensure!(
+        !tail_stderr.contains("OFFSET_OUT_OF_RANGE") && !tail_stderr.contains("out of range"),
+        "the consumer was told its offset is out of range:\n{}",
+        tail(&tail_stderr)
     );
     eprintln!(
         "idempotent failover: killed node {leader} at {killed_at} acks; {} records stored, producer stderr:\n{}",
