@@ -70,14 +70,8 @@ async fn a_deposed_leader_serves_no_stale_reads() -> Result<()> {
             );
         }
         Err(status) => {
-            let code = status
-                .metadata()
-                .get(cairn_client::ERROR_CODE_KEY)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string();
             if !matches!(
-                code.as_str(),
+                error_code(&status).as_str(),
                 "LEADER_NOT_AVAILABLE" | "NOT_LEADER" | "10" | "1"
             ) {
                 bail!("unexpected answer from node {old}: {status:?}");
@@ -88,6 +82,134 @@ async fn a_deposed_leader_serves_no_stale_reads() -> Result<()> {
     let got = client.fetch_records("t", 0, 0, 1 << 20, 0).await?;
     ensure!(
         got.high_watermark >= written,
+        "high watermark {}",
+        got.high_watermark
+    );
+    Ok(())
+}
+
+/// The error code a gRPC status carries (`cairn-error-code`), as text.
+fn error_code(status: &tonic::Status) -> String {
+    status
+        .metadata()
+        .get(cairn_client::ERROR_CODE_KEY)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A new leader whose state machine has not yet applied its predecessor's
+/// last entries knows a lower high watermark than was acknowledged. Reads
+/// wait until it has applied an entry of its own term: until then it says
+/// LEADER_NOT_AVAILABLE (Kafka clients: NOT_LEADER_OR_FOLLOWER) instead of
+/// the stale end, or OFFSET_OUT_OF_RANGE for an offset a consumer already
+/// reached.
+///
+/// Scripted: both followers' state machines are held (a test-mode file makes
+/// them wait before applying) while the leader takes 5 more records, which
+/// the followers log but do not apply; the leader is killed; the new leader
+/// is asked directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_serves_no_reads_before_it_caught_up() -> Result<()> {
+    use cairn_client::proto::list_offsets_request::Spec;
+    use cairn_client::proto::ListOffsetsRequest;
+    let mut cluster = TestCluster::new(3)?.with_env("CAIRN_TEST_LOSE_UNSYNCED_ON_CRASH", "true");
+    for i in 0..3 {
+        cluster.start_node(i)?;
+    }
+    cluster.wait_ready(Duration::from_secs(30)).await?;
+    let client = cluster.client().await?;
+    client.create_topic("t", 1, 3, HashMap::new()).await?;
+    cluster
+        .wait_fully_replicated("t", Duration::from_secs(30))
+        .await?;
+    for _ in 0..5 {
+        client.produce("t", 0, batch(), Acks::All).await?;
+    }
+    let old = client.describe_topic("t").await?.partitions[0]
+        .leader
+        .ok_or_else(|| anyhow::anyhow!("no leader"))?;
+    let l = cluster.node_index(old);
+    let followers: Vec<usize> = (0..3).filter(|&i| i != l).collect();
+
+    eprintln!("--- hold the followers' state machines; node {old} takes 5 more records");
+    let holds: Vec<std::path::PathBuf> = followers
+        .iter()
+        .map(|&i| cluster.data_dir(i).join(cairn_server::HOLD_APPLY_FILE))
+        .collect();
+    for h in &holds {
+        std::fs::write(h, b"")?;
+    }
+    let mut acknowledged = 0u64;
+    for _ in 0..5 {
+        let r = client.produce("t", 0, batch(), Acks::All).await?;
+        acknowledged = u64::try_from(r.base_offset)? + 1;
+    }
+    ensure!(acknowledged == 10, "{acknowledged} records acknowledged");
+
+    eprintln!("--- kill node {old}; ask the new leader directly while it cannot apply");
+    cluster.kill(l)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let new = loop {
+        let leader = client
+            .describe_topic("t")
+            .await
+            .ok()
+            .and_then(|t| t.partitions[0].leader);
+        match leader {
+            Some(id) if id != old => break id,
+            _ if std::time::Instant::now() > deadline => bail!("no new leader"),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    let addr = cluster.bootstrap()[cluster.node_index(new)].clone();
+    let mut direct = CairnClient::connect(format!("http://{addr}")).await?;
+    let latest = direct
+        .list_offsets(ListOffsetsRequest {
+            topic: "t".into(),
+            partition: 0,
+            spec: Some(Spec::Latest(true)),
+        })
+        .await;
+    match latest {
+        Ok(r) => ensure!(
+            u64::try_from(r.get_ref().offset).is_ok_and(|o| o >= acknowledged),
+            "node {new} named {} the end, but {acknowledged} records are acknowledged",
+            r.get_ref().offset
+        ),
+        Err(status) => ensure!(
+            matches!(error_code(&status).as_str(), "LEADER_NOT_AVAILABLE" | "10"),
+            "list offsets on node {new}: {status:?}"
+        ),
+    }
+    let fetched = direct
+        .fetch(FetchRequest {
+            topic: "t".into(),
+            partition: 0,
+            offset: acknowledged,
+            max_bytes: 1 << 20,
+            max_wait_ms: 0,
+        })
+        .await;
+    match fetched {
+        Ok(r) => ensure!(
+            r.get_ref().high_watermark >= acknowledged,
+            "node {new} fetched with high watermark {}",
+            r.get_ref().high_watermark
+        ),
+        Err(status) => ensure!(
+            matches!(error_code(&status).as_str(), "LEADER_NOT_AVAILABLE" | "10"),
+            "a fetch at the acknowledged end on node {new}: {status:?}"
+        ),
+    }
+
+    eprintln!("--- release the state machines: every record is served");
+    for h in &holds {
+        std::fs::remove_file(h)?;
+    }
+    let got = client.fetch_records("t", 0, 0, 1 << 20, 0).await?;
+    ensure!(
+        got.high_watermark >= acknowledged,
         "high watermark {}",
         got.high_watermark
     );

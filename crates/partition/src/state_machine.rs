@@ -411,6 +411,12 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
     where
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + Send,
     {
+        if let Some(hold) = self.store.hold_apply_path() {
+            // Fault injection only (StoreOptions::hold_apply_while_exists).
+            while hold.exists() {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
         let mut batch = StateBatch::new();
         let mut pending: BTreeMap<u64, IndexEntry> = BTreeMap::new();
         let mut replies = Vec::new();

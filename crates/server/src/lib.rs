@@ -62,6 +62,10 @@ const NODE_ID_KEY: &[u8] = b"node_id";
 /// With `test_lose_unsynced_on_crash`: while this file exists in the data
 /// dir, the node's WAL fsyncs wait (a stalled disk), for fault injection.
 pub const HOLD_SYNC_FILE: &str = "test-hold-sync";
+/// With `test_lose_unsynced_on_crash`: while this file exists in the data
+/// dir, the node's partition state machines wait before applying (a slow
+/// state machine), for fault injection.
+pub const HOLD_APPLY_FILE: &str = "test-hold-apply";
 
 fn meta_raft_config(config: &ServerConfig) -> Result<Arc<Config>, ServerError> {
     let every = config.metadata_snapshot_entries.max(1);
@@ -242,6 +246,9 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         hold_sync_while_exists: config
             .test_lose_unsynced_on_crash
             .then(|| config.data_dir.join(HOLD_SYNC_FILE)),
+        hold_apply_while_exists: config
+            .test_lose_unsynced_on_crash
+            .then(|| config.data_dir.join(HOLD_APPLY_FILE)),
         ..StoreOptions::default()
     };
     if store_options.buffer_unsynced_wal {

@@ -63,6 +63,8 @@ struct Inner {
     rocks_opts: Options,
     user_bytes: AtomicU64,
     path: PathBuf,
+    /// `StoreOptions::hold_apply_while_exists`.
+    hold_apply: Option<PathBuf>,
     /// Held by every write that removes log entries (truncate, purge, group
     /// deletion) and by [`LogStore::rewrite_entries`], so that a rewrite
     /// checks and writes an entry with no removal in between: it never brings
@@ -259,6 +261,7 @@ impl NodeStore {
                 rocks_opts,
                 user_bytes: AtomicU64::new(0),
                 path: path.to_path_buf(),
+                hold_apply: opts.hold_apply_while_exists.clone(),
                 log_removal: std::sync::Mutex::new(()),
             }),
         })
@@ -266,6 +269,12 @@ impl NodeStore {
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Fault injection only: the file whose existence holds partition state
+    /// machines before they apply (`StoreOptions::hold_apply_while_exists`).
+    pub fn hold_apply_path(&self) -> Option<&Path> {
+        self.inner.hold_apply.as_deref()
     }
 
     /// The Raft log storage of `group`. Any number of handles may exist; they share the

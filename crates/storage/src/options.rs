@@ -52,6 +52,10 @@ pub struct StoreOptions {
     /// its fsync, as a stalled disk would. Writes go on; nothing they wait for completes.
     /// Lets a test make a leader's own log lag its followers'. Default none.
     pub hold_sync_while_exists: Option<std::path::PathBuf>,
+    /// Fault injection only: while this file exists, partition state machines wait before
+    /// applying committed entries, as a slow one would. The Raft log goes on. Lets a test
+    /// elect a leader whose state machine lags its log. Default none.
+    pub hold_apply_while_exists: Option<std::path::PathBuf>,
     /// Flushes and compactions write with O_DIRECT, bypassing the page cache: no kernel copy
     /// of every byte flushed, and freshly flushed batches do not evict what readers use.
     /// Default on (ADR 0003: produce 67 -> 82 MB/s on the 2-core benchmark box).
@@ -70,6 +74,7 @@ impl Default for StoreOptions {
             min_blob_size_bytes: 4096,
             buffer_unsynced_wal: false,
             hold_sync_while_exists: None,
+            hold_apply_while_exists: None,
             direct_io_for_flush_and_compaction: true,
         }
     }
