@@ -636,6 +636,16 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
         "{configs}"
     );
     ensure!(configs["max.message.bytes"]["default"] == true, "{configs}");
+    // A broker's configs: Cairn's node settings under Kafka's names.
+    let broker = admin_ok(&b, &["describe-broker-configs", "2"])?;
+    ensure!(
+        broker["broker.id"]["value"] == "2"
+            && broker["broker.id"]["read_only"] == true
+            && broker["advertised.listeners"]["value"]
+                == format!("PLAINTEXT://{}", cluster.specs[1].kafka)
+            && broker["log.retention.ms"]["value"].as_str().is_some(),
+        "{broker}"
+    );
 
     admin_ok(
         &b,

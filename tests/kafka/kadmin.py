@@ -43,6 +43,7 @@ def main():
     sub.add_parser("delete").add_argument("topic")
     sub.add_parser("topics")
     sub.add_parser("describe-configs").add_argument("topic")
+    sub.add_parser("describe-broker-configs").add_argument("broker")
     a = sub.add_parser("alter-configs")
     a.add_argument("topic")
     a.add_argument("--set", action="append", default=[])
@@ -91,6 +92,10 @@ def main():
             r = ConfigResource(ConfigResource.Type.TOPIC, args.topic)
             configs = wait(admin.describe_configs([r]))[r]
             result = {k: {"value": v.value, "default": v.is_default} for k, v in configs.items()}
+        elif args.cmd == "describe-broker-configs":
+            r = ConfigResource(ConfigResource.Type.BROKER, args.broker)
+            configs = wait(admin.describe_configs([r]))[r]
+            result = {k: {"value": v.value, "read_only": v.is_read_only} for k, v in configs.items()}
         elif args.cmd == "alter-configs":
             entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
                        for k, v in (kv.split("=", 1) for kv in args.set)]

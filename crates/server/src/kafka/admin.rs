@@ -33,6 +33,7 @@ const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 /// Kafka's config sources.
 const SOURCE_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 /// The replication factor of a topic created with -1 (Kafka's
 /// `default.replication.factor`), capped by the number of nodes.
@@ -71,6 +72,58 @@ fn effective_configs(node: &Node, t: &Topic) -> Vec<EffectiveConfig> {
             },
         })
         .collect()
+}
+
+/// This node's settings under the names of the Kafka broker configs they
+/// stand for, read-only (Cairn's settings come from its config file,
+/// environment and flags; none change at runtime).
+fn broker_configs(node: &Node) -> Vec<(&'static str, String)> {
+    let c = &node.config;
+    let mut out = vec![
+        ("broker.id", c.node_id.to_string()),
+        ("listeners", format!("PLAINTEXT://{}", c.kafka_addr)),
+        (
+            "advertised.listeners",
+            format!(
+                "PLAINTEXT://{}",
+                c.advertised_kafka_addr.as_deref().unwrap_or(&c.kafka_addr)
+            ),
+        ),
+        ("log.dirs", c.data_dir.display().to_string()),
+        ("log.retention.ms", c.retention_ms.to_string()),
+        ("log.retention.bytes", c.retention_bytes.to_string()),
+        (
+            "log.retention.check.interval.ms",
+            c.retention_check_interval_ms.to_string(),
+        ),
+        ("message.max.bytes", c.max_message_bytes.to_string()),
+        (
+            "socket.request.max.bytes",
+            c.kafka_max_request_bytes.to_string(),
+        ),
+        (
+            "group.initial.rebalance.delay.ms",
+            c.group_initial_rebalance_delay_ms.to_string(),
+        ),
+        (
+            "group.min.session.timeout.ms",
+            c.group_min_session_timeout_ms.to_string(),
+        ),
+        (
+            "group.max.session.timeout.ms",
+            c.group_max_session_timeout_ms.to_string(),
+        ),
+        (
+            "default.replication.factor",
+            DEFAULT_REPLICATION_FACTOR.to_string(),
+        ),
+        ("num.partitions", "1".to_string()),
+        ("auto.create.topics.enable", "false".to_string()),
+    ];
+    if let Some(rack) = &c.rack {
+        out.push(("broker.rack", rack.clone()));
+    }
+    out
 }
 
 fn new_topic(
@@ -337,9 +390,37 @@ pub(crate) fn describe_configs(
                             .collect(),
                     ),
                 },
-                // Broker configs are Cairn's node settings; none are shown
-                // through Kafka's API yet.
-                RESOURCE_BROKER => answer,
+                // A broker's configs are asked of that broker (Kafka's
+                // clients send the request there); the empty name is the
+                // cluster-wide default, answered with this node's.
+                RESOURCE_BROKER
+                    if r.resource_name.is_empty()
+                        || r.resource_name.as_str() == node.config.node_id.to_string() =>
+                {
+                    answer.with_configs(
+                        broker_configs(node)
+                            .into_iter()
+                            .filter(|(key, _)| {
+                                r.configuration_keys
+                                    .as_ref()
+                                    .is_none_or(|keys| keys.iter().any(|w| w.as_str() == *key))
+                            })
+                            .map(|(key, value)| {
+                                DescribeConfigsResourceResult::default()
+                                    .with_name(str_bytes(key))
+                                    .with_value(Some(str_bytes(value)))
+                                    .with_read_only(true)
+                                    .with_config_source(SOURCE_STATIC_BROKER)
+                            })
+                            .collect(),
+                    )
+                }
+                RESOURCE_BROKER => answer
+                    .with_error_code(code(ResponseError::InvalidRequest))
+                    .with_error_message(Some(str_bytes(format!(
+                        "this is broker {}; ask broker {} for its configs",
+                        node.config.node_id, r.resource_name
+                    )))),
                 _ => answer
                     .with_error_code(code(ResponseError::InvalidRequest))
                     .with_error_message(Some(str_bytes("only topic and broker configs exist"))),
