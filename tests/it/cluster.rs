@@ -86,12 +86,27 @@ pub struct TestCluster {
 impl TestCluster {
     /// Starts `n` nodes forming one cluster and waits until it serves.
     pub async fn start(n: usize) -> Result<TestCluster> {
-        let mut c = TestCluster::new(n)?;
-        for i in 0..n {
-            c.start_node(i)?;
+        TestCluster::new(n)?.started().await
+    }
+
+    /// Starts `n` nodes with `test_lose_unsynced_on_crash`, so that a kill
+    /// loses unsynced writes and the fault-injection files
+    /// (`cairn_server::HOLD_SYNC_FILE`, `HOLD_APPLY_FILE`) work, and waits
+    /// until the cluster serves.
+    pub async fn start_for_fault_injection(n: usize) -> Result<TestCluster> {
+        TestCluster::new(n)?
+            .with_env("CAIRN_TEST_LOSE_UNSYNCED_ON_CRASH", "true")
+            .started()
+            .await
+    }
+
+    /// Starts every node and waits until the cluster serves.
+    async fn started(mut self) -> Result<TestCluster> {
+        for i in 0..self.specs.len() {
+            self.start_node(i)?;
         }
-        c.wait_ready(Duration::from_secs(30)).await?;
-        Ok(c)
+        self.wait_ready(Duration::from_secs(30)).await?;
+        Ok(self)
     }
 
     /// Prepares `n` nodes without starting them.

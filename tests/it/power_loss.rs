@@ -34,11 +34,7 @@ fn batch(value: &str) -> bytes::Bytes {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_leader_that_lost_its_tail_never_reuses_log_ids() -> Result<()> {
-    let mut cluster = TestCluster::new(3)?.with_env("CAIRN_TEST_LOSE_UNSYNCED_ON_CRASH", "true");
-    for i in 0..3 {
-        cluster.start_node(i)?;
-    }
-    cluster.wait_ready(Duration::from_secs(30)).await?;
+    let mut cluster = TestCluster::start_for_fault_injection(3).await?;
     let client = cluster.client().await?;
     client.create_topic("t", 1, 3, HashMap::new()).await?;
     cluster

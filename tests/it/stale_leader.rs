@@ -113,11 +113,7 @@ fn error_code(status: &tonic::Status) -> String {
 async fn a_new_leader_serves_no_reads_before_it_caught_up() -> Result<()> {
     use cairn_client::proto::list_offsets_request::Spec;
     use cairn_client::proto::ListOffsetsRequest;
-    let mut cluster = TestCluster::new(3)?.with_env("CAIRN_TEST_LOSE_UNSYNCED_ON_CRASH", "true");
-    for i in 0..3 {
-        cluster.start_node(i)?;
-    }
-    cluster.wait_ready(Duration::from_secs(30)).await?;
+    let mut cluster = TestCluster::start_for_fault_injection(3).await?;
     let client = cluster.client().await?;
     client.create_topic("t", 1, 3, HashMap::new()).await?;
     cluster
