@@ -55,10 +55,6 @@ fn leader_at_epoch(
         u32::try_from(partition).map_err(|_| code(ResponseError::UnknownTopicOrPartition))?;
     let (_, replica) = ops::partition_leader(node, topic, partition).map_err(|e| e.kafka_code())?;
     check_epoch(replica.term(), current_leader_epoch)?;
-    if !replica.applied_own_term() {
-        // A new leader still applying its predecessors' entries.
-        return Err(code(ResponseError::NotLeaderOrFollower));
-    }
     Ok(replica)
 }
 
@@ -306,44 +302,50 @@ pub(crate) async fn offset_for_leader_epoch(
     node: &Node,
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
-    let topics = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    let answer = EpochEndOffset::default().with_partition(p.partition);
-                    match leader_at_epoch(
-                        node,
-                        t.topic.as_str(),
-                        p.partition,
-                        p.current_leader_epoch,
-                    ) {
-                        Err(e) => answer
-                            .with_error_code(e)
-                            .with_leader_epoch(-1)
-                            .with_end_offset(-1),
-                        Ok(replica) => {
-                            let term = replica.term();
-                            if p.leader_epoch < 0 || p.leader_epoch as u64 > term {
-                                answer.with_leader_epoch(-1).with_end_offset(-1)
-                            } else {
-                                answer
-                                    .with_leader_epoch(p.leader_epoch)
-                                    .with_end_offset(replica.log.high_watermark() as i64)
-                            }
-                        }
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let answer = EpochEndOffset::default().with_partition(p.partition);
+            partitions.push(
+                match epoch_end_offset(node, t.topic.as_str(), p.partition, p.current_leader_epoch)
+                    .await
+                {
+                    Err(e) => answer
+                        .with_error_code(e)
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1),
+                    Ok((term, _)) if p.leader_epoch < 0 || p.leader_epoch as u64 > term => {
+                        answer.with_leader_epoch(-1).with_end_offset(-1)
                     }
-                })
-                .collect();
+                    Ok((_, high_watermark)) => answer
+                        .with_leader_epoch(p.leader_epoch)
+                        .with_end_offset(high_watermark as i64),
+                },
+            );
+        }
+        topics.push(
             OffsetForLeaderTopicResult::default()
                 .with_topic(t.topic)
-                .with_partitions(partitions)
-        })
-        .collect();
+                .with_partitions(partitions),
+        );
+    }
     OffsetForLeaderEpochResponse::default().with_topics(topics)
+}
+
+/// The leader's term and high watermark, read as any read is: with a live
+/// lease, once the leader has applied an entry of its own term.
+async fn epoch_end_offset(
+    node: &Node,
+    topic: &str,
+    partition: i32,
+    current_leader_epoch: i32,
+) -> Result<(u64, u64), Refusal> {
+    let replica = leader_at_epoch(node, topic, partition, current_leader_epoch)?;
+    ops::require_read_lease(&replica, topic, partition as u32)
+        .await
+        .map_err(|e| e.kafka_code())?;
+    Ok((replica.term(), replica.log.high_watermark()))
 }
 
 #[cfg(test)]
