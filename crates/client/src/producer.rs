@@ -110,9 +110,6 @@ impl Reservation {
     pub(crate) fn sent(mut self) {
         self.sent = true;
     }
-
-    /// The send failed for good; the batch may or may not have been written.
-    pub(crate) fn failed(self) {}
 }
 
 impl Drop for Reservation {
@@ -124,8 +121,8 @@ impl Drop for Reservation {
 }
 
 /// Reserves the sequences of a batch of `count` records to `topic`/`partition`:
-/// the stamp to build the batch with, and the reservation to settle with
-/// [`Reservation::sent`] or [`Reservation::failed`] after the send.
+/// the stamp to build the batch with, and the reservation to [`settle`]
+/// after the send.
 /// `(None, None)` without a session (a non-idempotent client).
 pub(crate) async fn reserve_sequences(
     session: Option<&ProducerSession>,
@@ -146,12 +143,11 @@ pub(crate) async fn reserve_sequences(
     (Some(stamp), Some(Reservation { slot, sent: false }))
 }
 
-/// Settles a reservation by the send's outcome.
+/// Settles a reservation by the send's outcome: a success lets the next
+/// batch follow; a failure drops it, starting a new epoch.
 pub(crate) fn settle<T, E>(reservation: Option<Reservation>, result: &Result<T, E>) {
-    match (reservation, result) {
-        (Some(r), Ok(_)) => r.sent(),
-        (Some(r), Err(_)) => r.failed(),
-        (None, _) => {}
+    if let (Some(r), Ok(_)) = (reservation, result) {
+        r.sent();
     }
 }
 
