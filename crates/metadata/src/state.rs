@@ -288,6 +288,23 @@ impl MetadataState {
         MetaResponse::TopicCreated(topic)
     }
 
+    /// How many partitions growing topic `name` to `count` adds: refused
+    /// unless the topic exists and the count grows (partitions are never
+    /// removed). The one check behind every way of adding partitions.
+    pub fn partitions_to_add(&self, name: &str, count: u32) -> Result<u32, MetaError> {
+        let topic = self
+            .topics
+            .get(name)
+            .ok_or_else(|| MetaError::UnknownTopic(name.to_string()))?;
+        let existing = topic.partitions.len() as u32;
+        if count <= existing {
+            return Err(MetaError::InvalidPartitions(format!(
+                "topic {name:?} has {existing} partitions; the count can only grow, {count} does not"
+            )));
+        }
+        Ok(count - existing)
+    }
+
     /// Adds partitions `count - assignment.len()` .. `count` to a topic,
     /// each with a new Raft group (ids are never reused).
     fn create_partitions(
@@ -296,17 +313,16 @@ impl MetadataState {
         count: u32,
         assignment: Vec<Vec<NodeId>>,
     ) -> MetaResponse {
+        let added = match self.partitions_to_add(&name, count) {
+            Ok(n) => n as usize,
+            Err(e) => return MetaResponse::Error(e),
+        };
         let nodes = &self.nodes;
         let Some(topic) = self.topics.get_mut(&name) else {
             return MetaResponse::Error(MetaError::UnknownTopic(name));
         };
         let existing = topic.partitions.len();
-        if count as usize <= existing {
-            return MetaResponse::Error(MetaError::InvalidPartitions(format!(
-                "topic {name:?} has {existing} partitions; the count can only grow, {count} does not"
-            )));
-        }
-        if existing + assignment.len() != count as usize {
+        if added != assignment.len() {
             return MetaResponse::Error(MetaError::InvalidPartitions(format!(
                 "topic {name:?} has {existing} partitions: {} new ones make {}, not {count}",
                 assignment.len(),

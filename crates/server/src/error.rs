@@ -257,3 +257,16 @@ impl From<ApiError> for Status {
         status
     }
 }
+
+impl ApiError {
+    /// A refusal of adding partitions (`MetadataState::partitions_to_add`,
+    /// `MetaCommand::CreatePartitions`) as the API's error.
+    pub(crate) fn from_partition_growth(e: cairn_metadata::MetaError) -> ApiError {
+        use cairn_metadata::MetaError;
+        match e {
+            MetaError::UnknownTopic(n) => ApiError::UnknownTopic(n),
+            MetaError::InvalidPartitions(e) => ApiError::InvalidPartitions(e),
+            other => ApiError::InvalidArgument(other.to_string()),
+        }
+    }
+}

@@ -239,19 +239,14 @@ impl Node {
                 })
             }
             Proposal::CreatePartitions { name, count } => {
-                let (existing, replication_factor) = self.meta_view.read(|s| {
-                    s.topics
-                        .get(&name)
-                        .map(|t| (t.partitions.len() as u32, t.replication_factor))
-                        .ok_or_else(|| ApiError::UnknownTopic(name.clone()))
-                })?;
-                if count <= existing {
-                    return Err(ApiError::InvalidPartitions(format!(
-                        "topic {name:?} has {existing} partitions; the count can only grow, {count} does not"
-                    )));
-                }
-                let assignment =
-                    self.assign_new_partitions(count - existing, replication_factor)?;
+                let (added, replication_factor) = self
+                    .meta_view
+                    .read(|s| {
+                        let added = s.partitions_to_add(&name, count)?;
+                        Ok((added, s.topics[&name].replication_factor))
+                    })
+                    .map_err(ApiError::from_partition_growth)?;
+                let assignment = self.assign_new_partitions(added, replication_factor)?;
                 Ok(MetaCommand::CreatePartitions {
                     name,
                     count,

@@ -284,7 +284,7 @@ async fn create_partitions_of(
     let count = u32::try_from(t.count)
         .map_err(|_| ApiError::InvalidPartitions(format!("{} partitions", t.count)))?;
     if validate_only {
-        ops::check_create_partitions(node, name, count).map(|_| ())
+        ops::check_create_partitions(node, name, count)
     } else {
         ops::create_partitions(node, name, count).await.map(|_| ())
     }

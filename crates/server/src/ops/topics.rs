@@ -71,20 +71,12 @@ pub(crate) async fn create_topic(node: &Node, t: NewTopic) -> Result<Topic, ApiE
 
 /// Checks that `name` can grow to `count` partitions (nothing is written):
 /// the topic exists, the count grows and stays within the limit, and enough
-/// nodes are alive here for the topic's replication factor. Answers the
-/// topic's current partition count.
-pub(crate) fn check_create_partitions(
-    node: &Node,
-    name: &str,
-    count: u32,
-) -> Result<u32, ApiError> {
+/// nodes are alive here for the topic's replication factor.
+pub(crate) fn check_create_partitions(node: &Node, name: &str, count: u32) -> Result<(), ApiError> {
     let t = node.topic(name)?;
-    let existing = t.partitions.len() as u32;
-    if count <= existing {
-        return Err(ApiError::InvalidPartitions(format!(
-            "topic {name:?} has {existing} partitions; the count can only grow, {count} does not"
-        )));
-    }
+    node.meta_view
+        .read(|s| s.partitions_to_add(name, count))
+        .map_err(ApiError::from_partition_growth)?;
     if count > MAX_PARTITIONS {
         return Err(ApiError::InvalidPartitions(format!(
             "partitions must be 1..={MAX_PARTITIONS}, got {count}"
@@ -102,7 +94,7 @@ pub(crate) fn check_create_partitions(
             t.replication_factor
         )));
     }
-    Ok(existing)
+    Ok(())
 }
 
 /// Grows a topic to `count` partitions, with replicas chosen as for a new
@@ -125,9 +117,7 @@ pub(crate) async fn create_partitions(
             wait_for_leaders(node, &t.name, t.partitions.len(), Duration::from_secs(10)).await;
             Ok(node.topic(name).unwrap_or(t))
         }
-        MetaResponse::Error(MetaError::UnknownTopic(n)) => Err(ApiError::UnknownTopic(n)),
-        MetaResponse::Error(MetaError::InvalidPartitions(e)) => Err(ApiError::InvalidPartitions(e)),
-        MetaResponse::Error(e) => Err(ApiError::InvalidArgument(e.to_string())),
+        MetaResponse::Error(e) => Err(ApiError::from_partition_growth(e)),
         other => Err(ApiError::Internal(format!(
             "adding partitions answered without a topic: {other:?}"
         ))),
