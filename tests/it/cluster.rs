@@ -227,6 +227,11 @@ impl TestCluster {
         Ok(())
     }
 
+    /// The process id of node `i`, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.procs[i].as_ref().map(Child::id)
+    }
+
     /// kill -9.
     pub fn kill(&mut self, i: usize) -> Result<()> {
         if let Some(mut child) = self.procs[i].take() {

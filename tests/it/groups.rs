@@ -751,3 +751,47 @@ async fn a_voter_down_during_many_commits_catches_up_from_a_snapshot() -> Result
     }
     Ok(())
 }
+
+/// Reliability finding 8: a group that emptied was dropped from the
+/// coordinator's memory, and the next JoinGroup started it again at
+/// generation 1 instead of going on from the stored generation. A member of
+/// an earlier generation N could then commit again once the group was back
+/// at N. Generations must only grow: across an empty group kept in memory,
+/// and across a restart of the coordinator (which reloads only groups with
+/// members).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_s_generation_only_grows() -> Result<()> {
+    use cairn_client::proto::{GroupProtocol, JoinGroupRequest};
+    let mut cluster = TestCluster::start(1).await?;
+    let join = || JoinGroupRequest {
+        group: "g".into(),
+        member_id: String::new(),
+        client_id: "gen-test".into(),
+        protocol_type: "consumer".into(),
+        protocols: vec![GroupProtocol {
+            name: "range".into(),
+            metadata: Default::default(),
+        }],
+        session_timeout_ms: 6_000,
+        rebalance_timeout_ms: 6_000,
+    };
+    let mut last = 0;
+    for round in 0..2 {
+        let client = cluster.client().await?;
+        for _ in 0..2 {
+            let joined = client.join_group(join()).await?;
+            ensure!(
+                joined.generation > last,
+                "round {round}: the group came back at generation {} after generation {last}",
+                joined.generation
+            );
+            last = joined.generation;
+            client.leave_group("g", &joined.member_id).await?;
+        }
+        eprintln!("--- restart the node: the empty group is not reloaded into memory");
+        cluster.kill(0)?;
+        cluster.start_node(0)?;
+        cluster.wait_ready(Duration::from_secs(30)).await?;
+    }
+    Ok(())
+}

@@ -12,6 +12,8 @@ mod identity;
 mod join;
 mod kafka;
 mod kafka_groups;
+mod kafka_limits;
+mod kafka_txn;
 mod list_offsets;
 mod power_loss;
 mod producer;

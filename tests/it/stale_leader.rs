@@ -211,3 +211,99 @@ async fn a_new_leader_serves_no_reads_before_it_caught_up() -> Result<()> {
     );
     Ok(())
 }
+
+/// Reliability finding 10: the group coordinator (the metadata leader)
+/// answered from its own view as long as it was `Leader`, without a lease.
+/// A metadata leader cut off from the others (here: frozen) that has not
+/// yet heard of its successor then served a group's committed offsets as
+/// they were before the successor took newer commits: a consumer resuming
+/// from them would rewind and process records again. The coordinator now
+/// answers only within the metadata leader's lease.
+///
+/// Scripted as the partition case above: freeze the metadata leader, let
+/// the others elect a successor and commit a newer offset, thaw the old
+/// leader and ask it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposed_coordinator_serves_no_stale_offsets() -> Result<()> {
+    use cairn_client::proto::{FetchOffsetsRequest, OffsetCommit};
+    let cluster = TestCluster::start(3).await?;
+    let client = cluster.client().await?;
+    client.create_topic("t", 1, 3, HashMap::new()).await?;
+    let commit = |offset: i64| {
+        vec![OffsetCommit {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+            metadata: String::new(),
+        }]
+    };
+    client.commit_offsets("g", commit(5)).await?;
+    let old = client
+        .cluster_status()
+        .await?
+        .metadata_leader
+        .ok_or_else(|| anyhow::anyhow!("no metadata leader"))?;
+    let i = cluster.node_index(old);
+    let mut direct = CairnClient::connect(format!("http://{}", cluster.bootstrap()[i])).await?;
+    let committed = |offsets: &[OffsetCommit]| {
+        offsets
+            .iter()
+            .find(|o| o.topic == "t" && o.partition == 0)
+            .map(|o| o.offset)
+    };
+    let before = direct
+        .fetch_offsets(FetchOffsetsRequest { group: "g".into() })
+        .await?
+        .into_inner()
+        .offsets;
+    ensure!(committed(&before) == Some(5), "{before:?}");
+
+    eprintln!(
+        "--- freeze node {old}, the metadata leader; the others elect anew and take a commit at 10"
+    );
+    cluster.signal(i, "-STOP")?;
+    let others: Vec<String> = (0..3)
+        .filter(|&j| j != i)
+        .map(|j| cluster.bootstrap()[j].clone())
+        .collect();
+    let config = cairn_client::ClientConfig {
+        request_timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let survivors = cairn_client::Client::connect_with(&others, config).await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match survivors.commit_offsets("g", commit(10)).await {
+            Ok(()) => break,
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("commit not taken yet: {e}");
+            }
+            Err(e) => bail!("no new coordinator took the commit in 30 s: {e}"),
+        }
+    }
+
+    eprintln!("--- thaw node {old} and ask it for the group's offsets at once");
+    cluster.signal(i, "-CONT")?;
+    let answer = direct
+        .fetch_offsets(FetchOffsetsRequest { group: "g".into() })
+        .await;
+    match answer {
+        Ok(r) => {
+            let offsets = r.into_inner().offsets;
+            ensure!(
+                committed(&offsets) == Some(10),
+                "node {old} answered committed offset {:?}, but 10 was committed (and acknowledged) since",
+                committed(&offsets)
+            );
+        }
+        Err(status) => {
+            let code = error_code(&status);
+            if !matches!(code.as_str(), "NOT_COORDINATOR" | "18") {
+                bail!("unexpected answer from node {old}: {status:?}");
+            }
+        }
+    }
+    let after = survivors.fetch_offsets("g").await?;
+    ensure!(committed(&after) == Some(10), "{after:?}");
+    Ok(())
+}

@@ -4,6 +4,7 @@
 mod clock;
 mod disk;
 mod kill;
+mod membership;
 mod netem;
 mod partition;
 mod pause;
@@ -21,6 +22,7 @@ use crate::ChaosError;
 pub use clock::ClockJump;
 pub use disk::DiskFull;
 pub use kill::Kill;
+pub use membership::Membership;
 pub use netem::Netem;
 pub use partition::Partition;
 pub use pause::Pause;
@@ -81,10 +83,11 @@ pub fn by_name(name: &str) -> Result<Box<dyn Fault>, ChaosError> {
         "netem" => Box::new(Netem),
         "disk" => Box::new(DiskFull),
         "clock" => Box::new(ClockJump),
+        "membership" => Box::new(Membership),
         other => {
             return Err(ChaosError::UnknownFault(
                 other.to_string(),
-                format!("{},isolate", NAMES.join(",")),
+                format!("{},isolate,membership", NAMES.join(",")),
             ))
         }
     })

@@ -27,6 +27,7 @@ pub fn partition_json(p: &PartitionMetadata) -> Value {
         "log_start_offset": p.log_start_offset,
         "high_watermark": p.high_watermark,
         "raft_group": p.raft_group,
+        "reassignment": (!p.reassignment.is_empty()).then_some(&p.reassignment),
     })
 }
 
@@ -85,6 +86,13 @@ pub fn topic_text(t: &TopicMetadata) -> String {
         ],
         &rows,
     ));
+    // Replica changes in progress, with what each waits for.
+    for p in partitions.iter().filter(|p| !p.reassignment.is_empty()) {
+        out.push_str(&format!(
+            "partition {} reassigning {}\n",
+            p.partition, p.reassignment
+        ));
+    }
     out
 }
 
@@ -256,6 +264,7 @@ mod tests {
                     log_start_offset: 10,
                     high_watermark: 250,
                     raft_group: 12,
+                    reassignment: String::new(),
                 },
             ],
             configs: [("retention.ms".to_string(), "1000".to_string())]

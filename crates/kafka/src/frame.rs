@@ -16,6 +16,20 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     max_bytes: u64,
 ) -> Result<Option<BytesMut>, KafkaError> {
+    match read_frame_size(reader, max_bytes).await? {
+        Some(size) => read_frame_body(reader, size).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Reads a frame's size prefix only, so that a server can reserve memory
+/// for the frame before it reads (and allocates) the body. `Ok(None)` when
+/// the peer closed the connection between frames; a size above
+/// `max_bytes` is refused.
+pub async fn read_frame_size<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max_bytes: u64,
+) -> Result<Option<usize>, KafkaError> {
     let mut size = [0u8; 4];
     match reader.read_exact(&mut size).await {
         Ok(_) => {}
@@ -32,9 +46,17 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             max: max_bytes,
         });
     }
-    let mut frame = BytesMut::zeroed(size as usize);
+    Ok(Some(size as usize))
+}
+
+/// Reads the body of a frame whose size prefix [`read_frame_size`] read.
+pub async fn read_frame_body<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    size: usize,
+) -> Result<BytesMut, KafkaError> {
+    let mut frame = BytesMut::zeroed(size);
     reader.read_exact(&mut frame).await?;
-    Ok(Some(frame))
+    Ok(frame)
 }
 
 #[cfg(test)]

@@ -22,6 +22,8 @@ mod versions;
 
 pub use error::KafkaError;
 pub use frame::read_frame;
+pub use frame::read_frame_body;
+pub use frame::read_frame_size;
 pub use frame::DEFAULT_MAX_REQUEST_BYTES;
 pub use kafka_protocol;
 pub use request::decode_request;

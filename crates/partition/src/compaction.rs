@@ -103,6 +103,10 @@ pub struct CompactionStep {
     pub cleaned_through: u64,
     /// Nothing was left to do: no dirty entry, no expired tombstone.
     pub done: bool,
+    /// The step stopped at an entry that is indexed but not in this
+    /// replica's log yet (after a snapshot install): it goes on once the
+    /// entry is replicated.
+    pub waiting_for_entries: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -414,11 +418,23 @@ impl PartitionLog {
                 if step.scanned_entries > 0 && bytes >= config.max_bytes_per_step {
                     break;
                 }
+                let Some(entry) = Self::load_entry(&mut log, &row).await? else {
+                    if row.next_offset() <= self.log_start() {
+                        // Purged meanwhile: nothing left to compact there.
+                        scanned_to = row.next_offset();
+                        step.scanned_entries += 1;
+                        continue;
+                    }
+                    // Indexed but not in this replica's log yet: a replica
+                    // that installed a snapshot holds the index rows of
+                    // entries replicated after it. The scan waits here;
+                    // passing it would leave the entry's records out of
+                    // the key map for good (reliability finding 14).
+                    step.waiting_for_entries = true;
+                    break;
+                };
                 scanned_to = row.next_offset();
                 step.scanned_entries += 1;
-                let Some(entry) = Self::load_entry(&mut log, &row).await? else {
-                    continue; // purged meanwhile: nothing left to compact there
-                };
                 let cmd = produce_command(&entry)?;
                 bytes += cmd.records.len();
                 for (first, batch) in batches_with_offsets(row.base_offset, &cmd.records)? {
@@ -544,12 +560,19 @@ impl PartitionLog {
                 if !rewritten.is_empty() && bytes >= config.max_bytes_per_step {
                     break;
                 }
+                let entry = Self::load_entry(&mut log, &row).await?;
+                if entry.is_none() && row.next_offset() > self.log_start() {
+                    // Not in this replica's log yet (see the scan): the
+                    // queued records stay queued until it is.
+                    step.waiting_for_entries = true;
+                    break;
+                }
                 for offset in &offsets {
                     state.delete(group, &pending_row(*offset));
                 }
                 step.dequeued += offsets.len();
-                let Some(entry) = Self::load_entry(&mut log, &row).await? else {
-                    continue;
+                let Some(entry) = entry else {
+                    continue; // purged: nothing left to remove there
                 };
                 let cmd = produce_command(&entry)?;
                 if let Some(records) = without_offsets(row.base_offset, &cmd.records, &offsets)? {
@@ -563,7 +586,11 @@ impl PartitionLog {
                     rewritten.push(new_entry);
                 }
             }
-            if step.dequeued == 0 && step.expired_tombstones == 0 && cleaned != scanned {
+            if step.dequeued == 0
+                && step.expired_tombstones == 0
+                && !step.waiting_for_entries
+                && cleaned != scanned
+            {
                 // The pass is complete: everything below the scan point is compacted.
                 state.put(group, CLEANED_KEY, &scanned.to_be_bytes());
                 step.cleaned_through = scanned;

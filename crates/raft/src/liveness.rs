@@ -22,6 +22,8 @@ pub struct LedInfo {
     pub log_start: u64,
     pub healthy: Vec<NodeId>,
     pub voters: Vec<NodeId>,
+    /// The leader's replica change in progress (empty: none).
+    pub reassignment: String,
 }
 
 #[derive(Debug, Clone)]

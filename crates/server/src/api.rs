@@ -51,6 +51,7 @@ impl CairnService {
                     log_start_offset: s.log_start,
                     high_watermark: s.high_watermark,
                     raft_group: p.group,
+                    reassignment: s.reassignment,
                 }
             })
             .collect();

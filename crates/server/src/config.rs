@@ -91,6 +91,20 @@ pub struct ServerConfig {
     /// The largest Kafka request accepted, in bytes (Kafka's
     /// `socket.request.max.bytes`); a larger one closes the connection.
     pub kafka_max_request_bytes: u64,
+    /// Kafka connections this node holds at most (Kafka's
+    /// `max.connections`); one more is accepted and closed at once.
+    pub kafka_max_connections: u32,
+    /// Kafka connections from one client address at most (Kafka's
+    /// `max.connections.per.ip`).
+    pub kafka_max_connections_per_ip: u32,
+    /// Bytes of Kafka requests all connections of this node together hold
+    /// read but not yet answered (Kafka's `queued.max.request.bytes`); a
+    /// connection waits to read its next request until it fits. Never less
+    /// than `kafka_max_request_bytes`.
+    pub kafka_max_queued_request_bytes: u64,
+    /// A Kafka connection that sends no request for this long is closed
+    /// (Kafka's `connections.max.idle.ms`).
+    pub kafka_connections_max_idle_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -120,6 +134,10 @@ impl Default for ServerConfig {
             group_min_session_timeout_ms: 1_000,
             group_max_session_timeout_ms: 1_800_000,
             kafka_max_request_bytes: cairn_kafka::DEFAULT_MAX_REQUEST_BYTES,
+            kafka_max_connections: 10_000,
+            kafka_max_connections_per_ip: 10_000,
+            kafka_max_queued_request_bytes: 512 << 20,
+            kafka_connections_max_idle_ms: 600_000,
         }
     }
 }

@@ -46,8 +46,14 @@ use crate::node::Node;
 
 /// How often session expiry and rebalance deadlines are checked.
 pub(crate) const TICK: Duration = Duration::from_millis(100);
+/// The longest the coordinator waits for a metadata write (a new
+/// generation, a commit batch) to apply before answering NOT_COORDINATOR.
+pub(crate) const META_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Commit requests per metadata entry, at most.
 const MAX_COMMITS_PER_ENTRY: usize = 2_000;
+/// Commits queued for the next entries at most; a committer waits for room
+/// beyond that (its request is still bounded by the client's timeout).
+const MAX_QUEUED_COMMITS: usize = 4 * MAX_COMMITS_PER_ENTRY;
 /// Commit entries proposed concurrently.
 const COMMIT_ENTRIES_IN_FLIGHT: usize = 2;
 /// A rebalance waits at most this long, whatever the members ask for.
@@ -270,8 +276,8 @@ struct PendingCommit {
 pub(crate) struct Coordinator {
     groups: Mutex<Groups>,
     limits: GroupLimits,
-    commits: mpsc::UnboundedSender<PendingCommit>,
-    commit_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<PendingCommit>>>,
+    commits: mpsc::Sender<PendingCommit>,
+    commit_rx: std::sync::Mutex<Option<mpsc::Receiver<PendingCommit>>>,
 }
 
 fn new_member_id(client_id: &str) -> String {
@@ -294,7 +300,7 @@ fn new_member_id(client_id: &str) -> String {
 
 impl Coordinator {
     pub(crate) fn new(limits: GroupLimits) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(MAX_QUEUED_COMMITS);
         Coordinator {
             groups: Mutex::new(Groups {
                 term: None,
@@ -318,11 +324,17 @@ impl Coordinator {
     /// The group state, if this node is the coordinator; (re)loads it from
     /// the metadata group after this node became the metadata leader.
     async fn lock(&self, node: &Node) -> Result<MutexGuard<'_, Groups>, ApiError> {
+        // Leading is not enough: a metadata leader cut off from the others
+        // stays `Leader` until it hears of a successor, and would answer
+        // from a view that misses the successor's commits (consumers would
+        // resume below offsets they committed). The lease says no
+        // successor can exist yet (`lease.rs`, reliability finding 10).
         let term = {
             let metrics = node.meta.metrics();
             let m = metrics.borrow_watched();
             (m.state == openraft::ServerState::Leader).then_some(m.current_term)
-        };
+        }
+        .filter(|_| node.meta_lease_valid());
         let Some(term) = term else {
             let mut g = self.groups.lock().await;
             drop_state(&mut g, node);
@@ -362,8 +374,16 @@ impl Coordinator {
         self.write(node, cmd).await.map(|_| ())
     }
 
+    /// Proposes `cmd` to the metadata group and waits for it to apply, at
+    /// most [`META_WRITE_TIMEOUT`]: a leader cut off from its followers
+    /// cannot commit, and callers hold the groups lock meanwhile.
     async fn write(&self, node: &Node, cmd: MetaCommand) -> Result<MetaResponse, ApiError> {
-        match node.meta.client_write(RaftRequest::Meta(cmd)).await {
+        let write = node.meta.client_write(RaftRequest::Meta(cmd));
+        let Ok(result) = tokio::time::timeout(META_WRITE_TIMEOUT, write).await else {
+            metrics::counter!("cairn_group_writes_timed_out_total").increment(1);
+            return Err(Self::not_coordinator(node));
+        };
+        match result {
             Ok(r) => match r.data {
                 RaftResponse::Meta(resp) => Ok(resp),
                 other => Err(ApiError::Internal(format!(
@@ -408,10 +428,18 @@ impl Coordinator {
         let rx = {
             let mut groups = self.lock(node).await?;
             let now = Instant::now();
-            let group = groups
-                .map
-                .entry(req.group.clone())
-                .or_insert_with(|| Group::new(&req.group));
+            // A group not in memory (empty, dropped by `tick`) goes on from
+            // its stored generation: generations only grow, or a zombie
+            // member of an earlier generation N could commit again once the
+            // group is back at N (reliability finding 8).
+            let stored_generation = node
+                .meta_view
+                .read(|s| s.groups.get(&req.group).map(|m| m.generation));
+            let group = groups.map.entry(req.group.clone()).or_insert_with(|| {
+                let mut g = Group::new(&req.group);
+                g.generation = stored_generation.unwrap_or(0);
+                g
+            });
             let others = group
                 .members
                 .values()
@@ -825,6 +853,7 @@ impl Coordinator {
                 },
                 reply: tx,
             })
+            .await
             .map_err(|_| ApiError::Internal("the commit batcher stopped".into()))?;
         rx.await
             .map_err(|_| ApiError::Internal("the commit batcher dropped a commit".into()))?

@@ -53,11 +53,34 @@ impl Internal for InternalService {
         let node = &self.node;
         let replies = join_all(batch.messages.into_iter().map(|m| async move {
             let kind = RaftKind::try_from(m.kind).unwrap_or(RaftKind::Unspecified);
+            if kind == RaftKind::Vote && node.holding_votes() {
+                // A restarted voter may have acknowledged a leader just
+                // before it went down; that leader's lease still counts on
+                // it (`lease.rs`). The candidate counts this as no vote.
+                metrics::counter!("cairn_votes_held_after_start_total").increment(1);
+                return RaftReply {
+                    body: Default::default(),
+                    error: format!(
+                        "node {} started less than {} ms ago and grants no vote yet",
+                        node.id,
+                        crate::lease::VOTE_HOLD_AFTER_START.as_millis()
+                    ),
+                    group_missing: false,
+                };
+            }
             let result = if m.group == crate::node::meta_group() {
                 handle_message(&node.meta, kind, &m.body).await
             } else {
                 match node.replica(m.group) {
-                    Some(r) => handle_message(&r.raft, kind, &m.body).await,
+                    Some(r) => {
+                        let result = handle_message(&r.raft, kind, &m.body).await;
+                        if result.is_ok()
+                            && matches!(kind, RaftKind::AppendEntries | RaftKind::FullSnapshot)
+                        {
+                            r.note_leader_contact();
+                        }
+                        result
+                    }
                     None => {
                         return RaftReply {
                             body: Default::default(),

@@ -20,6 +20,7 @@ mod coordinator;
 mod error;
 mod internal;
 mod kafka;
+mod lease;
 mod meta_sm;
 mod node;
 mod ops;
@@ -71,9 +72,9 @@ fn meta_raft_config(config: &ServerConfig) -> Result<Arc<Config>, ServerError> {
     let every = config.metadata_snapshot_entries.max(1);
     Config {
         cluster_name: "cairn-metadata".to_string(),
-        heartbeat_interval: 100,
-        election_timeout_min: 600,
-        election_timeout_max: 900,
+        heartbeat_interval: lease::META_HEARTBEAT_MS,
+        election_timeout_min: lease::META_ELECTION_TIMEOUT_MIN_MS,
+        election_timeout_max: lease::META_ELECTION_TIMEOUT_MAX_MS,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(every),
         max_in_snapshot_log_to_keep: (every / 10).max(1),
         // Never resume leadership in the old term after a restart; see
@@ -298,13 +299,14 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         replicas: RwLock::new(HashMap::new()),
         led: RwLock::new(Vec::new()),
         heartbeat_now: Notify::new(),
-        membership_changes: std::sync::Mutex::new(std::collections::HashSet::new()),
+        membership_changes: std::sync::Mutex::new(HashMap::new()),
         coordinator: coordinator::Coordinator::new(coordinator::GroupLimits {
             initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
             min_session_timeout_ms: config.group_min_session_timeout_ms,
             max_session_timeout_ms: config.group_max_session_timeout_ms,
         }),
         producer_ids: std::sync::Mutex::new(0..0),
+        started: std::time::Instant::now(),
     });
 
     let rpc_listener = bind(&config.rpc_addr).await?;

@@ -115,36 +115,51 @@ impl MetaStateMachine {
             view,
         ))
     }
-
-    async fn persist_snapshot(
-        &mut self,
-        meta: SnapshotMeta,
-        data: Vec<u8>,
-    ) -> Result<(), io::Error> {
-        let mut batch = StateBatch::new();
-        batch.put(
-            METADATA_GROUP,
-            SNAPSHOT_KEY,
-            &encode(&(meta.clone(), data.clone())).map_err(io_err)?,
-        );
-        self.store.write(batch).map_err(io_err)?;
-        // Logs up to the snapshot may be purged after this returns.
-        self.store.sync().await.map_err(io_err)?;
-        self.snapshot = Some((meta, data));
-        Ok(())
-    }
 }
 
-impl RaftSnapshotBuilder<TypeConfig> for MetaStateMachine {
+/// Stores a snapshot and syncs it: logs up to it may be purged after this.
+async fn persist_snapshot(
+    store: &NodeStore,
+    meta: &SnapshotMeta,
+    data: &[u8],
+) -> Result<(), io::Error> {
+    let mut batch = StateBatch::new();
+    batch.put(
+        METADATA_GROUP,
+        SNAPSHOT_KEY,
+        &encode(&(meta.clone(), data.to_vec())).map_err(io_err)?,
+    );
+    store.write(batch).map_err(io_err)?;
+    store.sync().await.map_err(io_err)?;
+    Ok(())
+}
+
+/// Builds a snapshot of the state exactly as it was when openraft asked for
+/// the builder: a copy taken then, labelled with the last entry applied
+/// then. openraft builds it in a task of its own while later entries keep
+/// applying to the live view; serializing the live view would label a
+/// state holding entries A+1..A+k as A, and a node restarted from it (or
+/// a follower installing it) would apply those entries twice (reliability
+/// finding 7). The copy is taken in the state-machine worker, between two
+/// applies, so nothing can interleave; it costs one clone of the state,
+/// less than the serialization every snapshot pays anyway.
+pub struct MetaSnapshotBuilder {
+    store: NodeStore,
+    state: MetadataState,
+    applied: Option<LogId>,
+    membership: StoredMembership,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for MetaSnapshotBuilder {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        let data = self.view.read(serde_json::to_vec).map_err(io_err)?;
+        let data = serde_json::to_vec(&self.state).map_err(io_err)?;
         let meta = SnapshotMeta {
             last_log_id: self.applied,
             last_membership: self.membership.clone(),
         };
-        self.persist_snapshot(meta.clone(), data.clone()).await?;
+        persist_snapshot(&self.store, &meta, &data).await?;
         Ok(Snapshot {
             meta,
             snapshot: std::io::Cursor::new(data),
@@ -154,7 +169,7 @@ impl RaftSnapshotBuilder<TypeConfig> for MetaStateMachine {
 
 impl RaftStateMachine<TypeConfig> for MetaStateMachine {
     type SnapshotData = SnapshotData;
-    type SnapshotBuilder = Self;
+    type SnapshotBuilder = MetaSnapshotBuilder;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
         Ok((self.applied, self.membership.clone()))
@@ -211,12 +226,11 @@ impl RaftStateMachine<TypeConfig> for MetaStateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        Self {
+        MetaSnapshotBuilder {
             store: self.store.clone(),
-            view: self.view.clone(),
+            state: self.view.read(MetadataState::clone),
             applied: self.applied,
             membership: self.membership.clone(),
-            snapshot: None,
         }
     }
 
@@ -227,7 +241,8 @@ impl RaftStateMachine<TypeConfig> for MetaStateMachine {
     ) -> Result<(), io::Error> {
         let data = snapshot.into_inner();
         let state: MetadataState = serde_json::from_slice(&data).map_err(io_err)?;
-        self.persist_snapshot(meta.clone(), data).await?;
+        persist_snapshot(&self.store, meta, &data).await?;
+        self.snapshot = Some((meta.clone(), data));
         self.view.write(true, |s| *s = state);
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
@@ -252,3 +267,7 @@ impl RaftStateMachine<TypeConfig> for MetaStateMachine {
         }))
     }
 }
+
+#[cfg(test)]
+#[path = "meta_sm_tests.rs"]
+mod tests;

@@ -71,7 +71,11 @@ pub(crate) struct GroupStatus {
     pub high_watermark: u64,
     pub log_start: u64,
     pub healthy: Vec<NodeId>,
+    /// The voters of the leader's last *committed* membership (joint
+    /// configurations: both halves).
     pub voters: Vec<NodeId>,
+    /// The leader's replica change in progress (empty: none).
+    pub reassignment: String,
 }
 
 pub struct Node {
@@ -87,12 +91,16 @@ pub struct Node {
     pub(crate) led: RwLock<Vec<LedGroup>>,
     pub(crate) heartbeat_now: Notify,
     /// Partition groups whose membership this node is changing right now.
-    pub(crate) membership_changes: std::sync::Mutex<std::collections::HashSet<GroupId>>,
+    pub(crate) membership_changes:
+        std::sync::Mutex<HashMap<GroupId, crate::tasks::MembershipChange>>,
     /// Consumer groups, served while this node is the metadata leader.
     pub(crate) coordinator: crate::coordinator::Coordinator,
     /// Producer ids reserved in the metadata group for this node's Kafka
     /// InitProducerId answers, not handed out yet.
     pub(crate) producer_ids: std::sync::Mutex<std::ops::Range<i64>>,
+    /// When this process started serving: it refuses votes for
+    /// [`crate::lease::VOTE_HOLD_AFTER_START`] after it.
+    pub(crate) started: std::time::Instant,
 }
 
 /// Producer ids reserved at a time (one metadata write per this many
@@ -161,6 +169,7 @@ impl Node {
                 log_start: info.log_start,
                 healthy: info.healthy,
                 voters: info.voters,
+                reassignment: info.reassignment,
             },
             None => GroupStatus::default(),
         }
@@ -293,6 +302,7 @@ impl Node {
                         log_start: g.log_start,
                         healthy: g.healthy,
                         voters: g.voters,
+                        reassignment: g.reassignment,
                     },
                 )
             }),
@@ -339,6 +349,31 @@ impl Node {
 
     pub(crate) fn is_meta_leader(&self) -> bool {
         self.meta.metrics().borrow_watched().state == ServerState::Leader
+    }
+
+    /// Whether this node leads the metadata group with a live lease: a
+    /// quorum acknowledged it within [`crate::lease::META_LEASE`]. The group
+    /// coordinator answers only then: a metadata leader cut off from the
+    /// others keeps its `Leader` state until it hears of a successor, and
+    /// would answer from a stale view (reliability finding 10).
+    pub(crate) fn meta_lease_valid(&self) -> bool {
+        let rx = self.meta.metrics();
+        let m = rx.borrow_watched();
+        m.state == ServerState::Leader
+            && crate::lease::held(
+                m.membership_config.voter_ids().all(|v| v == m.id),
+                m.last_quorum_acked
+                    .as_ref()
+                    .map(|t| openraft::Instant::elapsed(&**t)),
+                crate::lease::META_LEASE,
+            )
+    }
+
+    /// Whether this node should still refuse votes: it started within the
+    /// longest refusal window, and openraft forgot, at the restart, which
+    /// leader it had promised not to vote against (`lease.rs`).
+    pub(crate) fn holding_votes(&self) -> bool {
+        self.started.elapsed() < crate::lease::VOTE_HOLD_AFTER_START
     }
 }
 

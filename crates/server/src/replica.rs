@@ -27,11 +27,10 @@ use crate::NodeId;
 /// leader's last log index.
 const HEALTHY_LAG_ENTRIES: u64 = 1000;
 
-/// Renew the leader lease before a write when the last quorum
-/// acknowledgement is older than this.
-const LEASE_RENEW_AFTER: Duration = Duration::from_millis(250);
-/// A leader takes writes only while a quorum acknowledged it this recently.
-const LEASE: Duration = Duration::from_millis(500);
+use crate::lease::PARTITION_ELECTION_TIMEOUT_MAX_MS;
+use crate::lease::PARTITION_ELECTION_TIMEOUT_MIN_MS;
+use crate::lease::PARTITION_LEASE as LEASE;
+use crate::lease::PARTITION_LEASE_RENEW_AFTER as LEASE_RENEW_AFTER;
 
 /// openraft settings of partition groups: no per-group timers at all.
 /// Heartbeats are node-level and elections are triggered by the node's
@@ -43,10 +42,11 @@ pub(crate) fn partition_raft_config() -> Result<Arc<Config>, ServerError> {
         enable_heartbeat: false,
         enable_elect: false,
         heartbeat_interval: 100,
-        // Also the follower's leader lease: a vote request is refused for
-        // this long after the last message from a leader.
-        election_timeout_min: 400,
-        election_timeout_max: 500,
+        // The maximum is also the follower's leader lease: a vote request
+        // is refused for this long after the last message from a leader
+        // (`lease.rs` relates it to the leader's lease).
+        election_timeout_min: PARTITION_ELECTION_TIMEOUT_MIN_MS,
+        election_timeout_max: PARTITION_ELECTION_TIMEOUT_MAX_MS,
         // Snapshots are cut on demand, after retention moved the log start
         // (tasks.rs), just below the first retained entry; everything they
         // cover is purged at once.
@@ -77,6 +77,13 @@ pub struct Replica {
     pub slot: usize,
     pub raft: Raft<PartitionStateMachine>,
     pub log: PartitionLog,
+    /// When a leader's message (entries, heartbeat, snapshot) last reached
+    /// this replica: its promise not to elect anyone, itself included,
+    /// within the refusal window (`lease.rs`).
+    leader_contact: std::sync::Mutex<Option<std::time::Instant>>,
+    /// On the leader: the replica change it is carrying out and what it
+    /// waits for (empty: none). Shown by `cairn topic describe`.
+    pub(crate) reassignment: std::sync::Mutex<String>,
 }
 
 impl Replica {
@@ -152,11 +159,32 @@ impl Replica {
                 .unwrap_or(replicas.len()),
             raft,
             log,
+            leader_contact: std::sync::Mutex::new(None),
+            reassignment: std::sync::Mutex::new(String::new()),
         })
     }
 
+    /// Notes that a leader's message was just handled by this replica.
+    pub(crate) fn note_leader_contact(&self) {
+        if let Ok(mut t) = self.leader_contact.lock() {
+            *t = Some(std::time::Instant::now());
+        }
+    }
+
+    /// Whether a leader's message reached this replica within `window`.
+    /// openraft lets a candidate vote for itself without checking; the
+    /// election driver checks this first, so a replica that acknowledged a
+    /// leader does not help depose it while that leader's lease may run.
+    pub(crate) fn heard_from_leader_within(&self, window: Duration) -> bool {
+        self.leader_contact
+            .lock()
+            .ok()
+            .and_then(|t| *t)
+            .is_some_and(|t| t.elapsed() < window)
+    }
+
     /// A leader accepts writes only while a quorum acknowledged it within
-    /// its lease (500 ms). Partition groups send no periodic heartbeats, so
+    /// its lease (400 ms, `lease.rs`). Partition groups send no periodic heartbeats, so
     /// an idle leader's lease lapses; this renews it with one heartbeat
     /// round before a write, and waits for the acknowledgement.
     pub(crate) async fn renew_lease_if_stale(&self) {
@@ -180,7 +208,7 @@ impl Replica {
         }
         let _ = self
             .raft
-            .wait(Some(Duration::from_millis(500)))
+            .wait(Some(LEASE))
             .metrics(
                 |m| {
                     m.state != ServerState::Leader
@@ -194,7 +222,7 @@ impl Replica {
     }
 
     /// Whether this replica leads with a live lease: a quorum acknowledged
-    /// it within the last 500 ms. A leader cut off from its followers loses
+    /// it within the last 400 ms (`lease.rs`). A leader cut off from its followers loses
     /// this within half a second and stops taking writes. A group whose only
     /// voter is this node is its own quorum: its lease never lapses (an idle
     /// one has no acknowledgement to renew it by).
@@ -313,7 +341,11 @@ impl Replica {
             }
         }
         healthy.sort_unstable();
-        let voters = m.membership_config.voter_ids().collect();
+        // The *committed* membership: a replica removes itself only once a
+        // committed configuration excludes it. The effective one changes
+        // when the leader appends a new configuration, before it commits;
+        // if it never does, the replica is still a voter (finding 12).
+        let voters = m.committed_membership_config.voter_ids().collect();
         Some(GroupStatus {
             voters,
             leader: Some(m.id),
@@ -321,6 +353,11 @@ impl Replica {
             high_watermark: self.log.high_watermark(),
             log_start: self.log.log_start(),
             healthy,
+            reassignment: self
+                .reassignment
+                .lock()
+                .map(|s| s.clone())
+                .unwrap_or_default(),
         })
     }
 }

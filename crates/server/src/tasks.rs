@@ -135,6 +135,7 @@ pub(crate) async fn election_loop(node: Arc<Node>) {
                         log_start: s.log_start,
                         healthy: s.healthy,
                         voters: s.voters,
+                        reassignment: s.reassignment,
                     });
                 }
                 gained |= !t.was_leader;
@@ -149,7 +150,13 @@ pub(crate) async fn election_loop(node: Arc<Node>) {
             let claimed = node.liveness.live_leader(r.group, term).is_some();
             let fresh_leader = leader.is_some_and(|l| l != node.id && node.liveness.is_alive(l))
                 && t.term_changed.elapsed() < Duration::from_secs(1);
-            if claimed || fresh_leader {
+            // openraft's candidate votes for itself without checking its
+            // own refusal window; a replica that acknowledged a leader
+            // within it must not help replace that leader (`lease.rs`).
+            let heard = r.heard_from_leader_within(Duration::from_millis(
+                crate::lease::PARTITION_ELECTION_TIMEOUT_MAX_MS,
+            ));
+            if claimed || fresh_leader || heard {
                 t.missing_since = None;
                 continue;
             }
@@ -225,6 +232,9 @@ pub(crate) async fn reconcile_loop(node: Arc<Node>) {
     };
     let mut version = node.meta_view.subscribe();
     let mut stale_checked = false;
+    // Groups with data on this node, assigned elsewhere by the metadata:
+    // found at start, opened anyway (see below).
+    let mut lingering: BTreeSet<GroupId> = BTreeSet::new();
     loop {
         let (assigned, addrs, next_group) = node.meta_view.read(|s| {
             let assigned: BTreeMap<GroupId, (String, PartitionAssignment)> = s
@@ -243,9 +253,42 @@ pub(crate) async fn reconcile_loop(node: Arc<Node>) {
                 .collect();
             (assigned, addrs, s.next_group_id)
         });
+        // Data of groups deleted while this node was down: only groups no
+        // topic has any more. A group the metadata moved elsewhere may
+        // still count this node among its committed voters (the move is
+        // carried out by the group's leader, and may not have happened, or
+        // may never finish): deleting its log and vote then would let the
+        // node come back empty as a voter and help elect a replica that
+        // lacks acknowledged records (reliability finding 12). Such a
+        // replica is opened, and removed below like any other once a
+        // committed membership of its group excludes it.
+        if !stale_checked && next_group > 0 {
+            stale_checked = true;
+            if let Ok(groups) = node.store.groups() {
+                for g in groups {
+                    if g == cairn_metadata::METADATA_GROUP || g == NODE_GROUP || g > next_group {
+                        continue;
+                    }
+                    match assigned.get(&g) {
+                        None => {
+                            tracing::info!(group = g, "deleting data of a deleted partition");
+                            if let Err(e) = node.store.delete_group(g) {
+                                tracing::error!(group = g, error = %e, "cannot delete stale group");
+                            }
+                        }
+                        Some((_, p)) if !p.replicas.contains(&node.id) => {
+                            tracing::info!(group = g, "keeping a replica moved away while this node was down until its group's committed membership excludes it");
+                            lingering.insert(g);
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        lingering.retain(|g| assigned.contains_key(g));
         let desired: BTreeMap<GroupId, &(String, PartitionAssignment)> = assigned
             .iter()
-            .filter(|(_, (_, p))| p.replicas.contains(&node.id))
+            .filter(|(g, (_, p))| p.replicas.contains(&node.id) || lingering.contains(g))
             .map(|(g, a)| (*g, a))
             .collect();
         for (group, (topic, p)) in &desired {
@@ -287,17 +330,20 @@ pub(crate) async fn reconcile_loop(node: Arc<Node>) {
             }
         }
         // Remove replicas of partitions the metadata created and then deleted,
-        // and replicas moved away once the group's leader no longer counts
-        // this node among its voters.
+        // and replicas moved away once the group's leader's last *committed*
+        // membership no longer counts this node among its voters.
         let gone: Vec<Arc<Replica>> = node
             .all_replicas()
             .into_iter()
             .filter(|r| {
-                if desired.contains_key(&r.group) || r.group > next_group {
+                if r.group > next_group {
                     return false;
                 }
-                if !assigned.contains_key(&r.group) {
+                let Some((_, p)) = assigned.get(&r.group) else {
                     return true;
+                };
+                if p.replicas.contains(&node.id) {
+                    return false;
                 }
                 let s = node.group_status(r.group);
                 s.leader.is_some_and(|l| l != node.id)
@@ -306,6 +352,7 @@ pub(crate) async fn reconcile_loop(node: Arc<Node>) {
             })
             .collect();
         for r in gone {
+            lingering.remove(&r.group);
             if let Ok(mut map) = node.replicas.write() {
                 map.remove(&r.group);
             }
@@ -319,85 +366,194 @@ pub(crate) async fn reconcile_loop(node: Arc<Node>) {
                 }
             }
         }
-        // Data of groups deleted while this node was down.
-        if !stale_checked && next_group > 0 {
-            stale_checked = true;
-            if let Ok(groups) = node.store.groups() {
-                for g in groups {
-                    if g != cairn_metadata::METADATA_GROUP
-                        && g != NODE_GROUP
-                        && g <= next_group
-                        && !desired.contains_key(&g)
-                    {
-                        tracing::info!(group = g, "deleting data of a removed partition");
-                        if let Err(e) = node.store.delete_group(g) {
-                            tracing::error!(group = g, error = %e, "cannot delete stale group");
-                        }
-                    }
-                }
-            }
-        }
         let _ = tokio::time::timeout(Duration::from_secs(1), version.changed()).await;
     }
 }
 
+/// A replica change a group's leader is carrying out.
+pub(crate) struct MembershipChange {
+    target: BTreeSet<NodeId>,
+    task: tokio::task::AbortHandle,
+}
+
+/// A learner counts as caught up (and is made a voter) within this many
+/// entries of the leader's log.
+const LEARNER_CAUGHT_UP_LAG: u64 = 64;
+/// How often a replica change looks at its learners' progress.
+const LEARNER_POLL: Duration = Duration::from_millis(200);
+/// The longest one membership write (a learner added, the voters changed)
+/// may take to commit; the change is tried again after.
+const MEMBERSHIP_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// On the group's leader: when its voters differ from the assignment, adds
-/// the new replicas as learners (waiting until they caught up), then makes
-/// the assignment the voter set. One change per group at a time.
+/// the new replicas as learners, waits until they caught up, then makes the
+/// assignment the voter set. One change per group at a time; a change to
+/// another target replaces it (a new replica that never comes up does not
+/// block the partition's later reassignments: reliability finding 13).
+/// What the change waits for is kept on the replica, for `topic describe`.
 fn sync_membership(
     node: &Arc<Node>,
     r: &Arc<Replica>,
     replicas: &[NodeId],
     addrs: &BTreeMap<NodeId, String>,
 ) {
-    let voters: BTreeSet<NodeId> = {
+    let target: BTreeSet<NodeId> = replicas.iter().copied().collect();
+    let voters: Option<BTreeSet<NodeId>> = {
         let rx = r.raft.metrics();
         let m = rx.borrow_watched();
-        if m.state != ServerState::Leader {
-            return;
-        }
-        m.membership_config.voter_ids().collect()
+        // Learners left from a replaced change count as a difference too.
+        let stray = m
+            .membership_config
+            .membership()
+            .learner_ids()
+            .any(|l| !target.contains(&l));
+        (m.state == ServerState::Leader)
+            .then(|| m.membership_config.voter_ids().collect::<BTreeSet<_>>())
+            .filter(|v| *v != target || stray)
     };
-    let target: BTreeSet<NodeId> = replicas.iter().copied().collect();
-    if voters == target {
+    let Ok(mut changes) = node.membership_changes.lock() else {
         return;
-    }
-    {
-        let Ok(mut busy) = node.membership_changes.lock() else {
-            return;
-        };
-        if !busy.insert(r.group) {
+    };
+    let Some(voters) = voters else {
+        // Not the leader (any change of ours stops; the new leader carries
+        // it on), or nothing to change.
+        if let Some(c) = changes.remove(&r.group) {
+            c.task.abort();
+        }
+        set_status(r, String::new());
+        return;
+    };
+    if let Some(c) = changes.get(&r.group) {
+        if c.target == target && !c.task.is_finished() {
             return;
         }
+        if !c.task.is_finished() {
+            tracing::info!(group = r.group, from = ?c.target, to = ?target, "a newer reassignment replaces the one in progress");
+            c.task.abort();
+        }
     }
-    let node = node.clone();
-    let r = r.clone();
+    let node2 = node.clone();
+    let r2 = r.clone();
     let addrs = addrs.clone();
-    tokio::spawn(async move {
+    let target2 = target.clone();
+    let task = tokio::spawn(async move {
+        let (node, r, target) = (node2, r2, target2);
         tracing::info!(group = r.group, topic = %r.topic, partition = r.partition, from = ?voters, to = ?target, "changing replicas");
-        let mut result = Ok(());
-        for id in target.difference(&voters) {
-            let addr = addrs.get(id).cloned().unwrap_or_default();
-            if let Err(e) = r.raft.add_learner(*id, BasicNode::new(addr), true).await {
-                result = Err(e.to_string());
-                break;
+        match change_replicas(&node, &r, &voters, &target, &addrs).await {
+            Ok(()) => {
+                tracing::info!(group = r.group, voters = ?target, "replicas changed");
+                set_status(&r, String::new());
             }
-        }
-        if result.is_ok() {
-            if let Err(e) = r.raft.change_membership(target.clone(), false).await {
-                result = Err(e.to_string());
-            }
-        }
-        match result {
-            Ok(()) => tracing::info!(group = r.group, voters = ?target, "replicas changed"),
             Err(e) => {
-                tracing::warn!(group = r.group, error = %e, "replica change failed; will retry")
+                tracing::warn!(group = r.group, error = %e, "replica change failed; will retry");
+                set_status(&r, format!("to {target:?}: failed, will retry: {e}"));
             }
-        }
-        if let Ok(mut busy) = node.membership_changes.lock() {
-            busy.remove(&r.group);
         }
     });
+    changes.insert(
+        r.group,
+        MembershipChange {
+            target,
+            task: task.abort_handle(),
+        },
+    );
+}
+
+fn set_status(r: &Replica, status: String) {
+    if let Ok(mut s) = r.reassignment.lock() {
+        *s = status;
+    }
+}
+
+/// The steps of one replica change; see [`sync_membership`].
+async fn change_replicas(
+    node: &Node,
+    r: &Replica,
+    voters: &BTreeSet<NodeId>,
+    target: &BTreeSet<NodeId>,
+    addrs: &BTreeMap<NodeId, String>,
+) -> Result<(), String> {
+    let new: Vec<NodeId> = target.difference(voters).copied().collect();
+    for id in &new {
+        set_status(r, format!("to {target:?}: adding node {id} as a learner"));
+        let addr = addrs.get(id).cloned().unwrap_or_default();
+        let add = r.raft.add_learner(*id, BasicNode::new(addr), false);
+        match tokio::time::timeout(MEMBERSHIP_WRITE_TIMEOUT, add).await {
+            Err(_) => return Err(format!("adding node {id} as a learner did not commit")),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Ok(Ok(_)) => {}
+        }
+    }
+    // Wait, as long as it takes, for the learners to catch up; a newer
+    // reassignment aborts this task.
+    loop {
+        let lagging: Vec<String> = {
+            let rx = r.raft.metrics();
+            let m = rx.borrow_watched();
+            if m.state != ServerState::Leader {
+                return Err("no longer the leader".into());
+            }
+            let last = m.last_log_index.unwrap_or(0);
+            new.iter()
+                .filter_map(|id| {
+                    let matched = m
+                        .replication
+                        .as_ref()
+                        .and_then(|repl| repl.get(id).cloned())
+                        .flatten()
+                        .map(|l| l.index);
+                    if matched.is_some_and(|i| i + LEARNER_CAUGHT_UP_LAG >= last) {
+                        return None;
+                    }
+                    let why = if !node.liveness.is_alive(*id) {
+                        "is down (no heartbeat)".to_string()
+                    } else {
+                        match matched {
+                            Some(i) => format!("is catching up ({i} of {last} entries)"),
+                            None => "has not answered yet".to_string(),
+                        }
+                    };
+                    Some(format!("node {id} {why}"))
+                })
+                .collect()
+        };
+        if lagging.is_empty() {
+            break;
+        }
+        set_status(r, format!("to {target:?}: waiting: {}", lagging.join(", ")));
+        tokio::time::sleep(LEARNER_POLL).await;
+    }
+    if voters != target {
+        set_status(r, format!("to {target:?}: changing the voters"));
+        let change = r.raft.change_membership(target.clone(), false);
+        match tokio::time::timeout(MEMBERSHIP_WRITE_TIMEOUT, change).await {
+            Err(_) => return Err("the voter change did not commit".into()),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Ok(Ok(_)) => {}
+        }
+    }
+    // Learners of an earlier target that this one replaced.
+    let stray: BTreeSet<NodeId> = r
+        .raft
+        .metrics()
+        .borrow_watched()
+        .membership_config
+        .membership()
+        .learner_ids()
+        .filter(|l| !target.contains(l))
+        .collect();
+    if !stray.is_empty() {
+        set_status(r, format!("to {target:?}: removing learners {stray:?}"));
+        let remove = r
+            .raft
+            .change_membership(openraft::ChangeMembers::RemoveNodes(stray), false);
+        match tokio::time::timeout(MEMBERSHIP_WRITE_TIMEOUT, remove).await {
+            Err(_) => return Err("removing the learners did not commit".into()),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Ok(Ok(_)) => {}
+        }
+    }
+    Ok(())
 }
 
 /// Gives the cluster its id (on the first metadata leader), registers this

@@ -2,9 +2,21 @@
 //! ahead of the one that answers them, in order, one at a time (as Kafka
 //! serves a connection); at most `MAX_IN_FLIGHT` requests, and about
 //! `MAX_QUEUED_BYTES` of them, wait decoded.
+//!
+//! Node-wide limits (configuration, docs/ops/configuration.md): at most
+//! `kafka_max_connections` connections, `kafka_max_connections_per_ip` from
+//! one address (one more is accepted and closed at once, counted in
+//! `cairn_kafka_connections_refused_total`), `kafka_max_queued_request_bytes`
+//! of requests read and not yet answered over all connections (reserved
+//! from a frame's size prefix before its body is read, so a flood of large
+//! requests waits in the clients' sockets, not in this node's memory), and
+//! connections idle for `kafka_connections_max_idle_ms` are closed.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use cairn_kafka::ApiResponse;
 use cairn_kafka::KafkaError;
@@ -27,19 +39,101 @@ const MAX_IN_FLIGHT: usize = 16;
 /// (at least one request of `kafka_max_request_bytes` always fits).
 const MAX_QUEUED_BYTES: usize = 64 << 20;
 
+/// The node-wide limits of the Kafka listener.
+struct Limits {
+    connections: Arc<Semaphore>,
+    max_per_ip: u32,
+    /// Connections per client address; at most `kafka_max_connections`
+    /// entries (an entry lives as long as a connection from that address).
+    per_ip: std::sync::Mutex<HashMap<IpAddr, u32>>,
+    /// Bytes of requests read and not yet answered, over all connections.
+    queued: Arc<Semaphore>,
+    queued_max: usize,
+    idle: Duration,
+}
+
+/// A connection's place in the limits, given back when it closes.
+struct Slot {
+    limits: Arc<Limits>,
+    ip: IpAddr,
+    _connection: OwnedSemaphorePermit,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.limits.per_ip.lock() {
+            if let Some(n) = m.get_mut(&self.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(&self.ip);
+                }
+            }
+        }
+        metrics::gauge!("cairn_kafka_connections").decrement(1.0);
+    }
+}
+
+impl Limits {
+    fn new(node: &Node) -> Self {
+        let c = &node.config;
+        let max_request = usize::try_from(c.kafka_max_request_bytes).unwrap_or(usize::MAX);
+        let queued_max = usize::try_from(c.kafka_max_queued_request_bytes)
+            .unwrap_or(usize::MAX)
+            .max(max_request)
+            .min(Semaphore::MAX_PERMITS);
+        Limits {
+            connections: Arc::new(Semaphore::new(c.kafka_max_connections as usize)),
+            max_per_ip: c.kafka_max_connections_per_ip,
+            per_ip: std::sync::Mutex::new(HashMap::new()),
+            queued: Arc::new(Semaphore::new(queued_max)),
+            queued_max,
+            idle: Duration::from_millis(c.kafka_connections_max_idle_ms),
+        }
+    }
+
+    /// A slot for a new connection from `ip`, or `None` when a limit is
+    /// reached.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
+        let permit = self.connections.clone().try_acquire_owned().ok()?;
+        let mut m = self.per_ip.lock().ok()?;
+        let n = m.entry(ip).or_insert(0);
+        if *n >= self.max_per_ip {
+            if *n == 0 {
+                m.remove(&ip);
+            }
+            return None;
+        }
+        *n += 1;
+        metrics::gauge!("cairn_kafka_connections").increment(1.0);
+        Some(Slot {
+            limits: self.clone(),
+            ip,
+            _connection: permit,
+        })
+    }
+}
+
 /// Accepts Kafka clients until the task is aborted.
 pub(crate) async fn serve(listener: TcpListener, node: Arc<Node>) {
     let fetch_sessions = Arc::new(FetchSessions::default());
+    let limits = Arc::new(Limits::new(&node));
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
                 metrics::counter!("cairn_kafka_connections_total").increment(1);
+                let Some(slot) = limits.admit(peer.ip()) else {
+                    metrics::counter!("cairn_kafka_connections_refused_total").increment(1);
+                    tracing::debug!(%peer, "kafka: connection limit reached; closing the new connection");
+                    drop(stream);
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
                 tokio::spawn(connection(
                     stream,
                     peer,
                     node.clone(),
                     fetch_sessions.clone(),
+                    slot,
                 ));
             }
             Err(e) => {
@@ -52,13 +146,12 @@ pub(crate) async fn serve(listener: TcpListener, node: Arc<Node>) {
 
 /// What the reader hands the answering side.
 enum Incoming {
-    Request(Box<Request>, OwnedSemaphorePermit),
+    /// With its share of the connection's and the node's read-ahead budget.
+    Request(Box<Request>, [OwnedSemaphorePermit; 2]),
     /// An ApiVersions request of a version Cairn does not speak: answered
     /// with UNSUPPORTED_VERSION and the versions Cairn does speak, so the
     /// client can retry with one of them.
-    UnsupportedApiVersions {
-        correlation_id: i32,
-    },
+    UnsupportedApiVersions { correlation_id: i32 },
 }
 
 async fn connection(
@@ -66,7 +159,9 @@ async fn connection(
     peer: SocketAddr,
     node: Arc<Node>,
     fetch_sessions: Arc<FetchSessions>,
+    slot: Slot,
 ) {
+    let limits = slot.limits.clone();
     let (mut reader, mut writer) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Incoming>(MAX_IN_FLIGHT);
     let max_bytes = node.config.kafka_max_request_bytes;
@@ -76,19 +171,40 @@ async fn connection(
         .min(i32::MAX as usize);
     let queued = Arc::new(Semaphore::new(queued_max));
     let read = async move {
+        let _slot = slot;
         loop {
-            let frame = match cairn_kafka::read_frame(&mut reader, max_bytes).await {
-                Ok(Some(f)) => f.freeze(),
-                Ok(None) => return,
-                Err(e) => return refuse(peer, &e),
+            let size = match tokio::time::timeout(
+                limits.idle,
+                cairn_kafka::read_frame_size(&mut reader, max_bytes),
+            )
+            .await
+            {
+                Err(_) => {
+                    metrics::counter!("cairn_kafka_idle_connections_closed_total").increment(1);
+                    tracing::debug!(%peer, "kafka: idle connection closed");
+                    return;
+                }
+                Ok(Ok(Some(size))) => size,
+                Ok(Ok(None)) => return,
+                Ok(Err(e)) => return refuse(peer, &e),
             };
-            // Waits while the requests read ahead hold too many bytes.
-            let permits = u32::try_from(frame.len().min(queued_max)).unwrap_or(u32::MAX);
-            let Ok(permit) = queued.clone().acquire_many_owned(permits).await else {
+            // Reserve the frame's bytes before reading (and allocating) it:
+            // waits while this connection's, or all connections', requests
+            // read ahead hold too many bytes.
+            let own = u32::try_from(size.min(queued_max)).unwrap_or(u32::MAX);
+            let Ok(own) = queued.clone().acquire_many_owned(own).await else {
                 return;
             };
+            let all = u32::try_from(size.min(limits.queued_max)).unwrap_or(u32::MAX);
+            let Ok(all) = limits.queued.clone().acquire_many_owned(all).await else {
+                return;
+            };
+            let frame = match cairn_kafka::read_frame_body(&mut reader, size).await {
+                Ok(f) => f.freeze(),
+                Err(e) => return refuse(peer, &e),
+            };
             let incoming = match cairn_kafka::decode_request_bytes(frame) {
-                Ok(r) => Incoming::Request(Box::new(r), permit),
+                Ok(r) => Incoming::Request(Box::new(r), [own, all]),
                 Err(KafkaError::UnsupportedVersion {
                     api_key,
                     correlation_id,

@@ -42,8 +42,12 @@ use super::NONE;
 use crate::error::ApiError;
 use crate::node::Node;
 
-/// FindCoordinator's key type of a transactional id (Cairn has no
-/// transactions yet).
+/// FindCoordinator's key type of a transactional id. Cairn has no
+/// transactions yet: such a lookup is answered
+/// TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which the Java client and
+/// librdkafka treat as fatal at once. COORDINATOR_NOT_AVAILABLE, the answer
+/// before, is retriable: `initTransactions` then blocked for the client's
+/// whole `max.block.ms` (reliability finding 9).
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
 fn group_id(s: impl Into<String>) -> GroupId {
@@ -56,6 +60,13 @@ fn coordinator_broker(node: &Node) -> Result<(i32, String, i32), (i16, String)> 
     let leader = node
         .meta_leader()
         .ok_or_else(|| not_available("no metadata leader right now; retry"))?;
+    // This node leads but without a lease: it may be cut off, and a
+    // successor may exist that it has not heard of.
+    if leader == node.id && !node.meta_lease_valid() {
+        return Err(not_available(
+            "the metadata leader has no live lease; retry",
+        ));
+    }
     let addr = node
         .meta_view
         .read(|s| s.nodes.get(&leader).map(|n| n.kafka_addr.clone()))
@@ -73,8 +84,8 @@ pub(crate) fn find_coordinator(
     let answer = |key_type: i8| {
         if key_type == KEY_TYPE_TRANSACTION {
             return Err((
-                code(ResponseError::CoordinatorNotAvailable),
-                "transactions are not supported yet".to_owned(),
+                code(ResponseError::TransactionalIdAuthorizationFailed),
+                "Cairn does not support transactions yet: transactional ids are refused".to_owned(),
             ));
         }
         coordinator_broker(node)

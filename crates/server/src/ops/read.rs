@@ -6,6 +6,7 @@ use cairn_partition::FetchResult;
 
 use super::partition_leader;
 use super::read_error;
+use super::require_lease;
 use super::require_read_lease;
 use crate::error::ApiError;
 use crate::node::Node;
@@ -61,6 +62,7 @@ pub(crate) async fn read_partition(
         .read(offset, max_bytes.min(FETCH_MAX_BYTES_LIMIT))
         .await
         .map_err(read_error)?;
+    still_leading(replica, topic, partition).await?;
     metrics::counter!("cairn_fetch_bytes_total").increment(r.records.len() as u64);
     Ok(r)
 }
@@ -92,5 +94,22 @@ pub(crate) async fn list_offsets(
             }
         }
     };
+    still_leading(&replica, topic, partition).await?;
     Ok((offset, timestamp_ms, epoch))
+}
+
+/// After a read: the leader must still hold its lease, renewed if it went
+/// stale meanwhile. A read that stalled past the lease (a slow disk, a
+/// frozen process) may have been overtaken by a successor's writes; its
+/// answer, though consistent with the moment the lease was checked, would
+/// tell the reader the partition ends earlier than it does by the time the
+/// answer leaves. A quorum acknowledging a heartbeat sent after the read
+/// proves no successor existed before it ended; without that, the reader
+/// is told to retry (reliability finding 11).
+async fn still_leading(replica: &Replica, topic: &str, partition: u32) -> Result<(), ApiError> {
+    let r = require_lease(replica, topic, partition).await;
+    if r.is_err() {
+        metrics::counter!("cairn_reads_outlived_lease_total").increment(1);
+    }
+    r
 }
