@@ -477,6 +477,9 @@ async fn change_replicas(
     for id in &new {
         set_status(r, format!("to {target:?}: adding node {id} as a learner"));
         let addr = addrs.get(id).cloned().unwrap_or_default();
+        // openraft takes writes only within the leader's lease, and an idle
+        // partition's lease lapses (no periodic heartbeats).
+        r.renew_lease_if_stale().await;
         let add = r.raft.add_learner(*id, BasicNode::new(addr), false);
         match tokio::time::timeout(MEMBERSHIP_WRITE_TIMEOUT, add).await {
             Err(_) => return Err(format!("adding node {id} as a learner did not commit")),
@@ -525,6 +528,7 @@ async fn change_replicas(
     }
     if voters != target {
         set_status(r, format!("to {target:?}: changing the voters"));
+        r.renew_lease_if_stale().await;
         let change = r.raft.change_membership(target.clone(), false);
         match tokio::time::timeout(MEMBERSHIP_WRITE_TIMEOUT, change).await {
             Err(_) => return Err("the voter change did not commit".into()),
@@ -544,6 +548,7 @@ async fn change_replicas(
         .collect();
     if !stray.is_empty() {
         set_status(r, format!("to {target:?}: removing learners {stray:?}"));
+        r.renew_lease_if_stale().await;
         let remove = r
             .raft
             .change_membership(openraft::ChangeMembers::RemoveNodes(stray), false);
