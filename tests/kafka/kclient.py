@@ -3,7 +3,9 @@
 cluster tests (tests/it/kafka.rs). Nothing here speaks the protocol itself.
 
   kclient.py LIB produce --bootstrap B --topic T --count N [--codec C] [--prefix P]
+                         [--value-bytes V] [--spread K] [--config KEY=VALUE ...]
   kclient.py LIB consume --bootstrap B --topic T --partitions 0,1 --expect N [--timeout S]
+                         [--config KEY=VALUE ...]
 
 LIB is confluent (librdkafka), kafka-python or aiokafka. produce prints one
 JSON line per acknowledged record ({"partition", "offset", "key", "value"})
@@ -11,6 +13,12 @@ and exits 1 if any record was not acknowledged; keys are "k<i>", values
 "<prefix>-<i>". consume assigns the partitions (no consumer group), reads from
 the beginning and prints one JSON line per record until it has `expect`
 records (exit 0) or the timeout passes (exit 1).
+
+Large records (confluent only): --value-bytes pads each value with "." to V
+bytes; the JSON lines then carry the value without its padding and its full
+length as "bytes" (payloads are not printed). --spread K sends record i to
+partition i % K instead of the key's. --config passes settings to the
+librdkafka producer or consumer (e.g. fetch.max.bytes=1000000).
 """
 
 import argparse
@@ -20,18 +28,33 @@ import sys
 import time
 
 
+PAD = b"."
+
+
 def out(partition, offset, key, value):
-    print(json.dumps({
+    line = {
         "partition": partition,
         "offset": offset,
         "key": key.decode() if key is not None else None,
         "value": value.decode() if value is not None else None,
-    }), flush=True)
+    }
+    if value is not None and value.endswith(PAD):
+        line["value"] = value.rstrip(PAD).decode()
+        line["bytes"] = len(value)
+    print(json.dumps(line), flush=True)
 
 
 def records(args):
     for i in range(args.count):
-        yield f"k{i}".encode(), f"{args.prefix}-{i}".encode()
+        value = f"{args.prefix}-{i}".encode()
+        if args.value_bytes:
+            value = value.ljust(args.value_bytes, PAD)
+        yield f"k{i}".encode(), value
+
+
+def settings(args):
+    """The --config KEY=VALUE pairs."""
+    return dict(kv.split("=", 1) for kv in args.config)
 
 
 # --- confluent-kafka (librdkafka) -------------------------------------------
@@ -46,6 +69,7 @@ def confluent_produce(args):
         "acks": "all",
         "enable.idempotence": args.idempotent,
         "linger.ms": 5,
+        **settings(args),
     })
     failed = []
 
@@ -55,8 +79,15 @@ def confluent_produce(args):
         else:
             out(msg.partition(), msg.offset(), msg.key(), msg.value())
 
-    for key, value in records(args):
-        p.produce(args.topic, value=value, key=key, on_delivery=done)
+    for i, (key, value) in enumerate(records(args)):
+        where = {"partition": i % args.spread} if args.spread else {}
+        while True:
+            try:
+                p.produce(args.topic, value=value, key=key, on_delivery=done, **where)
+                break
+            except BufferError:
+                # The local queue is full (large records): wait for deliveries.
+                p.poll(0.1)
         p.poll(0)
     left = p.flush(60)
     if failed or left:
@@ -72,6 +103,7 @@ def confluent_consume(args):
         "group.id": "cairn-test-unused",
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
+        **settings(args),
     })
     c.assign([TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in args.partitions])
     got = 0
@@ -207,7 +239,12 @@ def main():
     ap.add_argument("--partitions", type=lambda s: [int(p) for p in s.split(",")], default=[0])
     ap.add_argument("--expect", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=60)
+    ap.add_argument("--value-bytes", type=int, default=0)
+    ap.add_argument("--spread", type=int, default=0)
+    ap.add_argument("--config", action="append", default=[])
     args = ap.parse_args()
+    if args.lib != "confluent" and (args.value_bytes or args.spread or args.config):
+        ap.error("--value-bytes, --spread and --config are for confluent only")
     produce, consume = CLIENTS[args.lib]
     fn = produce if args.action == "produce" else consume
     rc = fn(args)

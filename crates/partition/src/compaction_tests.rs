@@ -28,6 +28,7 @@ use openraft::RaftTypeConfig;
 use proptest::prelude::*;
 
 use crate::CompactionConfig;
+use crate::FirstBatch;
 use crate::PartitionLog;
 use crate::PartitionStateMachine;
 
@@ -209,7 +210,11 @@ impl Harness {
         let mut next = self.log.log_start();
         let hw = self.log.high_watermark();
         while next < hw {
-            let fetched = self.log.read(next, 1 << 20).await.expect("read");
+            let fetched = self
+                .log
+                .read(next, 1 << 20, FirstBatch::Whole)
+                .await
+                .expect("read");
             let data = fetched.records;
             assert!(!data.is_empty(), "no batches at {next} below {hw}");
             for batch in cairn_record::split_batches(&data) {

@@ -34,6 +34,7 @@ pub use compaction::CompactionError;
 pub use compaction::CompactionStep;
 pub use index::IndexEntry;
 pub use log::FetchResult;
+pub use log::FirstBatch;
 pub use log::PartitionLog;
 pub use log::ReadError;
 pub use log::RetentionLimits;

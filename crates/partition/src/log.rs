@@ -37,6 +37,23 @@ pub struct FetchResult {
     pub records: Bytes,
     pub high_watermark: u64,
     pub log_start: u64,
+    /// The offset after the last batch in `records` (the offset read from
+    /// when there is none): below the high watermark when the byte limit
+    /// left batches for a later read.
+    pub next_offset: u64,
+}
+
+/// How a read's byte limit treats the first batch it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstBatch {
+    /// Returned whole even when larger than the limit, so that a batch
+    /// larger than any limit can still be read. Kafka (KIP-74) allows this
+    /// for the first batch of a fetch's answer only.
+    Whole,
+    /// Held to the limit like every other batch: when it does not fit,
+    /// nothing is returned (the rest of a fetch whose answer already
+    /// holds records).
+    WithinLimit,
 }
 
 /// A topic's delete-retention limits, as the leader's retention task applies them.
@@ -129,9 +146,20 @@ impl PartitionLog {
         Ok(rows)
     }
 
-    /// Committed batches from the one holding `offset` on, up to about
-    /// `max_bytes` (the first batch is returned whole even when larger).
-    pub async fn read(&self, offset: u64, max_bytes: usize) -> Result<FetchResult, ReadError> {
+    /// Committed batches from the one holding `offset` on, whole batches
+    /// (log entries) only, in at most `max_bytes` (but for the first one
+    /// when `first` is [`FirstBatch::Whole`]). A batch that would cross the
+    /// limit is left for a later read. The size an index row records is
+    /// checked before the entry is read; it is an upper bound (compaction
+    /// only shrinks entries), so a compacted entry may be left for a later
+    /// read though it would fit. Rows of the first format have no size:
+    /// their entry is read, and dropped again if it does not fit.
+    pub async fn read(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        first: FirstBatch,
+    ) -> Result<FetchResult, ReadError> {
         let high_watermark = self.high_watermark();
         let log_start = self.log_start();
         if offset < log_start || offset > high_watermark {
@@ -142,6 +170,7 @@ impl PartitionLog {
             });
         }
         let mut out = BytesMut::new();
+        let mut next_offset = offset;
         if offset < high_watermark {
             let rows = self.index_rows(offset, max_bytes)?;
             let mut log: LogStore<TypeConfig> = self.store.log_store(self.shared.group);
@@ -149,16 +178,31 @@ impl PartitionLog {
                 if row.next_offset() <= offset {
                     continue;
                 }
-                if !out.is_empty() && out.len() >= max_bytes {
+                let whole = first == FirstBatch::Whole && out.is_empty();
+                let fits = |len: usize| whole || len <= max_bytes;
+                if let Some(bytes) = row.bytes {
+                    if !fits(out.len().saturating_add(bytes as usize)) {
+                        break;
+                    }
+                }
+                let start = out.len();
+                self.append_batches(&mut log, &row, &mut out).await?;
+                if !fits(out.len()) {
+                    // An old row without a size, found too large once read.
+                    out.truncate(start);
                     break;
                 }
-                self.append_batches(&mut log, &row, &mut out).await?;
+                next_offset = row.next_offset();
+                if out.len() >= max_bytes {
+                    break;
+                }
             }
         }
         Ok(FetchResult {
             records: out.freeze(),
             high_watermark,
             log_start,
+            next_offset,
         })
     }
 

@@ -632,6 +632,7 @@ mod tests {
     use openraft::RaftTypeConfig;
 
     use super::*;
+    use crate::log::FirstBatch;
     use crate::log::PartitionLog;
     use crate::log::ReadError;
     use crate::log::RetentionLimits;
@@ -761,7 +762,7 @@ mod tests {
         // The snapshot is to be cut just before the first retained entry.
         assert_eq!(r.log.purge_wanted(), Some(3));
         assert!(matches!(
-            r.log.read(19, 1 << 20).await,
+            r.log.read(19, 1 << 20, FirstBatch::Whole).await,
             Err(ReadError::OffsetOutOfRange { log_start: 20, .. })
         ));
 
@@ -957,5 +958,121 @@ mod tests {
         assert_eq!(leader.log.high_watermark(), 45);
         assert_eq!(follower.log.high_watermark(), 45);
         assert_eq!(follower.rows(), leader.rows());
+    }
+
+    /// A produce of one real record batch holding one record with a value
+    /// of `value_bytes` bytes; its batch bytes.
+    fn large_produce(index: u64, value_bytes: usize) -> (Entry, Bytes) {
+        let mut b = cairn_record::RecordBatchBuilder::new();
+        b.push(1000, None, Some(&vec![b'v'; value_bytes]), &[]);
+        let records = b.build();
+        let entry = Entry::new_normal(
+            log_id(index),
+            Request::Produce(ProduceCommand {
+                records: records.clone(),
+                record_count: 1,
+                max_timestamp_ms: 1000,
+                producer: None,
+            }),
+        );
+        (entry, records)
+    }
+
+    /// The base offsets of the batches a read returned.
+    fn base_offsets(records: &Bytes) -> Vec<i64> {
+        cairn_record::split_batches(records)
+            .map(|b| {
+                cairn_record::RecordBatchHeader::parse(b.unwrap())
+                    .unwrap()
+                    .base_offset
+            })
+            .collect()
+    }
+
+    /// Three batches at offsets 0, 1, 2 of about 1 KB, 1 KB and 5 KB; their
+    /// sizes.
+    async fn three_sized_batches(r: &mut Replica) -> [usize; 3] {
+        let (a, ra) = large_produce(2, 1000);
+        let (b, rb) = large_produce(3, 1000);
+        let (c, rc) = large_produce(4, 5000);
+        r.append_and_apply(vec![membership(1, &[1, 2, 3]), a, b, c])
+            .await;
+        [ra.len(), rb.len(), rc.len()]
+    }
+
+    /// What `read` answers: the batches' base offsets and total bytes, and
+    /// the next offset to read.
+    async fn read(
+        r: &Replica,
+        offset: u64,
+        max: usize,
+        first: FirstBatch,
+    ) -> (Vec<i64>, usize, u64) {
+        let f = r.log.read(offset, max, first).await.unwrap();
+        (base_offsets(&f.records), f.records.len(), f.next_offset)
+    }
+
+    /// The byte limits of a read, checked the same with index rows that
+    /// carry each entry's size and with rows of the first format (none).
+    async fn check_read_limits(r: &Replica, [a, b, c]: [usize; 3]) {
+        use FirstBatch::*;
+        // The first batch may be larger than the limit only when allowed.
+        assert_eq!(read(r, 0, a - 1, Whole).await, (vec![0], a, 1));
+        assert_eq!(read(r, 0, 1, Whole).await, (vec![0], a, 1));
+        assert_eq!(read(r, 0, a - 1, WithinLimit).await, (vec![], 0, 0));
+        assert_eq!(read(r, 0, 0, WithinLimit).await, (vec![], 0, 0));
+        assert_eq!(read(r, 2, c - 1, WithinLimit).await, (vec![], 0, 2));
+        assert_eq!(read(r, 2, c - 1, Whole).await, (vec![2], c, 3));
+        assert_eq!(read(r, 2, c, WithinLimit).await, (vec![2], c, 3));
+        // Exactly at the limit.
+        assert_eq!(read(r, 0, a + b, WithinLimit).await, (vec![0, 1], a + b, 2));
+        // A batch that would cross the limit is left for a later read,
+        // after a first batch too.
+        assert_eq!(read(r, 0, a + b - 1, WithinLimit).await, (vec![0], a, 1));
+        assert_eq!(read(r, 0, a + b - 1, Whole).await, (vec![0], a, 1));
+        assert_eq!(
+            read(r, 0, a + b + c - 1, Whole).await,
+            (vec![0, 1], a + b, 2)
+        );
+        assert_eq!(read(r, 1, b + c - 1, WithinLimit).await, (vec![1], b, 2));
+        // Everything fits.
+        assert_eq!(
+            read(r, 0, a + b + c, WithinLimit).await,
+            (vec![0, 1, 2], a + b + c, 3)
+        );
+        assert_eq!(
+            read(r, 0, 1 << 20, Whole).await,
+            (vec![0, 1, 2], a + b + c, 3)
+        );
+        // At the high watermark: nothing, whatever the limit.
+        assert_eq!(read(r, 3, 0, Whole).await, (vec![], 0, 3));
+    }
+
+    #[tokio::test]
+    async fn reads_return_the_first_batch_whole_only_when_allowed_and_never_cross_the_limit() {
+        let mut r = open_replica();
+        let sizes = three_sized_batches(&mut r).await;
+        assert!(r.rows().iter().all(|row| row.bytes.is_some()));
+        check_read_limits(&r, sizes).await;
+    }
+
+    #[tokio::test]
+    async fn read_limits_hold_for_index_rows_without_sizes() {
+        let mut r = open_replica();
+        let sizes = three_sized_batches(&mut r).await;
+        // Rewrite the rows in the first format (20 bytes, no size), as a
+        // partition written before sizes were indexed holds them.
+        let mut batch = StateBatch::new();
+        for row in r.rows() {
+            let old = IndexEntry { bytes: None, ..row };
+            batch.put(
+                GROUP,
+                &IndexEntry::key(row.base_offset),
+                &old.encode_value(),
+            );
+        }
+        r.store.write(batch).unwrap();
+        assert!(r.rows().iter().all(|row| row.bytes.is_none()));
+        check_read_limits(&r, sizes).await;
     }
 }

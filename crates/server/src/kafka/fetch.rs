@@ -25,6 +25,7 @@ use cairn_kafka::kafka_protocol::messages::OffsetForLeaderEpochRequest;
 use cairn_kafka::kafka_protocol::messages::OffsetForLeaderEpochResponse;
 use cairn_kafka::kafka_protocol::messages::TopicName;
 use cairn_kafka::kafka_protocol::ResponseError;
+use cairn_partition::FirstBatch;
 use futures::future::select_all;
 use futures::FutureExt;
 
@@ -79,15 +80,29 @@ fn refused(partition: i32, error: i16) -> PartitionData {
         .with_records(Some(Default::default()))
 }
 
-/// One pass over the partitions of a fetch: what each has now.
-async fn read_all(
-    node: &Node,
-    topics: &FetchTopics,
-    max_bytes: usize,
-) -> (Vec<FetchableTopicResponse>, usize, Vec<(Arc<Replica>, u64)>) {
-    let mut total = 0usize;
-    let mut waiting = Vec::new();
-    let mut out = Vec::with_capacity(topics.len());
+/// What one pass over the partitions of a fetch found.
+struct Pass {
+    responses: Vec<FetchableTopicResponse>,
+    /// Record bytes in `responses`.
+    total: usize,
+    /// Partitions read to their end: the fetch offset each waits past.
+    waiting: Vec<(Arc<Replica>, u64)>,
+    /// Whether the byte limits left records for a later fetch.
+    more: bool,
+}
+
+/// One pass over the partitions of a fetch: what each has now, in at most
+/// `max_bytes` and each partition's `partition_max_bytes` (KIP-74). Only the
+/// first batch of the answer may be larger (so that no batch is too large
+/// to be read); after it, a batch that does not fit is left for a later
+/// fetch, and later partitions get only what still fits.
+async fn read_all(node: &Node, topics: &FetchTopics, max_bytes: usize) -> Pass {
+    let mut pass = Pass {
+        responses: Vec::with_capacity(topics.len()),
+        total: 0,
+        waiting: Vec::new(),
+        more: false,
+    };
     for (name, partitions) in topics {
         let mut answers = Vec::with_capacity(partitions.len());
         for p in partitions {
@@ -103,21 +118,23 @@ async fn read_all(
                 answers.push(refused(p.partition, code(ResponseError::OffsetOutOfRange)));
                 continue;
             };
-            // The first records of a fetch are returned whole even past the
-            // limits, so that a large batch cannot stall a consumer.
             let budget =
-                (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
-            let budget = if total == 0 { budget.max(1) } else { budget };
-            if budget == 0 {
-                answers.push(refused(p.partition, super::NONE));
-                continue;
-            }
+                (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(pass.total));
+            let first = if pass.total == 0 {
+                FirstBatch::Whole
+            } else {
+                FirstBatch::WithinLimit
+            };
             let partition = p.partition as u32;
-            match ops::read_partition(&replica, name.as_str(), partition, offset, budget).await {
+            match ops::read_partition(&replica, name.as_str(), partition, offset, budget, first)
+                .await
+            {
                 Ok(r) => {
-                    total += r.records.len();
-                    if r.records.is_empty() {
-                        waiting.push((replica.clone(), offset));
+                    pass.total += r.records.len();
+                    if r.next_offset < r.high_watermark {
+                        pass.more = true;
+                    } else if r.records.is_empty() {
+                        pass.waiting.push((replica.clone(), offset));
                     }
                     answers.push(
                         PartitionData::default()
@@ -132,13 +149,13 @@ async fn read_all(
                 Err(e) => answers.push(fetch_error(p.partition, &replica, e)),
             }
         }
-        out.push(
+        pass.responses.push(
             FetchableTopicResponse::default()
                 .with_topic(name.clone())
                 .with_partitions(answers),
         );
     }
-    (out, total, waiting)
+    pass
 }
 
 fn fetch_error(partition: i32, replica: &Replica, e: ApiError) -> PartitionData {
@@ -162,10 +179,12 @@ pub(crate) async fn fetch(
     req: FetchRequest,
     version: i16,
 ) -> FetchResponse {
+    // The whole answer, not each partition, is held to the node's limit.
     let max_bytes = match req.max_bytes {
         n if n > 0 => n as usize,
         _ => DEFAULT_FETCH_MAX_BYTES,
-    };
+    }
+    .min(ops::FETCH_MAX_BYTES_LIMIT);
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(ops::FETCH_MAX_WAIT);
     let min_bytes = req.min_bytes.max(0) as usize;
     let asked: FetchTopics = req
@@ -211,8 +230,8 @@ pub(crate) async fn fetch(
     }
 }
 
-/// Reads `topics` until `min_bytes` came back, `wait` passed, a partition
-/// failed, or none is waiting at its end.
+/// Reads `topics` until `min_bytes` came back, the limits left records out,
+/// `wait` passed, a partition failed, or none is waiting at its end.
 async fn read_until(
     node: &Node,
     topics: &FetchTopics,
@@ -222,18 +241,27 @@ async fn read_until(
 ) -> Vec<FetchableTopicResponse> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let (responses, total, waiting) = read_all(node, topics, max_bytes).await;
+        let pass = read_all(node, topics, max_bytes).await;
         let now = tokio::time::Instant::now();
-        let failed = responses
+        let failed = pass
+            .responses
             .iter()
             .flat_map(|t| &t.partitions)
             .any(|p| p.error_code != super::NONE);
-        if total >= min_bytes.max(1) || now >= deadline || failed || waiting.is_empty() {
-            return responses;
+        // Records left out by the limits cannot come later in this
+        // fetch: answer now, the client asks for them next.
+        if pass.total >= min_bytes.max(1)
+            || pass.more
+            || now >= deadline
+            || failed
+            || pass.waiting.is_empty()
+        {
+            return pass.responses;
         }
         // Too little yet: wait for a partition at its end to get records.
         let left = deadline - now;
-        let waits = waiting
+        let waits = pass
+            .waiting
             .iter()
             .map(|(r, offset)| r.log.wait_for(*offset, left).boxed());
         select_all(waits).await;

@@ -92,6 +92,31 @@ impl Session {
         }
         out
     }
+
+    /// Moves the partitions at `positions` to the back, keeping the order
+    /// within the moved ones and within the others.
+    fn move_to_back(&mut self, positions: &[usize]) {
+        if positions.is_empty() {
+            return;
+        }
+        let mut back = vec![false; self.partitions.len()];
+        for &i in positions {
+            if let Some(b) = back.get_mut(i) {
+                *b = true;
+            }
+        }
+        let mut kept = Vec::with_capacity(self.partitions.len());
+        let mut moved = Vec::with_capacity(positions.len());
+        for (c, b) in self.partitions.drain(..).zip(back) {
+            if b {
+                moved.push(c);
+            } else {
+                kept.push(c);
+            }
+        }
+        kept.append(&mut moved);
+        self.partitions = kept;
+    }
 }
 
 /// How to serve one fetch request.
@@ -237,7 +262,11 @@ impl FetchSessions {
 
     /// The answers an incremental request gets: only partitions with
     /// records, an error, or a high watermark or log start the client has
-    /// not been told yet. Remembers what it tells.
+    /// not been told yet. Remembers what it tells, and moves the partitions
+    /// that got records to the back of the session, as Kafka's broker does:
+    /// the next fetch reads the others first, so that under the fetch's
+    /// byte limit (which only the first batch of an answer may pass) no
+    /// partition is starved by those read before it.
     pub(crate) fn changed(
         &self,
         id: i32,
@@ -245,17 +274,19 @@ impl FetchSessions {
     ) -> Vec<FetchableTopicResponse> {
         let mut sessions = self.lock();
         let mut session = sessions.get_mut(&id);
-        answers
+        let mut got_records = Vec::new();
+        let out = answers
             .into_iter()
             .filter_map(|mut t| {
                 t.partitions.retain(|p| {
                     let has_records = p.records.as_ref().is_some_and(|r| !r.is_empty());
                     let cached = session.as_deref_mut().and_then(|s| {
                         s.partitions
-                            .iter_mut()
-                            .find(|c| c.is(&t.topic, p.partition_index))
+                            .iter()
+                            .position(|c| c.is(&t.topic, p.partition_index))
+                            .map(|i| (i, &mut s.partitions[i]))
                     });
-                    let Some(c) = cached else {
+                    let Some((i, c)) = cached else {
                         // Evicted meanwhile: say everything.
                         return true;
                     };
@@ -263,11 +294,18 @@ impl FetchSessions {
                         || c.sent_log_start != p.log_start_offset;
                     c.sent_high_watermark = p.high_watermark;
                     c.sent_log_start = p.log_start_offset;
+                    if has_records {
+                        got_records.push(i);
+                    }
                     has_records || moved || p.error_code != super::NONE
                 });
                 (!t.partitions.is_empty()).then_some(t)
             })
-            .collect()
+            .collect();
+        if let Some(s) = session {
+            s.move_to_back(&got_records);
+        }
+        out
     }
 }
 
@@ -378,6 +416,39 @@ mod tests {
             Plan::Sessionless
         );
         assert_eq!(s.len(), 0);
+    }
+
+    /// The partitions of an incremental plan, in the order they are read.
+    fn planned(s: &FetchSessions, id: i32, epoch: i32) -> Vec<(String, i32)> {
+        let Plan::Incremental { topics, .. } = s.plan(id, epoch, &vec![], &[]) else {
+            panic!("expected an incremental plan");
+        };
+        topics
+            .iter()
+            .flat_map(|(t, ps)| ps.iter().map(|p| (t.as_str().to_string(), p.partition)))
+            .collect()
+    }
+
+    #[test]
+    fn partitions_that_got_records_are_read_last_next_time() {
+        let s = FetchSessions::default();
+        let topics = vec![
+            (name("t"), vec![part(0, 0), part(1, 0), part(2, 0)]),
+            (name("u"), vec![part(0, 0)]),
+        ];
+        let id = s.open(&topics, &answer("t", &[(0, 0, 0), (1, 0, 0), (2, 0, 0)]));
+        let t = |p| ("t".to_string(), p);
+        let u = ("u".to_string(), 0);
+        assert_eq!(planned(&s, id, 1), [t(0), t(1), t(2), u.clone()]);
+        // Only the first partition fitted: it goes to the back.
+        s.changed(id, answer("t", &[(0, 9, 100), (1, 9, 0), (2, 9, 0)]));
+        assert_eq!(planned(&s, id, 2), [t(1), t(2), u.clone(), t(0)]);
+        // Two got records: both go back, in the order they were read.
+        let mut answers = answer("t", &[(1, 9, 100), (2, 9, 0)]);
+        answers.extend(answer("u", &[(0, 9, 100)]));
+        answers.extend(answer("t", &[(0, 9, 0)]));
+        s.changed(id, answers);
+        assert_eq!(planned(&s, id, 3), [t(2), t(0), t(1), u]);
     }
 
     #[test]

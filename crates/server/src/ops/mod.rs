@@ -27,6 +27,7 @@ pub(crate) use read::fetch;
 pub(crate) use read::list_offsets;
 pub(crate) use read::read_partition;
 pub(crate) use read::OffsetSpec;
+pub(crate) use read::FETCH_MAX_BYTES_LIMIT;
 pub(crate) use read::FETCH_MAX_WAIT;
 pub(crate) use topics::alter_topic_config;
 pub(crate) use topics::check_create_partitions;

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use cairn_partition::FetchResult;
+use cairn_partition::FirstBatch;
 
 use super::partition_leader;
 use super::read_error;
@@ -26,9 +27,11 @@ pub(crate) enum OffsetSpec {
     Timestamp(i64),
 }
 
-/// Committed batches of one partition from `offset` on, up to about
-/// `max_bytes`, waiting up to `max_wait` for the first record past the high
-/// watermark. Served by the leader with a live lease only.
+/// Committed batches of one partition from `offset` on, in at most
+/// `max_bytes` but for the first batch, which is returned whole (so that
+/// a batch larger than the limit can be read at all), waiting up to
+/// `max_wait` for the first record past the high watermark. Served by the
+/// leader with a live lease only.
 pub(crate) async fn fetch(
     node: &Node,
     topic: &str,
@@ -44,22 +47,33 @@ pub(crate) async fn fetch(
             .wait_for(offset, max_wait.min(FETCH_MAX_WAIT))
             .await;
     }
-    read_partition(&replica, topic, partition, offset, max_bytes).await
+    read_partition(
+        &replica,
+        topic,
+        partition,
+        offset,
+        max_bytes,
+        FirstBatch::Whole,
+    )
+    .await
 }
 
 /// The read part of [`fetch`], on a replica already found to lead: the
-/// Kafka door checks the leader epoch and waits across partitions itself.
+/// Kafka door checks the leader epoch, waits across partitions and says
+/// whether the first batch may pass `max_bytes` (only while its answer is
+/// still empty) itself.
 pub(crate) async fn read_partition(
     replica: &Replica,
     topic: &str,
     partition: u32,
     offset: u64,
     max_bytes: usize,
+    first: FirstBatch,
 ) -> Result<FetchResult, ApiError> {
     require_read_lease(replica, topic, partition).await?;
     let r = replica
         .log
-        .read(offset, max_bytes.min(FETCH_MAX_BYTES_LIMIT))
+        .read(offset, max_bytes.min(FETCH_MAX_BYTES_LIMIT), first)
         .await
         .map_err(read_error)?;
     still_leading(replica, topic, partition).await?;
