@@ -667,6 +667,7 @@ mod tests {
                     first_sequence: first,
                     last_sequence: last,
                 }),
+                stamp: None,
             }),
         )
     }
