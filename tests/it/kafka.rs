@@ -751,6 +751,11 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
         "{configs}"
     );
     ensure!(configs["max.message.bytes"]["default"] == true, "{configs}");
+    ensure!(
+        configs["producer.id.expiration.ms"]["value"] == "86400000"
+            && configs["producer.id.expiration.ms"]["default"] == true,
+        "{configs}"
+    );
     // A broker's configs: Cairn's node settings under Kafka's names.
     let broker = admin_ok(&b, &["describe-broker-configs", "2"])?;
     ensure!(
@@ -758,7 +763,8 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
             && broker["broker.id"]["read_only"] == true
             && broker["advertised.listeners"]["value"]
                 == format!("PLAINTEXT://{}", cluster.specs[1].kafka)
-            && broker["log.retention.ms"]["value"].as_str().is_some(),
+            && broker["log.retention.ms"]["value"].as_str().is_some()
+            && broker["producer.id.expiration.ms"]["value"] == "86400000",
         "{broker}"
     );
 

@@ -9,16 +9,21 @@ pub enum TopicConfig {
     CleanupPolicy,
     DeleteRetentionMs,
     MinInsyncReplicas,
+    /// Kafka's broker config `producer.id.expiration.ms`, per topic here:
+    /// how long after its last batch an idempotent producer's state is
+    /// kept by each partition.
+    ProducerIdExpirationMs,
 }
 
 impl TopicConfig {
-    pub const ALL: [TopicConfig; 6] = [
+    pub const ALL: [TopicConfig; 7] = [
         TopicConfig::MaxMessageBytes,
         TopicConfig::RetentionMs,
         TopicConfig::RetentionBytes,
         TopicConfig::CleanupPolicy,
         TopicConfig::DeleteRetentionMs,
         TopicConfig::MinInsyncReplicas,
+        TopicConfig::ProducerIdExpirationMs,
     ];
 
     pub fn key(self) -> &'static str {
@@ -29,6 +34,7 @@ impl TopicConfig {
             TopicConfig::CleanupPolicy => "cleanup.policy",
             TopicConfig::DeleteRetentionMs => "delete.retention.ms",
             TopicConfig::MinInsyncReplicas => "min.insync.replicas",
+            TopicConfig::ProducerIdExpirationMs => "producer.id.expiration.ms",
         }
     }
 
@@ -40,6 +46,7 @@ impl TopicConfig {
             TopicConfig::CleanupPolicy => "delete",
             TopicConfig::DeleteRetentionMs => "86400000",
             TopicConfig::MinInsyncReplicas => "1",
+            TopicConfig::ProducerIdExpirationMs => "86400000",
         }
     }
 
@@ -58,6 +65,7 @@ impl TopicConfig {
             TopicConfig::RetentionMs | TopicConfig::RetentionBytes => int(-1),
             TopicConfig::DeleteRetentionMs => int(0),
             TopicConfig::MinInsyncReplicas => int(1),
+            TopicConfig::ProducerIdExpirationMs => int(1),
             TopicConfig::CleanupPolicy => match value {
                 "delete" | "compact" | "compact,delete" | "delete,compact" => Ok(()),
                 _ => Err(format!(
@@ -182,6 +190,26 @@ mod tests {
             validate_topic_configs(&c),
             Err(ConfigError::UnknownKey { .. })
         ));
+    }
+
+    #[test]
+    fn producer_id_expiration_is_a_positive_integer_of_one_day_by_default() {
+        let c = TopicConfig::from_key("producer.id.expiration.ms");
+        assert_eq!(c, Some(TopicConfig::ProducerIdExpirationMs));
+        assert_eq!(
+            TopicConfig::ProducerIdExpirationMs.int_in(&BTreeMap::new()),
+            86_400_000
+        );
+        for (value, ok) in [
+            ("1", true),
+            ("3600000", true),
+            ("0", false),
+            ("-1", false),
+            ("1d", false),
+        ] {
+            let c = BTreeMap::from([("producer.id.expiration.ms".to_string(), value.to_string())]);
+            assert_eq!(validate_topic_configs(&c).is_ok(), ok, "{value}");
+        }
     }
 
     #[test]

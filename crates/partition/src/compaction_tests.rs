@@ -11,6 +11,7 @@ use bytes::Bytes;
 use cairn_raft::Entry;
 use cairn_raft::LogId;
 use cairn_raft::ProduceCommand;
+use cairn_raft::ProduceStamp;
 use cairn_raft::Request;
 use cairn_raft::TypeConfig;
 use cairn_raft::Vote;
@@ -167,6 +168,11 @@ impl Harness {
                 record_count: count,
                 max_timestamp_ms: max_ts,
                 producer: None,
+                // Rewritten entries keep their stamp (`..cmd.clone()`).
+                stamp: Some(ProduceStamp {
+                    append_time_ms: max_ts,
+                    producer_id_expiration_ms: 86_400_000,
+                }),
             }),
         );
         self.next_index += 1;

@@ -4,7 +4,8 @@
 pub(crate) const INDEX_PREFIX: u8 = b'o';
 /// Key suffix of the state machine's own row, first format (before retention).
 pub(crate) const META_KEY_V1: &[u8] = b"meta";
-/// Key suffix of the state machine's own row (with the retention fields).
+/// Key suffix of the state machine's own row (with the retention fields and,
+/// appended later in the same row, the producer clock).
 pub(crate) const META_KEY: &[u8] = b"meta2";
 /// Key suffix of the last snapshot (meta and bytes), served to replicas whose
 /// log position was purged.

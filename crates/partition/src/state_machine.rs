@@ -6,9 +6,12 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use cairn_raft::decode;
+use cairn_raft::decode_exact;
 use cairn_raft::encode;
 use cairn_raft::GroupId;
 use cairn_raft::LogId;
+use cairn_raft::ProduceStamp;
+use cairn_raft::ProducerBatch;
 use cairn_raft::Request;
 use cairn_raft::Response;
 use cairn_raft::Snapshot;
@@ -34,13 +37,16 @@ use crate::index::META_KEY;
 use crate::index::META_KEY_V1;
 use crate::index::SNAPSHOT_KEY;
 use crate::producers::ProducerState;
+use crate::producers::ProducerStateV1;
 use crate::producers::Producers;
 use crate::producers::Verdict;
+use crate::producers::EXPIRE_PER_ENTRY;
 use crate::producers::PRODUCER_PREFIX;
 use crate::shared::PartitionShared;
 
-/// What the state machine persists besides the index, in one row.
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+/// What the state machine persists besides the index, in one row: the
+/// second format, [`SmMetaV2`], followed by `producer_clock_ms`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 struct SmMeta {
     applied: Option<LogId>,
     membership: StoredMembership,
@@ -57,6 +63,47 @@ struct SmMeta {
     /// Where the next snapshot is cut: the entry just before the first one
     /// holding retained records, with the membership in force there.
     purge: Option<PurgePoint>,
+    /// The partition's clock for idempotent-producer expiry: the latest
+    /// leader stamp of the produces applied (so it never moves back, even
+    /// when a new leader's clock is behind); `None` before the first
+    /// stamped produce.
+    producer_clock_ms: Option<i64>,
+}
+
+/// The second format of [`SmMeta`] (before producer expiry), at the same key.
+#[derive(Deserialize)]
+struct SmMetaV2 {
+    applied: Option<LogId>,
+    membership: StoredMembership,
+    next_offset: u64,
+    log_start: u64,
+    preapplied_through: Option<u64>,
+    memberships: Vec<StoredMembership>,
+    purge: Option<PurgePoint>,
+}
+
+impl SmMeta {
+    /// The row at [`META_KEY`]: the current format, else the second one.
+    /// Each is decoded whole, so exactly one fits: the current one is the
+    /// second one with more after it.
+    fn decode(bytes: &[u8]) -> Result<SmMeta, io::Error> {
+        match decode_exact::<SmMeta>(bytes) {
+            Ok(meta) => Ok(meta),
+            Err(e) => match decode_exact::<SmMetaV2>(bytes) {
+                Ok(v2) => Ok(SmMeta {
+                    applied: v2.applied,
+                    membership: v2.membership,
+                    next_offset: v2.next_offset,
+                    log_start: v2.log_start,
+                    preapplied_through: v2.preapplied_through,
+                    memberships: v2.memberships,
+                    purge: v2.purge,
+                    producer_clock_ms: None,
+                }),
+                Err(_) => Err(io_err(format!("undecodable partition state row: {e}"))),
+            },
+        }
+    }
 }
 
 /// The first format of [`SmMeta`] (key `meta`), read once after an upgrade.
@@ -79,6 +126,10 @@ struct PurgePoint {
 /// holding retained records are replicated after it as log entries; its
 /// content is the state as of `preapplied_through` (>= P): the retained
 /// index rows and the producers' state.
+///
+/// Encoded as the first format, [`PartitionSnapshotV1`], followed by the
+/// producers' last-seen times and the producer clock; a snapshot of the
+/// first format still installs (see [`PartitionSnapshot::decode`]).
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
 struct PartitionSnapshot {
     preapplied_through: u64,
@@ -86,7 +137,59 @@ struct PartitionSnapshot {
     log_start: u64,
     /// (base offset, raft index, record count, max timestamp, bytes).
     rows: Vec<(u64, u64, u32, i64, Option<u32>)>,
-    producers: Vec<(i64, ProducerState)>,
+    producers: Vec<(i64, ProducerStateV1)>,
+    /// The last-seen time of each of `producers`, in the same order.
+    producers_last_seen: Vec<Option<i64>>,
+    /// [`SmMeta::producer_clock_ms`].
+    producer_clock_ms: Option<i64>,
+}
+
+/// The first format of [`PartitionSnapshot`], before producer expiry.
+#[derive(Deserialize)]
+struct PartitionSnapshotV1 {
+    preapplied_through: u64,
+    next_offset: u64,
+    log_start: u64,
+    rows: Vec<(u64, u64, u32, i64, Option<u32>)>,
+    producers: Vec<(i64, ProducerStateV1)>,
+}
+
+impl PartitionSnapshot {
+    /// The current format, else the first one. Each is decoded whole, so
+    /// exactly one fits: the current one is the first one with more after it.
+    fn decode(bytes: &[u8]) -> Result<PartitionSnapshot, io::Error> {
+        let snapshot = match decode_exact::<PartitionSnapshot>(bytes) {
+            Ok(s) => s,
+            Err(e) => match decode_exact::<PartitionSnapshotV1>(bytes) {
+                Ok(v1) => PartitionSnapshot {
+                    preapplied_through: v1.preapplied_through,
+                    next_offset: v1.next_offset,
+                    log_start: v1.log_start,
+                    rows: v1.rows,
+                    producers_last_seen: vec![None; v1.producers.len()],
+                    producers: v1.producers,
+                    producer_clock_ms: None,
+                },
+                Err(_) => return Err(io_err(format!("undecodable partition snapshot: {e}"))),
+            },
+        };
+        if snapshot.producers_last_seen.len() != snapshot.producers.len() {
+            return Err(io_err(format!(
+                "partition snapshot: {} producers but {} last-seen times",
+                snapshot.producers.len(),
+                snapshot.producers_last_seen.len()
+            )));
+        }
+        Ok(snapshot)
+    }
+
+    /// The producers' states with their last-seen times.
+    fn producer_states(&self) -> impl Iterator<Item = (i64, ProducerState)> + '_ {
+        self.producers
+            .iter()
+            .zip(&self.producers_last_seen)
+            .map(|((id, v1), seen)| (*id, ProducerState::joined(v1.clone(), *seen)))
+    }
 }
 
 /// How many membership configs are remembered for snapshots at most.
@@ -129,7 +232,7 @@ impl PartitionStateMachine {
         group: GroupId,
     ) -> Result<(Self, Arc<PartitionShared>), io::Error> {
         let meta = match store.state_get(group, META_KEY).map_err(io_err)? {
-            Some(bytes) => decode::<SmMeta>(&bytes).map_err(io_err)?,
+            Some(bytes) => SmMeta::decode(&bytes)?,
             None => match store.state_get(group, META_KEY_V1).map_err(io_err)? {
                 Some(bytes) => {
                     let v1 = decode::<SmMetaV1>(&bytes).map_err(io_err)?;
@@ -141,6 +244,7 @@ impl PartitionStateMachine {
                         log_start: v1.log_start,
                         preapplied_through: None,
                         purge: None,
+                        producer_clock_ms: None,
                     }
                 }
                 None => SmMeta::default(),
@@ -164,7 +268,7 @@ impl PartitionStateMachine {
                 .and_then(|b| b.try_into().ok())
                 .map(i64::from_be_bytes)
                 .ok_or_else(|| io_err(format!("bad producer key {key:?}")))?;
-            producers.load(id, decode::<ProducerState>(&value).map_err(io_err)?);
+            producers.load(id, ProducerState::decode_row(&value).map_err(io_err)?);
         }
         let sm = Self {
             store,
@@ -288,6 +392,49 @@ impl PartitionStateMachine {
         Ok(())
     }
 
+    /// Moves the producer clock to a stamped produce's time (never back)
+    /// and expires producer states by it: a bounded sweep of the oldest
+    /// ones ([`Producers::expire`]), then the entry's own producer if it
+    /// expired, so that its batch is judged as an unknown producer's. The
+    /// changes go into `batch`. Returns how many producers were removed.
+    fn expire_producers(
+        &mut self,
+        batch: &mut StateBatch,
+        stamp: &ProduceStamp,
+        own: Option<&ProducerBatch>,
+    ) -> Result<usize, io::Error> {
+        let now = self
+            .meta
+            .producer_clock_ms
+            .map_or(stamp.append_time_ms, |c| c.max(stamp.append_time_ms));
+        self.meta.producer_clock_ms = Some(now);
+        let expiration = stamp.producer_id_expiration_ms;
+        let mut removed = 0;
+        for (id, state) in self.producers.expire(now, expiration, EXPIRE_PER_ENTRY) {
+            match state {
+                Some(state) => batch.put(
+                    self.group,
+                    &Producers::key(id),
+                    &encode(&state).map_err(io_err)?,
+                ),
+                None => {
+                    batch.delete(self.group, &Producers::key(id));
+                    removed += 1;
+                }
+            }
+        }
+        if let Some(pb) = own {
+            if self
+                .producers
+                .forget_if_expired(pb.producer_id, now, expiration)
+            {
+                batch.delete(self.group, &Producers::key(pb.producer_id));
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     fn remember_membership(&mut self, m: StoredMembership) {
         self.meta.membership = m.clone();
         self.meta.memberships.push(m);
@@ -336,12 +483,23 @@ impl PartitionStateMachine {
             return Err(io_err(c));
         }
         let applied = self.meta.applied.map_or(0, |l| l.index);
+        let (producers, producers_last_seen) = self
+            .producers
+            .states()
+            .into_iter()
+            .map(|(id, state)| {
+                let (v1, seen) = state.split();
+                ((id, v1), seen)
+            })
+            .unzip();
         let content = PartitionSnapshot {
             preapplied_through: applied.max(self.meta.preapplied_through.unwrap_or(0)),
             next_offset: self.meta.next_offset,
             log_start: self.meta.log_start,
             rows,
-            producers: self.producers.states(),
+            producers,
+            producers_last_seen,
+            producer_clock_ms: self.meta.producer_clock_ms,
         };
         let data = encode(&content).map_err(io_err)?;
         let meta = SnapshotMeta {
@@ -355,6 +513,7 @@ impl PartitionStateMachine {
             last_log_id = %purge.log_id,
             preapplied_through = content.preapplied_through,
             rows = content.rows.len(),
+            producers = content.producers.len(),
             bytes = data.len(),
             "partition snapshot built"
         );
@@ -420,6 +579,7 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
         let mut batch = StateBatch::new();
         let mut pending: BTreeMap<u64, IndexEntry> = BTreeMap::new();
         let mut replies = Vec::new();
+        let mut expired = 0usize;
         while let Some((entry, responder)) = entries.try_next().await? {
             self.meta.applied = Some(entry.log_id);
             let preapplied = self
@@ -435,6 +595,12 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
                 // The installed snapshot already holds this entry's effect.
                 EntryPayload::Normal(_) if preapplied => Response::WrongGroup,
                 EntryPayload::Normal(Request::Produce(cmd)) => 'produce: {
+                    if let Some(stamp) = &cmd.stamp {
+                        expired +=
+                            self.expire_producers(&mut batch, stamp, cmd.producer.as_ref())?;
+                    }
+                    // Unstamped (older) entries: the clock as it is.
+                    let at_ms = self.meta.producer_clock_ms;
                     if let Some(pb) = &cmd.producer {
                         match self.producers.check(pb) {
                             Verdict::Append => {}
@@ -460,7 +626,7 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
                                 };
                             }
                         }
-                        let state = self.producers.record(pb, self.meta.next_offset);
+                        let state = self.producers.record(pb, self.meta.next_offset, at_ms);
                         batch.put(
                             self.group,
                             &Producers::key(pb.producer_id),
@@ -503,6 +669,15 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
         }
         batch.put(self.group, META_KEY, &encode(&self.meta).map_err(io_err)?);
         self.store.write(batch).map_err(io_err)?;
+        if expired > 0 {
+            tracing::debug!(
+                group = self.group,
+                expired,
+                held = self.producers.len(),
+                "idempotent producer states expired"
+            );
+            metrics::counter!("cairn_partition_producers_expired_total").increment(expired as u64);
+        }
         self.shared
             .publish(self.meta.next_offset, self.meta.log_start);
         self.shared
@@ -544,7 +719,7 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
         snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
         let data = snapshot.into_inner();
-        let incoming: PartitionSnapshot = decode(&data).map_err(io_err)?;
+        let incoming = PartitionSnapshot::decode(&data)?;
         let mut batch = StateBatch::new();
         batch.delete_range(self.group, &IndexEntry::key(0), &IndexEntry::key(u64::MAX));
         batch.delete_range(self.group, &[PRODUCER_PREFIX], &[PRODUCER_PREFIX + 1]);
@@ -563,13 +738,13 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
             );
         }
         let mut producers = Producers::default();
-        for (id, state) in &incoming.producers {
+        for (id, state) in incoming.producer_states() {
             batch.put(
                 self.group,
-                &Producers::key(*id),
-                &encode(state).map_err(io_err)?,
+                &Producers::key(id),
+                &encode(&state).map_err(io_err)?,
             );
-            producers.load(*id, state.clone());
+            producers.load(id, state);
         }
         let at = meta.last_log_id.map_or(0, |l| l.index);
         let new_meta = SmMeta {
@@ -584,6 +759,7 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
                 log_id,
                 membership: meta.last_membership.clone(),
             }),
+            producer_clock_ms: incoming.producer_clock_ms,
         };
         batch.put(self.group, META_KEY, &encode(&new_meta).map_err(io_err)?);
         self.persist_snapshot(batch, meta, &data).await?;
@@ -668,6 +844,7 @@ mod tests {
                     first_sequence: first,
                     last_sequence: last,
                 }),
+                stamp: None,
             }),
         )
     }
@@ -733,6 +910,70 @@ mod tests {
                 .map(|(k, v)| IndexEntry::decode(k, v).unwrap())
                 .collect()
         }
+
+        /// The producers held in memory, by id.
+        fn producers_in_memory(&self) -> Vec<(i64, ProducerState)> {
+            self.sm.producers.states()
+        }
+
+        /// The producer rows in the store, by id.
+        fn producers_in_store(&self) -> Vec<(i64, ProducerState)> {
+            self.store
+                .state_scan(GROUP, &[PRODUCER_PREFIX], &[PRODUCER_PREFIX + 1])
+                .unwrap()
+                .iter()
+                .map(|(k, v)| {
+                    let id = i64::from_be_bytes(k[1..9].try_into().unwrap());
+                    (id, ProducerState::decode_row(v).unwrap())
+                })
+                .collect()
+        }
+
+        /// The producers in the snapshot the state machine serves now.
+        async fn producers_in_snapshot(&mut self) -> Vec<(i64, ProducerState)> {
+            let snap = self.sm.get_current_snapshot().await.unwrap().unwrap();
+            PartitionSnapshot::decode(snap.snapshot.get_ref())
+                .unwrap()
+                .producer_states()
+                .collect()
+        }
+
+        /// Closes and reopens the state machine on the same store, as a
+        /// restart does.
+        fn restart(&mut self) {
+            let (sm, shared) = PartitionStateMachine::open(self.store.clone(), GROUP).unwrap();
+            self.sm = sm;
+            self.log = PartitionLog::new(self.store.clone(), shared);
+        }
+    }
+
+    const MINUTE: i64 = 60_000;
+    const HOUR: i64 = 60 * MINUTE;
+    /// Some wall-clock time (2023-11-14).
+    const T0: i64 = 1_700_000_000_000;
+
+    /// A produce of one batch of 10 records by producer `id` (epoch 0,
+    /// sequences `seq`), stamped by its leader at `at_ms` with the topic's
+    /// `producer.id.expiration.ms` = `expiration_ms`.
+    fn produce_at(index: u64, at_ms: i64, expiration_ms: i64, id: i64, seq: (i32, i32)) -> Entry {
+        Entry::new_normal(
+            log_id(index),
+            Request::Produce(ProduceCommand {
+                records: Bytes::from(vec![0u8; 100]),
+                record_count: 10,
+                max_timestamp_ms: at_ms,
+                producer: Some(ProducerBatch {
+                    producer_id: id,
+                    epoch: 0,
+                    first_sequence: seq.0,
+                    last_sequence: seq.1,
+                }),
+                stamp: Some(ProduceStamp {
+                    append_time_ms: at_ms,
+                    producer_id_expiration_ms: expiration_ms,
+                }),
+            }),
+        )
     }
 
     /// Entries 1 (membership), 2..=6: five batches of 10 records at
@@ -973,6 +1214,7 @@ mod tests {
                 record_count: 1,
                 max_timestamp_ms: 1000,
                 producer: None,
+                stamp: None,
             }),
         );
         (entry, records)
@@ -1074,5 +1316,420 @@ mod tests {
         r.store.write(batch).unwrap();
         assert!(r.rows().iter().all(|row| row.bytes.is_none()));
         check_read_limits(&r, sizes).await;
+    }
+
+    /// Issue 12, finding 7: every new producer id (a client restart, an
+    /// InitProducerId) left a producer state behind forever, in memory, in
+    /// the store and in every snapshot. With `producer.id.expiration.ms`,
+    /// only the producers seen within it are held.
+    #[tokio::test]
+    async fn expired_producers_leave_memory_the_store_and_snapshots() {
+        let mut r = open_replica();
+        let mut entries = vec![membership(1, &[1, 2, 3])];
+        // A new producer id every minute for 500 minutes, one batch each;
+        // the expiration is an hour.
+        for i in 0..500u64 {
+            let at = T0 + i as i64 * MINUTE;
+            entries.push(produce_at(2 + i, at, HOUR, 1000 + i as i64, (0, 9)));
+        }
+        // A trim, so that a snapshot is cut.
+        entries.push(trim(502, 4000));
+        r.append_and_apply(entries).await;
+        assert_eq!(r.log.high_watermark(), 5000);
+        assert!(r.sm.try_create_snapshot_builder(false).await.is_some());
+
+        // Live at the end (T0 + 499 min): the producers of the last hour,
+        // minutes 440..=499.
+        let live: Vec<i64> = (1440..1500).collect();
+        let ids = |states: Vec<(i64, ProducerState)>| -> Vec<i64> {
+            states.into_iter().map(|(id, _)| id).collect()
+        };
+        let in_memory = ids(r.producers_in_memory());
+        let in_store = ids(r.producers_in_store());
+        let in_snapshot = ids(r.producers_in_snapshot().await);
+        assert_eq!(
+            (in_memory.len(), in_store.len(), in_snapshot.len()),
+            (live.len(), live.len(), live.len()),
+            "producer states held (in memory, in the store, in the snapshot)"
+        );
+        assert_eq!(in_memory, live);
+        assert_eq!(in_store, live);
+        assert_eq!(in_snapshot, live);
+        // And after a restart, from the store.
+        r.restart();
+        assert_eq!(ids(r.producers_in_memory()), live);
+    }
+
+    /// A live producer's retry is still a duplicate (and a gap still out of
+    /// order); once expired, the producer is unknown: its batch is new,
+    /// whatever its sequence (Kafka since KIP-360).
+    #[tokio::test]
+    async fn a_live_producers_retry_is_a_duplicate_and_an_expired_producers_batch_is_new() {
+        let mut r = open_replica();
+        r.append_and_apply(vec![membership(1, &[1, 2, 3])]).await;
+        let mut index = 1;
+        let mut next = |at: i64, id: i64, seq: (i32, i32)| {
+            index += 1;
+            produce_at(index, at, HOUR, id, seq)
+        };
+        // Producer 42 writes at T0, again half an hour later (its last seen
+        // time moves).
+        assert_eq!(hwm_after(&mut r, next(T0, 42, (0, 9))).await, 10);
+        let t1 = T0 + HOUR / 2;
+        assert_eq!(hwm_after(&mut r, next(t1, 42, (10, 19))).await, 20);
+        // 1 ms short of an hour after its last batch (another producer's
+        // batch moves the time): still known.
+        let t2 = t1 + HOUR - 1;
+        assert_eq!(hwm_after(&mut r, next(t2, 7, (0, 9))).await, 30);
+        assert_eq!(
+            hwm_after(&mut r, next(t2, 42, (10, 19))).await,
+            30,
+            "a retry of a live producer's last batch is a duplicate"
+        );
+        assert_eq!(
+            hwm_after(&mut r, next(t2, 42, (30, 39))).await,
+            30,
+            "a gap in a live producer's sequence is refused"
+        );
+        // An hour after its last batch: expired, the same batch is new.
+        assert_eq!(
+            hwm_after(&mut r, next(t1 + HOUR, 42, (10, 19))).await,
+            40,
+            "an expired producer's batch is accepted as new"
+        );
+        // ... and it goes on from there, retries included.
+        assert_eq!(hwm_after(&mut r, next(t1 + HOUR, 42, (20, 29))).await, 50);
+        assert_eq!(hwm_after(&mut r, next(t1 + HOUR, 42, (20, 29))).await, 50);
+        // Producer 7, expired too, may start at any sequence.
+        assert_eq!(
+            hwm_after(&mut r, next(t2 + HOUR, 7, (500, 509))).await,
+            60,
+            "an expired producer may start at any sequence"
+        );
+    }
+
+    async fn hwm_after(r: &mut Replica, entry: Entry) -> u64 {
+        r.append_and_apply(vec![entry]).await;
+        r.log.high_watermark()
+    }
+
+    /// Expiry is decided from the entries alone: a replica that applies
+    /// them in one go, one restarted half-way, and one that installs a
+    /// snapshot half-way and replays the rest hold the same producers, in
+    /// memory, in the store and in their next snapshot. The times in the
+    /// entries are not monotonic (a new leader's clock may lag) and the
+    /// expiration changes half-way (a topic config change).
+    #[tokio::test]
+    async fn replicas_agree_on_expired_producers_through_restarts_and_snapshots() {
+        let mut entries = vec![membership(1, &[1, 2, 3])];
+        let mut at = T0;
+        let mut seqs: BTreeMap<i64, i32> = BTreeMap::new();
+        let mut x: u64 = 12345;
+        for i in 0..400u64 {
+            // A small deterministic pseudo-random sequence.
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = x >> 33;
+            at += match r % 10 {
+                0 => -2 * MINUTE,
+                1..=6 => (r % 7) as i64 * MINUTE,
+                _ => 20 * MINUTE,
+            };
+            let expiration = if i < 200 { HOUR } else { 30 * MINUTE };
+            let id = 100 + (r % 10) as i64;
+            let next = seqs.entry(id).or_insert(0);
+            // Mostly the next batch, sometimes a retry of the last one.
+            let first = if r.is_multiple_of(5) && *next > 0 {
+                *next - 10
+            } else {
+                *next
+            };
+            *next = (*next).max(first + 10);
+            entries.push(produce_at(2 + i, at, expiration, id, (first, first + 9)));
+            if i == 150 || i == 300 {
+                entries.push(trim(0, u64::MAX));
+            }
+        }
+        // Number the entries.
+        for (n, e) in entries.iter_mut().enumerate() {
+            e.log_id = log_id(n as u64 + 1);
+        }
+        let mid = 200;
+
+        let mut whole = open_replica();
+        whole.append_and_apply(entries.clone()).await;
+
+        let mut restarted = open_replica();
+        restarted.append_and_apply(entries[..mid].to_vec()).await;
+        restarted.restart();
+        restarted.append_and_apply(entries[mid..].to_vec()).await;
+
+        let mut leader = open_replica();
+        leader.append_and_apply(entries[..mid].to_vec()).await;
+        let mut builder = leader.sm.try_create_snapshot_builder(false).await.unwrap();
+        let snap = builder.build_snapshot().await.unwrap();
+        let cut = snap.meta.last_log_id.unwrap().index as usize;
+        let mut installed = open_replica();
+        installed
+            .sm
+            .install_snapshot(&snap.meta, snap.snapshot)
+            .await
+            .unwrap();
+        installed.append_and_apply(entries[cut..].to_vec()).await;
+
+        let expected = whole.producers_in_memory();
+        assert!(
+            expected.len() < 10,
+            "some producers expired: {}",
+            expected.len()
+        );
+        // Some batches were retries refused as duplicates, not all.
+        assert!((3000..4000).contains(&whole.log.high_watermark()));
+        for (name, r) in [("restarted", &mut restarted), ("installed", &mut installed)] {
+            assert_eq!(r.producers_in_memory(), expected, "{name}: in memory");
+            assert_eq!(r.producers_in_store(), expected, "{name}: in the store");
+            assert_eq!(r.rows(), whole.rows(), "{name}: index rows");
+            r.restart();
+            assert_eq!(r.producers_in_memory(), expected, "{name}: after a restart");
+        }
+        assert_eq!(whole.producers_in_store(), expected);
+        // Their next snapshots, all cut after the last entry, agree too.
+        let mut snapshots = Vec::new();
+        for r in [&mut whole, &mut restarted, &mut installed] {
+            assert!(r.sm.try_create_snapshot_builder(false).await.is_some());
+            snapshots.push(r.producers_in_snapshot().await);
+        }
+        assert_eq!(snapshots[0], expected);
+        assert_eq!(snapshots[1], expected);
+        assert_eq!(snapshots[2], expected);
+    }
+
+    /// The producer clock never moves back: a batch stamped by a leader
+    /// whose clock is behind counts as seen at the partition's latest time,
+    /// so the producer does not expire early.
+    #[tokio::test]
+    async fn a_lagging_leaders_stamp_does_not_expire_producers_early() {
+        let mut r = open_replica();
+        r.append_and_apply(vec![membership(1, &[1, 2, 3])]).await;
+        assert_eq!(
+            hwm_after(&mut r, produce_at(2, T0, HOUR, 42, (0, 9))).await,
+            10
+        );
+        // The next leader's clock is 10 minutes behind.
+        let lagging = T0 - 10 * MINUTE;
+        assert_eq!(
+            hwm_after(&mut r, produce_at(3, lagging, HOUR, 9, (0, 9))).await,
+            20
+        );
+        assert_eq!(r.sm.meta.producer_clock_ms, Some(T0));
+        // Producer 9 was seen at T0, not ten minutes before: live until T0 + 1h.
+        assert_eq!(
+            hwm_after(&mut r, produce_at(4, T0 + HOUR - 1, HOUR, 9, (0, 9))).await,
+            20,
+            "still a duplicate"
+        );
+        assert_eq!(
+            hwm_after(&mut r, produce_at(5, T0 + HOUR, HOUR, 9, (0, 9))).await,
+            30,
+            "expired an hour after the clock's time"
+        );
+        // The clock survives a restart.
+        r.restart();
+        assert_eq!(r.sm.meta.producer_clock_ms, Some(T0 + HOUR));
+    }
+
+    /// Producers written by entries without a stamp (before the upgrade)
+    /// have no last-seen time: the first stamped entries give them theirs,
+    /// so they live one more expiration, then go like any other.
+    #[tokio::test]
+    async fn producers_from_before_stamps_expire_an_expiration_after_the_first_stamp() {
+        let mut r = open_replica();
+        let mut entries = vec![membership(1, &[1, 2, 3])];
+        // Producer 42 (the `produce` helper) writes without stamps.
+        entries.push(produce(2, 10, 1000, Some((0, 9))));
+        entries.push(produce(3, 10, 1001, Some((10, 19))));
+        r.append_and_apply(entries).await;
+        assert_eq!(r.producers_in_memory()[0].1.last_seen_ms, None);
+        // A restart reads the rows back as they are.
+        r.restart();
+        assert_eq!(r.producers_in_memory()[0].1.last_seen_ms, None);
+        // The first stamped entry, by another producer.
+        assert_eq!(
+            hwm_after(&mut r, produce_at(4, T0, HOUR, 7, (0, 9))).await,
+            30
+        );
+        assert_eq!(
+            r.producers_in_store(),
+            r.producers_in_memory(),
+            "the time given is stored"
+        );
+        assert_eq!(
+            r.producers_in_memory()
+                .iter()
+                .map(|(id, s)| (*id, s.last_seen_ms))
+                .collect::<Vec<_>>(),
+            vec![(7, Some(T0)), (42, Some(T0))]
+        );
+        // A retry of 42's last batch just short of an hour later: a duplicate.
+        assert_eq!(
+            hwm_after(&mut r, produce_at(5, T0 + HOUR - 1, HOUR, 42, (10, 19))).await,
+            30
+        );
+        assert_eq!(
+            hwm_after(&mut r, produce_at(6, T0 + HOUR, HOUR, 1, (0, 9))).await,
+            40
+        );
+        assert_eq!(
+            r.producers_in_memory()
+                .iter()
+                .map(|(id, _)| *id)
+                .collect::<Vec<_>>(),
+            vec![1],
+            "42 and 7 expired"
+        );
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// The state machine's row as stored. The second format was written by
+    /// Cairn before producer expiry (commit 58c05b8) and must still load;
+    /// the current one is the same bytes followed by the producer clock.
+    #[test]
+    fn the_stored_state_row_keeps_its_bytes() {
+        let lid = |i| {
+            LogId::new(
+                <TypeConfig as RaftTypeConfig>::LeaderId::new_committed(2, 1),
+                i,
+            )
+        };
+        let m = openraft::Membership::<u64, openraft::BasicNode>::new_with_defaults(
+            vec![BTreeSet::from([1, 2, 3])],
+            [],
+        );
+        let membership = StoredMembership::new(Some(lid(1)), m);
+        let mut meta = SmMeta {
+            applied: Some(lid(9)),
+            membership: membership.clone(),
+            next_offset: 120,
+            log_start: 100,
+            preapplied_through: Some(8),
+            memberships: vec![membership.clone()],
+            purge: Some(PurgePoint {
+                log_id: lid(4),
+                membership,
+            }),
+            producer_clock_ms: None,
+        };
+        let second_format = "010201090102010101030102030301096c6f63616c686f737402096c6f63616c686f737403096c6f63616c686f737478640108010102010101030102030301096c6f63616c686f737402096c6f63616c686f737403096c6f63616c686f7374010201040102010101030102030301096c6f63616c686f737402096c6f63616c686f737403096c6f63616c686f7374";
+        assert_eq!(SmMeta::decode(&unhex(second_format)).unwrap(), meta);
+        meta.producer_clock_ms = Some(1_700_000_000_000);
+        let bytes = encode(&meta).unwrap();
+        assert_eq!(hex(&bytes), format!("{second_format}01fd00d0ca9f17030000"));
+        assert_eq!(SmMeta::decode(&bytes).unwrap(), meta);
+        assert!(SmMeta::decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    /// Partition snapshots as stored and sent. The first format was written
+    /// by Cairn before producer expiry (commit 58c05b8) and must still
+    /// install; the current one is the same bytes followed by the
+    /// producers' last-seen times and the producer clock.
+    #[test]
+    fn stored_snapshots_keep_their_bytes() {
+        let first_format = "0978640264050afd00d0ca9f1703000001fb2c016e060afd02d0ca9f1703000000020e060200126414266e5400010a0a77";
+        let v1 = |epoch, recent: &[(i32, i32, u64)]| ProducerStateV1 {
+            epoch,
+            recent: recent.iter().copied().collect(),
+        };
+        let mut snapshot = PartitionSnapshot {
+            preapplied_through: 9,
+            next_offset: 120,
+            log_start: 100,
+            rows: vec![
+                (100, 5, 10, 1_700_000_000_000, Some(300)),
+                (110, 6, 10, 1_700_000_000_001, None),
+            ],
+            producers: vec![
+                (7, v1(3, &[(0, 9, 100), (10, 19, 110)])),
+                (42, v1(0, &[(5, 5, 119)])),
+            ],
+            producers_last_seen: vec![None, None],
+            producer_clock_ms: None,
+        };
+        assert_eq!(
+            PartitionSnapshot::decode(&unhex(first_format)).unwrap(),
+            snapshot
+        );
+        snapshot.producers_last_seen = vec![Some(1_700_000_000_000), None];
+        snapshot.producer_clock_ms = Some(1_700_000_000_005);
+        let bytes = encode(&snapshot).unwrap();
+        assert_eq!(
+            hex(&bytes),
+            format!("{first_format}0201fd00d0ca9f170300000001fd0ad0ca9f17030000")
+        );
+        assert_eq!(PartitionSnapshot::decode(&bytes).unwrap(), snapshot);
+        assert_eq!(
+            snapshot.producer_states().collect::<Vec<_>>(),
+            vec![
+                (
+                    7,
+                    ProducerState {
+                        epoch: 3,
+                        recent: [(0, 9, 100), (10, 19, 110)].into(),
+                        last_seen_ms: Some(1_700_000_000_000),
+                    }
+                ),
+                (
+                    42,
+                    ProducerState {
+                        epoch: 0,
+                        recent: [(5, 5, 119)].into(),
+                        last_seen_ms: None,
+                    }
+                ),
+            ]
+        );
+        // A count of times that does not match the producers is refused.
+        snapshot.producers_last_seen.pop();
+        assert!(PartitionSnapshot::decode(&encode(&snapshot).unwrap()).is_err());
+    }
+
+    /// A snapshot of the first format (from a leader not yet upgraded)
+    /// installs: its producers have no time until the first stamped entry.
+    #[tokio::test]
+    async fn a_snapshot_of_the_first_format_installs() {
+        let first_format = "0978640264050afd00d0ca9f1703000001fb2c016e060afd02d0ca9f1703000000020e060200126414266e5400010a0a77";
+        let mut r = open_replica();
+        let meta = SnapshotMeta {
+            last_log_id: Some(log_id(4)),
+            last_membership: StoredMembership::new(
+                Some(log_id(1)),
+                openraft::Membership::<u64, openraft::BasicNode>::new_with_defaults(
+                    vec![BTreeSet::from([1, 2, 3])],
+                    [],
+                ),
+            ),
+        };
+        r.sm.install_snapshot(&meta, std::io::Cursor::new(unhex(first_format)))
+            .await
+            .unwrap();
+        assert_eq!(r.log.high_watermark(), 120);
+        let held = r.producers_in_memory();
+        assert_eq!(
+            held.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            vec![7, 42]
+        );
+        assert!(held.iter().all(|(_, s)| s.last_seen_ms.is_none()));
+        assert_eq!(r.producers_in_store(), held);
+        assert_eq!(r.sm.meta.producer_clock_ms, None);
     }
 }

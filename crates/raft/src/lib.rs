@@ -14,6 +14,7 @@ mod transport;
 mod types;
 
 pub use codec::decode;
+pub use codec::decode_exact;
 pub use codec::encode;
 pub use codec::CodecError;
 pub use handler::handle_message;

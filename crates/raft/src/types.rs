@@ -26,16 +26,106 @@ openraft::declare_raft_types!(
 );
 
 /// A command proposed to a group.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+///
+/// Stored in the Raft log and sent to replicas as [`StoredRequest`]: a
+/// produce with a [`ProduceStamp`] is a variant of its own there, so entries
+/// written before stamps existed read as they are.
+#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(from = "StoredRequest")]
 pub enum Request {
     Meta(MetaCommand),
     Produce(ProduceCommand),
     /// Retention (partition groups): every replica drops the records below
     /// `log_start` (rounded down to the start of the batch holding it).
-    /// Appended last: variants are serialized by position.
     Trim {
         log_start: u64,
     },
+}
+
+/// How a [`Request`] is encoded (bincode: variants by position, so never
+/// reorder them; a new one goes last). Written through
+/// [`StoredRequestRef`], its borrowing twin, so that encoding copies nothing.
+#[derive(Deserialize)]
+enum StoredRequest {
+    Meta(MetaCommand),
+    /// A produce without a stamp: every produce before producer expiry.
+    Produce(StoredProduce),
+    Trim {
+        log_start: u64,
+    },
+    /// A produce stamped by its leader.
+    StampedProduce(StoredProduce, ProduceStamp),
+}
+
+/// The fields of a [`ProduceCommand`] but its stamp, in their stored order.
+#[derive(Deserialize)]
+struct StoredProduce {
+    records: Bytes,
+    record_count: u32,
+    max_timestamp_ms: i64,
+    producer: Option<ProducerBatch>,
+}
+
+/// [`StoredRequest`], borrowed: the same variants in the same order.
+#[derive(Serialize)]
+#[serde(rename = "StoredRequest")]
+enum StoredRequestRef<'a> {
+    Meta(&'a MetaCommand),
+    Produce(StoredProduceRef<'a>),
+    Trim { log_start: u64 },
+    StampedProduce(StoredProduceRef<'a>, &'a ProduceStamp),
+}
+
+/// [`StoredProduce`], borrowed.
+#[derive(Serialize)]
+#[serde(rename = "StoredProduce")]
+struct StoredProduceRef<'a> {
+    records: &'a Bytes,
+    record_count: u32,
+    max_timestamp_ms: i64,
+    producer: Option<ProducerBatch>,
+}
+
+impl Serialize for Request {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let stored = match self {
+            Request::Meta(m) => StoredRequestRef::Meta(m),
+            Request::Produce(p) => {
+                let fields = StoredProduceRef {
+                    records: &p.records,
+                    record_count: p.record_count,
+                    max_timestamp_ms: p.max_timestamp_ms,
+                    producer: p.producer,
+                };
+                match &p.stamp {
+                    None => StoredRequestRef::Produce(fields),
+                    Some(stamp) => StoredRequestRef::StampedProduce(fields, stamp),
+                }
+            }
+            Request::Trim { log_start } => StoredRequestRef::Trim {
+                log_start: *log_start,
+            },
+        };
+        stored.serialize(serializer)
+    }
+}
+
+impl From<StoredRequest> for Request {
+    fn from(r: StoredRequest) -> Request {
+        let produce = |p: StoredProduce, stamp: Option<ProduceStamp>| ProduceCommand {
+            records: p.records,
+            record_count: p.record_count,
+            max_timestamp_ms: p.max_timestamp_ms,
+            producer: p.producer,
+            stamp,
+        };
+        match r {
+            StoredRequest::Meta(m) => Request::Meta(m),
+            StoredRequest::Produce(p) => Request::Produce(produce(p, None)),
+            StoredRequest::Trim { log_start } => Request::Trim { log_start },
+            StoredRequest::StampedProduce(p, stamp) => Request::Produce(produce(p, Some(stamp))),
+        }
+    }
 }
 
 impl std::fmt::Display for Request {
@@ -77,7 +167,7 @@ fn meta_command_name(cmd: &MetaCommand) -> &'static str {
 /// Record batches appended to a partition. The Raft log entry holding this
 /// command *is* the partition's data: batches are stored exactly as the
 /// client sent them (their base offsets are set when read back).
-#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ProduceCommand {
     /// One or more concatenated Kafka RecordBatch v2 batches, validated by
     /// the leader before proposing.
@@ -88,6 +178,23 @@ pub struct ProduceCommand {
     pub max_timestamp_ms: i64,
     /// The idempotent producer that wrote the batches, if any.
     pub producer: Option<ProducerBatch>,
+    /// The leader's time and the topic's producer expiration; `None` in
+    /// entries written before producer expiry.
+    pub stamp: Option<ProduceStamp>,
+}
+
+/// What the leader adds to a produce so that every replica expires
+/// idempotent-producer state alike: the partition state machine takes
+/// "now", and a producer's last-seen time, from here, never from its own
+/// clock.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProduceStamp {
+    /// The leader's wall clock when it proposed the entry (ms since epoch).
+    pub append_time_ms: i64,
+    /// The topic's `producer.id.expiration.ms` then: a producer whose last
+    /// appended batch is this much older than `append_time_ms` is
+    /// forgotten.
+    pub producer_id_expiration_ms: i64,
 }
 
 /// Idempotent-producer fields of a produce: a retried batch carries the same
@@ -106,6 +213,7 @@ impl std::fmt::Debug for ProduceCommand {
         f.debug_struct("ProduceCommand")
             .field("bytes", &self.records.len())
             .field("record_count", &self.record_count)
+            .field("stamp", &self.stamp)
             .finish()
     }
 }
@@ -150,3 +258,81 @@ pub type Vote = openraft::alias::VoteOf<TypeConfig>;
 pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
 pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
 pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode_exact;
+    use crate::encode;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn produce(stamp: Option<ProduceStamp>) -> Request {
+        Request::Produce(ProduceCommand {
+            records: Bytes::from_static(b"abc"),
+            record_count: 3,
+            max_timestamp_ms: 1_700_000_000_000,
+            producer: Some(ProducerBatch {
+                producer_id: 42,
+                epoch: 1,
+                first_sequence: 10,
+                last_sequence: 12,
+            }),
+            stamp,
+        })
+    }
+
+    /// Requests as they are in the Raft logs on disk: the bytes of the first
+    /// three were written by Cairn before produces carried a stamp (commit
+    /// 58c05b8), and must read the same forever; a request without a stamp
+    /// is still written so.
+    #[test]
+    fn stored_requests_keep_their_bytes() {
+        let cases = [
+            (produce(None), "010361626303fd00d0ca9f170300000154021418"),
+            (Request::Trim { log_start: 300 }, "02fb2c01"),
+            (
+                Request::Meta(MetaCommand::InitCluster {
+                    cluster_id: "c1".into(),
+                }),
+                "0000026331",
+            ),
+            // The stamped produce, variant 3: the same fields, then the stamp.
+            (
+                produce(Some(ProduceStamp {
+                    append_time_ms: 1_700_000_000_123,
+                    producer_id_expiration_ms: 86_400_000,
+                })),
+                "030361626303fd00d0ca9f170300000154021418fdf6d0ca9f17030000fc00b84c0a",
+            ),
+        ];
+        for (request, stored) in cases {
+            let bytes = encode(&request).unwrap();
+            assert_eq!(hex(&bytes), stored, "{request}");
+            assert_eq!(decode_exact::<Request>(&bytes).unwrap(), request);
+        }
+    }
+
+    /// An entry as the log store holds it: the request inside openraft's
+    /// entry, decoded whole.
+    #[test]
+    fn a_stamped_produce_round_trips_in_an_entry() {
+        use openraft::entry::RaftEntry;
+        use openraft::vote::RaftLeaderIdExt;
+        let log_id = LogId::new(
+            <TypeConfig as openraft::RaftTypeConfig>::LeaderId::new_committed(3, 1),
+            9,
+        );
+        let entry = Entry::new_normal(
+            log_id,
+            produce(Some(ProduceStamp {
+                append_time_ms: 5,
+                producer_id_expiration_ms: 6,
+            })),
+        );
+        let back: Entry = decode_exact(&encode(&entry).unwrap()).unwrap();
+        assert_eq!(back, entry);
+    }
+}

@@ -28,6 +28,8 @@ pub enum ConfigError {
         "node {0} is not in --voters and no --join is given: it could never reach the cluster"
     )]
     NotAVoter(NodeId),
+    #[error("producer_id_expiration_ms must be >= 1, got {0}")]
+    ProducerIdExpiration(i64),
 }
 
 /// Every setting of a node. Field names are the TOML keys and, upper-cased
@@ -69,6 +71,10 @@ pub struct ServerConfig {
     /// How often each node checks the partitions it leads for records to
     /// delete, and cuts snapshots so that deleted records leave the disk.
     pub retention_check_interval_ms: u64,
+    /// Cluster-wide default of `producer.id.expiration.ms` for topics that
+    /// do not set it (Kafka's broker config of that name): a partition
+    /// forgets an idempotent producer this long after its last batch.
+    pub producer_id_expiration_ms: i64,
     /// Fault-injection harness only (`jepsen/`): keep log writes in the
     /// process's memory until the group-commit sync writes and syncs them,
     /// so a kill -9 drops exactly what a power loss would drop from the page
@@ -128,6 +134,7 @@ impl Default for ServerConfig {
             retention_ms: 604_800_000,
             retention_bytes: -1,
             retention_check_interval_ms: 5000,
+            producer_id_expiration_ms: 86_400_000,
             test_lose_unsynced_on_crash: false,
             metadata_snapshot_entries: 10_000,
             group_initial_rebalance_delay_ms: 3_000,
@@ -171,6 +178,11 @@ impl ServerConfig {
         let voters = self.voter_map()?;
         if self.join.is_none() && !voters.contains_key(&self.node_id) {
             return Err(ConfigError::NotAVoter(self.node_id));
+        }
+        if self.producer_id_expiration_ms < 1 {
+            return Err(ConfigError::ProducerIdExpiration(
+                self.producer_id_expiration_ms,
+            ));
         }
         Ok(())
     }
@@ -250,6 +262,7 @@ mod tests {
         assert_eq!(c.retention_ms, 604_800_000);
         assert_eq!(c.retention_bytes, -1);
         assert_eq!(c.retention_check_interval_ms, 5000);
+        assert_eq!(c.producer_id_expiration_ms, 86_400_000);
         assert_eq!(
             c.voter_map().unwrap(),
             BTreeMap::from([(1, "127.0.0.1:50052".to_string())])
@@ -281,5 +294,18 @@ mod tests {
         assert!(e.to_string().contains("not a node id"), "{e}");
         let e = ServerConfig::load(None, flags(&[("voters", "2=a:1".into())])).unwrap_err();
         assert!(matches!(e, ConfigError::NotAVoter(1)), "{e}");
+    }
+
+    #[test]
+    fn producer_id_expiration_must_be_positive() {
+        let c = ServerConfig::load(
+            None,
+            flags(&[("producer_id_expiration_ms", 3_600_000.into())]),
+        )
+        .unwrap();
+        assert_eq!(c.producer_id_expiration_ms, 3_600_000);
+        let e = ServerConfig::load(None, flags(&[("producer_id_expiration_ms", 0.into())]))
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::ProducerIdExpiration(0)), "{e}");
     }
 }

@@ -66,6 +66,9 @@ fn effective_configs(node: &Node, t: &Topic) -> Vec<EffectiveConfig> {
                 value: match c {
                     TopicConfig::RetentionMs => node.config.retention_ms.to_string(),
                     TopicConfig::RetentionBytes => node.config.retention_bytes.to_string(),
+                    TopicConfig::ProducerIdExpirationMs => {
+                        node.config.producer_id_expiration_ms.to_string()
+                    }
                     other => other.default_value().to_string(),
                 },
                 source: SOURCE_DEFAULT,
@@ -97,6 +100,10 @@ fn broker_configs(node: &Node) -> Vec<(&'static str, String)> {
             c.retention_check_interval_ms.to_string(),
         ),
         ("message.max.bytes", c.max_message_bytes.to_string()),
+        (
+            "producer.id.expiration.ms",
+            c.producer_id_expiration_ms.to_string(),
+        ),
         (
             "socket.request.max.bytes",
             c.kafka_max_request_bytes.to_string(),

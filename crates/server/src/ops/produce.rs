@@ -6,6 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cairn_metadata::TopicConfig;
 use cairn_raft::ProduceCommand;
+use cairn_raft::ProduceStamp;
 use cairn_raft::ProducerBatch;
 use cairn_raft::Request as RaftRequest;
 use cairn_raft::Response as RaftResponse;
@@ -118,6 +119,27 @@ fn validate_records(
     })
 }
 
+/// The leader's clock, stamped into every produce it proposes: the time
+/// every replica uses to expire idempotent-producer state (their own clocks
+/// never decide it).
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The topic's `producer.id.expiration.ms`, else the node's default.
+fn producer_id_expiration_ms(
+    node_default: i64,
+    topic: &std::collections::BTreeMap<String, String>,
+) -> i64 {
+    topic
+        .get(TopicConfig::ProducerIdExpirationMs.key())
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(node_default)
+        .max(1)
+}
+
 /// Appends `records` (one or more RecordBatch v2, as the producer sent them)
 /// to a partition. `timeout_ms` bounds the wait for `Acks::All`.
 pub(crate) async fn produce(
@@ -142,6 +164,13 @@ pub(crate) async fn produce(
         record_count,
         max_timestamp_ms,
         producer,
+        stamp: Some(ProduceStamp {
+            append_time_ms: wall_clock_ms(),
+            producer_id_expiration_ms: producer_id_expiration_ms(
+                node.config.producer_id_expiration_ms,
+                &topic.configs,
+            ),
+        }),
     });
     let what = format!("{topic_name}/{partition}");
     require_lease(&replica, topic_name, partition).await?;
@@ -210,6 +239,25 @@ pub(crate) async fn produce(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_topics_producer_id_expiration_overrides_the_node_default() {
+        let topic = |v: &str| {
+            std::collections::BTreeMap::from([(
+                "producer.id.expiration.ms".to_string(),
+                v.to_string(),
+            )])
+        };
+        let none = std::collections::BTreeMap::new();
+        assert_eq!(producer_id_expiration_ms(86_400_000, &none), 86_400_000);
+        assert_eq!(
+            producer_id_expiration_ms(86_400_000, &topic("60000")),
+            60_000
+        );
+        // Validated on the way in; never below 1 ms however it got there.
+        assert_eq!(producer_id_expiration_ms(86_400_000, &topic("0")), 1);
+        assert_eq!(producer_id_expiration_ms(5, &topic("x")), 5);
+    }
 
     #[test]
     fn produce_validation_rejects_bad_input() {
