@@ -57,7 +57,8 @@ enum Command {
         /// Seed of the nemesis schedule and the workload's choices.
         #[arg(long)]
         seed: Option<u64>,
-        /// Faults: comma-separated of kill,power,pause,partition,isolate,netem,disk,clock; `all`; `none`.
+        /// Faults: comma-separated of kill,power,pause,partition,isolate,netem,disk,clock,
+        /// membership (needs more nodes than 3), metadata; `all` (the first eight); `none`.
         #[arg(long, default_value = "kill,pause,partition")]
         nemesis: String,
         #[arg(long, default_value_t = 4)]

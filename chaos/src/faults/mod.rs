@@ -5,6 +5,7 @@ mod clock;
 mod disk;
 mod kill;
 mod membership;
+mod metadata;
 mod netem;
 mod partition;
 mod pause;
@@ -23,6 +24,7 @@ pub use clock::ClockJump;
 pub use disk::DiskFull;
 pub use kill::Kill;
 pub use membership::Membership;
+pub use metadata::Metadata;
 pub use netem::Netem;
 pub use partition::Partition;
 pub use pause::Pause;
@@ -84,10 +86,11 @@ pub fn by_name(name: &str) -> Result<Box<dyn Fault>, ChaosError> {
         "disk" => Box::new(DiskFull),
         "clock" => Box::new(ClockJump),
         "membership" => Box::new(Membership),
+        "metadata" => Box::new(Metadata),
         other => {
             return Err(ChaosError::UnknownFault(
                 other.to_string(),
-                format!("{},isolate,membership", NAMES.join(",")),
+                format!("{},isolate,membership,metadata", NAMES.join(",")),
             ))
         }
     })

@@ -70,6 +70,14 @@ pub async fn test(plan: TestPlan) -> Result<Outcome> {
                 .to_string(),
         );
     }
+    if names.contains(&"metadata") {
+        hosts = hosts.with_env("CAIRN_METADATA_SNAPSHOT_ENTRIES", "50");
+        notes.push(
+            "metadata: nodes snapshot the metadata group every 50 entries, so restarts \
+             replay or install snapshots cut during the churn"
+                .to_string(),
+        );
+    }
     if names.contains(&"clock") {
         notes.push(
             "clock: monotonic/boot clock jumps via Linux time namespaces at node restart; \
