@@ -54,7 +54,7 @@ impl Fault for Metadata {
                 let partitions = rng.random_range(1..4u32);
                 let created = cx
                     .client
-                    .create_topic(CHURN_TOPIC, partitions, 3, HashMap::new())
+                    .create_topic(CHURN_TOPIC, partitions, 2, HashMap::new())
                     .await
                     .is_ok();
                 done.push(format!(
