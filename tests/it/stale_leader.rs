@@ -307,3 +307,80 @@ async fn a_deposed_coordinator_serves_no_stale_offsets() -> Result<()> {
     ensure!(committed(&after) == Some(10), "{after:?}");
     Ok(())
 }
+
+/// Reliability finding 11: a read checked the leader's lease, then read. A
+/// read stalled between the two (a slow disk; here a test-mode file holds
+/// it) could be overtaken by a successor's writes and still answer with the
+/// old leader's high watermark. The lease is now checked again (renewed)
+/// after the read.
+///
+/// Scripted: the leader's reads are held after their lease check; a fetch
+/// is sent and waits there; the leader is frozen, the others elect anew and
+/// take 20 writes; the hold is lifted and the leader thawed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_that_outlived_the_lease_is_not_answered() -> Result<()> {
+    let cluster = TestCluster::start_for_fault_injection(3).await?;
+    let client = cluster.client().await?;
+    client.create_topic("t", 1, 3, HashMap::new()).await?;
+    cluster
+        .wait_fully_replicated("t", Duration::from_secs(30))
+        .await?;
+    client.produce("t", 0, batch(), Acks::All).await?;
+    let old = client.describe_topic("t").await?.partitions[0]
+        .leader
+        .ok_or_else(|| anyhow::anyhow!("no leader"))?;
+    let i = cluster.node_index(old);
+    let hold = cluster.data_dir(i).join(cairn_server::HOLD_READ_FILE);
+    std::fs::write(&hold, b"")?;
+    let mut direct = CairnClient::connect(format!("http://{}", cluster.bootstrap()[i])).await?;
+    let fetch = tokio::spawn(async move {
+        direct
+            .fetch(FetchRequest {
+                topic: "t".into(),
+                partition: 0,
+                offset: 0,
+                max_bytes: 1 << 20,
+                max_wait_ms: 0,
+            })
+            .await
+    });
+    // Wait until the fetch passed its lease check and is held.
+    let admin = cluster.specs[i].admin.clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while crate::cluster::metric(&admin, "cairn_test_reads_held")? < 1.0 {
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the fetch never reached the hold"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    eprintln!("--- freeze node {old}, the leader, with a read held; the others elect anew and take 20 writes");
+    cluster.signal(i, "-STOP")?;
+    let mut written = 1;
+    for _ in 0..20 {
+        client.produce("t", 0, batch(), Acks::All).await?;
+        written += 1;
+    }
+    eprintln!("--- lift the hold and thaw node {old}");
+    std::fs::remove_file(&hold)?;
+    cluster.signal(i, "-CONT")?;
+    match fetch.await? {
+        Ok(r) => {
+            let hw = r.into_inner().high_watermark;
+            ensure!(
+                hw >= written,
+                "node {old} answered a read held past its lease with high watermark {hw}, but {written} records are acknowledged"
+            );
+        }
+        Err(status) => {
+            if !matches!(
+                error_code(&status).as_str(),
+                "LEADER_NOT_AVAILABLE" | "NOT_LEADER" | "10" | "1"
+            ) {
+                bail!("unexpected answer from node {old}: {status:?}");
+            }
+        }
+    }
+    Ok(())
+}

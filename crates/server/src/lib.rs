@@ -67,6 +67,10 @@ pub const HOLD_SYNC_FILE: &str = "test-hold-sync";
 /// dir, the node's partition state machines wait before applying (a slow
 /// state machine), for fault injection.
 pub const HOLD_APPLY_FILE: &str = "test-hold-apply";
+/// With `test_lose_unsynced_on_crash`: while this file exists in the data
+/// dir, a read (fetch, list offsets) waits between its lease check and the
+/// read itself (a stalled read), for fault injection.
+pub const HOLD_READ_FILE: &str = "test-hold-read";
 
 fn meta_raft_config(config: &ServerConfig) -> Result<Arc<Config>, ServerError> {
     let every = config.metadata_snapshot_entries.max(1);

@@ -84,6 +84,9 @@ pub struct Replica {
     /// On the leader: the replica change it is carrying out and what it
     /// waits for (empty: none). Shown by `cairn topic describe`.
     pub(crate) reassignment: std::sync::Mutex<String>,
+    /// Test mode only: reads wait while this file exists
+    /// ([`crate::HOLD_READ_FILE`]).
+    hold_read: Option<std::path::PathBuf>,
 }
 
 impl Replica {
@@ -161,7 +164,24 @@ impl Replica {
             log,
             leader_contact: std::sync::Mutex::new(None),
             reassignment: std::sync::Mutex::new(String::new()),
+            hold_read: store
+                .hold_apply_path()
+                .map(|p| p.with_file_name(crate::HOLD_READ_FILE)),
         })
+    }
+
+    /// Fault injection only (`test_lose_unsynced_on_crash`): waits while
+    /// [`crate::HOLD_READ_FILE`] exists, as a read stalled by a slow disk.
+    pub(crate) async fn hold_read_for_tests(&self) {
+        if let Some(hold) = &self.hold_read {
+            if hold.exists() {
+                metrics::gauge!("cairn_test_reads_held").increment(1.0);
+                while hold.exists() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                metrics::gauge!("cairn_test_reads_held").decrement(1.0);
+            }
+        }
     }
 
     /// Notes that a leader's message was just handled by this replica.

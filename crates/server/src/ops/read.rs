@@ -71,6 +71,7 @@ pub(crate) async fn read_partition(
     first: FirstBatch,
 ) -> Result<FetchResult, ApiError> {
     require_read_lease(replica, topic, partition).await?;
+    replica.hold_read_for_tests().await;
     let r = replica
         .log
         .read(offset, max_bytes.min(FETCH_MAX_BYTES_LIMIT), first)
@@ -92,6 +93,7 @@ pub(crate) async fn list_offsets(
 ) -> Result<(i64, i64, u64), ApiError> {
     let (_, replica) = partition_leader(node, topic, partition)?;
     require_read_lease(&replica, topic, partition).await?;
+    replica.hold_read_for_tests().await;
     let epoch = replica.term();
     let (offset, timestamp_ms) = match spec {
         OffsetSpec::Earliest => (replica.log.log_start() as i64, -1),
