@@ -1,6 +1,7 @@
 //! The metadata group under churn: a metadata voter (the leader, or one at
 //! random) is killed (`kill -9`) while topics are deleted and created again
-//! and new clients take producer ids, so that its restart replays, or
+//! (producer ids are allocated only when the workload's clients reconnect;
+//! the fault does not force it), so that its restart replays, or
 //! installs, metadata snapshots cut in the middle of that churn. The run
 //! starts the nodes with a small `metadata_snapshot_entries` (50) when
 //! this fault is on, so snapshots are frequent. Healed by starting the node
