@@ -463,9 +463,12 @@ async fn retention_by_time_deletes_all_but_the_last_batch() -> Result<()> {
 /// leader's log no longer holds the first entries, so the new replica gets
 /// a snapshot (counted in its metrics) and then the retained entries; once
 /// it leads, it serves exactly the retained records at the same offsets.
+/// The snapshot travels in chunks (of 4 bytes here, to have several).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_replica_after_a_purge_serves_exactly_the_retained_records() -> Result<()> {
-    let mut cluster = TestCluster::new(2)?.with_env("CAIRN_RETENTION_CHECK_INTERVAL_MS", "200");
+    let mut cluster = TestCluster::new(2)?
+        .with_env("CAIRN_RETENTION_CHECK_INTERVAL_MS", "200")
+        .with_env("CAIRN_RAFT_SNAPSHOT_CHUNK_BYTES", "4");
     for i in 0..2 {
         cluster.start_node(i)?;
     }
@@ -517,6 +520,12 @@ async fn a_new_replica_after_a_purge_serves_exactly_the_retained_records() -> Re
     ensure!(
         metric(&to_admin, "cairn_partition_snapshots_installed_total")? >= 1.0,
         "node {to} got the partition without a snapshot: the log was not purged"
+    );
+    let sent = metric(&from_admin, "cairn_raft_snapshots_sent_total")?;
+    let chunks = metric(&from_admin, "cairn_raft_snapshot_chunks_sent_total")?;
+    ensure!(
+        sent >= 1.0 && chunks > sent,
+        "node {from} sent {sent} snapshots in {chunks} chunks"
     );
     ensure!(bounds(&client, "moved").await? == (start, hw));
     let moved = read_from(&client, "moved", start).await?;

@@ -7,9 +7,23 @@ pub(crate) const META_KEY_V1: &[u8] = b"meta";
 /// Key suffix of the state machine's own row (with the retention fields and,
 /// appended later in the same row, the producer clock).
 pub(crate) const META_KEY: &[u8] = b"meta2";
-/// Key suffix of the last snapshot (meta and bytes), served to replicas whose
-/// log position was purged.
+/// Key suffix of the last snapshot (meta and bytes) as written before
+/// snapshots were assembled on demand; deleted when found.
 pub(crate) const SNAPSHOT_KEY: &[u8] = b"snapshot";
+/// Key prefix of reject rows: `'r'` + Raft index (u64 BE) -> empty, one per
+/// produce entry after the purge point that appended nothing (a producer
+/// duplicate, out-of-order or fenced batch). A snapshot carries them so that
+/// a replica installing it can number the retained batches from the entries
+/// themselves (see `state_machine.rs`, `ReplaySnapshot`).
+pub(crate) const REJECT_PREFIX: u8 = b'r';
+
+/// The key of the reject row of Raft entry `raft_index`.
+pub(crate) fn reject_key(raft_index: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = REJECT_PREFIX;
+    k[1..].copy_from_slice(&raft_index.to_be_bytes());
+    k
+}
 
 /// Value length of index rows written before retention (no byte size).
 const VALUE_LEN_V1: usize = 20;

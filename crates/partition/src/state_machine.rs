@@ -32,6 +32,7 @@ use openraft::RaftSnapshotBuilder;
 use serde::Deserialize;
 use serde::Serialize;
 
+use crate::index::reject_key;
 use crate::index::IndexEntry;
 use crate::index::META_KEY;
 use crate::index::META_KEY_V1;
@@ -45,7 +46,8 @@ use crate::producers::PRODUCER_PREFIX;
 use crate::shared::PartitionShared;
 
 /// What the state machine persists besides the index, in one row: the
-/// second format, [`SmMetaV2`], followed by `producer_clock_ms`.
+/// third format, [`SmMetaV3`], followed by `purge_next_offset`,
+/// `replay_next_offset` and `rejects_unknown_through`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 struct SmMeta {
     applied: Option<LogId>,
@@ -68,6 +70,33 @@ struct SmMeta {
     /// when a new leader's clock is behind); `None` before the first
     /// stamped produce.
     producer_clock_ms: Option<i64>,
+    /// The partition's next offset as of the purge point: where a replica
+    /// that installs the snapshot cut there numbers the batches of the
+    /// entries after it. `None` for a purge point set before this was kept
+    /// (or by a snapshot of the rows format): snapshots then carry rows.
+    purge_next_offset: Option<u64>,
+    /// While the entries up to `preapplied_through` are replayed after a
+    /// snapshot of the replay format: the next offset of the replayed
+    /// batches, whose index rows are re-created from the entries.
+    replay_next_offset: Option<u64>,
+    /// Entries up to this Raft index were applied without reject rows
+    /// (replayed after a snapshot of the rows format): a snapshot whose
+    /// window reaches below it carries rows.
+    rejects_unknown_through: Option<u64>,
+}
+
+/// The third format of [`SmMeta`] (before snapshots were replayed from the
+/// entries), at the same key.
+#[derive(Deserialize)]
+struct SmMetaV3 {
+    applied: Option<LogId>,
+    membership: StoredMembership,
+    next_offset: u64,
+    log_start: u64,
+    preapplied_through: Option<u64>,
+    memberships: Vec<StoredMembership>,
+    purge: Option<PurgePoint>,
+    producer_clock_ms: Option<i64>,
 }
 
 /// The second format of [`SmMeta`] (before producer expiry), at the same key.
@@ -83,25 +112,41 @@ struct SmMetaV2 {
 }
 
 impl SmMeta {
-    /// The row at [`META_KEY`]: the current format, else the second one.
-    /// Each is decoded whole, so exactly one fits: the current one is the
-    /// second one with more after it.
+    /// The row at [`META_KEY`]: the current format, else the third, else
+    /// the second one. Each is decoded whole, so exactly one fits: each
+    /// format is the one before with more after it.
     fn decode(bytes: &[u8]) -> Result<SmMeta, io::Error> {
-        match decode_exact::<SmMeta>(bytes) {
-            Ok(meta) => Ok(meta),
-            Err(e) => match decode_exact::<SmMetaV2>(bytes) {
-                Ok(v2) => Ok(SmMeta {
-                    applied: v2.applied,
-                    membership: v2.membership,
-                    next_offset: v2.next_offset,
-                    log_start: v2.log_start,
-                    preapplied_through: v2.preapplied_through,
-                    memberships: v2.memberships,
-                    purge: v2.purge,
-                    producer_clock_ms: None,
-                }),
-                Err(_) => Err(io_err(format!("undecodable partition state row: {e}"))),
-            },
+        if let Ok(meta) = decode_exact::<SmMeta>(bytes) {
+            return Ok(meta);
+        }
+        if let Ok(v3) = decode_exact::<SmMetaV3>(bytes) {
+            return Ok(SmMeta {
+                applied: v3.applied,
+                membership: v3.membership,
+                next_offset: v3.next_offset,
+                log_start: v3.log_start,
+                preapplied_through: v3.preapplied_through,
+                memberships: v3.memberships,
+                purge: v3.purge,
+                producer_clock_ms: v3.producer_clock_ms,
+                // Applied before reject rows were kept.
+                rejects_unknown_through: v3.applied.map(|l| l.index),
+                ..SmMeta::default()
+            });
+        }
+        match decode_exact::<SmMetaV2>(bytes) {
+            Ok(v2) => Ok(SmMeta {
+                applied: v2.applied,
+                membership: v2.membership,
+                next_offset: v2.next_offset,
+                log_start: v2.log_start,
+                preapplied_through: v2.preapplied_through,
+                memberships: v2.memberships,
+                purge: v2.purge,
+                rejects_unknown_through: v2.applied.map(|l| l.index),
+                ..SmMeta::default()
+            }),
+            Err(e) => Err(io_err(format!("undecodable partition state row: {e}"))),
         }
     }
 }
@@ -121,11 +166,76 @@ struct PurgePoint {
     membership: StoredMembership,
 }
 
-/// A partition snapshot. Its Raft position (`SnapshotMeta::last_log_id`) is
-/// the purge point P, below every retained record, so that the entries
-/// holding retained records are replicated after it as log entries; its
-/// content is the state as of `preapplied_through` (>= P): the retained
-/// index rows and the producers' state.
+/// A partition snapshot's content. Its Raft position
+/// (`SnapshotMeta::last_log_id`) is always the purge point P, below every
+/// retained record, so that the entries holding retained records are
+/// replicated after it as log entries; its content is the state as of
+/// `preapplied_through` = A (>= P). Two formats:
+///
+/// - [`ReplaySnapshot`], what Cairn sends: no index rows. The replica that
+///   installs it re-creates them from the entries P+1..=A as they arrive,
+///   numbering batches from the next offset at P and skipping the entries
+///   the snapshot lists as rejected. Its size does not grow with the
+///   retained batches, and it costs nothing to cut: it is assembled when a
+///   replica needs it, from the state as it is then.
+/// - [`PartitionSnapshot`], the rows format, written by Cairn before the
+///   replay format: every retained index row. Still installed, and still
+///   sent while the state needed for the replay format is not known (right
+///   after an upgrade, until the purge point moves).
+enum SnapshotContent {
+    Rows(PartitionSnapshot),
+    Replay(ReplaySnapshot),
+}
+
+/// Marks a snapshot of the replay format. A snapshot of the rows format
+/// starts with a bincode varint, which never starts with 0xff.
+const REPLAY_SNAPSHOT_MAGIC: [u8; 4] = [0xff, b'c', b'r', 1];
+
+impl SnapshotContent {
+    fn decode(bytes: &[u8]) -> Result<SnapshotContent, io::Error> {
+        match bytes.strip_prefix(&REPLAY_SNAPSHOT_MAGIC[..]) {
+            Some(rest) => decode_exact::<ReplaySnapshot>(rest)
+                .map(SnapshotContent::Replay)
+                .map_err(|e| io_err(format!("undecodable partition snapshot: {e}"))),
+            None => PartitionSnapshot::decode(bytes).map(SnapshotContent::Rows),
+        }
+    }
+
+    fn encode(&self) -> Result<Vec<u8>, io::Error> {
+        match self {
+            SnapshotContent::Rows(rows) => encode(rows).map_err(io_err),
+            SnapshotContent::Replay(replay) => {
+                let mut out = REPLAY_SNAPSHOT_MAGIC.to_vec();
+                out.extend(encode(replay).map_err(io_err)?);
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// The replay format of a partition snapshot (see [`SnapshotContent`]).
+#[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
+struct ReplaySnapshot {
+    /// A: the state below is as of this Raft index.
+    preapplied_through: u64,
+    /// The next offset as of A.
+    next_offset: u64,
+    /// The log start as of A.
+    log_start: u64,
+    /// The next offset as of P: the base offset of the first batch
+    /// appended by an entry after P.
+    replay_from: u64,
+    /// The produce entries in P+1..=A that appended nothing (by Raft index,
+    /// ascending).
+    rejected: Vec<u64>,
+    producers: Vec<(i64, ProducerStateV1)>,
+    /// The last-seen time of each of `producers`, in the same order.
+    producers_last_seen: Vec<Option<i64>>,
+    producer_clock_ms: Option<i64>,
+}
+
+/// The rows format of a partition snapshot (see [`SnapshotContent`]): the
+/// retained index rows and the producers' state as of `preapplied_through`.
 ///
 /// Encoded as the first format, [`PartitionSnapshotV1`], followed by the
 /// producers' last-seen times and the producer clock; a snapshot of the
@@ -192,6 +302,25 @@ impl PartitionSnapshot {
     }
 }
 
+impl ReplaySnapshot {
+    /// The producers' states with their last-seen times.
+    fn producer_states(&self) -> Result<Vec<(i64, ProducerState)>, io::Error> {
+        if self.producers_last_seen.len() != self.producers.len() {
+            return Err(io_err(format!(
+                "partition snapshot: {} producers but {} last-seen times",
+                self.producers.len(),
+                self.producers_last_seen.len()
+            )));
+        }
+        Ok(self
+            .producers
+            .iter()
+            .zip(&self.producers_last_seen)
+            .map(|((id, v1), seen)| (*id, ProducerState::joined(v1.clone(), *seen)))
+            .collect())
+    }
+}
+
 /// How many membership configs are remembered for snapshots at most.
 const MEMBERSHIP_HISTORY: usize = 16;
 
@@ -206,15 +335,16 @@ pub struct PartitionStateMachine {
     group: GroupId,
     meta: SmMeta,
     shared: Arc<PartitionShared>,
-    snapshot: Option<(SnapshotMeta, Vec<u8>)>,
     producers: Producers,
 }
 
-/// The snapshot handed to openraft: built by [`PartitionStateMachine`]
-/// itself when asked for a builder (between two applies, so it is a
-/// consistent view), already persisted.
+/// What openraft gets when it asks for a snapshot to be built: only the
+/// position (the purge point), made durable by the state machine itself
+/// between two applies. openraft keeps only the meta of a built snapshot;
+/// the content is assembled when a replica needs it
+/// ([`RaftStateMachine::get_current_snapshot`]).
 pub struct PartitionSnapshotBuilder {
-    built: Result<Option<(SnapshotMeta, Vec<u8>)>, String>,
+    built: Result<Option<SnapshotMeta>, String>,
 }
 
 fn io_err(e: impl std::fmt::Display) -> io::Error {
@@ -242,19 +372,24 @@ impl PartitionStateMachine {
                         membership: v1.membership,
                         next_offset: v1.next_offset,
                         log_start: v1.log_start,
-                        preapplied_through: None,
-                        purge: None,
-                        producer_clock_ms: None,
+                        rejects_unknown_through: v1.applied.map(|l| l.index),
+                        ..SmMeta::default()
                     }
                 }
                 None => SmMeta::default(),
             },
         };
-        let snapshot: Option<(SnapshotMeta, Vec<u8>)> =
-            match store.state_get(group, SNAPSHOT_KEY).map_err(io_err)? {
-                Some(bytes) => Some(decode(&bytes).map_err(io_err)?),
-                None => None,
-            };
+        if store
+            .state_get(group, SNAPSHOT_KEY)
+            .map_err(io_err)?
+            .is_some()
+        {
+            // A snapshot persisted by an earlier version: snapshots are now
+            // assembled from the state when needed.
+            let mut batch = StateBatch::new();
+            batch.delete(group, SNAPSHOT_KEY);
+            store.write(batch).map_err(io_err)?;
+        }
         let shared = Arc::new(PartitionShared::new(group));
         shared.publish(meta.next_offset, meta.log_start);
         shared.publish_purge(meta.purge.as_ref().map(|p| p.log_id.index));
@@ -275,7 +410,6 @@ impl PartitionStateMachine {
             group,
             meta,
             shared: shared.clone(),
-            snapshot,
             producers,
         };
         Ok((sm, shared))
@@ -338,7 +472,8 @@ impl PartitionStateMachine {
             &IndexEntry::key(row.base_offset),
         );
         self.meta.log_start = row.base_offset;
-        self.plan_purge(row.raft_index).await?;
+        self.plan_purge(batch, row.raft_index, row.base_offset)
+            .await?;
         tracing::info!(
             group = self.group,
             log_start = row.base_offset,
@@ -348,9 +483,15 @@ impl PartitionStateMachine {
         Ok(row.base_offset)
     }
 
-    /// Moves the purge point to the entry before `first_retained` when the
-    /// membership in force there is known.
-    async fn plan_purge(&mut self, first_retained: u64) -> Result<(), io::Error> {
+    /// Moves the purge point to the entry before `first_retained` (whose
+    /// batch starts at `first_offset`) when the membership in force there is
+    /// known; the reject rows at or below it go.
+    async fn plan_purge(
+        &mut self,
+        batch: &mut StateBatch,
+        first_retained: u64,
+        first_offset: u64,
+    ) -> Result<(), io::Error> {
         let Some(upto) = first_retained.checked_sub(1) else {
             return Ok(());
         };
@@ -389,6 +530,10 @@ impl PartitionStateMachine {
             log_id: entry.log_id,
             membership: self.meta.memberships[0].clone(),
         });
+        // Every entry up to `upto` holds batches below `first_offset`, and
+        // the one after it starts there.
+        self.meta.purge_next_offset = Some(first_offset);
+        batch.delete_range(self.group, &reject_key(0), &reject_key(upto + 1));
         Ok(())
     }
 
@@ -443,46 +588,94 @@ impl PartitionStateMachine {
         }
     }
 
-    /// Builds (and persists) the snapshot cut at the purge point, unless the
-    /// current one is already there.
-    async fn make_snapshot(&mut self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, io::Error> {
-        let Some(purge) = self.meta.purge.clone() else {
-            return Ok(self.snapshot.clone());
+    /// Re-creates the index row of a produce entry replayed after a
+    /// snapshot install (replay format): the entry appended its batch at
+    /// the replay cursor unless the snapshot lists it as rejected. Rows
+    /// below the log start (trimmed by A) are not written.
+    fn replay_produce(
+        &mut self,
+        batch: &mut StateBatch,
+        pending: &mut BTreeMap<u64, IndexEntry>,
+        raft_index: u64,
+        cmd: &cairn_raft::ProduceCommand,
+    ) -> Result<(), io::Error> {
+        let Some(next) = self.meta.replay_next_offset else {
+            // A snapshot of the rows format: its rows are installed.
+            return Ok(());
         };
-        if let Some((meta, _)) = &self.snapshot {
-            if meta.last_log_id.as_ref() >= Some(&purge.log_id) {
-                return Ok(self.snapshot.clone());
-            }
+        if self
+            .store
+            .state_get(self.group, &reject_key(raft_index))
+            .map_err(io_err)?
+            .is_some()
+        {
+            return Ok(());
         }
-        let mut rows = Vec::new();
-        let mut corrupt = None;
-        self.store
-            .state_visit(
+        let row = IndexEntry {
+            base_offset: next,
+            raft_index,
+            record_count: cmd.record_count,
+            max_timestamp_ms: cmd.max_timestamp_ms,
+            bytes: Some(u32::try_from(cmd.records.len()).unwrap_or(u32::MAX)),
+        };
+        if row.base_offset >= self.meta.log_start {
+            batch.put(
                 self.group,
-                &IndexEntry::key(self.meta.log_start),
-                Some(&IndexEntry::key(u64::MAX)),
-                |k, v| match IndexEntry::decode(k, v) {
-                    Some(e) => {
-                        rows.push((
-                            e.base_offset,
-                            e.raft_index,
-                            e.record_count,
-                            e.max_timestamp_ms,
-                            e.bytes,
-                        ));
-                        ControlFlow::Continue(())
-                    }
-                    None => {
-                        corrupt = Some(format!("bad index row under key {k:?}"));
-                        ControlFlow::Break(())
-                    }
-                },
-            )
-            .map_err(io_err)?;
-        if let Some(c) = corrupt {
-            return Err(io_err(c));
+                &IndexEntry::key(row.base_offset),
+                &row.encode_value(),
+            );
+            pending.insert(row.base_offset, row);
         }
+        self.meta.replay_next_offset = Some(row.next_offset());
+        Ok(())
+    }
+
+    /// Ends the replay after a snapshot install, at its `preapplied_through`:
+    /// the replayed entries must have numbered their batches up to the
+    /// snapshot's next offset, or this replica's index would point offsets
+    /// at the wrong records.
+    fn finish_replay(&mut self) -> Result<(), io::Error> {
+        self.meta.preapplied_through = None;
+        match self.meta.replay_next_offset.take() {
+            Some(replayed) if replayed != self.meta.next_offset => Err(io_err(format!(
+                "partition {}: the entries replayed after the snapshot end at offset {replayed}, \
+                 the snapshot at {}",
+                self.group, self.meta.next_offset
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The snapshot at the purge point, if there is one, as of now: made
+    /// durable (the trimmed index and the purge point must survive a crash
+    /// before openraft purges the log up to it). Costs one sync, whatever
+    /// the number of retained batches.
+    async fn cut_snapshot(&mut self) -> Result<Option<SnapshotMeta>, io::Error> {
+        let Some(purge) = self.meta.purge.clone() else {
+            return Ok(None);
+        };
+        self.store.sync().await.map_err(io_err)?;
+        metrics::counter!("cairn_partition_snapshots_built_total").increment(1);
+        Ok(Some(SnapshotMeta {
+            last_log_id: Some(purge.log_id),
+            last_membership: purge.membership,
+        }))
+    }
+
+    /// The content of the snapshot at the purge point, as of now (between
+    /// two applies): the replay format when the next offset at the purge
+    /// point and every reject row after it are known, else the rows format.
+    fn snapshot_content(&self) -> Result<Option<(SnapshotMeta, SnapshotContent)>, io::Error> {
+        let Some(purge) = self.meta.purge.clone() else {
+            return Ok(None);
+        };
+        let p = purge.log_id.index;
+        let meta = SnapshotMeta {
+            last_log_id: Some(purge.log_id),
+            last_membership: purge.membership,
+        };
         let applied = self.meta.applied.map_or(0, |l| l.index);
+        let preapplied_through = applied.max(self.meta.preapplied_through.unwrap_or(0));
         let (producers, producers_last_seen) = self
             .producers
             .states()
@@ -492,51 +685,83 @@ impl PartitionStateMachine {
                 ((id, v1), seen)
             })
             .unzip();
-        let content = PartitionSnapshot {
-            preapplied_through: applied.max(self.meta.preapplied_through.unwrap_or(0)),
-            next_offset: self.meta.next_offset,
-            log_start: self.meta.log_start,
-            rows,
-            producers,
-            producers_last_seen,
-            producer_clock_ms: self.meta.producer_clock_ms,
+        let rejects_known = self.meta.rejects_unknown_through.is_none_or(|u| u <= p);
+        let content = match self.meta.purge_next_offset {
+            Some(replay_from) if rejects_known => {
+                let mut rejected = Vec::new();
+                let mut corrupt = None;
+                self.store
+                    .state_visit(
+                        self.group,
+                        &reject_key(p + 1),
+                        Some(&reject_key(preapplied_through.saturating_add(1))),
+                        |k, _| match k.get(1..9).and_then(|b| b.try_into().ok()) {
+                            Some(b) if k.len() == 9 => {
+                                rejected.push(u64::from_be_bytes(b));
+                                ControlFlow::Continue(())
+                            }
+                            _ => {
+                                corrupt = Some(format!("bad reject row under key {k:?}"));
+                                ControlFlow::Break(())
+                            }
+                        },
+                    )
+                    .map_err(io_err)?;
+                if let Some(c) = corrupt {
+                    return Err(io_err(c));
+                }
+                SnapshotContent::Replay(ReplaySnapshot {
+                    preapplied_through,
+                    next_offset: self.meta.next_offset,
+                    log_start: self.meta.log_start,
+                    replay_from,
+                    rejected,
+                    producers,
+                    producers_last_seen,
+                    producer_clock_ms: self.meta.producer_clock_ms,
+                })
+            }
+            _ => {
+                let mut rows = Vec::new();
+                let mut corrupt = None;
+                self.store
+                    .state_visit(
+                        self.group,
+                        &IndexEntry::key(self.meta.log_start),
+                        Some(&IndexEntry::key(u64::MAX)),
+                        |k, v| match IndexEntry::decode(k, v) {
+                            Some(e) => {
+                                rows.push((
+                                    e.base_offset,
+                                    e.raft_index,
+                                    e.record_count,
+                                    e.max_timestamp_ms,
+                                    e.bytes,
+                                ));
+                                ControlFlow::Continue(())
+                            }
+                            None => {
+                                corrupt = Some(format!("bad index row under key {k:?}"));
+                                ControlFlow::Break(())
+                            }
+                        },
+                    )
+                    .map_err(io_err)?;
+                if let Some(c) = corrupt {
+                    return Err(io_err(c));
+                }
+                SnapshotContent::Rows(PartitionSnapshot {
+                    preapplied_through,
+                    next_offset: self.meta.next_offset,
+                    log_start: self.meta.log_start,
+                    rows,
+                    producers,
+                    producers_last_seen,
+                    producer_clock_ms: self.meta.producer_clock_ms,
+                })
+            }
         };
-        let data = encode(&content).map_err(io_err)?;
-        let meta = SnapshotMeta {
-            last_log_id: Some(purge.log_id),
-            last_membership: purge.membership,
-        };
-        self.persist_snapshot(StateBatch::new(), &meta, &data)
-            .await?;
-        tracing::info!(
-            group = self.group,
-            last_log_id = %purge.log_id,
-            preapplied_through = content.preapplied_through,
-            rows = content.rows.len(),
-            producers = content.producers.len(),
-            bytes = data.len(),
-            "partition snapshot built"
-        );
-        metrics::counter!("cairn_partition_snapshots_built_total").increment(1);
-        self.snapshot = Some((meta, data));
-        Ok(self.snapshot.clone())
-    }
-
-    /// Writes `batch` with the snapshot, and syncs: the log below the
-    /// snapshot may be purged once this returns.
-    async fn persist_snapshot(
-        &self,
-        mut batch: StateBatch,
-        meta: &SnapshotMeta,
-        data: &[u8],
-    ) -> Result<(), io::Error> {
-        batch.put(
-            self.group,
-            SNAPSHOT_KEY,
-            &encode(&(meta.clone(), data.to_vec())).map_err(io_err)?,
-        );
-        self.store.write(batch).map_err(io_err)?;
-        self.store.sync().await.map_err(io_err)
+        Ok(Some((meta, content)))
     }
 }
 
@@ -544,16 +769,16 @@ impl RaftSnapshotBuilder<TypeConfig> for PartitionSnapshotBuilder {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        let (meta, data) = match &self.built {
-            Ok(Some((meta, data))) => (meta.clone(), data.clone()),
+        let meta = match &self.built {
+            Ok(Some(meta)) => meta.clone(),
             // Nothing trimmed yet: an empty snapshot at no log id, which
             // openraft ignores.
-            Ok(None) => (SnapshotMeta::default(), Vec::new()),
+            Ok(None) => SnapshotMeta::default(),
             Err(e) => return Err(io_err(e)),
         };
         Ok(Snapshot {
             meta,
-            snapshot: std::io::Cursor::new(data),
+            snapshot: std::io::Cursor::new(Vec::new()),
         })
     }
 }
@@ -592,7 +817,12 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
                     self.remember_membership(StoredMembership::new(Some(entry.log_id), m));
                     Response::WrongGroup
                 }
-                // The installed snapshot already holds this entry's effect.
+                // The installed snapshot already holds this entry's effect
+                // but for, in the replay format, its index row.
+                EntryPayload::Normal(Request::Produce(cmd)) if preapplied => {
+                    self.replay_produce(&mut batch, &mut pending, entry.log_id.index, &cmd)?;
+                    Response::WrongGroup
+                }
                 EntryPayload::Normal(_) if preapplied => Response::WrongGroup,
                 EntryPayload::Normal(Request::Produce(cmd)) => 'produce: {
                     if let Some(stamp) = &cmd.stamp {
@@ -602,29 +832,31 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
                     // Unstamped (older) entries: the clock as it is.
                     let at_ms = self.meta.producer_clock_ms;
                     if let Some(pb) = &cmd.producer {
-                        match self.producers.check(pb) {
-                            Verdict::Append => {}
-                            Verdict::Duplicate { base_offset } => {
-                                break 'produce Response::Produce {
-                                    base_offset,
-                                    high_watermark: self.meta.next_offset,
-                                    duplicate: true,
-                                };
-                            }
+                        let refused = match self.producers.check(pb) {
+                            Verdict::Append => None,
+                            Verdict::Duplicate { base_offset } => Some(Response::Produce {
+                                base_offset,
+                                high_watermark: self.meta.next_offset,
+                                duplicate: true,
+                            }),
                             Verdict::OutOfOrder { expected } => {
-                                break 'produce Response::OutOfOrderSequence {
+                                Some(Response::OutOfOrderSequence {
                                     producer_id: pb.producer_id,
                                     expected,
                                     got: pb.first_sequence,
-                                };
+                                })
                             }
-                            Verdict::Fenced { current } => {
-                                break 'produce Response::InvalidProducerEpoch {
-                                    producer_id: pb.producer_id,
-                                    epoch: pb.epoch,
-                                    current,
-                                };
-                            }
+                            Verdict::Fenced { current } => Some(Response::InvalidProducerEpoch {
+                                producer_id: pb.producer_id,
+                                epoch: pb.epoch,
+                                current,
+                            }),
+                        };
+                        if let Some(refused) = refused {
+                            // Appends nothing: a replica replaying this
+                            // entry after a snapshot must know.
+                            batch.put(self.group, &reject_key(entry.log_id.index), &[]);
+                            break 'produce refused;
                         }
                         let state = self.producers.record(pb, self.meta.next_offset, at_ms);
                         batch.put(
@@ -661,10 +893,13 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
             if let Some(r) = responder {
                 replies.push((r, response));
             }
-        }
-        if let (Some(a), Some(applied)) = (self.meta.preapplied_through, self.meta.applied) {
-            if applied.index >= a {
-                self.meta.preapplied_through = None;
+            if self
+                .meta
+                .preapplied_through
+                .is_some_and(|a| entry.log_id.index >= a)
+            {
+                // The snapshot's state is reached: later entries are judged.
+                self.finish_replay()?;
             }
         }
         batch.put(self.group, META_KEY, &encode(&self.meta).map_err(io_err)?);
@@ -688,15 +923,14 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
         Ok(())
     }
 
-    /// Builds the snapshot here, between two applies: the index rows in
-    /// the store and the producers in memory are then exactly the state as
-    /// of `applied`. Nothing to cut before a trim: refused, unless openraft
-    /// insists (`force`, at startup).
+    /// Cuts the snapshot here, between two applies (see
+    /// [`PartitionSnapshotBuilder`]). Nothing to cut before a trim:
+    /// refused, unless openraft insists (`force`, at startup).
     async fn try_create_snapshot_builder(&mut self, force: bool) -> Option<Self::SnapshotBuilder> {
         if self.meta.purge.is_none() && !force {
             return None;
         }
-        let built = self.make_snapshot().await.map_err(|e| {
+        let built = self.cut_snapshot().await.map_err(|e| {
             tracing::error!(group = self.group, error = %e, "partition snapshot failed");
             e.to_string()
         });
@@ -704,41 +938,85 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        let built = self.make_snapshot().await.map_err(|e| e.to_string());
+        let built = self.cut_snapshot().await.map_err(|e| e.to_string());
         PartitionSnapshotBuilder { built }
     }
 
-    /// Installs a snapshot from the leader: the retained index rows and
-    /// the producers as of the snapshot's `preapplied_through`; `applied`
-    /// becomes the snapshot's position P. openraft then replicates the
-    /// entries after P (they hold the retained records); those up to
-    /// `preapplied_through` are not judged again (see `apply`).
+    /// Installs a snapshot from the leader; `applied` becomes its position
+    /// P, and the state is the snapshot's as of A (`preapplied_through`).
+    /// openraft then replicates the entries after P (they hold the retained
+    /// records); those up to A are not judged again (see `apply`): they
+    /// only re-create their index rows (replay format) or do nothing (rows
+    /// format, whose rows are installed here).
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
         snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
         let data = snapshot.into_inner();
-        let incoming = PartitionSnapshot::decode(&data)?;
+        let incoming = SnapshotContent::decode(&data)?;
+        let at = meta.last_log_id.map_or(0, |l| l.index);
         let mut batch = StateBatch::new();
         batch.delete_range(self.group, &IndexEntry::key(0), &IndexEntry::key(u64::MAX));
         batch.delete_range(self.group, &[PRODUCER_PREFIX], &[PRODUCER_PREFIX + 1]);
-        for &(base_offset, raft_index, record_count, max_timestamp_ms, bytes) in &incoming.rows {
-            let row = IndexEntry {
-                base_offset,
-                raft_index,
-                record_count,
-                max_timestamp_ms,
-                bytes,
-            };
-            batch.put(
-                self.group,
-                &IndexEntry::key(base_offset),
-                &row.encode_value(),
-            );
-        }
+        batch.delete_range(self.group, &reject_key(0), &reject_key(u64::MAX));
+        let mut new_meta = SmMeta {
+            applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+            memberships: vec![meta.last_membership.clone()],
+            purge: meta.last_log_id.map(|log_id| PurgePoint {
+                log_id,
+                membership: meta.last_membership.clone(),
+            }),
+            ..SmMeta::default()
+        };
+        let (states, rows) = match &incoming {
+            SnapshotContent::Replay(s) => {
+                for &index in &s.rejected {
+                    if index <= at || index > s.preapplied_through {
+                        return Err(io_err(format!(
+                            "partition snapshot at {at} through {}: rejected entry {index} outside it",
+                            s.preapplied_through
+                        )));
+                    }
+                    batch.put(self.group, &reject_key(index), &[]);
+                }
+                let window = s.preapplied_through > at;
+                new_meta.next_offset = s.next_offset;
+                new_meta.log_start = s.log_start;
+                new_meta.preapplied_through = window.then_some(s.preapplied_through);
+                new_meta.producer_clock_ms = s.producer_clock_ms;
+                new_meta.purge_next_offset = Some(s.replay_from);
+                new_meta.replay_next_offset = window.then_some(s.replay_from);
+                (s.producer_states()?, 0)
+            }
+            SnapshotContent::Rows(s) => {
+                for &(base_offset, raft_index, record_count, max_timestamp_ms, bytes) in &s.rows {
+                    let row = IndexEntry {
+                        base_offset,
+                        raft_index,
+                        record_count,
+                        max_timestamp_ms,
+                        bytes,
+                    };
+                    batch.put(
+                        self.group,
+                        &IndexEntry::key(base_offset),
+                        &row.encode_value(),
+                    );
+                }
+                let window = s.preapplied_through > at;
+                new_meta.next_offset = s.next_offset;
+                new_meta.log_start = s.log_start;
+                new_meta.preapplied_through = window.then_some(s.preapplied_through);
+                new_meta.producer_clock_ms = s.producer_clock_ms;
+                // Which entries of the window appended is not known here.
+                new_meta.rejects_unknown_through = Some(s.preapplied_through);
+                (s.producer_states().collect(), s.rows.len())
+            }
+        };
         let mut producers = Producers::default();
-        for (id, state) in incoming.producer_states() {
+        for (id, state) in states {
             batch.put(
                 self.group,
                 &Producers::key(id),
@@ -746,30 +1024,17 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
             );
             producers.load(id, state);
         }
-        let at = meta.last_log_id.map_or(0, |l| l.index);
-        let new_meta = SmMeta {
-            applied: meta.last_log_id,
-            membership: meta.last_membership.clone(),
-            next_offset: incoming.next_offset,
-            log_start: incoming.log_start,
-            preapplied_through: (incoming.preapplied_through > at)
-                .then_some(incoming.preapplied_through),
-            memberships: vec![meta.last_membership.clone()],
-            purge: meta.last_log_id.map(|log_id| PurgePoint {
-                log_id,
-                membership: meta.last_membership.clone(),
-            }),
-            producer_clock_ms: incoming.producer_clock_ms,
-        };
         batch.put(self.group, META_KEY, &encode(&new_meta).map_err(io_err)?);
-        self.persist_snapshot(batch, meta, &data).await?;
+        self.store.write(batch).map_err(io_err)?;
+        self.store.sync().await.map_err(io_err)?;
         tracing::info!(
             group = self.group,
             last_log_id = ?meta.last_log_id,
-            log_start = incoming.log_start,
-            next_offset = incoming.next_offset,
-            preapplied_through = incoming.preapplied_through,
-            rows = incoming.rows.len(),
+            log_start = new_meta.log_start,
+            next_offset = new_meta.next_offset,
+            preapplied_through = ?new_meta.preapplied_through,
+            rows,
+            bytes = data.len(),
             "partition snapshot installed"
         );
         metrics::counter!("cairn_partition_snapshots_installed_total").increment(1);
@@ -779,14 +1044,25 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
             .publish(self.meta.next_offset, self.meta.log_start);
         self.shared
             .publish_purge(self.meta.purge.as_ref().map(|p| p.log_id.index));
-        self.snapshot = Some((meta.clone(), data));
         Ok(())
     }
 
+    /// The snapshot at the purge point, assembled now from the state (see
+    /// [`SnapshotContent`]).
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        Ok(self.snapshot.as_ref().map(|(meta, data)| Snapshot {
-            meta: meta.clone(),
-            snapshot: std::io::Cursor::new(data.clone()),
+        let Some((meta, content)) = self.snapshot_content()? else {
+            return Ok(None);
+        };
+        let data = content.encode()?;
+        tracing::debug!(
+            group = self.group,
+            last_log_id = ?meta.last_log_id,
+            bytes = data.len(),
+            "partition snapshot assembled"
+        );
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: std::io::Cursor::new(data),
         }))
     }
 }
@@ -932,10 +1208,21 @@ mod tests {
         /// The producers in the snapshot the state machine serves now.
         async fn producers_in_snapshot(&mut self) -> Vec<(i64, ProducerState)> {
             let snap = self.sm.get_current_snapshot().await.unwrap().unwrap();
-            PartitionSnapshot::decode(snap.snapshot.get_ref())
-                .unwrap()
-                .producer_states()
-                .collect()
+            match SnapshotContent::decode(snap.snapshot.get_ref()).unwrap() {
+                SnapshotContent::Replay(s) => s.producer_states().unwrap(),
+                SnapshotContent::Rows(s) => s.producer_states().collect(),
+            }
+        }
+
+        /// Cuts a snapshot as openraft does after a trim (the builder
+        /// carries only its position), then assembles it as openraft asks
+        /// for it to send to a replica.
+        async fn snapshot(&mut self) -> Snapshot {
+            let mut builder = self.sm.try_create_snapshot_builder(false).await.unwrap();
+            let built = builder.build_snapshot().await.unwrap();
+            let snap = self.sm.get_current_snapshot().await.unwrap().unwrap();
+            assert_eq!(built.meta, snap.meta);
+            snap
         }
 
         /// Closes and reopens the state machine on the same store, as a
@@ -1103,8 +1390,7 @@ mod tests {
         leader.append_and_apply(entries.clone()).await;
         // The retry at 9 was a duplicate: 6 batches, 60 records.
         assert_eq!(leader.log.high_watermark(), 60);
-        let mut builder = leader.sm.try_create_snapshot_builder(false).await.unwrap();
-        let snap = builder.build_snapshot().await.unwrap();
+        let snap = leader.snapshot().await;
         assert_eq!(snap.meta.last_log_id, Some(log_id(3)));
 
         let mut follower = open_replica();
@@ -1158,12 +1444,11 @@ mod tests {
         assert_eq!(leader.log.high_watermark(), 35);
         assert_eq!(leader.log.purge_wanted(), Some(2));
 
-        let mut builder = leader.sm.try_create_snapshot_builder(false).await.unwrap();
-        let snap = builder.build_snapshot().await.unwrap();
+        let snap = leader.snapshot().await;
         assert_eq!(snap.meta.last_log_id, Some(log_id(2)));
         // The membership as of the cut, not the newer one at 8.
         assert_eq!(snap.meta.last_membership.log_id(), &Some(log_id(1)));
-        // Persisted: served after a restart too.
+        // Served after a restart too, the same.
         let (mut reopened, _) = PartitionStateMachine::open(leader.store.clone(), GROUP).unwrap();
         let again = reopened.get_current_snapshot().await.unwrap().unwrap();
         assert_eq!(again.meta, snap.meta);
@@ -1187,6 +1472,11 @@ mod tests {
         assert_eq!(m.log_id(), &Some(log_id(8)));
         assert_eq!(follower.rows(), leader.rows());
         assert_eq!(follower.log.high_watermark(), 35);
+        // It serves the same snapshot onward (the reject of entry 5 came
+        // with it).
+        let onward = follower.sm.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(onward.meta, again.meta);
+        assert_eq!(onward.snapshot.get_ref(), again.snapshot.get_ref());
 
         // From here on both judge new entries alike.
         let next = vec![
@@ -1199,6 +1489,148 @@ mod tests {
         assert_eq!(leader.log.high_watermark(), 45);
         assert_eq!(follower.log.high_watermark(), 45);
         assert_eq!(follower.rows(), leader.rows());
+    }
+
+    /// `n` batches of 10 records at offsets 0, 10, ... (entries 2..=n+1,
+    /// plain and idempotent in turn, with a producer retry every 100th
+    /// entry among the first 200).
+    fn retained_batches(n: u64) -> Vec<Entry> {
+        let mut v = vec![membership(1, &[1, 2, 3])];
+        let mut seq = 0;
+        for i in 0..n {
+            let index = 2 + i;
+            if i % 100 == 99 && i < 200 {
+                // Two retries of the producer's last batch: duplicates.
+                v.push(produce(index, 10, 1000, Some((seq - 10, seq - 1))));
+            } else if i % 2 == 0 {
+                v.push(produce(index, 10, 1000, Some((seq, seq + 9))));
+                seq += 10;
+            } else {
+                v.push(produce(index, 10, 1000, None));
+            }
+        }
+        v
+    }
+
+    /// Finding 5: a snapshot is assembled from the producers and the
+    /// rejected entries, not from the retained index rows, so its size and
+    /// its cost do not grow with the retained batches; a replica that
+    /// installs it re-creates the rows from the entries, identical to the
+    /// leader's.
+    #[tokio::test]
+    async fn a_snapshot_does_not_grow_with_the_retained_batches() {
+        let mut sizes = Vec::new();
+        for retained in [300u64, 4000] {
+            let mut entries = retained_batches(retained + 2);
+            let mut leader = open_replica();
+            leader.append_and_apply(entries.clone()).await;
+            // Trim the first two batches away: P = entry 3.
+            let trim_at = entries.len() as u64 + 1;
+            entries.push(trim(trim_at, 20));
+            leader
+                .append_and_apply(entries[entries.len() - 1..].to_vec())
+                .await;
+            assert_eq!(leader.log.log_start(), 20);
+            let snap = leader.snapshot().await;
+            assert_eq!(snap.meta.last_log_id, Some(log_id(3)));
+            sizes.push(snap.snapshot.get_ref().len());
+
+            let mut follower = open_replica();
+            follower
+                .sm
+                .install_snapshot(&snap.meta, snap.snapshot)
+                .await
+                .unwrap();
+            follower.append(entries[3..].to_vec()).await;
+            follower.apply(entries[3..].to_vec()).await;
+            assert_eq!(follower.rows().len(), leader.rows().len());
+            assert_eq!(follower.rows(), leader.rows(), "{retained} retained");
+            assert_eq!(follower.log.high_watermark(), leader.log.high_watermark());
+        }
+        assert_eq!(
+            sizes[0], sizes[1],
+            "snapshot bytes with 300 and with 4000 retained batches"
+        );
+    }
+
+    /// Measures what a snapshot costs as the retained batches grow: cutting
+    /// one (at every trim) and assembling the replay format (when a replica
+    /// needs it), against assembling the rows format, which every trim
+    /// built, persisted and synced before finding 5. Figures in
+    /// docs/adr/0008-partition-snapshots-replayed-and-chunked.md; run:
+    ///   cargo test --release -p cairn-partition --lib -- --ignored --nocapture snapshot_cost
+    #[tokio::test]
+    #[ignore]
+    async fn snapshot_cost() {
+        for n in [1_000u64, 100_000, 1_000_000] {
+            let mut r = open_replica();
+            let entries = retained_batches(n + 2);
+            let next = entries.len() as u64 + 1;
+            for chunk in entries.chunks(10_000) {
+                r.append_and_apply(chunk.to_vec()).await;
+            }
+            r.append_and_apply(vec![trim(next, 20)]).await;
+            let t = std::time::Instant::now();
+            let mut builder = r.sm.try_create_snapshot_builder(false).await.unwrap();
+            builder.build_snapshot().await.unwrap();
+            let cut = t.elapsed();
+            let t = std::time::Instant::now();
+            let replay = r.sm.get_current_snapshot().await.unwrap().unwrap();
+            let assembled = t.elapsed();
+            r.sm.meta.purge_next_offset = None;
+            let t = std::time::Instant::now();
+            let rows = r.sm.get_current_snapshot().await.unwrap().unwrap();
+            let rows_assembled = t.elapsed();
+            println!(
+                "{n} retained batches: cut {cut:?}; replay format {} bytes assembled in {assembled:?}; \
+                 rows format {} bytes assembled in {rows_assembled:?}",
+                replay.snapshot.get_ref().len(),
+                rows.snapshot.get_ref().len(),
+            );
+        }
+    }
+
+    /// A replica whose replay does not number the batches as the snapshot
+    /// says (here: a snapshot that lost its list of rejected entries) stops
+    /// with an error instead of pointing offsets at the wrong records.
+    #[tokio::test]
+    async fn a_replay_that_disagrees_with_its_snapshot_stops_the_replica() {
+        let mut entries = retained_batches(150);
+        let mut leader = open_replica();
+        let trim_at = entries.len() as u64 + 1;
+        entries.push(trim(trim_at, 20));
+        leader.append_and_apply(entries.clone()).await;
+        let snap = leader.snapshot().await;
+        let SnapshotContent::Replay(mut content) =
+            SnapshotContent::decode(snap.snapshot.get_ref()).unwrap()
+        else {
+            panic!("a snapshot of the rows format");
+        };
+        assert_eq!(content.rejected, vec![101]);
+        content.rejected.clear();
+        let data = SnapshotContent::Replay(content).encode().unwrap();
+
+        let mut follower = open_replica();
+        follower
+            .sm
+            .install_snapshot(&snap.meta, std::io::Cursor::new(data))
+            .await
+            .unwrap();
+        follower.append(entries[3..].to_vec()).await;
+        let items: Vec<Result<EntryResponder<TypeConfig>, io::Error>> = entries[3..]
+            .iter()
+            .cloned()
+            .map(|e| Ok((e, None)))
+            .collect();
+        let err = follower
+            .sm
+            .apply(futures::stream::iter(items))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("replayed after the snapshot"),
+            "{err}"
+        );
     }
 
     /// A produce of one real record batch holding one record with a value
@@ -1467,8 +1899,7 @@ mod tests {
 
         let mut leader = open_replica();
         leader.append_and_apply(entries[..mid].to_vec()).await;
-        let mut builder = leader.sm.try_create_snapshot_builder(false).await.unwrap();
-        let snap = builder.build_snapshot().await.unwrap();
+        let snap = leader.snapshot().await;
         let cut = snap.meta.last_log_id.unwrap().index as usize;
         let mut installed = open_replica();
         installed
@@ -1603,7 +2034,10 @@ mod tests {
 
     /// The state machine's row as stored. The second format was written by
     /// Cairn before producer expiry (commit 58c05b8) and must still load;
-    /// the current one is the same bytes followed by the producer clock.
+    /// the third is the same bytes followed by the producer clock (before
+    /// snapshots were replayed, commit 3b955eb), the current one the third
+    /// followed by the replay fields. A row of an older format says its
+    /// entries were applied without reject rows.
     #[test]
     fn the_stored_state_row_keeps_its_bytes() {
         let lid = |i| {
@@ -1629,12 +2063,19 @@ mod tests {
                 membership,
             }),
             producer_clock_ms: None,
+            rejects_unknown_through: Some(9),
+            ..SmMeta::default()
         };
         let second_format = "010201090102010101030102030301096c6f63616c686f737402096c6f63616c686f737403096c6f63616c686f737478640108010102010101030102030301096c6f63616c686f737402096c6f63616c686f737403096c6f63616c686f7374010201040102010101030102030301096c6f63616c686f737402096c6f63616c686f737403096c6f63616c686f7374";
         assert_eq!(SmMeta::decode(&unhex(second_format)).unwrap(), meta);
         meta.producer_clock_ms = Some(1_700_000_000_000);
+        let third_format = format!("{second_format}01fd00d0ca9f17030000");
+        assert_eq!(SmMeta::decode(&unhex(&third_format)).unwrap(), meta);
+        meta.purge_next_offset = Some(100);
+        meta.replay_next_offset = Some(110);
+        meta.rejects_unknown_through = None;
         let bytes = encode(&meta).unwrap();
-        assert_eq!(hex(&bytes), format!("{second_format}01fd00d0ca9f17030000"));
+        assert_eq!(hex(&bytes), format!("{third_format}0164016e00"));
         assert_eq!(SmMeta::decode(&bytes).unwrap(), meta);
         assert!(SmMeta::decode(&bytes[..bytes.len() - 1]).is_err());
     }
@@ -1703,6 +2144,40 @@ mod tests {
         assert!(PartitionSnapshot::decode(&encode(&snapshot).unwrap()).is_err());
     }
 
+    /// A snapshot of the replay format as sent: the marker, then its fields.
+    #[test]
+    fn replay_snapshots_keep_their_bytes() {
+        let snapshot = ReplaySnapshot {
+            preapplied_through: 9,
+            next_offset: 120,
+            log_start: 100,
+            replay_from: 90,
+            rejected: vec![6, 8],
+            producers: vec![(
+                7,
+                ProducerStateV1 {
+                    epoch: 3,
+                    recent: [(0, 9, 100), (10, 19, 110)].into(),
+                },
+            )],
+            producers_last_seen: vec![Some(1_700_000_000_000)],
+            producer_clock_ms: Some(1_700_000_000_005),
+        };
+        let golden =
+            "ff6372010978645a020608010e060200126414266e0101fd00d0ca9f1703000001fd0ad0ca9f17030000";
+        let bytes = SnapshotContent::Replay(snapshot).encode().unwrap();
+        assert_eq!(hex(&bytes), golden);
+        let SnapshotContent::Replay(back) = SnapshotContent::decode(&bytes).unwrap() else {
+            panic!("decoded as the rows format");
+        };
+        assert_eq!(back.rejected, vec![6, 8]);
+        assert_eq!(encode(&back).unwrap(), bytes[REPLAY_SNAPSHOT_MAGIC.len()..]);
+        // A count of times that does not match the producers is refused.
+        let mut bad = back;
+        bad.producers_last_seen.clear();
+        assert!(bad.producer_states().is_err());
+    }
+
     /// A snapshot of the first format (from a leader not yet upgraded)
     /// installs: its producers have no time until the first stamped entry.
     #[tokio::test]
@@ -1731,5 +2206,15 @@ mod tests {
         assert!(held.iter().all(|(_, s)| s.last_seen_ms.is_none()));
         assert_eq!(r.producers_in_store(), held);
         assert_eq!(r.sm.meta.producer_clock_ms, None);
+        // Which entries after the cut appended is not known here: this
+        // replica serves snapshots of the rows format, with its rows, until
+        // its purge point moves past them.
+        let served = r.sm.get_current_snapshot().await.unwrap().unwrap();
+        let SnapshotContent::Rows(rows) =
+            SnapshotContent::decode(served.snapshot.get_ref()).unwrap()
+        else {
+            panic!("a replay snapshot without the rejected entries");
+        };
+        assert_eq!(rows.rows.len(), 2);
     }
 }

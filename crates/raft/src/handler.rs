@@ -2,19 +2,25 @@
 
 use bytes::Bytes;
 use cairn_proto::internal::RaftKind;
+use openraft::raft::SnapshotResponse;
 use openraft::storage::RaftStateMachine;
 
 use crate::codec;
-use crate::network::SnapshotTransfer;
+use crate::network::SnapshotChunk;
+use crate::snapshot_inbox::Received;
+use crate::snapshot_inbox::SnapshotInbox;
+use crate::types::GroupId;
 use crate::types::Raft;
-use crate::types::Snapshot;
 use crate::types::SnapshotData;
 use crate::types::TypeConfig;
 
-/// Delivers one Raft message to `raft` and encodes its answer.
+/// Delivers one Raft message for `group` to `raft` and encodes its answer;
+/// snapshot chunks go through `snapshots` until the last one is in.
 /// The error is a human-readable reason, sent back to the caller.
 pub async fn handle_message<SM>(
     raft: &Raft<SM>,
+    group: GroupId,
+    snapshots: &SnapshotInbox,
     kind: RaftKind,
     body: &[u8],
 ) -> Result<Bytes, String>
@@ -39,16 +45,17 @@ where
             codec::encode(&resp)
         }
         RaftKind::FullSnapshot => {
-            let t: SnapshotTransfer = codec::decode(body).map_err(bad)?;
-            let snapshot = Snapshot {
-                meta: t.meta,
-                snapshot: std::io::Cursor::new(t.data),
-            };
-            let resp = raft
-                .install_full_snapshot(t.vote, snapshot)
-                .await
-                .map_err(|e| e.to_string())?;
-            codec::encode(&resp)
+            let chunk: SnapshotChunk = codec::decode(body).map_err(bad)?;
+            match snapshots.receive(group, chunk)? {
+                Received::Partial => codec::encode(&None::<SnapshotResponse<TypeConfig>>),
+                Received::Complete(vote, snapshot) => {
+                    let resp = raft
+                        .install_full_snapshot(vote, snapshot)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    codec::encode(&Some(resp))
+                }
+            }
         }
         RaftKind::TransferLeader => {
             let req = codec::decode(body).map_err(bad)?;

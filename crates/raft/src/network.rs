@@ -27,6 +27,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::codec;
+use crate::snapshot_inbox::chunks;
 use crate::transport::Transport;
 use crate::transport::TransportError;
 use crate::types::GroupId;
@@ -72,11 +73,20 @@ pub struct GroupNetwork {
     target: NodeId,
 }
 
-/// The wire form of a full snapshot.
+/// One piece of a snapshot on the wire (`RaftKind::FullSnapshot`): a
+/// snapshot goes as chunks of at most [`crate::SNAPSHOT_CHUNK_BYTES`] (or
+/// the node's `raft_snapshot_chunk_bytes`), in order,
+/// each answered before the next is sent; the receiver puts them together
+/// ([`crate::SnapshotInbox`]). The answer to every chunk but the last is
+/// `None`, to the last the receiver's `SnapshotResponse`.
 #[derive(serde::Serialize, serde::Deserialize)]
-pub struct SnapshotTransfer {
+pub struct SnapshotChunk {
     pub vote: Vote,
     pub meta: SnapshotMeta,
+    /// The whole snapshot's length in bytes.
+    pub total: u64,
+    /// Where `data` starts within the snapshot.
+    pub offset: u64,
     pub data: Vec<u8>,
 }
 
@@ -136,22 +146,45 @@ impl RaftNetworkV2<TypeConfig> for GroupNetwork {
         &mut self,
         vote: Vote,
         snapshot: Snapshot,
-        _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let transfer = SnapshotTransfer {
-            vote,
-            meta: snapshot.meta,
-            data: snapshot.snapshot.into_inner(),
-        };
+        let data = snapshot.snapshot.into_inner();
+        let total = data.len() as u64;
         let timeout = option.hard_ttl().max(Duration::from_secs(30));
-        self.rpc(RaftKind::FullSnapshot, &transfer, timeout)
-            .await
-            .map_err(|e| match e {
+        let mut cancel = std::pin::pin!(cancel);
+        let mut answer = None;
+        let pieces = chunks(&data, self.transport.snapshot_chunk_bytes());
+        metrics::counter!("cairn_raft_snapshot_chunks_sent_total").increment(pieces.len() as u64);
+        for (offset, piece) in pieces {
+            let chunk = SnapshotChunk {
+                vote,
+                meta: snapshot.meta.clone(),
+                total,
+                offset,
+                data: piece.to_vec(),
+            };
+            let sent = tokio::select! {
+                closed = &mut cancel => return Err(StreamingError::Closed(closed)),
+                sent = self.rpc::<_, Option<SnapshotResponse<TypeConfig>>>(
+                    RaftKind::FullSnapshot,
+                    &chunk,
+                    timeout,
+                ) => sent,
+            };
+            answer = sent.map_err(|e| match e {
                 RPCError::Unreachable(u) => StreamingError::Unreachable(u),
                 RPCError::Network(n) => StreamingError::Network(n),
                 other => StreamingError::Network(NetworkError::new(&other)),
-            })
+            })?;
+        }
+        metrics::counter!("cairn_raft_snapshots_sent_total").increment(1);
+        metrics::counter!("cairn_raft_snapshot_bytes_sent_total").increment(total);
+        answer.ok_or_else(|| {
+            StreamingError::Network(NetworkError::new(&std::io::Error::other(
+                "the receiver did not answer the snapshot's last chunk",
+            )))
+        })
     }
 
     async fn transfer_leader(

@@ -75,6 +75,8 @@ pub struct Transport {
     cluster_id: Arc<RwLock<String>>,
     addresses: RwLock<HashMap<NodeId, String>>,
     peers: Mutex<HashMap<NodeId, Arc<Peer>>>,
+    /// Bytes of snapshot per message ([`crate::SNAPSHOT_CHUNK_BYTES`] unless set).
+    snapshot_chunk_bytes: std::sync::atomic::AtomicUsize,
 }
 
 impl Transport {
@@ -84,7 +86,19 @@ impl Transport {
             cluster_id: Arc::new(RwLock::new(String::new())),
             addresses: RwLock::new(HashMap::new()),
             peers: Mutex::new(HashMap::new()),
+            snapshot_chunk_bytes: std::sync::atomic::AtomicUsize::new(crate::SNAPSHOT_CHUNK_BYTES),
         })
+    }
+
+    /// Snapshots are sent in chunks of at most `bytes` (at least 1).
+    pub fn set_snapshot_chunk_bytes(&self, bytes: usize) {
+        self.snapshot_chunk_bytes
+            .store(bytes.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot_chunk_bytes(&self) -> usize {
+        self.snapshot_chunk_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn me(&self) -> NodeId {

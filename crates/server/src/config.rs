@@ -111,6 +111,9 @@ pub struct ServerConfig {
     /// A Kafka connection that sends no request for this long is closed
     /// (Kafka's `connections.max.idle.ms`).
     pub kafka_connections_max_idle_ms: u64,
+    /// Snapshots go to other nodes in chunks of at most this many bytes,
+    /// one message each (>= 1).
+    pub raft_snapshot_chunk_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -145,6 +148,7 @@ impl Default for ServerConfig {
             kafka_max_connections_per_ip: 10_000,
             kafka_max_queued_request_bytes: 512 << 20,
             kafka_connections_max_idle_ms: 600_000,
+            raft_snapshot_chunk_bytes: cairn_raft::SNAPSHOT_CHUNK_BYTES,
         }
     }
 }

@@ -69,11 +69,13 @@ impl Internal for InternalService {
                 };
             }
             let result = if m.group == crate::node::meta_group() {
-                handle_message(&node.meta, kind, &m.body).await
+                handle_message(&node.meta, m.group, &node.snapshot_inbox, kind, &m.body).await
             } else {
                 match node.replica(m.group) {
                     Some(r) => {
-                        let result = handle_message(&r.raft, kind, &m.body).await;
+                        let result =
+                            handle_message(&r.raft, m.group, &node.snapshot_inbox, kind, &m.body)
+                                .await;
                         if result.is_ok()
                             && matches!(kind, RaftKind::AppendEntries | RaftKind::FullSnapshot)
                         {

@@ -266,6 +266,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     let voters = config.voter_map()?;
 
     let transport = Transport::new(config.node_id);
+    transport.set_snapshot_chunk_bytes(config.raft_snapshot_chunk_bytes);
     for (id, addr) in &voters {
         transport.set_address(*id, addr);
     }
@@ -311,6 +312,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         }),
         producer_ids: std::sync::Mutex::new(0..0),
         started: std::time::Instant::now(),
+        snapshot_inbox: cairn_raft::SnapshotInbox::default(),
     });
 
     let rpc_listener = bind(&config.rpc_addr).await?;

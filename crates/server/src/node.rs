@@ -101,6 +101,8 @@ pub struct Node {
     /// When this process started serving: it refuses votes for
     /// [`crate::lease::VOTE_HOLD_AFTER_START`] after it.
     pub(crate) started: std::time::Instant,
+    /// Snapshots being received in chunks, by group.
+    pub(crate) snapshot_inbox: cairn_raft::SnapshotInbox,
 }
 
 /// Producer ids reserved at a time (one metadata write per this many
