@@ -1491,9 +1491,9 @@ mod tests {
         assert_eq!(follower.rows(), leader.rows());
     }
 
-    /// `n` batches of 10 records at offsets 0, 10, ... (entries 2..=n+1,
-    /// plain and idempotent in turn, with a producer retry every 100th
-    /// entry among the first 200).
+    /// `n` produce entries of 10 records (entries 2..=n+1), plain and
+    /// idempotent in turn, but for a retry of the producer's last batch at
+    /// the 100th and the 200th (duplicates, appending nothing).
     fn retained_batches(n: u64) -> Vec<Entry> {
         let mut v = vec![membership(1, &[1, 2, 3])];
         let mut seq = 0;
