@@ -630,6 +630,35 @@ impl PartitionStateMachine {
         Ok(())
     }
 
+    /// The rows of the state keyspace with `from <= key < to`, decoded; a
+    /// row that does not decode is an error naming `what` rows.
+    fn scan_rows<T>(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        what: &str,
+        decode_row: impl Fn(&[u8], &[u8]) -> Option<T>,
+    ) -> Result<Vec<T>, io::Error> {
+        let mut out = Vec::new();
+        let mut corrupt = None;
+        self.store
+            .state_visit(self.group, from, Some(to), |k, v| match decode_row(k, v) {
+                Some(row) => {
+                    out.push(row);
+                    ControlFlow::Continue(())
+                }
+                None => {
+                    corrupt = Some(format!("bad {what} row under key {k:?}"));
+                    ControlFlow::Break(())
+                }
+            })
+            .map_err(io_err)?;
+        match corrupt {
+            Some(c) => Err(io_err(c)),
+            None => Ok(out),
+        }
+    }
+
     /// Ends the replay after a snapshot install, at its `preapplied_through`:
     /// the replayed entries must have numbered their batches up to the
     /// snapshot's next offset, or this replica's index would point offsets
@@ -688,28 +717,15 @@ impl PartitionStateMachine {
         let rejects_known = self.meta.rejects_unknown_through.is_none_or(|u| u <= p);
         let content = match self.meta.purge_next_offset {
             Some(replay_from) if rejects_known => {
-                let mut rejected = Vec::new();
-                let mut corrupt = None;
-                self.store
-                    .state_visit(
-                        self.group,
-                        &reject_key(p + 1),
-                        Some(&reject_key(preapplied_through.saturating_add(1))),
-                        |k, _| match k.get(1..9).and_then(|b| b.try_into().ok()) {
-                            Some(b) if k.len() == 9 => {
-                                rejected.push(u64::from_be_bytes(b));
-                                ControlFlow::Continue(())
-                            }
-                            _ => {
-                                corrupt = Some(format!("bad reject row under key {k:?}"));
-                                ControlFlow::Break(())
-                            }
-                        },
-                    )
-                    .map_err(io_err)?;
-                if let Some(c) = corrupt {
-                    return Err(io_err(c));
-                }
+                let rejected = self.scan_rows(
+                    &reject_key(p + 1),
+                    &reject_key(preapplied_through.saturating_add(1)),
+                    "reject",
+                    |k, _| {
+                        let b = k.get(1..9).filter(|_| k.len() == 9)?;
+                        Some(u64::from_be_bytes(b.try_into().ok()?))
+                    },
+                )?;
                 SnapshotContent::Replay(ReplaySnapshot {
                     preapplied_through,
                     next_offset: self.meta.next_offset,
@@ -722,34 +738,21 @@ impl PartitionStateMachine {
                 })
             }
             _ => {
-                let mut rows = Vec::new();
-                let mut corrupt = None;
-                self.store
-                    .state_visit(
-                        self.group,
-                        &IndexEntry::key(self.meta.log_start),
-                        Some(&IndexEntry::key(u64::MAX)),
-                        |k, v| match IndexEntry::decode(k, v) {
-                            Some(e) => {
-                                rows.push((
-                                    e.base_offset,
-                                    e.raft_index,
-                                    e.record_count,
-                                    e.max_timestamp_ms,
-                                    e.bytes,
-                                ));
-                                ControlFlow::Continue(())
-                            }
-                            None => {
-                                corrupt = Some(format!("bad index row under key {k:?}"));
-                                ControlFlow::Break(())
-                            }
-                        },
-                    )
-                    .map_err(io_err)?;
-                if let Some(c) = corrupt {
-                    return Err(io_err(c));
-                }
+                let rows = self.scan_rows(
+                    &IndexEntry::key(self.meta.log_start),
+                    &IndexEntry::key(u64::MAX),
+                    "index",
+                    |k, v| {
+                        let e = IndexEntry::decode(k, v)?;
+                        Some((
+                            e.base_offset,
+                            e.raft_index,
+                            e.record_count,
+                            e.max_timestamp_ms,
+                            e.bytes,
+                        ))
+                    },
+                )?;
                 SnapshotContent::Rows(PartitionSnapshot {
                     preapplied_through,
                     next_offset: self.meta.next_offset,
