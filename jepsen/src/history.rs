@@ -99,6 +99,12 @@ pub struct Op {
     /// Assign: partition -> next offset the consumer reads from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub positions: Option<Vec<(u32, i64)>>,
+    /// Poll: the partition's log start, as the answer reported (`ok`), or
+    /// where the consumer moved after its position fell below the log
+    /// start (`info`, error "offset out of range"). Records below it were
+    /// deleted by retention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_start: Option<i64>,
 }
 
 impl Op {
@@ -119,6 +125,7 @@ impl Op {
             error: None,
             fault: None,
             positions: None,
+            log_start: None,
         }
     }
 

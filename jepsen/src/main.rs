@@ -87,6 +87,14 @@ enum Command {
         /// than this many seconds (an availability regression bound).
         #[arg(long)]
         max_unavailable_s: Option<f64>,
+        /// Give the topic `retention.bytes` = this (per partition): retention
+        /// deletes old records during the run, snapshots are cut and purged,
+        /// and a replica a partition moves to (`membership`) catches up from
+        /// a snapshot. Consumers that fall below the log start move to it;
+        /// acknowledged records deleted before any poll read them are
+        /// counted, not checked.
+        #[arg(long)]
+        retention_bytes: Option<u64>,
     },
     /// Measure produce unavailability after kill -9 of a partition leader.
     Failover {
@@ -158,6 +166,7 @@ async fn main() -> Result<()> {
             hold,
             liveness_s,
             disk_mb,
+            retention_bytes,
             max_unavailable_s,
         } => {
             let seed = seed.unwrap_or_else(rand::random);
@@ -179,6 +188,7 @@ async fn main() -> Result<()> {
                 disk_mb,
                 keep_cluster: cluster.keep_cluster,
                 max_unavailable: max_unavailable_s.map(Duration::from_secs_f64),
+                retention_bytes,
             };
             let outcome = runner::run::test(plan).await?;
             println!("{}", outcome.summary);

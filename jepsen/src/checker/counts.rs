@@ -20,6 +20,10 @@ pub struct Counts {
     pub sends_pending: u64,
     /// `info` or pending sends whose value was read: they were written after all.
     pub sends_unknown_read: u64,
+    /// `ok` sends that retention deleted before any poll read them: not
+    /// checked (runs with `--retention-bytes`).
+    #[serde(default)]
+    pub sends_ok_trimmed_unread: u64,
     pub polls_ok: u64,
     /// Polls that completed `fail` or `info`.
     pub polls_not_ok: u64,
@@ -62,6 +66,9 @@ impl Counts {
                     let p = counts.partitions.entry(partition).or_default();
                     p.sends_ok += 1;
                     p.highest_acked_offset = p.highest_acked_offset.max(Some(offset));
+                    if !read && model.trimmed(partition, offset) {
+                        counts.sends_ok_trimmed_unread += 1;
+                    }
                 }
                 SendOutcome::Fail => counts.sends_fail += 1,
                 SendOutcome::Unknown if send.completion.is_some() => counts.sends_info += 1,

@@ -17,7 +17,9 @@ pub(super) fn check(model: &Model) -> Vec<Anomaly> {
         let SendOutcome::Ok { partition, offset } = send.outcome else {
             continue;
         };
-        if model.first_read.contains_key(&(send.key, send.value)) {
+        if model.first_read.contains_key(&(send.key, send.value))
+            || model.trimmed(partition, offset)
+        {
             continue;
         }
         let Some((read_offset, poll)) = witnesses.first_at_or_after(partition, offset) else {

@@ -89,7 +89,20 @@ pub(crate) struct Model {
     pub known_offsets: BTreeMap<u32, BTreeSet<i64>>,
     /// (key, value) -> the first poll that read it.
     pub first_read: HashMap<(u32, u64), u64>,
+    /// partition -> the highest log start any poll reported: retention
+    /// deleted every record below it, so an acknowledged record there that
+    /// no poll read cannot be checked (counted, not judged).
+    pub log_start: BTreeMap<u32, i64>,
     pub problems: Vec<Problem>,
+}
+
+impl Model {
+    /// Whether retention deleted offset `offset` of `partition` during the run.
+    pub fn trimmed(&self, partition: u32, offset: i64) -> bool {
+        self.log_start
+            .get(&partition)
+            .is_some_and(|&start| offset < start)
+    }
 }
 
 /// What an open invoke was.
@@ -273,6 +286,10 @@ impl Model {
     }
 
     fn complete_poll(&mut self, op: &Op) {
+        if let (Some(partition), Some(start)) = (op.partition, op.log_start) {
+            let known = self.log_start.entry(partition).or_insert(start);
+            *known = (*known).max(start);
+        }
         if op.kind == OpKind::Info {
             // The poll may have moved the consumer: forget where it was on every partition.
             let tracked: Vec<(u64, u32)> = self

@@ -22,7 +22,9 @@ pub(super) fn check(model: &Model) -> Vec<Anomaly> {
         let SendOutcome::Ok { partition, offset } = send.outcome else {
             continue;
         };
-        if model.first_read.contains_key(&(send.key, send.value)) {
+        if model.first_read.contains_key(&(send.key, send.value))
+            || model.trimmed(partition, offset)
+        {
             continue;
         }
         let highest = highest_read.get(&partition).copied();

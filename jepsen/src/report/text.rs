@@ -66,6 +66,13 @@ fn write_all(out: &mut String, v: &Verdict) -> std::fmt::Result {
         "polls {} ok, {} not ok · {} records read, {} distinct values · {} faults",
         c.polls_ok, c.polls_not_ok, c.reads, c.distinct_values_read, c.faults
     )?;
+    if c.sends_ok_trimmed_unread > 0 {
+        writeln!(
+            out,
+            "{} ok sends were deleted by retention before any poll read them (not checked)",
+            c.sends_ok_trimmed_unread
+        )?;
+    }
 
     writeln!(out, "\nanomalies")?;
     for kind in AnomalyKind::ALL {

@@ -40,6 +40,8 @@ pub struct TestPlan {
     pub keep_cluster: bool,
     /// Availability bound per fault (see `RunMeta::max_unavailable_ms`).
     pub max_unavailable: Option<Duration>,
+    /// The topic's `retention.bytes`, if retention runs during the run.
+    pub retention_bytes: Option<u64>,
 }
 
 pub const TOPIC: &str = "jepsen";
@@ -78,6 +80,14 @@ pub async fn test(plan: TestPlan) -> Result<Outcome> {
                 .to_string(),
         );
     }
+    if let Some(bytes) = plan.retention_bytes {
+        hosts = hosts.with_env("CAIRN_RETENTION_CHECK_INTERVAL_MS", "500");
+        notes.push(format!(
+            "retention: the topic keeps about {bytes} bytes per partition (checked every \
+             500 ms), so old records are deleted, snapshots cut and logs purged during the \
+             run; acknowledged records deleted before any poll read them are not checked"
+        ));
+    }
     if names.contains(&"clock") {
         notes.push(
             "clock: monotonic/boot clock jumps via Linux time namespaces at node restart; \
@@ -114,10 +124,17 @@ async fn run_on(
     let bootstrap = hosts.bootstrap();
     let admin = workload::connect(&bootstrap, Duration::from_secs(10)).await?;
     let rf = plan.nodes.min(3) as u32;
+    let topic_configs: HashMap<String, String> = match plan.retention_bytes {
+        Some(bytes) => HashMap::from([
+            ("retention.bytes".to_string(), bytes.to_string()),
+            ("retention.ms".to_string(), "-1".to_string()),
+        ]),
+        None => HashMap::new(),
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match admin
-            .create_topic(TOPIC, plan.partitions, rf, HashMap::new())
+            .create_topic(TOPIC, plan.partitions, rf, topic_configs.clone())
             .await
         {
             Ok(_) => break,

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cairn_client::{Acks, Client, ClientConfig, ClientError, ErrorCode, OwnedRecord, RetryPolicy};
+use cairn_client::{
+    Acks, Client, ClientConfig, ClientError, ErrorCode, OffsetSpec, OwnedRecord, RetryPolicy,
+};
 use cairn_jepsen::{OpF, OpKind, Read, FIRST_CONSUMER_PROCESS};
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -248,6 +250,26 @@ pub async fn consumer(shared: Arc<Shared>, index: u64, until_caught_up: bool) ->
                 rec.record(process, OpKind::Ok, OpF::Poll, |op| {
                     op.partition = Some(p);
                     op.reads = reads;
+                    op.log_start = Some(f.log_start_offset as i64);
+                });
+            }
+            Ok(Err(e)) if e.code() == Some(ErrorCode::OffsetOutOfRange) => {
+                // Retention deleted the records at the position: move to
+                // the log start. The poll's outcome is `info` (the position
+                // changed), so the next read is not judged as a skip.
+                let start = c
+                    .list_offsets(&shared.topic, p, OffsetSpec::Earliest)
+                    .await
+                    .ok()
+                    .and_then(|r| u64::try_from(r.offset).ok())
+                    .filter(|&s| s > pos);
+                if let Some(start) = start {
+                    positions[p as usize] = start;
+                }
+                rec.record(process, OpKind::Info, OpF::Poll, |op| {
+                    op.partition = Some(p);
+                    op.error = Some(e.to_string());
+                    op.log_start = start.map(|s| s as i64);
                 });
             }
             Ok(Err(e)) => {

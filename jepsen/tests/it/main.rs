@@ -2,3 +2,4 @@
 
 mod clean;
 mod model_histories;
+mod retention;
