@@ -45,6 +45,42 @@ pub(crate) fn python() -> Result<PathBuf> {
     Ok(py)
 }
 
+/// The Java client's jars (`kafka-clients` and what it needs at run time)
+/// as a classpath (`DIR/*`), or `None`, saying why, when this machine has no
+/// `javac` (a test driving the Java client then skips).
+pub(crate) fn java_classpath() -> Result<Option<String>> {
+    for tool in ["javac", "java"] {
+        if Command::new(tool)
+            .arg("-version")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_err()
+        {
+            eprintln!("SKIPPED: the Java Kafka client check: no `{tool}` on PATH (install a JDK)");
+            return Ok(None);
+        }
+    }
+    let dir = std::env::var("CAIRN_JAVA_CLIENTS")
+        .unwrap_or_else(|_| "/var/tmp/cairn-java-clients".into());
+    let lib = PathBuf::from(dir).join("lib");
+    let has_client = std::fs::read_dir(&lib)
+        .map(|d| {
+            d.flatten().any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with("kafka-clients-") && name.ends_with(".jar")
+            })
+        })
+        .unwrap_or(false);
+    ensure!(
+        has_client,
+        "no kafka-clients jar in {}: run cluster/install-kafka-clients (tests/run does)",
+        lib.display()
+    );
+    Ok(Some(format!("{}/*", lib.display())))
+}
+
 pub(crate) fn script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/kafka")
