@@ -21,7 +21,7 @@
 //!   follower that heard from the leader a moment ago could elect itself
 //!   with one other vote. Cairn's election driver starts no election in a
 //!   group whose leader was heard from within the window
-//!   (`Replica::heard_from_leader_within`).
+//!   (`election.rs`).
 
 use std::time::Duration;
 

@@ -17,6 +17,7 @@ mod admin;
 mod api;
 mod config;
 mod coordinator;
+mod election;
 mod error;
 mod internal;
 mod kafka;

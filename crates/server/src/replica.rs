@@ -191,16 +191,17 @@ impl Replica {
         }
     }
 
-    /// Whether a leader's message reached this replica within `window`.
+    /// How long ago a leader's message was last handled by this replica.
     /// openraft lets a candidate vote for itself without checking; the
-    /// election driver checks this first, so a replica that acknowledged a
-    /// leader does not help depose it while that leader's lease may run.
-    pub(crate) fn heard_from_leader_within(&self, window: Duration) -> bool {
+    /// election driver looks at this first (`election.rs`), so a replica
+    /// that acknowledged a leader does not help depose it while that
+    /// leader's lease may run.
+    pub(crate) fn since_leader_contact(&self) -> Option<Duration> {
         self.leader_contact
             .lock()
             .ok()
             .and_then(|t| *t)
-            .is_some_and(|t| t.elapsed() < window)
+            .map(|t| t.elapsed())
     }
 
     /// A leader accepts writes only while a quorum acknowledged it within

@@ -1,6 +1,9 @@
 //! The node's background loops: heartbeats, the election driver for
 //! partition groups, the reconciler, self-registration, retention and log compaction.
 
+use crate::election::election_step;
+use crate::election::ElectionStep;
+use crate::election::ElectionView;
 use openraft::async_runtime::watch::WatchReceiver;
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -147,25 +150,24 @@ pub(crate) async fn election_loop(node: Arc<Node>) {
             if !voter || state == ServerState::Shutdown {
                 continue;
             }
-            let claimed = node.liveness.live_leader(r.group, term).is_some();
-            let fresh_leader = leader.is_some_and(|l| l != node.id && node.liveness.is_alive(l))
-                && t.term_changed.elapsed() < Duration::from_secs(1);
-            // openraft's candidate votes for itself without checking its
-            // own refusal window; a replica that acknowledged a leader
-            // within it must not help replace that leader (`lease.rs`).
-            let heard = r.heard_from_leader_within(Duration::from_millis(
-                crate::lease::PARTITION_ELECTION_TIMEOUT_MAX_MS,
-            ));
-            if claimed || fresh_leader || heard {
-                t.missing_since = None;
-                continue;
-            }
-            let since = *t.missing_since.get_or_insert(now);
             let jitter = rand::rng().random_range(0..100u64);
-            let delay = Duration::from_millis(100 + 200 * r.slot as u64 + jitter);
-            if since.elapsed() >= delay {
-                t.missing_since = Some(now);
-                to_elect.push(r.clone());
+            let view = ElectionView {
+                claimed: node.liveness.live_leader(r.group, term).is_some(),
+                fresh_leader: leader.is_some_and(|l| l != node.id && node.liveness.is_alive(l))
+                    && t.term_changed.elapsed() < Duration::from_secs(1),
+                since_leader_contact: r.since_leader_contact(),
+                missing_for: t.missing_since.map(|s| now.duration_since(s)),
+                delay: Duration::from_millis(100 + 200 * r.slot as u64 + jitter),
+            };
+            match election_step(&view) {
+                ElectionStep::LeaderPresent => t.missing_since = None,
+                ElectionStep::Wait => {
+                    t.missing_since.get_or_insert(now);
+                }
+                ElectionStep::Elect => {
+                    t.missing_since = Some(now);
+                    to_elect.push(r.clone());
+                }
             }
         }
         if let Ok(mut l) = node.led.write() {
