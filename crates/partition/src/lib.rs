@@ -12,9 +12,9 @@
 //!
 //! Retention deletes whole entries from the front: the leader proposes
 //! `Request::Trim`, every replica moves its log start and drops the index
-//! rows below it, then builds a snapshot cut just before the first retained
-//! entry so that openraft purges the log below it (see
-//! `docs/adr/0004-retention.md`).
+//! rows below it, then cuts a snapshot just before the first retained entry
+//! so that openraft purges the log below it (see `docs/adr/0004-retention.md`
+//! and, for what a snapshot holds, `docs/adr/0008-partition-snapshots-replayed-and-chunked.md`).
 //!
 //! Offsets are assigned when an entry is applied, so every replica assigns the
 //! same ones; the stored batches keep the base offset the client sent and get
@@ -28,6 +28,8 @@ mod log;
 mod producers;
 mod shared;
 mod state_machine;
+#[cfg(test)]
+mod test_hex;
 
 pub use compaction::CompactionConfig;
 pub use compaction::CompactionError;

@@ -2024,16 +2024,8 @@ mod tests {
         );
     }
 
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::test_hex::hex;
+    use crate::test_hex::unhex;
 
     /// The state machine's row as stored. The second format was written by
     /// Cairn before producer expiry (commit 58c05b8) and must still load;
