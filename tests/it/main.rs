@@ -22,4 +22,5 @@ mod replication;
 mod retention;
 mod stale_leader;
 mod topic_config;
+mod vote_hold;
 mod workload;
