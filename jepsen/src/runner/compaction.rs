@@ -20,7 +20,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use cairn_chaos::{Hosts, NetnsHosts, NodeId};
 use cairn_client::proto::FetchResponse;
 use cairn_client::{Client, FetchedRecords, OffsetSpec};
-use cairn_jepsen::{check_compaction, verdict, KeyedRecord, OpF, OpKind};
+use cairn_jepsen::{check_compaction, verdict, History, KeyedRecord, OpF, OpKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -133,6 +133,9 @@ pub async fn run_on(
     eprintln!("--- reading every replica of every partition");
     let compacted = read_replicas(&admin, &recorder, &mut notes).await?;
     recorder.finish()?;
+    notes.push(tombstone_stats(&History::read_jsonl(
+        &dir.join("history.jsonl"),
+    )?));
 
     let (result, meta) = run::check_and_report(plan, &check_compaction, schedule, notes, None)?;
     let valid = verdict(&result, &meta).valid && live && settled && compacted;
@@ -142,6 +145,23 @@ pub async fn run_on(
         dir,
         summary,
     })
+}
+
+/// How many tombstones were written, by outcome.
+fn tombstone_stats(history: &History) -> String {
+    let (mut ok, mut other) = (0, 0);
+    for op in history
+        .ops
+        .iter()
+        .filter(|op| op.f == OpF::Send && op.tombstone)
+    {
+        match op.kind {
+            OpKind::Invoke => {}
+            OpKind::Ok => ok += 1,
+            _ => other += 1,
+        }
+    }
+    format!("tombstones: {ok} acknowledged, {other} failed or unknown")
 }
 
 /// What a node's `/test/replica-log` said about its replica.

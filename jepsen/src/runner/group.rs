@@ -22,7 +22,7 @@ use cairn_client::{
     Client, Consumer, ConsumerConfig, ConsumerError, ConsumerEvent, ConsumerRecord, OffsetReset,
     OffsetSpec, TopicPartition,
 };
-use cairn_jepsen::{check_group, verdict, OpF, OpKind, Read, FIRST_CONSUMER_PROCESS};
+use cairn_jepsen::{check_group, verdict, History, OpF, OpKind, Read, FIRST_CONSUMER_PROCESS};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
@@ -38,7 +38,7 @@ const OP_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often a member commits its positions.
 const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
 /// A member leaves the group after a random time in this range (seconds).
-const LIFETIME_S: std::ops::Range<u64> = 10..40;
+const LIFETIME_S: std::ops::Range<u64> = 5..20;
 
 /// What the members share.
 struct Members {
@@ -147,6 +147,7 @@ pub async fn run_on(
         let _ = m.await;
     }
     recorder.finish()?;
+    notes.push(stats(&History::read_jsonl(&dir.join("history.jsonl"))?));
 
     let (result, meta) = run::check_and_report(
         plan,
@@ -407,6 +408,35 @@ async fn commit(consumer: &mut Consumer, rec: &Recorder, process: u64) -> bool {
         op.error = error;
     });
     carry_on
+}
+
+/// What the check had to work with: commits by outcome, and resumes (how
+/// many were above zero, i.e. after some commit of that partition).
+fn stats(history: &History) -> String {
+    let (mut ok, mut fail, mut info, mut resumes, mut above_zero) = (0, 0, 0, 0, 0);
+    let mut processes = std::collections::HashSet::new();
+    for op in &history.ops {
+        match (op.f, op.kind) {
+            (OpF::Commit, OpKind::Ok) => ok += 1,
+            (OpF::Commit, OpKind::Fail) => fail += 1,
+            (OpF::Commit, OpKind::Info) => info += 1,
+            (OpF::Poll, OpKind::Ok) => {
+                processes.insert(op.process);
+                for &(_, at) in op.positions.iter().flatten() {
+                    resumes += 1;
+                    if at > 0 {
+                        above_zero += 1;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    format!(
+        "group: {} member processes; commits {ok} ok, {fail} fail (fenced), {info} unknown; \
+         {resumes} partition resumes recorded, {above_zero} of them above offset 0",
+        processes.len()
+    )
 }
 
 fn parse(bytes: Option<&[u8]>) -> Option<u64> {

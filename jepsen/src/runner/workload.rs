@@ -145,6 +145,10 @@ pub async fn producer(shared: Arc<Shared>, seed: u64) {
                 op.key = Some(key);
                 op.value = Some(value);
                 op.tombstone = tombstone;
+                // The queue's keys are its partitions; with more keys, say which.
+                if shared.keys != shared.partitions {
+                    op.partition = Some(partition);
+                }
             });
             let record = OwnedRecord {
                 partition: Some(partition),
