@@ -66,7 +66,7 @@ enum Command {
     /// wrong-final-value, replica-divergence. Invalid too if some replica removed nothing.
     ///
     /// group: --members consumer-group members poll and commit (members leave and are replaced
-    /// every 10-40 s) while producers write; a member must never resume a partition below an
+    /// every 5-20 s) while producers write; a member must never resume a partition below an
     /// acknowledged commit: offset-regression. Faults that hit the metadata leader hit the
     /// group coordinator.
     #[command(verbatim_doc_comment)]
