@@ -14,6 +14,17 @@ use crate::hosts::NetemSpec;
 use crate::hosts::NodeId;
 use crate::ChaosError;
 
+/// Which `cluster/netns` cluster the hosts are: `CAIRN_NETNS_INSTANCE` (read
+/// by the script too), 0 when unset. Instance K's nodes live in namespaces
+/// `cairnK-nI` at 10.77.K.I, so runs of different instances on one machine
+/// leave each other alone; 0 is `cairn-nI` at 10.77.0.I.
+fn instance() -> u32 {
+    std::env::var("CAIRN_NETNS_INSTANCE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// nftables table the nemesis owns inside each namespace.
 const TABLE: &str = "cairn_chaos";
 /// nftables table of the packet-loss fault (apart from partitions').
@@ -55,11 +66,14 @@ impl NetnsHosts {
 
     /// The address of node `n`'s host.
     pub fn ip(n: NodeId) -> String {
-        format!("10.77.0.{n}")
+        format!("10.77.{}.{n}", instance())
     }
 
     fn namespace(n: NodeId) -> String {
-        format!("cairn-n{n}")
+        match instance() {
+            0 => format!("cairn-n{n}"),
+            k => format!("cairn{k}-n{n}"),
+        }
     }
 
     fn script_cmd(&self, args: &[String]) -> Command {

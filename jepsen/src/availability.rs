@@ -157,16 +157,18 @@ pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
     windows
 }
 
-/// Per partition, the completion times of its sends by outcome. A send's partition is its `ok`
-/// partition, else its key; sends that never completed are left out.
+/// Per partition, the completion times of its sends by outcome. A send's partition is its
+/// completion's partition, else its key, else its invoke's partition or key; sends that never
+/// completed are left out.
 pub fn send_timelines(history: &History) -> BTreeMap<u32, SendTimeline> {
     let mut timelines: BTreeMap<u32, SendTimeline> = BTreeMap::new();
     let mut open_key: HashMap<u64, Option<u32>> = HashMap::new();
     for op in history.ops.iter().filter(|op| op.f == OpF::Send) {
         if op.is_invoke() {
-            open_key.insert(op.process, op.key);
-            if let Some(key) = op.key {
-                timelines.entry(key).or_default();
+            let partition = op.partition.or(op.key);
+            open_key.insert(op.process, partition);
+            if let Some(partition) = partition {
+                timelines.entry(partition).or_default();
             }
             continue;
         }

@@ -12,7 +12,7 @@
 //! assert_eq!(history.ops.len(), 4);
 //! ```
 
-use crate::history::{History, Op, OpF, OpKind, Read, NEMESIS_PROCESS};
+use crate::history::{History, KeyedRecord, Op, OpF, OpKind, Read, NEMESIS_PROCESS};
 
 /// Builds a [`History`] op by op.
 #[derive(Debug, Clone)]
@@ -159,6 +159,77 @@ impl HistoryBuilder {
         ok.kind = OpKind::Ok;
         self.push(invoke);
         self.push(ok)
+    }
+
+    /// Compaction workload: a keyed write of `key` to `partition` (value `value`, or a tombstone
+    /// that `value` names) completing as `kind` (`offset` only on `ok`); returns (invoke,
+    /// completion) indexes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn kv_write(
+        &mut self,
+        process: u64,
+        partition: u32,
+        key: u32,
+        value: u64,
+        tombstone: bool,
+        kind: OpKind,
+        offset: Option<i64>,
+    ) -> (u64, u64) {
+        let mut op = Op::new(0, 0, process, OpKind::Invoke, OpF::Send);
+        op.key = Some(key);
+        op.value = Some(value);
+        op.tombstone = tombstone;
+        op.partition = Some(partition);
+        let mut done = op.clone();
+        done.kind = kind;
+        if kind == OpKind::Ok {
+            done.offset = offset;
+        }
+        (self.push(op), self.push(done))
+    }
+
+    /// Compaction workload: the final read of `node`'s replica of `partition`, whose high
+    /// watermark is `high_watermark`, finding `records` (offset, key, value; `None` for a
+    /// tombstone); returns the ok index.
+    pub fn replica_read(
+        &mut self,
+        node: u64,
+        partition: u32,
+        high_watermark: i64,
+        records: &[(i64, u32, Option<u64>)],
+    ) -> u64 {
+        let process = 2000 + node;
+        let mut op = Op::new(0, 0, process, OpKind::Invoke, OpF::ReplicaRead);
+        op.node = Some(node);
+        op.partition = Some(partition);
+        let mut ok = op.clone();
+        ok.kind = OpKind::Ok;
+        ok.offset = Some(high_watermark);
+        ok.records = records
+            .iter()
+            .map(|&(offset, key, value)| KeyedRecord { offset, key, value })
+            .collect();
+        self.push(op);
+        self.push(ok)
+    }
+
+    /// Group workload: a commit of `positions` (partition, next offset) completing as `kind`;
+    /// returns (invoke, completion) indexes.
+    pub fn commit(&mut self, process: u64, kind: OpKind, positions: &[(u32, i64)]) -> (u64, u64) {
+        let mut op = Op::new(0, 0, process, OpKind::Invoke, OpF::Commit);
+        op.positions = Some(positions.to_vec());
+        let mut done = op.clone();
+        done.kind = kind;
+        (self.push(op), self.push(done))
+    }
+
+    /// Group workload: a poll in which the member resumed at `positions` (partition, offset)
+    /// on newly assigned partitions; returns (invoke, ok) indexes.
+    pub fn resume(&mut self, process: u64, positions: &[(u32, i64)]) -> (u64, u64) {
+        let invoke = self.invoke_poll(process);
+        let mut ok = Op::new(0, 0, process, OpKind::Ok, OpF::Poll);
+        ok.positions = Some(positions.to_vec());
+        (invoke, self.push(ok))
     }
 
     /// The nemesis starts fault `name`; returns its index.

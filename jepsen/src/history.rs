@@ -51,6 +51,14 @@ pub enum OpF {
     Assign,
     /// A nemesis fault, named by `fault`.
     Fault,
+    /// Group workload: a member commits `positions` (partition -> next offset to read) for
+    /// the group.
+    Commit,
+    /// Compaction workload: the final read of one replica's copy of a partition (`node`,
+    /// `partition`); the `ok` completion lists the records it holds in `records` and its
+    /// high watermark in `offset`.
+    #[serde(rename = "replica-read")]
+    ReplicaRead,
 }
 
 /// One record returned by a poll.
@@ -60,6 +68,15 @@ pub struct Read {
     pub offset: i64,
     pub key: u32,
     pub value: u64,
+}
+
+/// One record a replica holds, as the compaction workload's final read finds it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KeyedRecord {
+    pub offset: i64,
+    pub key: u32,
+    /// The value the write carried; `None` for a tombstone (a null value).
+    pub value: Option<u64>,
 }
 
 /// One line of the history.
@@ -80,6 +97,10 @@ pub struct Op {
     /// Send: the value, unique per key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<u64>,
+    /// Send (compaction workload): the record is a tombstone, its value null; `value` still
+    /// names the write uniquely.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tombstone: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<u32>,
     /// Send `ok`: the offset the record was assigned.
@@ -96,7 +117,9 @@ pub struct Op {
     /// Fault ops: what the fault is, e.g. "kill node 2", "partition [1] | [2,3]".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
-    /// Assign: partition -> next offset the consumer reads from.
+    /// Assign: partition -> next offset the consumer reads from. Poll `ok` (group workload):
+    /// where the member resumed on partitions assigned to it during that poll. Commit: the
+    /// offsets committed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub positions: Option<Vec<(u32, i64)>>,
     /// Poll: the partition's log start, as the answer reported (`ok`), or
@@ -105,6 +128,9 @@ pub struct Op {
     /// deleted by retention.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_start: Option<i64>,
+    /// Replica-read `ok`: every record the replica holds, in offset order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<KeyedRecord>,
 }
 
 impl Op {
@@ -118,6 +144,7 @@ impl Op {
             f,
             key: None,
             value: None,
+            tombstone: false,
             partition: None,
             offset: None,
             node: None,
@@ -126,6 +153,7 @@ impl Op {
             fault: None,
             positions: None,
             log_start: None,
+            records: Vec::new(),
         }
     }
 

@@ -21,10 +21,13 @@ pub use availability::{
     PartitionLiveness, PartitionUnavailability, SendTimeline, WriteGap,
 };
 pub use builder::HistoryBuilder;
-pub use checker::{check, Anomaly, AnomalyKind, CheckResult, Counts, PartitionCounts};
+pub use checker::{
+    check, check_compaction, check_group, Anomaly, AnomalyKind, CheckResult, Counts,
+    PartitionCounts,
+};
 pub use history::{
-    History, HistoryError, HistoryWriter, IoVerb, Op, OpF, OpKind, Read, FIRST_CONSUMER_PROCESS,
-    NEMESIS_PROCESS,
+    History, HistoryError, HistoryWriter, IoVerb, KeyedRecord, Op, OpF, OpKind, Read,
+    FIRST_CONSUMER_PROCESS, NEMESIS_PROCESS,
 };
 pub use report::{
     render_html, render_text, verdict, write_report, FaultSummary, RunMeta, Verdict,

@@ -1,6 +1,8 @@
 //! `cairn-jepsen`: Cairn's Jepsen-style harness (issue 3).
 //!
 //!   cairn-jepsen test --time 60 --seed 7 --nemesis kill,pause,partition
+//!   cairn-jepsen test --workload compaction --nodes 5 --nemesis kill,membership
+//!   cairn-jepsen test --workload group --nemesis isolate,kill,pause,partition
 //!   cairn-jepsen failover --kills 20
 //!   cairn-jepsen check results/history.jsonl
 //!
@@ -47,10 +49,33 @@ struct ClusterArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the queue workload under faults, then check the history.
+    /// Run a workload under faults, then check the history.
+    ///
+    /// Workloads (--workload):
+    ///
+    /// queue (default): producers send unique values per key, consumers read every partition;
+    /// checked as Jepsen's Kafka queue workload (lost-write, unseen, duplicate,
+    /// inconsistent-offsets, nonmonotonic-poll, poll-skip, nonmonotonic-send, aborted-read,
+    /// phantom-read).
+    ///
+    /// compaction: keyed writes over --keys keys, 20% tombstones, to a compacted topic
+    /// (cleanup.policy=compact, delete.retention.ms = --delete-retention-ms); nodes compact
+    /// every second. After the heal every replica's own copy is read (nodes run with
+    /// test_replica_reads) and each key's final value on each replica must be its last
+    /// acknowledged write or a later unknown-outcome one: resurrected (a deleted key came back),
+    /// wrong-final-value, replica-divergence. Invalid too if some replica removed nothing.
+    ///
+    /// group: --members consumer-group members poll and commit (members leave and are replaced
+    /// every 5-20 s) while producers write; a member must never resume a partition below an
+    /// acknowledged commit: offset-regression. Faults that hit the metadata leader hit the
+    /// group coordinator.
+    #[command(verbatim_doc_comment)]
     Test {
         #[command(flatten)]
         cluster: ClusterArgs,
+        /// The workload: queue, compaction or group (see above).
+        #[arg(long, value_enum, default_value_t = runner::run::Workload::Queue)]
+        workload: runner::run::Workload,
         /// Seconds of workload under faults.
         #[arg(long, default_value_t = 60)]
         time: u64,
@@ -65,8 +90,19 @@ enum Command {
         partitions: u32,
         #[arg(long, default_value_t = 4)]
         producers: u32,
+        /// Queue workload: consumers reading every partition.
         #[arg(long, default_value_t = 2)]
         consumers: u32,
+        /// Compaction workload: keys written, over all partitions (key k to partition k mod
+        /// partitions).
+        #[arg(long, default_value_t = 16)]
+        keys: u32,
+        /// Compaction workload: the topic's delete.retention.ms (how long a tombstone stays).
+        #[arg(long, default_value_t = 2000)]
+        delete_retention_ms: u64,
+        /// Group workload: members of the consumer group.
+        #[arg(long, default_value_t = 3)]
+        members: u32,
         /// Pause between one producer's sends, in milliseconds.
         #[arg(long, default_value_t = 5)]
         send_interval_ms: u64,
@@ -107,7 +143,12 @@ enum Command {
         producers: u32,
     },
     /// Check an existing history and write its report next to it.
-    Check { history: PathBuf },
+    Check {
+        history: PathBuf,
+        /// The workload that wrote the history: queue, compaction or group.
+        #[arg(long, value_enum, default_value_t = runner::run::Workload::Queue)]
+        workload: runner::run::Workload,
+    },
 }
 
 fn repo_path(rel: &str) -> PathBuf {
@@ -155,12 +196,16 @@ async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Test {
             cluster,
+            workload,
             time,
             seed,
             nemesis,
             partitions,
             producers,
             consumers,
+            keys,
+            delete_retention_ms,
+            members,
             send_interval_ms,
             quiet,
             hold,
@@ -182,13 +227,24 @@ async fn main() -> Result<()> {
                 quiet: seconds_range(&quiet)?,
                 hold: seconds_range(&hold)?,
                 liveness_bound: Duration::from_secs(liveness_s),
-                results: results_dir(cluster.results, "test", seed),
+                results: results_dir(
+                    cluster.results,
+                    match workload {
+                        runner::run::Workload::Queue => "test",
+                        other => other.name(),
+                    },
+                    seed,
+                ),
                 bin: cluster.bin,
                 netns_script: cluster.netns_script,
                 disk_mb,
                 keep_cluster: cluster.keep_cluster,
                 max_unavailable: max_unavailable_s.map(Duration::from_secs_f64),
                 retention_bytes,
+                workload,
+                keys,
+                delete_retention: Duration::from_millis(delete_retention_ms),
+                members,
             };
             let outcome = runner::run::test(plan).await?;
             println!("{}", outcome.summary);
@@ -215,9 +271,13 @@ async fn main() -> Result<()> {
             };
             runner::failover::failover(plan).await.map(drop)
         }
-        Command::Check { history } => {
+        Command::Check { history, workload } => {
             let h = cairn_jepsen::History::read_jsonl(&history)?;
-            let result = cairn_jepsen::check(&h);
+            let result = match workload {
+                runner::run::Workload::Queue => cairn_jepsen::check(&h),
+                runner::run::Workload::Compaction => cairn_jepsen::check_compaction(&h),
+                runner::run::Workload::Group => cairn_jepsen::check_group(&h),
+            };
             let dir = history
                 .parent()
                 .map(PathBuf::from)

@@ -225,7 +225,7 @@ mod tests {
         let v: Verdict = serde_json::from_str(&json).unwrap();
         assert!(v.valid);
         assert_eq!(v.liveness_ok, Some(true));
-        assert_eq!(v.anomaly_counts.len(), AnomalyKind::ALL.len());
+        assert_eq!(v.anomaly_counts.len(), AnomalyKind::QUEUE.len());
         assert_eq!(v.faults.len(), 1);
         assert!(json.contains("\"lost-write\": 0"), "{json}");
 

@@ -83,6 +83,12 @@ pub struct ServerConfig {
     /// In this mode a file `test-hold-sync` in the data dir holds the
     /// node's fsyncs while it exists (a stalled disk).
     pub test_lose_unsynced_on_crash: bool,
+    /// Fault-injection harness only (`jepsen/`): the admin HTTP server
+    /// answers `/test/replica-log`, which returns this node's own copy of a
+    /// partition's committed log (any replica, not only the leader), so the
+    /// harness can compare the replicas. It bypasses ACLs: leave it off in
+    /// production.
+    pub test_replica_reads: bool,
     /// The metadata group snapshots its state every this many entries and
     /// keeps a tenth of them in its log after the snapshot; a node further
     /// behind is sent the snapshot.
@@ -139,6 +145,7 @@ impl Default for ServerConfig {
             retention_check_interval_ms: 5000,
             producer_id_expiration_ms: 86_400_000,
             test_lose_unsynced_on_crash: false,
+            test_replica_reads: false,
             metadata_snapshot_entries: 10_000,
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 1_000,

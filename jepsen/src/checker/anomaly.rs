@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The anomaly classes, named as Jepsen's Kafka (queue) workload names them.
+/// The anomaly classes: the queue workload's, named as Jepsen's Kafka (queue) workload names
+/// them, then the compaction and group workloads'.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "kebab-case")]
 pub enum AnomalyKind {
@@ -28,10 +29,42 @@ pub enum AnomalyKind {
     PhantomRead,
     /// The history itself breaks its format rules (e.g. a completion without an invoke).
     MalformedHistory,
+    /// Compaction workload: a key whose last acknowledged write was a tombstone came back with
+    /// a value on some replica.
+    Resurrected,
+    /// Compaction workload: a key's final value on some replica is neither its last
+    /// acknowledged write nor a write of unknown outcome.
+    WrongFinalValue,
+    /// Compaction workload: replicas of a partition disagree (on a key's final value, or on
+    /// the record at an offset), or hold a record at another offset than acknowledged.
+    ReplicaDivergence,
+    /// Group workload: a member resumed a partition below an offset the group had committed
+    /// and acknowledged before the member looked.
+    OffsetRegression,
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 11] = [
+    /// Every class, of every workload.
+    pub const ALL: [AnomalyKind; 15] = [
+        AnomalyKind::LostWrite,
+        AnomalyKind::Unseen,
+        AnomalyKind::Duplicate,
+        AnomalyKind::InconsistentOffsets,
+        AnomalyKind::NonmonotonicPoll,
+        AnomalyKind::IntNonmonotonicPoll,
+        AnomalyKind::PollSkip,
+        AnomalyKind::NonmonotonicSend,
+        AnomalyKind::AbortedRead,
+        AnomalyKind::PhantomRead,
+        AnomalyKind::MalformedHistory,
+        AnomalyKind::Resurrected,
+        AnomalyKind::WrongFinalValue,
+        AnomalyKind::ReplicaDivergence,
+        AnomalyKind::OffsetRegression,
+    ];
+
+    /// The classes the queue workload's checker looks for.
+    pub const QUEUE: [AnomalyKind; 11] = [
         AnomalyKind::LostWrite,
         AnomalyKind::Unseen,
         AnomalyKind::Duplicate,
@@ -44,6 +77,18 @@ impl AnomalyKind {
         AnomalyKind::PhantomRead,
         AnomalyKind::MalformedHistory,
     ];
+
+    /// The classes the compaction workload's checker looks for.
+    pub const COMPACTION: [AnomalyKind; 4] = [
+        AnomalyKind::Resurrected,
+        AnomalyKind::WrongFinalValue,
+        AnomalyKind::ReplicaDivergence,
+        AnomalyKind::MalformedHistory,
+    ];
+
+    /// The classes the group workload's checker looks for.
+    pub const GROUP: [AnomalyKind; 2] =
+        [AnomalyKind::OffsetRegression, AnomalyKind::MalformedHistory];
 
     /// The kebab-case name used in reports, e.g. `lost-write`.
     pub fn name(self) -> &'static str {
@@ -59,6 +104,10 @@ impl AnomalyKind {
             AnomalyKind::AbortedRead => "aborted-read",
             AnomalyKind::PhantomRead => "phantom-read",
             AnomalyKind::MalformedHistory => "malformed-history",
+            AnomalyKind::Resurrected => "resurrected",
+            AnomalyKind::WrongFinalValue => "wrong-final-value",
+            AnomalyKind::ReplicaDivergence => "replica-divergence",
+            AnomalyKind::OffsetRegression => "offset-regression",
         }
     }
 }

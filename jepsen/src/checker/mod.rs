@@ -1,4 +1,6 @@
-//! The checker: finds every anomaly class of Jepsen's Kafka (queue) workload in a history.
+//! The checker: finds every anomaly class of Jepsen's Kafka (queue) workload in a history
+//! ([`check`]); [`check_compaction`] and [`check_group`] check the compaction and group
+//! workloads' histories for their own classes.
 //!
 //! ```text
 //!  History ──► Model (pair invokes/completions; sends, polls, consumer steps, known offsets)
@@ -14,6 +16,7 @@
 
 mod aborted_read;
 mod anomaly;
+mod compaction;
 mod counts;
 mod duplicate;
 mod inconsistent_offsets;
@@ -22,6 +25,7 @@ mod malformed;
 mod model;
 mod nonmonotonic_poll;
 mod nonmonotonic_send;
+mod offset_regression;
 mod phantom_read;
 mod poll_skip;
 mod unseen;
@@ -46,6 +50,10 @@ pub struct CheckResult {
     pub anomalies: Vec<Anomaly>,
     pub counts: Counts,
     pub availability: Availability,
+    /// The classes that were looked for (empty in results written before there were several
+    /// workloads: the queue's).
+    #[serde(default)]
+    pub classes: Vec<AnomalyKind>,
 }
 
 impl CheckResult {
@@ -54,10 +62,14 @@ impl CheckResult {
         self.anomalies.iter().filter(|a| a.kind == kind).count()
     }
 
-    /// Anomaly counts for every class, zeros included.
+    /// Anomaly counts for every class looked for, zeros included.
     pub fn anomaly_counts(&self) -> BTreeMap<AnomalyKind, u64> {
-        let mut counts: BTreeMap<AnomalyKind, u64> =
-            AnomalyKind::ALL.iter().map(|&k| (k, 0)).collect();
+        let classes: &[AnomalyKind] = if self.classes.is_empty() {
+            &AnomalyKind::QUEUE
+        } else {
+            &self.classes
+        };
+        let mut counts: BTreeMap<AnomalyKind, u64> = classes.iter().map(|&k| (k, 0)).collect();
         for anomaly in &self.anomalies {
             *counts.entry(anomaly.kind).or_default() += 1;
         }
@@ -79,13 +91,41 @@ pub fn check(history: &History) -> CheckResult {
     anomalies.extend(aborted_read::check(&model));
     anomalies.extend(phantom_read::check(&model));
     anomalies.extend(malformed::check(&model));
+    result(history, &model, anomalies, &AnomalyKind::QUEUE)
+}
+
+/// Checks a compaction workload's history: every replica's final state of every key against
+/// the writes (see `compaction.rs`), and the history's own rules.
+pub fn check_compaction(history: &History) -> CheckResult {
+    let model = Model::build(history);
+    let mut anomalies = compaction::check(history, &model);
+    anomalies.extend(malformed::check(&model));
+    result(history, &model, anomalies, &AnomalyKind::COMPACTION)
+}
+
+/// Checks a group workload's history: where members resumed against the acknowledged commits
+/// (see `offset_regression.rs`), and the history's own rules.
+pub fn check_group(history: &History) -> CheckResult {
+    let model = Model::build(history);
+    let mut anomalies = offset_regression::check(history);
+    anomalies.extend(malformed::check(&model));
+    result(history, &model, anomalies, &AnomalyKind::GROUP)
+}
+
+fn result(
+    history: &History,
+    model: &Model,
+    mut anomalies: Vec<Anomaly>,
+    classes: &[AnomalyKind],
+) -> CheckResult {
     // Stable: keeps each class's own order.
     anomalies.sort_by_key(|a| a.kind);
     CheckResult {
         valid: anomalies.is_empty(),
         anomalies,
-        counts: Counts::new(history, &model),
+        counts: Counts::new(history, model),
         availability: Availability::from_history(history),
+        classes: classes.to_vec(),
     }
 }
 

@@ -181,7 +181,7 @@ impl Model {
                     }
                     OpF::Poll => model.complete_poll(op),
                     OpF::Assign => model.complete_assign(invoke_op, op),
-                    OpF::Fault => {}
+                    OpF::Fault | OpF::Commit | OpF::ReplicaRead => {}
                 }
             }
         }

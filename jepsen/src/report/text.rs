@@ -3,7 +3,6 @@
 use std::fmt::Write;
 
 use super::{first_per_class, secs, Verdict};
-use crate::checker::AnomalyKind;
 
 /// How many anomalies of each class the text lists.
 const TEXT_ANOMALIES_PER_CLASS: usize = 5;
@@ -75,8 +74,7 @@ fn write_all(out: &mut String, v: &Verdict) -> std::fmt::Result {
     }
 
     writeln!(out, "\nanomalies")?;
-    for kind in AnomalyKind::ALL {
-        let n = v.anomaly_counts.get(&kind).copied().unwrap_or(0);
+    for (&kind, &n) in &v.anomaly_counts {
         let mark = if n > 0 { "  <-- " } else { "" };
         writeln!(out, "  {:<22} {n}{mark}", kind.name())?;
     }

@@ -1,5 +1,6 @@
-//! `cairn-jepsen test`: start a cluster of separate hosts, run the queue
-//! workload under the nemesis, heal, require liveness, drain, check.
+//! `cairn-jepsen test`: start a cluster of separate hosts, run a workload
+//! (queue, compaction or group) under the nemesis, heal, require liveness,
+//! drain or read back, check.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -11,7 +12,9 @@ use anyhow::{bail, Context, Result};
 use cairn_chaos::{
     parse_faults, FaultCx, FaultEvent, Heal, Hosts, Nemesis, NemesisConfig, NetnsHosts,
 };
-use cairn_jepsen::{check, verdict, write_report, History, OpF, OpKind, RunMeta, NEMESIS_PROCESS};
+use cairn_jepsen::{
+    check, verdict, write_report, CheckResult, History, OpF, OpKind, RunMeta, NEMESIS_PROCESS,
+};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -40,8 +43,39 @@ pub struct TestPlan {
     pub keep_cluster: bool,
     /// Availability bound per fault (see `RunMeta::max_unavailable_ms`).
     pub max_unavailable: Option<Duration>,
-    /// The topic's `retention.bytes`, if retention runs during the run.
+    pub workload: Workload,
+    /// Compaction workload: keys written (over all partitions).
+    pub keys: u32,
+    /// Compaction workload: the topic's `delete.retention.ms`.
+    pub delete_retention: Duration,
+    /// Group workload: members of the consumer group.
+    pub members: u32,
+    /// Queue workload: the topic's `retention.bytes`, if retention runs
+    /// during the run.
     pub retention_bytes: Option<u64>,
+}
+
+/// Which workload a run drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    /// Producers and assigned consumers on one topic; Jepsen's queue checks.
+    Queue,
+    /// Keyed writes and tombstones to a compacted topic; every replica's final
+    /// state checked against the acknowledged writes.
+    Compaction,
+    /// Consumer-group members polling and committing; where members resume
+    /// checked against the acknowledged commits.
+    Group,
+}
+
+impl Workload {
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Queue => "queue",
+            Workload::Compaction => "compaction",
+            Workload::Group => "group",
+        }
+    }
 }
 
 pub const TOPIC: &str = "jepsen";
@@ -88,6 +122,19 @@ pub async fn test(plan: TestPlan) -> Result<Outcome> {
              run; acknowledged records deleted before any poll read them are not checked"
         ));
     }
+    if plan.workload == Workload::Compaction {
+        hosts = hosts.with_env("CAIRN_TEST_REPLICA_READS", "true").with_env(
+            "CAIRN_COMPACTION_INTERVAL_MS",
+            &super::compaction::COMPACTION_INTERVAL
+                .as_millis()
+                .to_string(),
+        );
+        notes.push(format!(
+            "compaction: nodes compact every {} ms and answer /test/replica-log \
+             (test_replica_reads), so the final check reads each replica's own copy",
+            super::compaction::COMPACTION_INTERVAL.as_millis()
+        ));
+    }
     if names.contains(&"clock") {
         notes.push(
             "clock: monotonic/boot clock jumps via Linux time namespaces at node restart; \
@@ -105,7 +152,13 @@ pub async fn test(plan: TestPlan) -> Result<Outcome> {
     let hosts = Arc::new(hosts);
     eprintln!("--- starting {} nodes in network namespaces", plan.nodes);
     hosts.up(&plan.bin, disk_mb).await?;
-    let result = run_on(&plan, hosts.clone(), faults, notes).await;
+    let result = match plan.workload {
+        Workload::Queue => run_on(&plan, hosts.clone(), faults, notes).await,
+        Workload::Compaction => {
+            super::compaction::run_on(&plan, hosts.clone(), faults, notes).await
+        }
+        Workload::Group => super::group::run_on(&plan, hosts.clone(), faults, notes).await,
+    };
     if !plan.keep_cluster {
         if let Err(e) = hosts.down().await {
             eprintln!("warning: tearing the cluster down failed: {e}");
@@ -114,83 +167,25 @@ pub async fn test(plan: TestPlan) -> Result<Outcome> {
     result
 }
 
-async fn run_on(
+/// Runs the nemesis for `plan.time` against `topic`, writing each fault's
+/// start and end into the history; returns the fault schedule, one line per
+/// event. The last fault is healed before it returns.
+pub(super) async fn run_nemesis(
     plan: &TestPlan,
-    hosts: Arc<NetnsHosts>,
+    hosts: &Arc<NetnsHosts>,
+    admin: &cairn_client::Client,
+    topic: &str,
     faults: Vec<Box<dyn cairn_chaos::Fault>>,
-    mut notes: Vec<String>,
-) -> Result<Outcome> {
-    let dir = plan.results.clone();
-    let bootstrap = hosts.bootstrap();
-    let admin = workload::connect(&bootstrap, Duration::from_secs(10)).await?;
-    let rf = plan.nodes.min(3) as u32;
-    let topic_configs: HashMap<String, String> = match plan.retention_bytes {
-        Some(bytes) => HashMap::from([
-            ("retention.bytes".to_string(), bytes.to_string()),
-            ("retention.ms".to_string(), "-1".to_string()),
-        ]),
-        None => HashMap::new(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match admin
-            .create_topic(TOPIC, plan.partitions, rf, topic_configs.clone())
-            .await
-        {
-            Ok(_) => break,
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("creating the topic: {e}; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(e) => bail!("cannot create the topic: {e}"),
-        }
-    }
-    loop {
-        let t = admin.describe_topic(TOPIC).await;
-        if let Ok(t) = &t {
-            if t.partitions.iter().all(|p| p.leader.is_some()) {
-                break;
-            }
-        }
-        if Instant::now() > deadline {
-            bail!("partitions have no leaders after 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-
-    let recorder = Arc::new(Recorder::create(&dir.join("history.jsonl"))?);
-    let shared = Arc::new(Shared::new(
-        recorder.clone(),
-        bootstrap.clone(),
-        TOPIC,
-        plan.partitions,
-        plan.send_interval,
-    ));
-    eprintln!(
-        "--- workload: {} producers, {} consumers, {} partitions; nemesis {} for {:?} (seed {})",
-        plan.producers, plan.consumers, plan.partitions, plan.nemesis, plan.time, plan.seed
-    );
-    let producers: Vec<_> = (0..plan.producers)
-        .map(|i| {
-            tokio::spawn(workload::producer(
-                shared.clone(),
-                plan.seed ^ (i as u64 + 1),
-            ))
-        })
-        .collect();
-    let consumers: Vec<_> = (0..plan.consumers)
-        .map(|i| tokio::spawn(workload::consumer(shared.clone(), i as u64, false)))
-        .collect();
-
+    recorder: &Arc<Recorder>,
+) -> Vec<String> {
     // The nemesis, its events written into the history.
     let cx = FaultCx {
         hosts: hosts.clone(),
         client: admin.clone(),
-        topic: TOPIC.to_string(),
+        topic: topic.to_string(),
         partitions: plan.partitions,
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut schedule = Vec::new();
     let events = {
         let recorder = recorder.clone();
         tokio::spawn(async move {
@@ -231,31 +226,23 @@ async fn run_on(
         quiet: plan.quiet.clone(),
         hold: plan.hold.clone(),
     });
-    let progress = {
-        let shared = shared.clone();
-        let total = plan.time;
-        tokio::spawn(async move {
-            let start = Instant::now();
-            loop {
-                tokio::time::sleep(Duration::from_secs(10)).await;
-                let sent: u64 = shared
-                    .next_value
-                    .iter()
-                    .map(|v| v.load(Ordering::Relaxed))
-                    .sum();
-                eprintln!(
-                    "    {:5.0}s / {:.0}s: {sent} sends invoked",
-                    start.elapsed().as_secs_f64(),
-                    total.as_secs_f64()
-                );
-            }
-        })
-    };
     nemesis
         .run(&cx, Instant::now() + plan.time, tx.clone())
         .await;
     drop(tx);
+    events.await.unwrap_or_default()
+}
 
+/// Heals everything, then waits until every partition has taken an ok write
+/// (per `last_ok_send_us`, µs into the run) after the heal, within
+/// `plan.liveness_bound`; notes how long it took. Whether it did.
+pub(super) async fn heal_and_await_writes(
+    plan: &TestPlan,
+    hosts: &Arc<NetnsHosts>,
+    recorder: &Recorder,
+    last_ok_send_us: &[std::sync::atomic::AtomicU64],
+    notes: &mut Vec<String>,
+) -> bool {
     eprintln!(
         "--- healing everything; liveness bound {:?}",
         plan.liveness_bound
@@ -266,8 +253,7 @@ async fn run_on(
     let heal_us = recorder.now_us();
     let liveness_deadline = Instant::now() + plan.liveness_bound;
     let live = loop {
-        let all = shared
-            .last_ok_send_us
+        let all = last_ok_send_us
             .iter()
             .all(|t| t.load(Ordering::Relaxed) > heal_us);
         if all {
@@ -291,6 +277,140 @@ async fn run_on(
             plan.liveness_bound
         )
     });
+    live
+}
+
+/// Reads the history back, checks it with `checker` and writes the report.
+pub(super) fn check_and_report(
+    plan: &TestPlan,
+    checker: &dyn Fn(&History) -> CheckResult,
+    schedule: Vec<String>,
+    notes: Vec<String>,
+    liveness_bound: Option<Duration>,
+) -> Result<(CheckResult, RunMeta)> {
+    let dir = &plan.results;
+    let history = History::read_jsonl(&dir.join("history.jsonl"))?;
+    let result = checker(&history);
+    let meta = RunMeta {
+        seed: plan.seed,
+        nemeses: plan.nemesis.split(',').map(str::to_string).collect(),
+        time_limit_s: plan.time.as_secs(),
+        nodes: (1..=plan.nodes).collect(),
+        fault_schedule: schedule,
+        notes,
+        liveness_bound_ms: liveness_bound.map(|b| b.as_millis() as u64),
+        max_unavailable_ms: plan.max_unavailable.map(|d| d.as_millis() as u64),
+    };
+    write_report(dir, &history, &result, &meta)?;
+    Ok((result, meta))
+}
+
+/// Creates `topic` (RF 3, or fewer with fewer nodes) and waits until every
+/// partition has a leader.
+pub(super) async fn create_topic(
+    admin: &cairn_client::Client,
+    topic: &str,
+    partitions: u32,
+    nodes: u64,
+    configs: HashMap<String, String>,
+) -> Result<()> {
+    let rf = nodes.min(3) as u32;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match admin
+            .create_topic(topic, partitions, rf, configs.clone())
+            .await
+        {
+            Ok(_) => break,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("creating the topic: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => bail!("cannot create the topic: {e}"),
+        }
+    }
+    loop {
+        let t = admin.describe_topic(topic).await;
+        if let Ok(t) = &t {
+            if t.partitions.iter().all(|p| p.leader.is_some()) {
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("partitions have no leaders after 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    Ok(())
+}
+
+async fn run_on(
+    plan: &TestPlan,
+    hosts: Arc<NetnsHosts>,
+    faults: Vec<Box<dyn cairn_chaos::Fault>>,
+    mut notes: Vec<String>,
+) -> Result<Outcome> {
+    let dir = plan.results.clone();
+    let bootstrap = hosts.bootstrap();
+    let admin = workload::connect(&bootstrap, Duration::from_secs(10)).await?;
+    let configs: HashMap<String, String> = match plan.retention_bytes {
+        Some(bytes) => HashMap::from([
+            ("retention.bytes".to_string(), bytes.to_string()),
+            ("retention.ms".to_string(), "-1".to_string()),
+        ]),
+        None => HashMap::new(),
+    };
+    create_topic(&admin, TOPIC, plan.partitions, plan.nodes, configs).await?;
+
+    let recorder = Arc::new(Recorder::create(&dir.join("history.jsonl"))?);
+    let shared = Arc::new(Shared::new(
+        recorder.clone(),
+        bootstrap.clone(),
+        TOPIC,
+        plan.partitions,
+        plan.send_interval,
+    ));
+    eprintln!(
+        "--- workload: {} producers, {} consumers, {} partitions; nemesis {} for {:?} (seed {})",
+        plan.producers, plan.consumers, plan.partitions, plan.nemesis, plan.time, plan.seed
+    );
+    let producers: Vec<_> = (0..plan.producers)
+        .map(|i| {
+            tokio::spawn(workload::producer(
+                shared.clone(),
+                plan.seed ^ (i as u64 + 1),
+            ))
+        })
+        .collect();
+    let consumers: Vec<_> = (0..plan.consumers)
+        .map(|i| tokio::spawn(workload::consumer(shared.clone(), i as u64, false)))
+        .collect();
+
+    let progress = {
+        let shared = shared.clone();
+        let total = plan.time;
+        tokio::spawn(async move {
+            let start = Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                let sent: u64 = shared
+                    .next_value
+                    .iter()
+                    .map(|v| v.load(Ordering::Relaxed))
+                    .sum();
+                eprintln!(
+                    "    {:5.0}s / {:.0}s: {sent} sends invoked",
+                    start.elapsed().as_secs_f64(),
+                    total.as_secs_f64()
+                );
+            }
+        })
+    };
+    let schedule = run_nemesis(plan, &hosts, &admin, TOPIC, faults, &recorder).await;
+
+    let live =
+        heal_and_await_writes(plan, &hosts, &recorder, &shared.last_ok_send_us, &mut notes).await;
     shared.stop_producers.store(true, Ordering::Relaxed);
     for p in producers {
         let _ = p.await;
@@ -300,7 +420,6 @@ async fn run_on(
         let _ = c.await;
     }
     progress.abort();
-    schedule.extend(events.await.unwrap_or_default());
 
     eprintln!("--- final drain: reading every partition to its end");
     shared.stop_consumers.store(false, Ordering::Relaxed);
@@ -318,19 +437,8 @@ async fn run_on(
     }
     recorder.finish()?;
 
-    let history = History::read_jsonl(&dir.join("history.jsonl"))?;
-    let result = check(&history);
-    let meta = RunMeta {
-        seed: plan.seed,
-        nemeses: plan.nemesis.split(',').map(str::to_string).collect(),
-        time_limit_s: plan.time.as_secs(),
-        nodes: (1..=plan.nodes).collect(),
-        fault_schedule: schedule,
-        notes,
-        liveness_bound_ms: Some(plan.liveness_bound.as_millis() as u64),
-        max_unavailable_ms: plan.max_unavailable.map(|d| d.as_millis() as u64),
-    };
-    write_report(&dir, &history, &result, &meta)?;
+    let (result, meta) =
+        check_and_report(plan, &check, schedule, notes, Some(plan.liveness_bound))?;
     let valid = verdict(&result, &meta).valid && live && drained;
     let summary = std::fs::read_to_string(dir.join("report.txt")).unwrap_or_default();
     Ok(Outcome {

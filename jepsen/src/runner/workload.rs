@@ -1,6 +1,10 @@
 //! The queue workload: producers send unique values per key (key k goes to
 //! partition k); consumers are assigned every partition from offset 0 and
 //! keep polling. Every operation goes into the history.
+//!
+//! The producer also serves the compaction workload ([`Shared::with_keys`]:
+//! more keys than partitions, key k to partition k mod partitions, some
+//! writes tombstones) and the group workload (as is).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,6 +27,10 @@ pub struct Shared {
     pub bootstrap: Vec<String>,
     pub topic: String,
     pub partitions: u32,
+    /// Keys written: key k goes to partition k mod `partitions`.
+    pub keys: u32,
+    /// The share of writes that are tombstones (null values).
+    pub tombstone_ratio: f64,
     /// The next value per key: values are unique per key.
     pub next_value: Vec<AtomicU64>,
     /// The next producer process id (a producer whose send had an unknown
@@ -51,6 +59,8 @@ impl Shared {
             bootstrap,
             topic: topic.to_string(),
             partitions,
+            keys: partitions,
+            tombstone_ratio: 0.0,
             next_value: (0..partitions).map(|_| AtomicU64::new(0)).collect(),
             next_producer: AtomicU64::new(0),
             stop_producers: AtomicBool::new(false),
@@ -59,6 +69,17 @@ impl Shared {
             op_timeout: Duration::from_secs(5),
             last_ok_send_us: (0..partitions).map(|_| AtomicU64::new(0)).collect(),
         }
+    }
+}
+
+impl Shared {
+    /// Producers write `keys` keys (key k to partition k mod partitions), a
+    /// `tombstone_ratio` share of the writes tombstones.
+    pub fn with_keys(mut self, keys: u32, tombstone_ratio: f64) -> Self {
+        self.keys = keys.max(1);
+        self.tombstone_ratio = tombstone_ratio;
+        self.next_value = (0..self.keys).map(|_| AtomicU64::new(0)).collect();
+        self
     }
 }
 
@@ -117,16 +138,24 @@ pub async fn producer(shared: Arc<Shared>, seed: u64) {
             }
         };
         while !shared.stop_producers.load(Ordering::Relaxed) {
-            let key = rng.random_range(0..shared.partitions);
+            let key = rng.random_range(0..shared.keys);
+            let partition = key % shared.partitions;
+            let tombstone =
+                shared.tombstone_ratio > 0.0 && rng.random_bool(shared.tombstone_ratio.min(1.0));
             let value = shared.next_value[key as usize].fetch_add(1, Ordering::Relaxed);
             rec.record(process, OpKind::Invoke, OpF::Send, |op| {
                 op.key = Some(key);
                 op.value = Some(value);
+                op.tombstone = tombstone;
+                // The queue's keys are its partitions; with more keys, say which.
+                if shared.keys != shared.partitions {
+                    op.partition = Some(partition);
+                }
             });
             let record = OwnedRecord {
-                partition: Some(key),
+                partition: Some(partition),
                 key: Some(Bytes::from(key.to_string())),
-                value: Some(Bytes::from(value.to_string())),
+                value: (!tombstone).then(|| Bytes::from(value.to_string())),
                 ..OwnedRecord::default()
             };
             let sent = tokio::time::timeout(
@@ -145,11 +174,13 @@ pub async fn producer(shared: Arc<Shared>, seed: u64) {
             };
             match result {
                 Ok(offset) => {
-                    shared.last_ok_send_us[key as usize].fetch_max(rec.now_us(), Ordering::Relaxed);
+                    shared.last_ok_send_us[partition as usize]
+                        .fetch_max(rec.now_us(), Ordering::Relaxed);
                     rec.record(process, OpKind::Ok, OpF::Send, |op| {
                         op.key = Some(key);
                         op.value = Some(value);
-                        op.partition = Some(key);
+                        op.tombstone = tombstone;
+                        op.partition = Some(partition);
                         op.offset = Some(offset);
                     });
                 }
@@ -157,7 +188,8 @@ pub async fn producer(shared: Arc<Shared>, seed: u64) {
                     rec.record(process, kind, OpF::Send, |op| {
                         op.key = Some(key);
                         op.value = Some(value);
-                        op.partition = Some(key);
+                        op.tombstone = tombstone;
+                        op.partition = Some(partition);
                         op.error = Some(error);
                     });
                     if kind == OpKind::Info {

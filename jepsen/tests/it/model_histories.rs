@@ -354,6 +354,11 @@ fn inject(history: History, facts: &Facts, kind: AnomalyKind) -> Option<History>
         AnomalyKind::MalformedHistory => {
             b.push(Op::new(0, 0, 1500, OpKind::Ok, OpF::Poll));
         }
+        // Classes of the compaction and group workloads, checked by their own checkers.
+        AnomalyKind::Resurrected
+        | AnomalyKind::WrongFinalValue
+        | AnomalyKind::ReplicaDivergence
+        | AnomalyKind::OffsetRegression => return None,
     }
     Some(b.build())
 }
@@ -402,10 +407,10 @@ proptest! {
         producers in 1usize..4,
         consumers in 1usize..4,
         steps in steps(),
-        which in 0usize..AnomalyKind::ALL.len(),
+        which in 0usize..AnomalyKind::QUEUE.len(),
     ) {
         let (history, facts) = generate(partitions, producers, consumers, &steps);
-        let kind = AnomalyKind::ALL[which];
+        let kind = AnomalyKind::QUEUE[which];
         if let Some(bad) = inject(history, &facts, kind) {
             let result = check(&bad);
             prop_assert!(!result.valid);
@@ -428,7 +433,7 @@ fn every_injection_applies_to_a_busy_history() {
         .collect();
     let (history, facts) = generate(2, 2, 2, &steps);
     assert!(!facts.failed.is_empty());
-    let counts: HashMap<AnomalyKind, usize> = AnomalyKind::ALL
+    let counts: HashMap<AnomalyKind, usize> = AnomalyKind::QUEUE
         .iter()
         .map(|&kind| {
             let bad = inject(history.clone(), &facts, kind)
