@@ -13,8 +13,19 @@ pub type NodeId = u64;
 /// Host-level operations of a cluster under test. Every operation is
 /// idempotent: healing what is not broken is not an error.
 pub trait Hosts: Send + Sync {
-    /// The node ids, ascending.
+    /// The ids of the cluster's nodes, ascending: the first ones, and those
+    /// that joined since, less those removed.
     fn nodes(&self) -> Vec<NodeId>;
+    /// The nodes the cluster was started with (the metadata voters).
+    fn voters(&self) -> Vec<NodeId>;
+    /// Host slots that never ran a node: ids a new node can join under.
+    fn spares(&self) -> Vec<NodeId>;
+    /// Starts a new node `node` (a spare) that joins the running cluster
+    /// through node `via` (not a metadata voter).
+    fn join(&self, node: NodeId, via: NodeId) -> BoxFuture<'_, Result<(), ChaosError>>;
+    /// kill -9 a node removed from the cluster and delete its data: it is
+    /// no longer one of [`Hosts::nodes`] and its slot is never used again.
+    fn retire(&self, node: NodeId) -> BoxFuture<'_, Result<(), ChaosError>>;
     /// The client (gRPC) addresses of all nodes, for bootstrapping clients.
     fn bootstrap(&self) -> Vec<String>;
     /// Whether the node's process is running (paused counts as running).

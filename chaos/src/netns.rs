@@ -2,7 +2,10 @@
 //! sets them up (namespace `cairn-nI`, address 10.77.0.I, data dir on its
 //! own loop-mounted filesystem when `--disk-mb` was given).
 
+use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::Mutex;
 use std::path::PathBuf;
 
 use futures::future::BoxFuture;
@@ -32,12 +35,24 @@ const LOSS_TABLE: &str = "cairn_chaos_loss";
 /// Name of the file that fills a node's disk.
 const FILL_FILE: &str = "chaos-fill";
 
+/// Which host slots run nodes of the cluster.
+#[derive(Debug, Default)]
+struct Slots {
+    /// Slots that joined after `up` (`cluster/netns join`).
+    joined: BTreeSet<NodeId>,
+    /// Slots whose node was removed from the cluster (never used again).
+    retired: BTreeSet<NodeId>,
+}
+
 /// The hosts of a cluster started by `cluster/netns up`.
 #[derive(Debug, Clone)]
 pub struct NetnsHosts {
     script: PathBuf,
     dir: PathBuf,
     size: u64,
+    /// Host slots past `size` that nodes can join under.
+    spare: u64,
+    slots: Arc<Mutex<Slots>>,
     /// Extra environment for the nodes' processes (e.g. test-only settings).
     env: Vec<(String, String)>,
 }
@@ -50,8 +65,21 @@ impl NetnsHosts {
             script: script.into(),
             dir: dir.into(),
             size,
+            spare: 0,
+            slots: Arc::default(),
             env: Vec::new(),
         }
+    }
+
+    /// Adds `spares` host slots (`size + 1 ..= size + spares`) for nodes
+    /// that join the running cluster.
+    pub fn with_spares(mut self, spares: u64) -> Self {
+        self.spare = spares;
+        self
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sets an environment variable for every node started from now on.
@@ -116,7 +144,7 @@ impl NetnsHosts {
     }
 
     fn check(&self, n: NodeId) -> Result<(), ChaosError> {
-        if n == 0 || n > self.size {
+        if n == 0 || n > self.size + self.spare {
             return Err(ChaosError::UnknownNode(n));
         }
         Ok(())
@@ -185,7 +213,47 @@ async fn run(mut cmd: Command) -> Result<String, ChaosError> {
 
 impl Hosts for NetnsHosts {
     fn nodes(&self) -> Vec<NodeId> {
+        let slots = self.slots();
+        (1..=self.size)
+            .chain(slots.joined.iter().copied())
+            .filter(|n| !slots.retired.contains(n))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
+    fn voters(&self) -> Vec<NodeId> {
         (1..=self.size).collect()
+    }
+
+    fn spares(&self) -> Vec<NodeId> {
+        let slots = self.slots();
+        (self.size + 1..=self.size + self.spare)
+            .filter(|n| !slots.joined.contains(n) && !slots.retired.contains(n))
+            .collect()
+    }
+
+    fn join(&self, node: NodeId, via: NodeId) -> BoxFuture<'_, Result<(), ChaosError>> {
+        async move {
+            self.check(node)?;
+            if !self.spares().contains(&node) {
+                return Err(ChaosError::NoTarget(format!("host {node} is not a spare")));
+            }
+            run(self.script_cmd(&["join".to_string(), node.to_string(), via.to_string()])).await?;
+            self.slots().joined.insert(node);
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn retire(&self, node: NodeId) -> BoxFuture<'_, Result<(), ChaosError>> {
+        async move {
+            self.check(node)?;
+            run(self.script_cmd(&["wipe".to_string(), node.to_string()])).await?;
+            self.slots().retired.insert(node);
+            Ok(())
+        }
+        .boxed()
     }
 
     fn bootstrap(&self) -> Vec<String> {

@@ -83,7 +83,9 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
         /// Faults: comma-separated of kill,power,pause,partition,isolate,netem,disk,clock,
-        /// membership (needs more nodes than 3), metadata; `all` (the first eight); `none`.
+        /// membership (needs more nodes than 3), metadata, join (a new node joins on a spare
+        /// host), remove (a joined node is decommissioned, then removed); `all` (the first
+        /// eight); `none`.
         #[arg(long, default_value = "kill,pause,partition")]
         nemesis: String,
         #[arg(long, default_value_t = 4)]
@@ -131,6 +133,11 @@ enum Command {
         /// counted, not checked.
         #[arg(long)]
         retention_bytes: Option<u64>,
+        /// Spare hosts new nodes join on (`join` fault); the `remove` fault
+        /// decommissions and removes joined nodes, whose hosts are never used
+        /// again. Default: 6 when `join` is on, else 0.
+        #[arg(long)]
+        spares: Option<u64>,
     },
     /// Measure produce unavailability after kill -9 of a partition leader.
     Failover {
@@ -213,12 +220,13 @@ async fn main() -> Result<()> {
             disk_mb,
             retention_bytes,
             max_unavailable_s,
+            spares,
         } => {
             let seed = seed.unwrap_or_else(rand::random);
             let plan = runner::run::TestPlan {
                 time: Duration::from_secs(time),
                 seed,
-                nemesis,
+                nemesis: nemesis.clone(),
                 nodes: cluster.nodes,
                 partitions,
                 producers,
@@ -241,6 +249,7 @@ async fn main() -> Result<()> {
                 keep_cluster: cluster.keep_cluster,
                 max_unavailable: max_unavailable_s.map(Duration::from_secs_f64),
                 retention_bytes,
+                spares: spares.unwrap_or(if nemesis_has(&nemesis, "join") { 6 } else { 0 }),
                 workload,
                 keys,
                 delete_retention: Duration::from_millis(delete_retention_ms),
@@ -291,4 +300,9 @@ async fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Whether the comma-separated `--nemesis` list names `fault`.
+fn nemesis_has(nemesis: &str, fault: &str) -> bool {
+    nemesis.split(',').any(|f| f.trim() == fault)
 }

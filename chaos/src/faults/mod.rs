@@ -3,12 +3,14 @@
 
 mod clock;
 mod disk;
+mod join;
 mod kill;
 mod membership;
 mod metadata;
 mod netem;
 mod partition;
 mod pause;
+mod remove;
 
 use std::sync::Arc;
 
@@ -22,12 +24,14 @@ use crate::ChaosError;
 
 pub use clock::ClockJump;
 pub use disk::DiskFull;
+pub use join::Join;
 pub use kill::Kill;
 pub use membership::Membership;
 pub use metadata::Metadata;
 pub use netem::Netem;
 pub use partition::Partition;
 pub use pause::Pause;
+pub use remove::Remove;
 
 /// What a fault needs to know about the cluster.
 #[derive(Clone)]
@@ -87,10 +91,12 @@ pub fn by_name(name: &str) -> Result<Box<dyn Fault>, ChaosError> {
         "clock" => Box::new(ClockJump),
         "membership" => Box::new(Membership),
         "metadata" => Box::new(Metadata),
+        "join" => Box::new(Join),
+        "remove" => Box::new(Remove::default()),
         other => {
             return Err(ChaosError::UnknownFault(
                 other.to_string(),
-                format!("{},isolate,membership,metadata", NAMES.join(",")),
+                format!("{},isolate,membership,metadata,join,remove", NAMES.join(",")),
             ))
         }
     })

@@ -43,6 +43,8 @@ pub enum Command {
     Group(GroupArgs),
     /// Cluster-wide information.
     Cluster(ClusterArgs),
+    /// Nodes: list them, decommission and remove one.
+    Node(NodeArgs),
     /// Load generators that report throughput and latency.
     Bench(BenchArgs),
 }
@@ -447,6 +449,46 @@ pub enum ClusterCommand {
     /// unhealthy replicas.
     Status {
         /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+/// `cairn node`.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Connection flags.
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+    /// Node command.
+    #[command(subcommand)]
+    pub command: NodeCommand,
+}
+
+/// Node commands.
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// The cluster's nodes: alive, metadata voter, draining; removed ids.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Moves every partition off a node (to the live nodes with the fewest
+    /// replicas), waits until every partition's Raft membership has left it
+    /// (progress on stderr), then removes it: its id is never used again and
+    /// the node can be stopped. Only nodes that joined with --join (not
+    /// metadata voters) can be decommissioned. Running it again resumes.
+    Decommission {
+        /// The node's id.
+        node: u64,
+        /// Start the moves and return; run the command again to finish.
+        #[arg(long)]
+        no_wait: bool,
+        /// Give up waiting after this many seconds (the moves go on).
+        #[arg(long, default_value_t = 600)]
+        timeout_s: u64,
+        /// Output format of the result.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },

@@ -11,6 +11,7 @@ mod connect;
 mod consume_cmd;
 mod group_cmd;
 mod logging;
+mod node_cmd;
 mod offset_arg;
 mod output;
 mod produce_cmd;
@@ -38,6 +39,7 @@ async fn run(cli: Cli) -> Result<()> {
                 Command::Consume(args) => consume_cmd::run(args).await,
                 Command::Group(args) => group_cmd::run(args).await,
                 Command::Cluster(args) => cluster_cmd::run(args).await,
+                Command::Node(args) => node_cmd::run(args).await,
                 Command::Bench(args) => bench::run(args).await,
             }
         }

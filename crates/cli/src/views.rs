@@ -133,6 +133,7 @@ pub fn node_json(n: &Node) -> Value {
         "rack": n.rack,
         "alive": n.alive,
         "metadata_voter": n.metadata_voter,
+        "draining": n.draining,
     })
 }
 
@@ -159,6 +160,7 @@ pub fn cluster_status_json(s: &ClusterStatusResponse) -> Value {
         "nodes": nodes.into_iter().map(node_json).collect::<Vec<_>>(),
         "leaderless_partitions": s.leaderless_partitions.iter().map(partition_ref_json).collect::<Vec<_>>(),
         "under_replicated_partitions": s.under_replicated_partitions.iter().map(partition_ref_json).collect::<Vec<_>>(),
+        "removed_nodes": s.removed_nodes,
     })
 }
 
@@ -205,7 +207,13 @@ pub fn cluster_status_text(s: &ClusterStatusResponse) -> String {
         .map(|n| {
             vec![
                 n.id.to_string(),
-                if n.alive { "yes" } else { "NO" }.to_owned(),
+                match (n.alive, n.draining) {
+                    (true, false) => "yes",
+                    (true, true) => "yes, draining",
+                    (false, false) => "NO",
+                    (false, true) => "NO, draining",
+                }
+                .to_owned(),
                 if n.metadata_voter { "yes" } else { "no" }.to_owned(),
                 n.grpc_addr.clone(),
                 n.rpc_addr.clone(),

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cairn_proto::v1::cairn_client::CairnClient;
 use cairn_proto::v1::{
-    Acks, AlterTopicConfigRequest, ClusterStatusRequest, ClusterStatusResponse,
+    Acks, AlterTopicConfigRequest, ClusterStatusRequest, ClusterStatusResponse, DecommissionNodeRequest, PartitionMove, RemoveNodeRequest,
     CommitOffsetsRequest, CreatePartitionsRequest, CreateTopicRequest, DeleteTopicRequest,
     DescribeTopicRequest, ErrorCode, FetchOffsetsRequest, FetchRequest, FetchResponse,
     ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetCommit,
@@ -305,6 +305,32 @@ impl Client {
             },
         )
         .await
+    }
+
+    /// Starts decommissioning a node: every partition on it is moved to
+    /// other live nodes (the answer lists the moves) and no new replica is
+    /// placed on it. Call [`Client::remove_node`] once the moves are done.
+    pub async fn decommission_node(&self, node: u64) -> Result<Vec<PartitionMove>, ClientError> {
+        let timeout = self.inner.config.request_timeout;
+        let reply = self
+            .call_any("decommission_node", &mut self.backoff(), |mut c: Rpc| async move {
+                c.decommission_node(request(DecommissionNodeRequest { node }, timeout))
+                    .await
+            })
+            .await?;
+        Ok(reply.moves)
+    }
+
+    /// Removes a drained node for good (its id is never used again);
+    /// `NODE_IN_USE` while a partition's Raft membership still holds it.
+    pub async fn remove_node(&self, node: u64) -> Result<(), ClientError> {
+        let timeout = self.inner.config.request_timeout;
+        self.call_any("remove_node", &mut self.backoff(), |mut c: Rpc| async move {
+            c.remove_node(request(RemoveNodeRequest { node }, timeout))
+                .await
+        })
+        .await?;
+        Ok(())
     }
 
     /// Stores committed offsets of a consumer group that has no active

@@ -97,7 +97,9 @@ pub(crate) fn classify(err: &ClientError) -> Disposition {
             | ErrorCode::InconsistentGroupProtocol
             | ErrorCode::GroupNotEmpty
             | ErrorCode::UnknownGroup
-            | ErrorCode::InvalidSessionTimeout => Disposition::Fail,
+            | ErrorCode::InvalidSessionTimeout
+            | ErrorCode::UnknownNode
+            | ErrorCode::NodeInUse => Disposition::Fail,
         },
         ClientError::Transport { .. } => Disposition::Refresh,
         ClientError::NoBootstrap

@@ -86,6 +86,32 @@ pub enum MetaCommand {
         count: u32,
         assignment: Vec<Vec<NodeId>>,
     },
+    /// Starts decommissioning `node`: it is marked draining (no replica is
+    /// placed on it from now on) and every partition it holds gets the new
+    /// replicas in `moves`, chosen by the proposer. Refused, changing
+    /// nothing, unless `moves` covers exactly the partitions holding `node`
+    /// and names only registered nodes that are not draining. Appended last:
+    /// commands are stored by variant index.
+    DecommissionNode {
+        node: NodeId,
+        moves: Vec<PartitionMove>,
+    },
+    /// Removes a drained node from the cluster for good: its id is retired
+    /// and never registered again. Refused unless the node is draining and
+    /// no partition names it; the proposer also checks that no partition's
+    /// committed Raft membership still holds it. Appended last: commands are
+    /// stored by variant index.
+    RemoveNode {
+        node: NodeId,
+    },
+}
+
+/// New replicas for one partition (preferred leader first).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PartitionMove {
+    pub topic: String,
+    pub partition: u32,
+    pub replicas: Vec<NodeId>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -102,6 +128,8 @@ pub enum MetaResponse {
     ProducerIds {
         first: i64,
     },
+    /// The partitions a `DecommissionNode` moved, with their new replicas.
+    Moved(Vec<PartitionMove>),
 }
 
 /// A command that was applied but refused by the state (it changed nothing).
@@ -118,4 +146,12 @@ pub enum MetaError {
     /// A partition count that does not grow the topic (`CreatePartitions`).
     #[error("{0}")]
     InvalidPartitions(String),
+    #[error("node {0} is not in the cluster")]
+    UnknownNode(NodeId),
+    /// A removed node's id: never registered or used again.
+    #[error("node {0} was removed from the cluster; a removed node id is never used again")]
+    NodeRetired(NodeId),
+    /// A decommission or removal that cannot go ahead (yet).
+    #[error("{0}")]
+    NodeInUse(String),
 }

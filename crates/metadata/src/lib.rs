@@ -8,6 +8,7 @@
 //!   MetadataState
 //!   ├── cluster_id            set once, by the node that bootstraps the group
 //!   ├── nodes                 id -> addresses, rack
+//!   ├── draining, retired     nodes being decommissioned; ids removed for good
 //!   ├── topics                name -> partitions -> (raft group, replicas)
 //!   ├── acls                  stored only (enforced by a later issue)
 //!   ├── group_offsets         consumer group -> topic -> partition -> offset
@@ -25,6 +26,7 @@ pub use assignment::AssignError;
 pub use command::MetaCommand;
 pub use command::MetaError;
 pub use command::MetaResponse;
+pub use command::PartitionMove;
 pub use config::alter_topic_configs;
 pub use config::validate_topic_configs;
 pub use config::validate_topic_name;

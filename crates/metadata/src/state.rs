@@ -1,4 +1,5 @@
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use serde::Deserialize;
 use serde::Serialize;
@@ -6,6 +7,7 @@ use serde::Serialize;
 use crate::command::MetaCommand;
 use crate::command::MetaError;
 use crate::command::MetaResponse;
+use crate::command::PartitionMove;
 use crate::groups::check_commit;
 use crate::groups::GroupCommit;
 use crate::groups::GroupError;
@@ -91,6 +93,15 @@ pub struct MetadataState {
     /// The next producer id `AllocateProducerIds` hands out.
     #[serde(default)]
     pub next_producer_id: i64,
+    /// Nodes being decommissioned: still members, but no replica is placed
+    /// on them any more.
+    #[serde(default)]
+    pub draining: BTreeSet<NodeId>,
+    /// Ids of nodes removed from the cluster, never registered again: a
+    /// node that comes back under a removed id (an old process, or a wiped
+    /// disk) could otherwise vote in a group it has no log of.
+    #[serde(default)]
+    pub retired: BTreeSet<NodeId>,
 }
 
 impl MetadataState {
@@ -109,6 +120,9 @@ impl MetadataState {
                 }),
             },
             MetaCommand::RegisterNode(node) => {
+                if self.retired.contains(&node.id) {
+                    return MetaResponse::Error(MetaError::NodeRetired(node.id));
+                }
                 self.nodes.insert(node.id, node);
                 MetaResponse::Ok
             }
@@ -210,7 +224,111 @@ impl MetadataState {
                 count,
                 assignment,
             } => self.create_partitions(name, count, assignment),
+            MetaCommand::DecommissionNode { node, moves } => self.decommission(node, moves),
+            MetaCommand::RemoveNode { node } => self.remove_node(node),
         }
+    }
+
+    /// Why replicas cannot be placed on `n`, if they cannot: it is not a
+    /// registered node, or it is being decommissioned.
+    fn unplaceable(&self, n: NodeId) -> Option<String> {
+        if !self.nodes.contains_key(&n) {
+            Some(format!("node {n} is not in the cluster"))
+        } else if self.draining.contains(&n) {
+            Some(format!("node {n} is being decommissioned"))
+        } else {
+            None
+        }
+    }
+
+    /// The partitions whose replicas name `node`, as (topic, partition).
+    pub fn partitions_on(&self, node: NodeId) -> Vec<(String, u32)> {
+        self.topics
+            .values()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .filter(|p| p.replicas.contains(&node))
+                    .map(|p| (t.name.clone(), p.partition))
+            })
+            .collect()
+    }
+
+    fn decommission(&mut self, node: NodeId, moves: Vec<PartitionMove>) -> MetaResponse {
+        let refuse = |m: String| MetaResponse::Error(MetaError::NodeInUse(m));
+        if self.retired.contains(&node) {
+            return MetaResponse::Error(MetaError::NodeRetired(node));
+        }
+        if !self.nodes.contains_key(&node) {
+            return MetaResponse::Error(MetaError::UnknownNode(node));
+        }
+        let mut held = self.partitions_on(node);
+        held.sort();
+        let mut moved: Vec<(String, u32)> = moves
+            .iter()
+            .map(|m| (m.topic.clone(), m.partition))
+            .collect();
+        moved.sort();
+        if held != moved {
+            return refuse(format!(
+                "the moves do not match the partitions on node {node} (the metadata changed since they were planned): on it {held:?}, moved {moved:?}"
+            ));
+        }
+        for m in &moves {
+            let mut distinct = m.replicas.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            if m.replicas.is_empty() || distinct.len() != m.replicas.len() {
+                return refuse(format!(
+                    "{}/{}: replicas {:?} must be distinct, at least one",
+                    m.topic, m.partition, m.replicas
+                ));
+            }
+            if let Some(why) = m.replicas.iter().find_map(|n| {
+                if *n == node {
+                    Some(format!("node {n} is the one being decommissioned"))
+                } else {
+                    self.unplaceable(*n)
+                }
+            }) {
+                return refuse(format!("{}/{}: {why}", m.topic, m.partition));
+            }
+        }
+        for m in &moves {
+            if let Some(p) = self
+                .topics
+                .get_mut(&m.topic)
+                .and_then(|t| t.partitions.get_mut(m.partition as usize))
+            {
+                p.replicas = m.replicas.clone();
+            }
+        }
+        self.draining.insert(node);
+        MetaResponse::Moved(moves)
+    }
+
+    fn remove_node(&mut self, node: NodeId) -> MetaResponse {
+        if self.retired.contains(&node) {
+            return MetaResponse::Ok;
+        }
+        if !self.nodes.contains_key(&node) {
+            return MetaResponse::Error(MetaError::UnknownNode(node));
+        }
+        if !self.draining.contains(&node) {
+            return MetaResponse::Error(MetaError::NodeInUse(format!(
+                "node {node} is not being decommissioned; decommission it first"
+            )));
+        }
+        let held = self.partitions_on(node);
+        if !held.is_empty() {
+            return MetaResponse::Error(MetaError::NodeInUse(format!(
+                "node {node} still holds {held:?}"
+            )));
+        }
+        self.nodes.remove(&node);
+        self.draining.remove(&node);
+        self.retired.insert(node);
+        MetaResponse::Ok
     }
 
     fn commit(&mut self, c: GroupCommit) -> Result<(), GroupError> {
@@ -257,13 +375,9 @@ impl MetadataState {
                 "a topic needs at least one partition".to_string(),
             ));
         }
-        if let Some(bad) = assignment
-            .iter()
-            .flatten()
-            .find(|n| !self.nodes.contains_key(n))
-        {
+        if let Some(why) = assignment.iter().flatten().find_map(|n| self.unplaceable(*n)) {
             return MetaResponse::Error(MetaError::InvalidArgument(format!(
-                "assignment names node {bad}, which is not in the cluster"
+                "the assignment cannot be used: {why}"
             )));
         }
         self.next_topic_id += 1;
@@ -317,7 +431,11 @@ impl MetadataState {
             Ok(n) => n as usize,
             Err(e) => return MetaResponse::Error(e),
         };
-        let nodes = &self.nodes;
+        if let Some(why) = assignment.iter().flatten().find_map(|n| self.unplaceable(*n)) {
+            return MetaResponse::Error(MetaError::InvalidArgument(format!(
+                "the assignment cannot be used: {why}"
+            )));
+        }
         let Some(topic) = self.topics.get_mut(&name) else {
             return MetaResponse::Error(MetaError::UnknownTopic(name));
         };
@@ -336,11 +454,6 @@ impl MetadataState {
             if replicas.is_empty() || distinct.len() != replicas.len() {
                 return MetaResponse::Error(MetaError::InvalidArgument(format!(
                     "replicas {replicas:?}: a partition needs distinct replicas, at least one"
-                )));
-            }
-            if let Some(bad) = replicas.iter().find(|n| !nodes.contains_key(n)) {
-                return MetaResponse::Error(MetaError::InvalidArgument(format!(
-                    "assignment names node {bad}, which is not in the cluster"
                 )));
             }
         }
@@ -367,8 +480,8 @@ impl MetadataState {
         if seen.len() != replicas.len() {
             return invalid(format!("replicas {replicas:?} name a node twice"));
         }
-        if let Some(bad) = replicas.iter().find(|n| !self.nodes.contains_key(n)) {
-            return invalid(format!("node {bad} is not in the cluster"));
+        if let Some(why) = replicas.iter().find_map(|n| self.unplaceable(*n)) {
+            return invalid(why);
         }
         let Some(t) = self.topics.get_mut(&topic) else {
             return MetaResponse::Error(MetaError::UnknownTopic(topic));
@@ -391,6 +504,67 @@ impl MetadataState {
                 .find(|p| p.group == group)
                 .map(|p| (t, p))
         })
+    }
+
+    /// New replicas for every partition on `node`, for decommissioning it:
+    /// in each, `node` is replaced where it stands (so a preferred leader is
+    /// replaced by the new preferred leader) by the candidate holding the
+    /// fewest replicas, preferring racks the partition does not use yet;
+    /// ties go to the lower id. `candidates` are the nodes that may take
+    /// replicas (the proposer passes the live ones); `node`, draining and
+    /// unregistered nodes among them are skipped. Deterministic.
+    pub fn plan_drain(
+        &self,
+        node: NodeId,
+        candidates: &[NodeId],
+    ) -> Result<Vec<PartitionMove>, MetaError> {
+        let mut load = self.replica_load();
+        let rack = |n: NodeId| self.nodes.get(&n).and_then(|i| i.rack.clone());
+        let usable: Vec<NodeId> = candidates
+            .iter()
+            .copied()
+            .filter(|n| *n != node && self.unplaceable(*n).is_none())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut moves = Vec::new();
+        for t in self.topics.values() {
+            for p in t.partitions.iter().filter(|p| p.replicas.contains(&node)) {
+                let racks: BTreeSet<Option<String>> = p
+                    .replicas
+                    .iter()
+                    .filter(|r| **r != node)
+                    .map(|r| rack(*r))
+                    .collect();
+                let best = usable
+                    .iter()
+                    .filter(|n| !p.replicas.contains(*n))
+                    .min_by_key(|n| {
+                        let reuse = rack(**n).is_some() && racks.contains(&rack(**n));
+                        (reuse, load.get(*n).copied().unwrap_or(0), **n)
+                    })
+                    .copied()
+                    .ok_or_else(|| {
+                        MetaError::NodeInUse(format!(
+                            "{}/{} has {} replicas and no other live node can take node {node}'s: add a node first",
+                            t.name,
+                            p.partition,
+                            p.replicas.len()
+                        ))
+                    })?;
+                *load.entry(best).or_default() += 1;
+                moves.push(PartitionMove {
+                    topic: t.name.clone(),
+                    partition: p.partition,
+                    replicas: p
+                        .replicas
+                        .iter()
+                        .map(|r| if *r == node { best } else { *r })
+                        .collect(),
+                });
+            }
+        }
+        Ok(moves)
     }
 
     /// Replica count per node, over every partition.
@@ -755,5 +929,173 @@ mod tests {
         let old: MetadataState = serde_json::from_value(json).unwrap();
         assert_eq!(old.next_producer_id, 0);
         assert_eq!(s.next_producer_id, 110);
+    }
+
+    /// Four nodes, a topic of RF 3 over 3 partitions on nodes 1..3.
+    fn four_nodes_one_topic() -> MetadataState {
+        let mut s = MetadataState::default();
+        for n in 1..=4 {
+            s.apply(MetaCommand::RegisterNode(node(n)));
+        }
+        s.apply(MetaCommand::CreateTopic {
+            name: "t".into(),
+            replication_factor: 3,
+            configs: BTreeMap::new(),
+            assignment: vec![vec![1, 2, 3], vec![2, 3, 1], vec![3, 1, 2]],
+        });
+        s
+    }
+
+    #[test]
+    fn decommission_moves_every_partition_off_and_blocks_new_placements() {
+        let mut s = four_nodes_one_topic();
+        let moves = s.plan_drain(2, &[1, 2, 3, 4]).unwrap();
+        assert_eq!(moves.len(), 3);
+        // Node 2 is replaced where it stood, by node 4, the only candidate.
+        assert_eq!(moves[0].replicas, vec![1, 4, 3]);
+        assert_eq!(moves[1].replicas, vec![4, 3, 1]);
+        assert_eq!(
+            s.apply(MetaCommand::DecommissionNode {
+                node: 2,
+                moves: moves.clone()
+            }),
+            MetaResponse::Moved(moves)
+        );
+        assert!(s.partitions_on(2).is_empty());
+        assert!(s.draining.contains(&2));
+        // No new replica lands on a draining node, whatever the way.
+        let reassign = s.apply(MetaCommand::ReassignPartition {
+            topic: "t".into(),
+            partition: 0,
+            replicas: vec![1, 2, 3],
+        });
+        assert!(
+            matches!(&reassign, MetaResponse::Error(MetaError::InvalidArgument(m)) if m.contains("decommissioned")),
+            "{reassign:?}"
+        );
+        let create = s.apply(MetaCommand::CreateTopic {
+            name: "u".into(),
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+            assignment: vec![vec![2]],
+        });
+        assert!(matches!(create, MetaResponse::Error(_)), "{create:?}");
+        let grow = s.apply(MetaCommand::CreatePartitions {
+            name: "t".into(),
+            count: 4,
+            assignment: vec![vec![2, 1, 3]],
+        });
+        assert!(matches!(grow, MetaResponse::Error(_)), "{grow:?}");
+        // Removal retires the id: it never registers again.
+        assert_eq!(s.apply(MetaCommand::RemoveNode { node: 2 }), MetaResponse::Ok);
+        assert!(!s.nodes.contains_key(&2));
+        assert!(s.retired.contains(&2));
+        assert_eq!(
+            s.apply(MetaCommand::RegisterNode(node(2))),
+            MetaResponse::Error(MetaError::NodeRetired(2))
+        );
+        assert!(!s.nodes.contains_key(&2));
+        // Removing twice is answered Ok (a retried request).
+        assert_eq!(s.apply(MetaCommand::RemoveNode { node: 2 }), MetaResponse::Ok);
+    }
+
+    #[test]
+    fn decommission_with_stale_moves_or_bad_targets_changes_nothing() {
+        let mut s = four_nodes_one_topic();
+        let moves = s.plan_drain(2, &[1, 2, 3, 4]).unwrap();
+        let before = s.clone();
+        // A partition left out: planned before the metadata changed.
+        let r = s.apply(MetaCommand::DecommissionNode {
+            node: 2,
+            moves: moves[..2].to_vec(),
+        });
+        assert!(matches!(r, MetaResponse::Error(MetaError::NodeInUse(_))), "{r:?}");
+        // A move onto the node itself, or onto an unknown node.
+        for bad in [vec![1, 2, 3], vec![1, 9, 3], vec![1, 1, 3]] {
+            let mut m = moves.clone();
+            m[0].replicas = bad;
+            let r = s.apply(MetaCommand::DecommissionNode { node: 2, moves: m });
+            assert!(matches!(r, MetaResponse::Error(MetaError::NodeInUse(_))), "{r:?}");
+        }
+        assert_eq!(s, before);
+        // Removal needs a decommission first.
+        let r = s.apply(MetaCommand::RemoveNode { node: 2 });
+        assert!(matches!(r, MetaResponse::Error(MetaError::NodeInUse(_))), "{r:?}");
+        assert_eq!(s, before);
+        assert_eq!(
+            s.apply(MetaCommand::RemoveNode { node: 7 }),
+            MetaResponse::Error(MetaError::UnknownNode(7))
+        );
+    }
+
+    #[test]
+    fn a_drain_needs_a_node_to_move_to() {
+        let s = four_nodes_one_topic();
+        // Node 4 is down (not a candidate): the RF3 partitions have nowhere to go.
+        let r = s.plan_drain(2, &[1, 2, 3]);
+        assert!(matches!(r, Err(MetaError::NodeInUse(ref m)) if m.contains("add a node")), "{r:?}");
+    }
+
+    #[test]
+    fn a_drain_spreads_replicas_by_load_and_rack() {
+        let mut s = MetadataState::default();
+        for n in 1..=5 {
+            let mut info = node(n);
+            info.rack = Some(if n <= 3 { format!("r{n}") } else { "r1".into() });
+            s.apply(MetaCommand::RegisterNode(info));
+        }
+        s.apply(MetaCommand::CreateTopic {
+            name: "t".into(),
+            replication_factor: 2,
+            configs: BTreeMap::new(),
+            assignment: vec![vec![2, 3], vec![2, 1], vec![2, 5]],
+        });
+        let moves = s.plan_drain(2, &[1, 3, 4, 5]).unwrap();
+        // {_,3}: every candidate but 3; 4 (rack r1, load 0) before 1 (load 1).
+        assert_eq!(moves[0].replicas, vec![4, 3]);
+        // {_,1}: 3 is on a rack the partition does not use (r3); 4 and 5 share r1 with 1.
+        assert_eq!(moves[1].replicas, vec![3, 1]);
+        // {_,5}: rack r1 taken by 5: node 3 (r3) is the only other rack.
+        assert_eq!(moves[2].replicas, vec![3, 5]);
+    }
+
+    /// The stored (JSON) encodings of the node commands and state fields:
+    /// log entries and snapshots written by this version must be read by
+    /// every later one.
+    #[test]
+    fn golden_node_command_encodings() {
+        let cases = [
+            (
+                MetaCommand::DecommissionNode {
+                    node: 2,
+                    moves: vec![PartitionMove {
+                        topic: "t".into(),
+                        partition: 0,
+                        replicas: vec![1, 4, 3],
+                    }],
+                },
+                r#"{"DecommissionNode":{"node":2,"moves":[{"topic":"t","partition":0,"replicas":[1,4,3]}]}}"#,
+            ),
+            (
+                MetaCommand::RemoveNode { node: 2 },
+                r#"{"RemoveNode":{"node":2}}"#,
+            ),
+        ];
+        for (cmd, golden) in cases {
+            assert_eq!(serde_json::to_string(&cmd).unwrap(), golden);
+            assert_eq!(serde_json::from_str::<MetaCommand>(golden).unwrap(), cmd);
+        }
+        let mut s = MetadataState::default();
+        s.draining.insert(3);
+        s.retired.insert(2);
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["draining"], serde_json::json!([3]));
+        assert_eq!(v["retired"], serde_json::json!([2]));
+        // A state saved before decommissioning existed has neither.
+        let mut old = v.clone();
+        old.as_object_mut().unwrap().remove("draining");
+        old.as_object_mut().unwrap().remove("retired");
+        let old: MetadataState = serde_json::from_value(old).unwrap();
+        assert!(old.draining.is_empty() && old.retired.is_empty());
     }
 }

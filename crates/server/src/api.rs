@@ -52,6 +52,7 @@ impl CairnService {
                     high_watermark: s.high_watermark,
                     raft_group: p.group,
                     reassignment: s.reassignment,
+                    voters: s.voters,
                 }
             })
             .collect();
@@ -85,6 +86,7 @@ impl CairnService {
                     rack: n.rack.clone().unwrap_or_default(),
                     alive: self.node.liveness.is_alive(n.id),
                     metadata_voter: voters.contains(&n.id),
+                    draining: s.draining.contains(&n.id),
                 })
                 .collect()
         })
@@ -324,7 +326,36 @@ impl Cairn for CairnService {
             topic_count: topics.len() as u32,
             partition_count,
             answered_by: self.node.id,
+            removed_nodes: self
+                .node
+                .meta_view
+                .read(|s| s.retired.iter().copied().collect()),
         }))
+    }
+
+    async fn decommission_node(
+        &self,
+        request: Request<DecommissionNodeRequest>,
+    ) -> Result<Response<DecommissionNodeResponse>, Status> {
+        let moves = ops::decommission_node(&self.node, request.into_inner().node).await?;
+        Ok(Response::new(DecommissionNodeResponse {
+            moves: moves
+                .into_iter()
+                .map(|m| PartitionMove {
+                    topic: m.topic,
+                    partition: m.partition,
+                    replicas: m.replicas,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn remove_node(
+        &self,
+        request: Request<RemoveNodeRequest>,
+    ) -> Result<Response<RemoveNodeResponse>, Status> {
+        ops::remove_node(&self.node, request.into_inner().node).await?;
+        Ok(Response::new(RemoveNodeResponse {}))
     }
 
     async fn commit_offsets(

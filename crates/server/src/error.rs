@@ -114,6 +114,11 @@ pub enum ApiError {
     UnknownGroup(String),
     #[error("{0}")]
     InvalidSessionTimeout(String),
+    #[error("node {0} is not in the cluster")]
+    UnknownNode(NodeId),
+    /// A decommission or removal that cannot go ahead (yet).
+    #[error("{0}")]
+    NodeInUse(String),
 }
 
 impl From<cairn_metadata::GroupError> for ApiError {
@@ -156,6 +161,8 @@ impl ApiError {
             ApiError::GroupNotEmpty(_) => ErrorCode::GroupNotEmpty,
             ApiError::UnknownGroup(_) => ErrorCode::UnknownGroup,
             ApiError::InvalidSessionTimeout(_) => ErrorCode::InvalidSessionTimeout,
+            ApiError::UnknownNode(_) => ErrorCode::UnknownNode,
+            ApiError::NodeInUse(_) => ErrorCode::NodeInUse,
         }
     }
 
@@ -182,7 +189,8 @@ impl ApiError {
             | ApiError::IllegalGeneration(_)
             | ApiError::RebalanceInProgress(_)
             | ApiError::GroupNotEmpty(_) => Code::FailedPrecondition,
-            ApiError::UnknownGroup(_) => Code::NotFound,
+            ApiError::UnknownGroup(_) | ApiError::UnknownNode(_) => Code::NotFound,
+            ApiError::NodeInUse(_) => Code::FailedPrecondition,
             ApiError::InconsistentGroupProtocol(_) | ApiError::InvalidSessionTimeout(_) => {
                 Code::InvalidArgument
             }
@@ -222,6 +230,9 @@ impl ApiError {
             ApiError::GroupNotEmpty(_) => K::NonEmptyGroup,
             ApiError::UnknownGroup(_) => K::GroupIdNotFound,
             ApiError::InvalidSessionTimeout(_) => K::InvalidSessionTimeout,
+            // Kafka's UnregisterBroker answers BROKER_ID_NOT_REGISTERED.
+            ApiError::UnknownNode(_) => K::BrokerIdNotRegistered,
+            ApiError::NodeInUse(_) => K::InvalidRequest,
         };
         e.code()
     }

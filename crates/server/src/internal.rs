@@ -156,6 +156,17 @@ impl Internal for InternalService {
                 .map_err(|e| Status::unavailable(e.to_string()))?;
             return client.join(join).await;
         }
+        if self
+            .node
+            .meta_view
+            .read(|s| s.retired.contains(&join.node_id))
+        {
+            tracing::warn!(node = join.node_id, "join refused: the id was removed");
+            return Err(Status::failed_precondition(format!(
+                "node id {} was removed from the cluster and is never used again; start the new node with another --node-id",
+                join.node_id
+            )));
+        }
         tracing::info!(node = join.node_id, rpc_addr = %join.rpc_addr, "node joining");
         self.node
             .transport

@@ -202,6 +202,10 @@ async fn join_cluster(node: &Arc<Node>, addr: &str) -> Result<(), ServerError> {
                 tracing::info!(via = addr, cluster_id = %cluster_id, "joined the cluster");
                 return Ok(());
             }
+            // Refused for good (a removed id): no retry will change that.
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                return Err(err(status.message().to_string()));
+            }
             Err(status) => last = status.message().to_string(),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;

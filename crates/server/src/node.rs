@@ -61,6 +61,12 @@ pub(crate) enum Proposal {
         name: String,
         count: u32,
     },
+    /// Decommissions a node: the leader moves its partitions to the nodes
+    /// alive there (`MetadataState::plan_drain`).
+    DecommissionNode { node: NodeId },
+    /// Removes a drained node, once the leader sees that no partition's
+    /// committed membership holds it any more.
+    RemoveNode { node: NodeId },
 }
 
 /// Leadership and progress of one partition group, as this node knows it.
@@ -103,6 +109,16 @@ pub struct Node {
     pub(crate) started: std::time::Instant,
     /// Snapshots being received in chunks, by group.
     pub(crate) snapshot_inbox: cairn_raft::SnapshotInbox,
+}
+
+/// A metadata refusal of a decommission or removal as the API's error.
+pub(crate) fn node_error(e: cairn_metadata::MetaError) -> ApiError {
+    use cairn_metadata::MetaError;
+    match e {
+        MetaError::UnknownNode(n) | MetaError::NodeRetired(n) => ApiError::UnknownNode(n),
+        MetaError::NodeInUse(m) => ApiError::NodeInUse(m),
+        other => ApiError::InvalidArgument(other.to_string()),
+    }
 }
 
 /// Producer ids reserved at a time (one metadata write per this many
@@ -264,7 +280,90 @@ impl Node {
                     assignment,
                 })
             }
+            Proposal::DecommissionNode { node } => {
+                let voters: Vec<NodeId> = self
+                    .meta
+                    .metrics()
+                    .borrow_watched()
+                    .membership_config
+                    .voter_ids()
+                    .collect();
+                if voters.contains(&node) {
+                    return Err(ApiError::NodeInUse(format!(
+                        "node {node} is a voter of the metadata group ({voters:?}); only nodes that joined as non-voters can be decommissioned"
+                    )));
+                }
+                self.meta_view.read(|s| {
+                    if s.retired.contains(&node) || !s.nodes.contains_key(&node) {
+                        return Err(ApiError::UnknownNode(node));
+                    }
+                    let alive: Vec<NodeId> = s
+                        .nodes
+                        .keys()
+                        .copied()
+                        .filter(|n| self.liveness.is_alive(*n))
+                        .collect();
+                    let moves = s.plan_drain(node, &alive).map_err(node_error)?;
+                    Ok(MetaCommand::DecommissionNode { node, moves })
+                })
+            }
+            Proposal::RemoveNode { node } => {
+                let partitions = self.meta_view.read(|s| {
+                    if s.retired.contains(&node) {
+                        return Ok(Vec::new());
+                    }
+                    if !s.nodes.contains_key(&node) {
+                        return Err(ApiError::UnknownNode(node));
+                    }
+                    if !s.draining.contains(&node) {
+                        return Err(ApiError::NodeInUse(format!(
+                            "node {node} is not being decommissioned; decommission it first"
+                        )));
+                    }
+                    Ok(s.topics
+                        .values()
+                        .flat_map(|t| {
+                            t.partitions
+                                .iter()
+                                .map(|p| (t.name.clone(), p.partition, p.group))
+                        })
+                        .collect::<Vec<_>>())
+                })?;
+                let pending = self.partitions_holding(node, &partitions);
+                if !pending.is_empty() {
+                    return Err(ApiError::NodeInUse(format!(
+                        "{} partitions may still hold node {node} in their Raft membership: {}",
+                        pending.len(),
+                        pending.join(", ")
+                    )));
+                }
+                Ok(MetaCommand::RemoveNode { node })
+            }
         }
+    }
+
+    /// Of `partitions` (topic, partition, group), those whose committed
+    /// Raft membership may still hold `node`, each with why: its leader's
+    /// committed voters name it, a change is under way, or no leader is
+    /// known here to ask (then nothing proves it left).
+    pub(crate) fn partitions_holding(
+        &self,
+        node: NodeId,
+        partitions: &[(String, u32, GroupId)],
+    ) -> Vec<String> {
+        partitions
+            .iter()
+            .filter_map(|(t, p, g)| {
+                let s = self.group_status(*g);
+                if s.leader.is_none() {
+                    Some(format!("{t}/{p} (no leader)"))
+                } else if s.voters.contains(&node) {
+                    Some(format!("{t}/{p} (voters {:?})", s.voters))
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 
     /// Replicas for `partitions` new partitions, from the nodes alive here,
@@ -278,7 +377,7 @@ impl Node {
             let nodes: Vec<NodeInfo> = s
                 .nodes
                 .values()
-                .filter(|n| self.liveness.is_alive(n.id))
+                .filter(|n| self.liveness.is_alive(n.id) && !s.draining.contains(&n.id))
                 .cloned()
                 .collect();
             (nodes, s.replica_load())

@@ -611,6 +611,22 @@ pub(crate) async fn registration_loop(node: Arc<Node>) {
             }
             _ => {}
         }
+        let (retired_here, retired_learners) = node.meta_view.read(|s| {
+            (s.retired.contains(&node.id), s.retired.clone())
+        });
+        if node.is_meta_leader() {
+            drop_retired_learners(&node, &retired_learners).await;
+        }
+        if retired_here {
+            // Removed from the cluster: nothing to register, nothing to serve.
+            // Its replicas go as their groups' committed memberships leave it.
+            tracing::warn!(
+                node = node.id,
+                "this node was removed from the cluster; stop it (its id is never used again)"
+            );
+            let _ = tokio::time::timeout(Duration::from_secs(10), version.changed()).await;
+            continue;
+        }
         if node.meta_leader().is_some() && mine.as_ref() != Some(&node.info()) {
             if let Err(e) = node
                 .propose(Proposal::Command(MetaCommand::RegisterNode(node.info())))
@@ -620,6 +636,36 @@ pub(crate) async fn registration_loop(node: Arc<Node>) {
             }
         }
         let _ = tokio::time::timeout(Duration::from_millis(500), version.changed()).await;
+    }
+}
+
+/// On the metadata leader: takes removed nodes out of the metadata group's
+/// membership (they joined as learners), so that the leader stops sending
+/// them entries.
+async fn drop_retired_learners(node: &Node, retired: &std::collections::BTreeSet<NodeId>) {
+    let members: Vec<NodeId> = node
+        .meta
+        .metrics()
+        .borrow_watched()
+        .membership_config
+        .nodes()
+        .map(|(id, _)| *id)
+        .filter(|id| retired.contains(id))
+        .collect();
+    if members.is_empty() {
+        return;
+    }
+    let gone: std::collections::BTreeSet<NodeId> = members.into_iter().collect();
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        node.meta
+            .change_membership(openraft::ChangeMembers::RemoveNodes(gone.clone()), false),
+    )
+    .await
+    {
+        Ok(Ok(_)) => tracing::info!(nodes = ?gone, "removed nodes dropped from the metadata group"),
+        Ok(Err(e)) => tracing::warn!(nodes = ?gone, error = %e, "cannot drop removed nodes from the metadata group yet"),
+        Err(_) => tracing::warn!(nodes = ?gone, "dropping removed nodes from the metadata group timed out"),
     }
 }
 

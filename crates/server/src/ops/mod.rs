@@ -8,6 +8,7 @@
 //!   kafka/*.rs ────────┘
 //! ```
 
+mod nodes;
 mod produce;
 mod read;
 mod topics;
@@ -21,6 +22,8 @@ use cairn_partition::ReadError;
 use openraft::error::ClientWriteError;
 use openraft::error::RaftError;
 
+pub(crate) use nodes::decommission as decommission_node;
+pub(crate) use nodes::remove as remove_node;
 pub(crate) use produce::produce;
 pub(crate) use produce::Acks;
 pub(crate) use read::fetch;
