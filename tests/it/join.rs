@@ -90,6 +90,23 @@ async fn a_decommissioned_node_is_drained_under_load_removed_and_never_rejoins()
         .wait_fully_replicated("drain", Duration::from_secs(30))
         .await?;
 
+    eprintln!("--- node 4 with an empty data dir cannot come back under its id");
+    cluster.kill(3)?;
+    let kept = cluster.data_dir(3).with_extension("kept");
+    std::fs::rename(cluster.data_dir(3), &kept)?;
+    cluster.start_node(3)?;
+    let code = wait_exit(&mut cluster, 3).await?;
+    ensure!(code != 0, "node 4 exited with {code}");
+    let log = cluster.logs_tail(40);
+    ensure!(log.contains("another data directory"), "{log}");
+    cluster.reap(3);
+    std::fs::remove_dir_all(cluster.data_dir(3))?;
+    std::fs::rename(&kept, cluster.data_dir(3))?;
+    cluster.start_node(3)?;
+    cluster
+        .wait_fully_replicated("drain", Duration::from_secs(30))
+        .await?;
+
     eprintln!("--- a metadata voter cannot be decommissioned");
     let refused = client.decommission_node(1).await;
     ensure!(
@@ -173,22 +190,28 @@ async fn a_decommissioned_node_is_drained_under_load_removed_and_never_rejoins()
     cluster.kill(3)?;
     std::fs::remove_dir_all(cluster.data_dir(3))?;
     cluster.start_node(3)?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    let code = loop {
-        if let Some(code) = cluster.exit_code(3) {
-            break code;
-        }
-        ensure!(
-            std::time::Instant::now() < deadline,
-            "node 4 still running under its removed id\n{}",
-            cluster.logs_tail(20)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let code = wait_exit(&mut cluster, 3).await?;
     ensure!(code != 0, "node 4 exited with {code}");
     let log = cluster.logs_tail(40);
     ensure!(log.contains("never used again"), "{log}");
     let status = client.cluster_status().await?;
     ensure!(status.nodes.iter().all(|n| n.id != 4), "{status:?}");
     Ok(())
+}
+
+/// Waits (up to 30 s) for node `i`'s process to end; its exit code.
+async fn wait_exit(cluster: &mut TestCluster, i: usize) -> Result<i32> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(code) = cluster.exit_code(i) {
+            return Ok(code);
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "node {} still running\n{}",
+            i + 1,
+            cluster.logs_tail(20)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -28,6 +28,7 @@ pub fn partition_json(p: &PartitionMetadata) -> Value {
         "high_watermark": p.high_watermark,
         "raft_group": p.raft_group,
         "reassignment": (!p.reassignment.is_empty()).then_some(&p.reassignment),
+        "voters": p.voters,
     })
 }
 
@@ -273,6 +274,7 @@ mod tests {
                     high_watermark: 250,
                     raft_group: 12,
                     reassignment: String::new(),
+                    voters: vec![1, 2, 3],
                 },
             ],
             configs: [("retention.ms".to_string(), "1000".to_string())]
@@ -340,6 +342,7 @@ mod tests {
             topic_count: 1,
             partition_count: 4,
             answered_by: 1,
+            removed_nodes: vec![5],
         };
         let text = cluster_status_text(&s);
         assert!(text.contains("metadata leader: 1"));

@@ -99,6 +99,7 @@ mod tests {
                 admin_addr: String::new(),
                 kafka_addr: String::new(),
                 rack: (racks > 0).then(|| format!("r{}", id % racks)),
+                incarnation: String::new(),
             })
             .collect()
     }

@@ -33,6 +33,12 @@ pub struct NodeInfo {
     pub admin_addr: String,
     pub kafka_addr: String,
     pub rack: Option<String>,
+    /// The random id of the node's data dir. A registration under the same
+    /// id from another data dir (a wiped disk) is refused: that node has
+    /// lost the Raft logs its id still votes with. Empty: registered by a
+    /// version without it (the next registration records it).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub incarnation: String,
 }
 
 /// Where one partition lives: its Raft group and its replicas. The first
@@ -122,6 +128,9 @@ impl MetadataState {
             MetaCommand::RegisterNode(node) => {
                 if self.retired.contains(&node.id) {
                     return MetaResponse::Error(MetaError::NodeRetired(node.id));
+                }
+                if let Some(why) = self.incarnation_conflict(&node) {
+                    return MetaResponse::Error(MetaError::NodeInUse(why));
                 }
                 self.nodes.insert(node.id, node);
                 MetaResponse::Ok
@@ -227,6 +236,22 @@ impl MetadataState {
             MetaCommand::DecommissionNode { node, moves } => self.decommission(node, moves),
             MetaCommand::RemoveNode { node } => self.remove_node(node),
         }
+    }
+
+    /// Why `node` may not register (or join) under its id, if it may not:
+    /// the id is registered from another data dir. Both incarnations must
+    /// be known to tell.
+    pub fn incarnation_conflict(&self, node: &NodeInfo) -> Option<String> {
+        let known = self.nodes.get(&node.id)?;
+        (!known.incarnation.is_empty()
+            && !node.incarnation.is_empty()
+            && known.incarnation != node.incarnation)
+            .then(|| {
+                format!(
+                    "node id {} is registered with another data directory (incarnation {}, this one {}): a node that lost its data must not come back under its old id; decommission and remove node {} and start this one with a new --node-id",
+                    node.id, known.incarnation, node.incarnation, node.id
+                )
+            })
     }
 
     /// Why replicas cannot be placed on `n`, if they cannot: it is not a
@@ -591,6 +616,7 @@ mod tests {
             admin_addr: String::new(),
             kafka_addr: String::new(),
             rack: None,
+            incarnation: String::new(),
         }
     }
 
@@ -1097,5 +1123,34 @@ mod tests {
         old.as_object_mut().unwrap().remove("retired");
         let old: MetadataState = serde_json::from_value(old).unwrap();
         assert!(old.draining.is_empty() && old.retired.is_empty());
+    }
+
+    #[test]
+    fn a_registered_id_from_another_data_dir_is_refused() {
+        let mut s = MetadataState::default();
+        let mut first = node(4);
+        first.incarnation = "aaaa".into();
+        assert_eq!(s.apply(MetaCommand::RegisterNode(first.clone())), MetaResponse::Ok);
+        // The same data dir registers again (new addresses): fine.
+        let mut moved = first.clone();
+        moved.rpc_addr = "10.0.0.4:50052".into();
+        assert_eq!(s.apply(MetaCommand::RegisterNode(moved.clone())), MetaResponse::Ok);
+        // A wiped disk under the same id: refused, the registration kept.
+        let mut wiped = first.clone();
+        wiped.incarnation = "bbbb".into();
+        let r = s.apply(MetaCommand::RegisterNode(wiped));
+        assert!(
+            matches!(&r, MetaResponse::Error(MetaError::NodeInUse(m)) if m.contains("another data directory")),
+            "{r:?}"
+        );
+        assert_eq!(s.nodes[&4], moved);
+        // A registration of a version without incarnations records one.
+        let mut old = MetadataState::default();
+        old.apply(MetaCommand::RegisterNode(node(4)));
+        assert_eq!(old.apply(MetaCommand::RegisterNode(first.clone())), MetaResponse::Ok);
+        assert_eq!(old.nodes[&4].incarnation, "aaaa");
+        // The encoding of a node without one is unchanged.
+        let v = serde_json::to_value(node(4)).unwrap();
+        assert!(v.get("incarnation").is_none(), "{v}");
     }
 }

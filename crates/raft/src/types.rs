@@ -161,6 +161,8 @@ fn meta_command_name(cmd: &MetaCommand) -> &'static str {
         MetaCommand::AllocateProducerIds { .. } => "allocate_producer_ids",
         MetaCommand::DeleteOffsets { .. } => "delete_offsets",
         MetaCommand::CreatePartitions { .. } => "create_partitions",
+        MetaCommand::DecommissionNode { .. } => "decommission_node",
+        MetaCommand::RemoveNode { .. } => "remove_node",
     }
 }
 

@@ -61,6 +61,10 @@ use crate::meta_sm::MetaStateMachine;
 use crate::node::Node;
 
 const NODE_ID_KEY: &[u8] = b"node_id";
+/// A random id made when the data dir is first used: a node that comes back
+/// with another data dir (a wiped or replaced disk) under a registered id is
+/// told apart from the one registered.
+const INCARNATION_KEY: &[u8] = b"incarnation";
 /// With `test_lose_unsynced_on_crash`: while this file exists in the data
 /// dir, the node's WAL fsyncs wait (a stalled disk), for fault injection.
 pub const HOLD_SYNC_FILE: &str = "test-hold-sync";
@@ -102,8 +106,12 @@ async fn bind(addr: &str) -> Result<TcpListener, ServerError> {
 }
 
 /// Checks (or records) which node this data dir belongs to; returns the
-/// cluster id recorded in it, if any.
-fn check_data_dir(store: &NodeStore, config: &ServerConfig) -> Result<Option<String>, ServerError> {
+/// cluster id recorded in it, if any, and the data dir's incarnation (made
+/// now on first use, or on the first start of a version that has them).
+fn check_data_dir(
+    store: &NodeStore,
+    config: &ServerConfig,
+) -> Result<(Option<String>, String), ServerError> {
     match store.state_get(NODE_GROUP, NODE_ID_KEY)? {
         Some(bytes) => {
             let stored = bytes
@@ -125,9 +133,20 @@ fn check_data_dir(store: &NodeStore, config: &ServerConfig) -> Result<Option<Str
             store.write(batch)?;
         }
     }
-    Ok(store
+    let incarnation = match store.state_get(NODE_GROUP, INCARNATION_KEY)? {
+        Some(b) => String::from_utf8_lossy(&b).into_owned(),
+        None => {
+            let made = format!("{:032x}", rand::random::<u128>());
+            let mut batch = StateBatch::new();
+            batch.put(NODE_GROUP, INCARNATION_KEY, made.as_bytes());
+            store.write(batch)?;
+            made
+        }
+    };
+    let cluster = store
         .state_get(NODE_GROUP, tasks::CLUSTER_ID_KEY)?
-        .map(|b| String::from_utf8_lossy(&b).into_owned()))
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
+    Ok((cluster, incarnation))
 }
 
 /// Asks the configured peers which cluster they belong to; a node whose data
@@ -267,7 +286,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         );
     }
     let store = NodeStore::open(&config.data_dir.join("db"), store_options)?;
-    let stored_cluster = check_data_dir(&store, &config)?;
+    let (stored_cluster, incarnation) = check_data_dir(&store, &config)?;
     let voters = config.voter_map()?;
 
     let transport = Transport::new(config.node_id);
@@ -300,6 +319,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
 
     let node = Arc::new(Node {
         id: config.node_id,
+        incarnation,
         config: config.clone(),
         store,
         transport,

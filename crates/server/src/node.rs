@@ -86,6 +86,8 @@ pub(crate) struct GroupStatus {
 
 pub struct Node {
     pub(crate) id: NodeId,
+    /// This data dir's random id (see `INCARNATION_KEY`).
+    pub(crate) incarnation: String,
     pub(crate) config: ServerConfig,
     pub(crate) store: NodeStore,
     pub(crate) transport: Arc<Transport>,
@@ -134,6 +136,7 @@ impl Node {
             admin_addr: self.config.admin_addr.clone(),
             kafka_addr: self.config.advertised_kafka(),
             rack: self.config.rack.clone(),
+            incarnation: self.incarnation.clone(),
         }
     }
 
