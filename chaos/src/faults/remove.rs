@@ -6,7 +6,8 @@
 //! committed Raft membership may still hold the node; meanwhile another
 //! node is killed. Once removed, the node is killed and its data deleted,
 //! and its id is never used again. Only nodes that joined (`join`) are
-//! removed: the first nodes are the metadata voters.
+//! removed: the first nodes are the metadata voters. One that holds
+//! replicas of the workload's topic is preferred.
 
 use std::sync::Mutex;
 
@@ -106,7 +107,18 @@ impl Fault for Remove {
                     "no joined node to remove (the `join` fault adds them)".into(),
                 ));
             }
-            let node = joined[rng.random_range(0..joined.len())];
+            // Preferably one that holds replicas of the workload's topic, so
+            // that the drain moves something.
+            let holding: Vec<NodeId> = match cx.client.describe_topic(&cx.topic).await {
+                Ok(t) => joined
+                    .iter()
+                    .copied()
+                    .filter(|n| t.partitions.iter().any(|p| p.replicas.contains(n)))
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            let pool = if holding.is_empty() { &joined } else { &holding };
+            let node = pool[rng.random_range(0..pool.len())];
             let all = cx.hosts.nodes();
             let among = if rng.random_bool(0.25) {
                 vec![node]
