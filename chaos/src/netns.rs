@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::path::PathBuf;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;

@@ -14,13 +14,7 @@ use crate::workload;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_joined_node_takes_replicas_and_serves() -> Result<()> {
     eprintln!("--- 3 voters, then node 4 joins through node 1");
-    let mut cluster = TestCluster::new(4)?.with_voters(3);
-    for i in 0..3 {
-        cluster.start_node(i)?;
-    }
-    cluster.wait_ready(Duration::from_secs(30)).await?;
-    cluster.start_node(3)?;
-    cluster.wait_ready(Duration::from_secs(30)).await?;
+    let cluster = three_voters_then_a_joiner().await?;
     let client = cluster.client().await?;
     let status = client.cluster_status().await?;
     let joined = status
@@ -71,13 +65,7 @@ async fn a_decommissioned_node_is_drained_under_load_removed_and_never_rejoins()
 
     use crate::groups::cli;
 
-    let mut cluster = TestCluster::new(4)?.with_voters(3);
-    for i in 0..3 {
-        cluster.start_node(i)?;
-    }
-    cluster.wait_ready(Duration::from_secs(30)).await?;
-    cluster.start_node(3)?;
-    cluster.wait_ready(Duration::from_secs(30)).await?;
+    let mut cluster = three_voters_then_a_joiner().await?;
     let client = cluster.client().await?;
     let topic = client.create_topic("drain", 4, 3, HashMap::new()).await?;
     let on_4 = topic
@@ -124,9 +112,9 @@ async fn a_decommissioned_node_is_drained_under_load_removed_and_never_rejoins()
     let load = {
         let client = client.clone();
         let progress = progress.clone();
-        tokio::spawn(async move {
-            workload::produce(&client, "drain", 4, 2, 6_000, 20, progress).await
-        })
+        tokio::spawn(
+            async move { workload::produce(&client, "drain", 4, 2, 6_000, 20, progress).await },
+        )
     };
     while progress.load(Ordering::Relaxed) < 500 {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -184,7 +172,10 @@ async fn a_decommissioned_node_is_drained_under_load_removed_and_never_rejoins()
     );
     let text = cli(&cluster, &["node", "list", "--format", "json"])?;
     let listed: serde_json::Value = serde_json::from_slice(&text.stdout)?;
-    ensure!(listed["removed_nodes"] == serde_json::json!([4]), "{listed}");
+    ensure!(
+        listed["removed_nodes"] == serde_json::json!([4]),
+        "{listed}"
+    );
 
     eprintln!("--- node 4, wiped, cannot join again under its removed id");
     cluster.kill(3)?;
@@ -214,4 +205,16 @@ async fn wait_exit(cluster: &mut TestCluster, i: usize) -> Result<i32> {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Nodes 1-3 as metadata voters, then node 4 joining through node 1.
+async fn three_voters_then_a_joiner() -> Result<TestCluster> {
+    let mut cluster = TestCluster::new(4)?.with_voters(3);
+    for i in 0..3 {
+        cluster.start_node(i)?;
+    }
+    cluster.wait_ready(Duration::from_secs(30)).await?;
+    cluster.start_node(3)?;
+    cluster.wait_ready(Duration::from_secs(30)).await?;
+    Ok(cluster)
 }

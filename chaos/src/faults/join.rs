@@ -95,8 +95,15 @@ async fn take_a_share(cx: &FaultCx, rng: &mut StdRng, node: u64) -> String {
         let mut target = p.replicas.clone();
         let slot = rng.random_range(0..target.len());
         target[slot] = node;
-        match cx.client.reassign_partition(&cx.topic, p.partition, &target).await {
-            Ok(()) => done.push(format!("partition {} {:?} -> {target:?}", p.partition, p.replicas)),
+        match cx
+            .client
+            .reassign_partition(&cx.topic, p.partition, &target)
+            .await
+        {
+            Ok(()) => done.push(format!(
+                "partition {} {:?} -> {target:?}",
+                p.partition, p.replicas
+            )),
             Err(e) => done.push(format!("partition {} not moved ({e})", p.partition)),
         }
     }

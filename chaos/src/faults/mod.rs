@@ -96,7 +96,10 @@ pub fn by_name(name: &str) -> Result<Box<dyn Fault>, ChaosError> {
         other => {
             return Err(ChaosError::UnknownFault(
                 other.to_string(),
-                format!("{},isolate,membership,metadata,join,remove", NAMES.join(",")),
+                format!(
+                    "{},isolate,membership,metadata,join,remove",
+                    NAMES.join(",")
+                ),
             ))
         }
     })

@@ -47,10 +47,16 @@ async fn knock_out(
     let victim = among[rng.random_range(0..among.len())];
     if rng.random_bool(0.3) {
         cx.hosts.pause(victim).await?;
-        Ok((format!("node {victim} frozen (SIGSTOP)"), Heal::Resume(vec![victim])))
+        Ok((
+            format!("node {victim} frozen (SIGSTOP)"),
+            Heal::Resume(vec![victim]),
+        ))
     } else {
         cx.hosts.kill(victim).await?;
-        Ok((format!("node {victim} down (kill -9)"), Heal::Restart(vec![victim])))
+        Ok((
+            format!("node {victim} down (kill -9)"),
+            Heal::Restart(vec![victim]),
+        ))
     }
 }
 
@@ -79,8 +85,12 @@ impl Fault for Remove {
                         });
                     }
                     Err(e) => {
-                        let others: Vec<NodeId> =
-                            cx.hosts.nodes().into_iter().filter(|n| *n != node).collect();
+                        let others: Vec<NodeId> = cx
+                            .hosts
+                            .nodes()
+                            .into_iter()
+                            .filter(|n| *n != node)
+                            .collect();
                         let (down, heal) = knock_out(cx, rng, &others).await?;
                         let why = if e.code() == Some(ErrorCode::NodeInUse) {
                             "still held"
@@ -117,7 +127,11 @@ impl Fault for Remove {
                     .collect(),
                 Err(_) => Vec::new(),
             };
-            let pool = if holding.is_empty() { &joined } else { &holding };
+            let pool = if holding.is_empty() {
+                &joined
+            } else {
+                &holding
+            };
             let node = pool[rng.random_range(0..pool.len())];
             let all = cx.hosts.nodes();
             let among = if rng.random_bool(0.25) {

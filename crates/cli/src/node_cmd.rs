@@ -25,7 +25,16 @@ pub async fn run(args: NodeArgs) -> Result<()> {
             no_wait,
             timeout_s,
             format,
-        } => decommission(&client, node, no_wait, Duration::from_secs(timeout_s), format).await,
+        } => {
+            decommission(
+                &client,
+                node,
+                no_wait,
+                Duration::from_secs(timeout_s),
+                format,
+            )
+            .await
+        }
     }
 }
 
@@ -77,9 +86,8 @@ async fn pending(client: &Client, node: u64) -> Result<Vec<String>> {
         .iter()
         .flat_map(|t| {
             t.partitions.iter().filter_map(move |p| {
-                let holds = p.replicas.contains(&node)
-                    || p.voters.contains(&node)
-                    || p.leader.is_none();
+                let holds =
+                    p.replicas.contains(&node) || p.voters.contains(&node) || p.leader.is_none();
                 holds.then(|| format!("{}/{}", t.name, p.partition))
             })
         })
@@ -110,8 +118,13 @@ async fn decommission(
         .collect();
     if no_wait {
         match format {
-            Format::Json => println!("{}", json!({"node": node, "removed": false, "moves": moved})),
-            Format::Text => println!("node {node}: draining; run the command again to wait and remove it"),
+            Format::Json => println!(
+                "{}",
+                json!({"node": node, "removed": false, "moves": moved})
+            ),
+            Format::Text => {
+                println!("node {node}: draining; run the command again to wait and remove it")
+            }
         }
         return Ok(());
     }
@@ -132,7 +145,10 @@ async fn decommission(
                 if left.is_empty() {
                     String::new()
                 } else {
-                    format!(": {}", left.iter().take(8).cloned().collect::<Vec<_>>().join(", "))
+                    format!(
+                        ": {}",
+                        left.iter().take(8).cloned().collect::<Vec<_>>().join(", ")
+                    )
                 }
             );
             last = Some(left);

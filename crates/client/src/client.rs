@@ -17,11 +17,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cairn_proto::v1::cairn_client::CairnClient;
 use cairn_proto::v1::{
-    Acks, AlterTopicConfigRequest, ClusterStatusRequest, ClusterStatusResponse, DecommissionNodeRequest, PartitionMove, RemoveNodeRequest,
-    CommitOffsetsRequest, CreatePartitionsRequest, CreateTopicRequest, DeleteTopicRequest,
-    DescribeTopicRequest, ErrorCode, FetchOffsetsRequest, FetchRequest, FetchResponse,
-    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetCommit,
-    ProduceRequest, ProduceResponse, ReassignPartitionRequest, TopicMetadata,
+    Acks, AlterTopicConfigRequest, ClusterStatusRequest, ClusterStatusResponse,
+    CommitOffsetsRequest, CreatePartitionsRequest, CreateTopicRequest, DecommissionNodeRequest,
+    DeleteTopicRequest, DescribeTopicRequest, ErrorCode, FetchOffsetsRequest, FetchRequest,
+    FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
+    OffsetCommit, PartitionMove, ProduceRequest, ProduceResponse, ReassignPartitionRequest,
+    RemoveNodeRequest, TopicMetadata,
 };
 use tonic::transport::{Channel, Endpoint};
 use tracing::{debug, info};
@@ -313,10 +314,14 @@ impl Client {
     pub async fn decommission_node(&self, node: u64) -> Result<Vec<PartitionMove>, ClientError> {
         let timeout = self.inner.config.request_timeout;
         let reply = self
-            .call_any("decommission_node", &mut self.backoff(), |mut c: Rpc| async move {
-                c.decommission_node(request(DecommissionNodeRequest { node }, timeout))
-                    .await
-            })
+            .call_any(
+                "decommission_node",
+                &mut self.backoff(),
+                |mut c: Rpc| async move {
+                    c.decommission_node(request(DecommissionNodeRequest { node }, timeout))
+                        .await
+                },
+            )
             .await?;
         Ok(reply.moves)
     }
@@ -325,10 +330,14 @@ impl Client {
     /// `NODE_IN_USE` while a partition's Raft membership still holds it.
     pub async fn remove_node(&self, node: u64) -> Result<(), ClientError> {
         let timeout = self.inner.config.request_timeout;
-        self.call_any("remove_node", &mut self.backoff(), |mut c: Rpc| async move {
-            c.remove_node(request(RemoveNodeRequest { node }, timeout))
-                .await
-        })
+        self.call_any(
+            "remove_node",
+            &mut self.backoff(),
+            |mut c: Rpc| async move {
+                c.remove_node(request(RemoveNodeRequest { node }, timeout))
+                    .await
+            },
+        )
         .await?;
         Ok(())
     }

@@ -400,7 +400,11 @@ impl MetadataState {
                 "a topic needs at least one partition".to_string(),
             ));
         }
-        if let Some(why) = assignment.iter().flatten().find_map(|n| self.unplaceable(*n)) {
+        if let Some(why) = assignment
+            .iter()
+            .flatten()
+            .find_map(|n| self.unplaceable(*n))
+        {
             return MetaResponse::Error(MetaError::InvalidArgument(format!(
                 "the assignment cannot be used: {why}"
             )));
@@ -456,7 +460,11 @@ impl MetadataState {
             Ok(n) => n as usize,
             Err(e) => return MetaResponse::Error(e),
         };
-        if let Some(why) = assignment.iter().flatten().find_map(|n| self.unplaceable(*n)) {
+        if let Some(why) = assignment
+            .iter()
+            .flatten()
+            .find_map(|n| self.unplaceable(*n))
+        {
             return MetaResponse::Error(MetaError::InvalidArgument(format!(
                 "the assignment cannot be used: {why}"
             )));
@@ -1013,7 +1021,10 @@ mod tests {
         });
         assert!(matches!(grow, MetaResponse::Error(_)), "{grow:?}");
         // Removal retires the id: it never registers again.
-        assert_eq!(s.apply(MetaCommand::RemoveNode { node: 2 }), MetaResponse::Ok);
+        assert_eq!(
+            s.apply(MetaCommand::RemoveNode { node: 2 }),
+            MetaResponse::Ok
+        );
         assert!(!s.nodes.contains_key(&2));
         assert!(s.retired.contains(&2));
         assert_eq!(
@@ -1022,7 +1033,10 @@ mod tests {
         );
         assert!(!s.nodes.contains_key(&2));
         // Removing twice is answered Ok (a retried request).
-        assert_eq!(s.apply(MetaCommand::RemoveNode { node: 2 }), MetaResponse::Ok);
+        assert_eq!(
+            s.apply(MetaCommand::RemoveNode { node: 2 }),
+            MetaResponse::Ok
+        );
     }
 
     #[test]
@@ -1035,18 +1049,27 @@ mod tests {
             node: 2,
             moves: moves[..2].to_vec(),
         });
-        assert!(matches!(r, MetaResponse::Error(MetaError::NodeInUse(_))), "{r:?}");
+        assert!(
+            matches!(r, MetaResponse::Error(MetaError::NodeInUse(_))),
+            "{r:?}"
+        );
         // A move onto the node itself, or onto an unknown node.
         for bad in [vec![1, 2, 3], vec![1, 9, 3], vec![1, 1, 3]] {
             let mut m = moves.clone();
             m[0].replicas = bad;
             let r = s.apply(MetaCommand::DecommissionNode { node: 2, moves: m });
-            assert!(matches!(r, MetaResponse::Error(MetaError::NodeInUse(_))), "{r:?}");
+            assert!(
+                matches!(r, MetaResponse::Error(MetaError::NodeInUse(_))),
+                "{r:?}"
+            );
         }
         assert_eq!(s, before);
         // Removal needs a decommission first.
         let r = s.apply(MetaCommand::RemoveNode { node: 2 });
-        assert!(matches!(r, MetaResponse::Error(MetaError::NodeInUse(_))), "{r:?}");
+        assert!(
+            matches!(r, MetaResponse::Error(MetaError::NodeInUse(_))),
+            "{r:?}"
+        );
         assert_eq!(s, before);
         assert_eq!(
             s.apply(MetaCommand::RemoveNode { node: 7 }),
@@ -1059,7 +1082,10 @@ mod tests {
         let s = four_nodes_one_topic();
         // Node 4 is down (not a candidate): the RF3 partitions have nowhere to go.
         let r = s.plan_drain(2, &[1, 2, 3]);
-        assert!(matches!(r, Err(MetaError::NodeInUse(ref m)) if m.contains("add a node")), "{r:?}");
+        assert!(
+            matches!(r, Err(MetaError::NodeInUse(ref m)) if m.contains("add a node")),
+            "{r:?}"
+        );
     }
 
     #[test]
@@ -1130,11 +1156,17 @@ mod tests {
         let mut s = MetadataState::default();
         let mut first = node(4);
         first.incarnation = "aaaa".into();
-        assert_eq!(s.apply(MetaCommand::RegisterNode(first.clone())), MetaResponse::Ok);
+        assert_eq!(
+            s.apply(MetaCommand::RegisterNode(first.clone())),
+            MetaResponse::Ok
+        );
         // The same data dir registers again (new addresses): fine.
         let mut moved = first.clone();
         moved.rpc_addr = "10.0.0.4:50052".into();
-        assert_eq!(s.apply(MetaCommand::RegisterNode(moved.clone())), MetaResponse::Ok);
+        assert_eq!(
+            s.apply(MetaCommand::RegisterNode(moved.clone())),
+            MetaResponse::Ok
+        );
         // A wiped disk under the same id: refused, the registration kept.
         let mut wiped = first.clone();
         wiped.incarnation = "bbbb".into();
@@ -1147,7 +1179,10 @@ mod tests {
         // A registration of a version without incarnations records one.
         let mut old = MetadataState::default();
         old.apply(MetaCommand::RegisterNode(node(4)));
-        assert_eq!(old.apply(MetaCommand::RegisterNode(first.clone())), MetaResponse::Ok);
+        assert_eq!(
+            old.apply(MetaCommand::RegisterNode(first.clone())),
+            MetaResponse::Ok
+        );
         assert_eq!(old.nodes[&4].incarnation, "aaaa");
         // The encoding of a node without one is unchanged.
         let v = serde_json::to_value(node(4)).unwrap();

@@ -168,7 +168,10 @@ impl Internal for InternalService {
             )));
         }
         if let Some(why) = self.node.meta_view.read(|s| s.incarnation_conflict(&info)) {
-            tracing::warn!(node = join.node_id, "join refused: the id is registered from another data dir");
+            tracing::warn!(
+                node = join.node_id,
+                "join refused: the id is registered from another data dir"
+            );
             return Err(Status::failed_precondition(why));
         }
         tracing::info!(node = join.node_id, rpc_addr = %join.rpc_addr, "node joining");

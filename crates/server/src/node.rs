@@ -63,10 +63,14 @@ pub(crate) enum Proposal {
     },
     /// Decommissions a node: the leader moves its partitions to the nodes
     /// alive there (`MetadataState::plan_drain`).
-    DecommissionNode { node: NodeId },
+    DecommissionNode {
+        node: NodeId,
+    },
     /// Removes a drained node, once the leader sees that no partition's
     /// committed membership holds it any more.
-    RemoveNode { node: NodeId },
+    RemoveNode {
+        node: NodeId,
+    },
 }
 
 /// Leadership and progress of one partition group, as this node knows it.

@@ -611,9 +611,9 @@ pub(crate) async fn registration_loop(node: Arc<Node>) {
             }
             _ => {}
         }
-        let (retired_here, retired_learners) = node.meta_view.read(|s| {
-            (s.retired.contains(&node.id), s.retired.clone())
-        });
+        let (retired_here, retired_learners) = node
+            .meta_view
+            .read(|s| (s.retired.contains(&node.id), s.retired.clone()));
         if node.is_meta_leader() {
             drop_retired_learners(&node, &retired_learners).await;
         }
@@ -664,8 +664,12 @@ async fn drop_retired_learners(node: &Node, retired: &std::collections::BTreeSet
     .await
     {
         Ok(Ok(_)) => tracing::info!(nodes = ?gone, "removed nodes dropped from the metadata group"),
-        Ok(Err(e)) => tracing::warn!(nodes = ?gone, error = %e, "cannot drop removed nodes from the metadata group yet"),
-        Err(_) => tracing::warn!(nodes = ?gone, "dropping removed nodes from the metadata group timed out"),
+        Ok(Err(e)) => {
+            tracing::warn!(nodes = ?gone, error = %e, "cannot drop removed nodes from the metadata group yet")
+        }
+        Err(_) => {
+            tracing::warn!(nodes = ?gone, "dropping removed nodes from the metadata group timed out")
+        }
     }
 }
 

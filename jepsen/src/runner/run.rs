@@ -95,8 +95,8 @@ pub async fn test(plan: TestPlan) -> Result<Outcome> {
     let faults = parse_faults(&plan.nemesis)?;
     let names: Vec<&str> = faults.iter().map(|f| f.name()).collect();
     let mut notes = Vec::new();
-    let mut hosts = NetnsHosts::new(&plan.netns_script, dir.join("hosts"), plan.nodes)
-        .with_spares(plan.spares);
+    let mut hosts =
+        NetnsHosts::new(&plan.netns_script, dir.join("hosts"), plan.nodes).with_spares(plan.spares);
     // A run starts from empty nodes: take down what an earlier run left, then wipe it.
     hosts.down().await.ok();
     let _ = std::fs::remove_dir_all(hosts.dir());

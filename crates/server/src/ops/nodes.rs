@@ -20,7 +20,10 @@ use crate::NodeId;
 
 /// Marks `id` draining and moves every partition off it; answers the moves.
 pub(crate) async fn decommission(node: &Node, id: NodeId) -> Result<Vec<PartitionMove>, ApiError> {
-    match node.propose(Proposal::DecommissionNode { node: id }).await? {
+    match node
+        .propose(Proposal::DecommissionNode { node: id })
+        .await?
+    {
         MetaResponse::Moved(moves) => {
             tracing::info!(node = id, partitions = moves.len(), "node decommissioning");
             Ok(moves)
