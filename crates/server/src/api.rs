@@ -16,6 +16,9 @@ use tonic::Request;
 use tonic::Response;
 use tonic::Status;
 
+use crate::coordinator::JoinArgs;
+use crate::coordinator::MemberRef;
+use crate::coordinator::StoredOffset;
 use crate::error::ApiError;
 use crate::node::Node;
 use crate::node::Proposal;
@@ -26,6 +29,16 @@ const DEFAULT_FETCH_MAX_BYTES: usize = 1 << 20;
 
 pub(crate) struct CairnService {
     pub(crate) node: Arc<Node>,
+}
+
+/// A stored offset as the gRPC API answers it.
+fn offset_commit(o: StoredOffset) -> OffsetCommit {
+    OffsetCommit {
+        topic: o.topic,
+        partition: o.partition,
+        offset: o.offset,
+        metadata: o.metadata,
+    }
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -397,7 +410,14 @@ impl Cairn for CairnService {
         request: Request<FetchOffsetsRequest>,
     ) -> Result<Response<FetchOffsetsResponse>, Status> {
         let group = request.into_inner().group;
-        let offsets = self.node.coordinator.offsets(&self.node, &group).await?;
+        let offsets = self
+            .node
+            .coordinator
+            .offsets(&self.node, &group)
+            .await?
+            .into_iter()
+            .map(offset_commit)
+            .collect();
         Ok(Response::new(FetchOffsetsResponse { offsets }))
     }
 
@@ -409,22 +429,64 @@ impl Cairn for CairnService {
             .remote_addr()
             .map(|a| a.ip().to_string())
             .unwrap_or_default();
-        let resp = self
+        let req = request.into_inner();
+        let joined = self
             .node
             .coordinator
-            .join(&self.node, request.into_inner(), host)
+            .join(
+                &self.node,
+                JoinArgs {
+                    group: req.group,
+                    member_id: req.member_id,
+                    client_id: req.client_id,
+                    client_host: host,
+                    protocol_type: req.protocol_type,
+                    protocols: req
+                        .protocols
+                        .into_iter()
+                        .map(|p| (p.name, p.metadata))
+                        .collect(),
+                    session_timeout_ms: req.session_timeout_ms,
+                    rebalance_timeout_ms: req.rebalance_timeout_ms,
+                },
+            )
             .await?;
-        Ok(Response::new(resp))
+        Ok(Response::new(JoinGroupResponse {
+            generation: joined.generation,
+            protocol: joined.protocol,
+            leader: joined.leader,
+            member_id: joined.member_id,
+            members: joined
+                .members
+                .into_iter()
+                .map(|(member_id, metadata)| GroupMemberMetadata {
+                    member_id,
+                    metadata,
+                })
+                .collect(),
+        }))
     }
 
     async fn sync_group(
         &self,
         request: Request<SyncGroupRequest>,
     ) -> Result<Response<SyncGroupResponse>, Status> {
+        let req = request.into_inner();
         let assignment = self
             .node
             .coordinator
-            .sync(&self.node, request.into_inner())
+            .sync(
+                &self.node,
+                MemberRef {
+                    group: req.group,
+                    member_id: req.member_id,
+                    generation: req.generation,
+                },
+                req.assignments
+                    .into_iter()
+                    .map(|a| (a.member_id, a.assignment))
+                    .collect(),
+            )
             .await?;
         Ok(Response::new(SyncGroupResponse {
             assignment: assignment.into(),
@@ -435,9 +497,17 @@ impl Cairn for CairnService {
         &self,
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
+        let req = request.into_inner();
         self.node
             .coordinator
-            .heartbeat(&self.node, request.into_inner())
+            .heartbeat(
+                &self.node,
+                MemberRef {
+                    group: req.group,
+                    member_id: req.member_id,
+                    generation: req.generation,
+                },
+            )
             .await?;
         Ok(Response::new(HeartbeatResponse {}))
     }
@@ -446,9 +516,10 @@ impl Cairn for CairnService {
         &self,
         request: Request<LeaveGroupRequest>,
     ) -> Result<Response<LeaveGroupResponse>, Status> {
+        let req = request.into_inner();
         self.node
             .coordinator
-            .leave(&self.node, request.into_inner())
+            .leave(&self.node, &req.group, &req.member_id)
             .await?;
         Ok(Response::new(LeaveGroupResponse {}))
     }
@@ -457,7 +528,19 @@ impl Cairn for CairnService {
         &self,
         _request: Request<ListGroupsRequest>,
     ) -> Result<Response<ListGroupsResponse>, Status> {
-        let groups = self.node.coordinator.list(&self.node).await?;
+        let groups = self
+            .node
+            .coordinator
+            .list(&self.node)
+            .await?
+            .into_iter()
+            .map(|g| GroupListing {
+                group: g.group,
+                state: g.state,
+                protocol_type: g.protocol_type,
+                members: g.members,
+            })
+            .collect();
         Ok(Response::new(ListGroupsResponse { groups }))
     }
 
@@ -465,12 +548,31 @@ impl Cairn for CairnService {
         &self,
         request: Request<DescribeGroupRequest>,
     ) -> Result<Response<DescribeGroupResponse>, Status> {
-        let resp = self
+        let d = self
             .node
             .coordinator
             .describe(&self.node, &request.into_inner().group)
             .await?;
-        Ok(Response::new(resp))
+        Ok(Response::new(DescribeGroupResponse {
+            group: d.group,
+            state: d.state,
+            protocol_type: d.protocol_type,
+            protocol: d.protocol,
+            generation: d.generation,
+            leader: d.leader,
+            members: d
+                .members
+                .into_iter()
+                .map(|m| GroupMemberDescription {
+                    member_id: m.member_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    metadata: m.metadata,
+                    assignment: m.assignment,
+                })
+                .collect(),
+            offsets: d.offsets.into_iter().map(offset_commit).collect(),
+        }))
     }
 
     async fn delete_group(

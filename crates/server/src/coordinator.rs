@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use cairn_metadata::CommittedOffset;
 use cairn_metadata::GroupCommit;
 use cairn_metadata::GroupError;
@@ -29,7 +30,6 @@ use cairn_metadata::GroupMeta;
 use cairn_metadata::GroupPhase;
 use cairn_metadata::MetaCommand;
 use cairn_metadata::MetaResponse;
-use cairn_proto::v1::*;
 use cairn_raft::Request as RaftRequest;
 use cairn_raft::Response as RaftResponse;
 use openraft::async_runtime::watch::WatchReceiver;
@@ -59,6 +59,82 @@ const COMMIT_ENTRIES_IN_FLIGHT: usize = 2;
 /// A rebalance waits at most this long, whatever the members ask for.
 const MAX_REBALANCE_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// A JoinGroup as either door passes it.
+#[derive(Debug, Clone)]
+pub(crate) struct JoinArgs {
+    pub group: String,
+    /// Empty: a new member (the coordinator names it).
+    pub member_id: String,
+    pub client_id: String,
+    pub client_host: String,
+    pub protocol_type: String,
+    /// (protocol name, the member's metadata for it), preferred first.
+    pub protocols: Vec<(String, Bytes)>,
+    pub session_timeout_ms: u32,
+    /// 0: the session timeout.
+    pub rebalance_timeout_ms: u32,
+}
+
+/// A completed join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Joined {
+    pub generation: i32,
+    pub protocol: String,
+    pub leader: String,
+    pub member_id: String,
+    /// Every member's metadata for the chosen protocol: to the leader only.
+    pub members: Vec<(String, Bytes)>,
+}
+
+/// A member of a group at the generation it believes current.
+#[derive(Debug, Clone)]
+pub(crate) struct MemberRef {
+    pub group: String,
+    pub member_id: String,
+    pub generation: i32,
+}
+
+/// One committed offset of a group, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredOffset {
+    pub topic: String,
+    pub partition: u32,
+    pub offset: i64,
+    pub metadata: String,
+}
+
+/// A group as described (Kafka's DescribeGroups).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct GroupDescription {
+    pub group: String,
+    /// Kafka's state name (`Stable`, `PreparingRebalance`, ...).
+    pub state: String,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub generation: i32,
+    pub leader: String,
+    pub members: Vec<MemberDescription>,
+    pub offsets: Vec<StoredOffset>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct MemberDescription {
+    pub member_id: String,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+/// A group as listed (Kafka's ListGroups).
+#[derive(Debug, Clone)]
+pub(crate) struct GroupSummary {
+    pub group: String,
+    pub state: String,
+    pub protocol_type: String,
+    pub members: u32,
+}
+
 /// Kafka's names for a group's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -79,7 +155,7 @@ impl Phase {
     }
 }
 
-type JoinReply = oneshot::Sender<Result<JoinGroupResponse, ApiError>>;
+type JoinReply = oneshot::Sender<Result<Joined, ApiError>>;
 type SyncReply = oneshot::Sender<Result<Vec<u8>, ApiError>>;
 
 struct Member {
@@ -394,12 +470,7 @@ impl Coordinator {
         }
     }
 
-    pub(crate) async fn join(
-        &self,
-        node: &Node,
-        req: JoinGroupRequest,
-        client_host: String,
-    ) -> Result<JoinGroupResponse, ApiError> {
+    pub(crate) async fn join(&self, node: &Node, req: JoinArgs) -> Result<Joined, ApiError> {
         if req.group.is_empty() {
             return Err(ApiError::InvalidArgument("group must not be empty".into()));
         }
@@ -457,7 +528,7 @@ impl Coordinator {
                         .members
                         .values()
                         .filter(|m| m.info.member_id != req.member_id)
-                        .all(|m| m.info.protocols.iter().any(|(n, _)| *n == p.name))
+                        .all(|m| m.info.protocols.iter().any(|(n, _)| *n == p.0))
                 });
                 if !shared {
                     return Err(ApiError::InconsistentGroupProtocol(format!(
@@ -481,13 +552,13 @@ impl Coordinator {
             let info = GroupMember {
                 member_id: member_id.clone(),
                 client_id: req.client_id.clone(),
-                client_host,
+                client_host: req.client_host.clone(),
                 session_timeout_ms: req.session_timeout_ms,
                 rebalance_timeout_ms,
                 protocols: req
                     .protocols
                     .iter()
-                    .map(|p| (p.name.clone(), p.metadata.to_vec()))
+                    .map(|(name, metadata)| (name.clone(), metadata.to_vec()))
                     .collect(),
                 assignment: Vec::new(),
             };
@@ -572,18 +643,20 @@ impl Coordinator {
             protocol = %group.protocol,
             "group rebalanced"
         );
-        let members: Vec<GroupMemberMetadata> = group
+        let members: Vec<(String, Bytes)> = group
             .members
             .values()
-            .map(|m| GroupMemberMetadata {
-                member_id: m.info.member_id.clone(),
-                metadata: m.info.metadata(&group.protocol).to_vec().into(),
+            .map(|m| {
+                (
+                    m.info.member_id.clone(),
+                    Bytes::copy_from_slice(m.info.metadata(&group.protocol)),
+                )
             })
             .collect();
         for (id, m) in group.members.iter_mut() {
             m.last_seen = now;
             if let Some(w) = m.join_waiter.take() {
-                let _ = w.send(Ok(JoinGroupResponse {
+                let _ = w.send(Ok(Joined {
                     generation: group.generation,
                     protocol: group.protocol.clone(),
                     leader: group.leader.clone(),
@@ -621,10 +694,13 @@ impl Coordinator {
         Ok(g)
     }
 
+    /// The member's assignment; the leader's call carries every member's
+    /// (member id, assignment).
     pub(crate) async fn sync(
         &self,
         node: &Node,
-        req: SyncGroupRequest,
+        req: MemberRef,
+        assignments: Vec<(String, Bytes)>,
     ) -> Result<Vec<u8>, ApiError> {
         let rx = {
             let mut groups = self.lock(node).await?;
@@ -642,10 +718,9 @@ impl Coordinator {
                 Phase::Completing => {}
             }
             if req.member_id == g.leader {
-                let mut given: HashMap<String, Vec<u8>> = req
-                    .assignments
+                let mut given: HashMap<String, Vec<u8>> = assignments
                     .into_iter()
-                    .map(|a| (a.member_id, a.assignment.to_vec()))
+                    .map(|(member, assignment)| (member, assignment.to_vec()))
                     .collect();
                 for (id, m) in g.members.iter_mut() {
                     m.info.assignment = given.remove(id).unwrap_or_default();
@@ -684,11 +759,7 @@ impl Coordinator {
         }
     }
 
-    pub(crate) async fn heartbeat(
-        &self,
-        node: &Node,
-        req: HeartbeatRequest,
-    ) -> Result<(), ApiError> {
+    pub(crate) async fn heartbeat(&self, node: &Node, req: MemberRef) -> Result<(), ApiError> {
         let mut groups = self.lock(node).await?;
         let g = Self::member_mut(&mut groups, &req.group, &req.member_id, req.generation)?;
         if let Some(m) = g.members.get_mut(&req.member_id) {
@@ -700,7 +771,17 @@ impl Coordinator {
         }
     }
 
-    pub(crate) async fn leave(&self, node: &Node, req: LeaveGroupRequest) -> Result<(), ApiError> {
+    pub(crate) async fn leave(
+        &self,
+        node: &Node,
+        group: &str,
+        member_id: &str,
+    ) -> Result<(), ApiError> {
+        let req = MemberRef {
+            group: group.to_owned(),
+            member_id: member_id.to_owned(),
+            generation: 0,
+        };
         let mut groups = self.lock(node).await?;
         let now = Instant::now();
         let Some(g) = groups.map.get_mut(&req.group) else {
@@ -865,7 +946,7 @@ impl Coordinator {
         &self,
         node: &Node,
         group: &str,
-    ) -> Result<Vec<OffsetCommit>, ApiError> {
+    ) -> Result<Vec<StoredOffset>, ApiError> {
         let _groups = self.lock(node).await?;
         Ok(group_offsets(node, group))
     }
@@ -874,7 +955,7 @@ impl Coordinator {
         &self,
         node: &Node,
         name: &str,
-    ) -> Result<DescribeGroupResponse, ApiError> {
+    ) -> Result<GroupDescription, ApiError> {
         let groups = self.lock(node).await?;
         let offsets = group_offsets(node, name);
         let known = node
@@ -884,7 +965,7 @@ impl Coordinator {
             if !known {
                 return Err(ApiError::UnknownGroup(name.to_owned()));
             }
-            return Ok(DescribeGroupResponse {
+            return Ok(GroupDescription {
                 group: name.to_owned(),
                 state: Phase::Empty.name().to_owned(),
                 protocol_type: node.meta_view.read(|s| {
@@ -900,7 +981,7 @@ impl Coordinator {
                 ..Default::default()
             });
         };
-        Ok(DescribeGroupResponse {
+        Ok(GroupDescription {
             group: name.to_owned(),
             state: g.phase.name().to_owned(),
             protocol_type: g.protocol_type.clone(),
@@ -910,11 +991,11 @@ impl Coordinator {
             members: g
                 .members
                 .values()
-                .map(|m| GroupMemberDescription {
+                .map(|m| MemberDescription {
                     member_id: m.info.member_id.clone(),
                     client_id: m.info.client_id.clone(),
                     client_host: m.info.client_host.clone(),
-                    metadata: m.info.metadata(&g.protocol).to_vec().into(),
+                    metadata: Bytes::copy_from_slice(m.info.metadata(&g.protocol)),
                     assignment: m.info.assignment.clone().into(),
                 })
                 .collect(),
@@ -922,7 +1003,7 @@ impl Coordinator {
         })
     }
 
-    pub(crate) async fn list(&self, node: &Node) -> Result<Vec<GroupListing>, ApiError> {
+    pub(crate) async fn list(&self, node: &Node) -> Result<Vec<GroupSummary>, ApiError> {
         let groups = self.lock(node).await?;
         let stored = node.meta_view.read(|s| {
             s.group_names()
@@ -937,12 +1018,12 @@ impl Coordinator {
                 })
                 .collect::<BTreeMap<_, _>>()
         });
-        let mut out: BTreeMap<String, GroupListing> = stored
+        let mut out: BTreeMap<String, GroupSummary> = stored
             .into_iter()
             .map(|(name, protocol_type)| {
                 (
                     name.clone(),
-                    GroupListing {
+                    GroupSummary {
                         group: name,
                         state: Phase::Empty.name().into(),
                         protocol_type,
@@ -954,7 +1035,7 @@ impl Coordinator {
         for g in groups.map.values() {
             out.insert(
                 g.name.clone(),
-                GroupListing {
+                GroupSummary {
                     group: g.name.clone(),
                     state: g.phase.name().into(),
                     protocol_type: g.protocol_type.clone(),
@@ -1061,7 +1142,7 @@ fn drop_state(g: &mut Groups, node: &Node) {
     }
 }
 
-fn group_offsets(node: &Node, group: &str) -> Vec<OffsetCommit> {
+fn group_offsets(node: &Node, group: &str) -> Vec<StoredOffset> {
     node.meta_view.read(|s| {
         s.group_offsets
             .get(group)
@@ -1069,7 +1150,7 @@ fn group_offsets(node: &Node, group: &str) -> Vec<OffsetCommit> {
                 by_topic
                     .iter()
                     .flat_map(|(topic, parts)| {
-                        parts.iter().map(move |(p, c)| OffsetCommit {
+                        parts.iter().map(move |(p, c)| StoredOffset {
                             topic: topic.clone(),
                             partition: *p,
                             offset: c.offset,

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use crate::coordinator::JoinArgs;
+use crate::coordinator::MemberRef;
 use cairn_kafka::kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use cairn_kafka::kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use cairn_kafka::kafka_protocol::messages::describe_groups_response::DescribedGroupMember;
@@ -32,7 +34,6 @@ use cairn_kafka::kafka_protocol::messages::*;
 use cairn_kafka::kafka_protocol::protocol::StrBytes;
 use cairn_kafka::kafka_protocol::ResponseError;
 use cairn_metadata::CommittedOffset;
-use cairn_proto::v1 as grpc;
 
 use super::code;
 use super::metadata::host_port;
@@ -135,28 +136,22 @@ pub(crate) async fn join_group(
     } else {
         r.rebalance_timeout_ms
     };
-    let req = grpc::JoinGroupRequest {
+    let req = JoinArgs {
         group: r.group_id.to_string(),
         member_id: r.member_id.to_string(),
         client_id: session.client_id.clone(),
+        client_host: session.client_host.clone(),
         protocol_type: r.protocol_type.to_string(),
         protocols: r
             .protocols
             .iter()
-            .map(|p| grpc::GroupProtocol {
-                name: p.name.to_string(),
-                metadata: p.metadata.clone(),
-            })
+            .map(|p| (p.name.to_string(), p.metadata.clone()))
             .collect(),
         session_timeout_ms: u32::try_from(r.session_timeout_ms).unwrap_or(0),
         rebalance_timeout_ms: u32::try_from(rebalance_timeout_ms).unwrap_or(0),
     };
     let protocol_type = r.protocol_type.clone();
-    match node
-        .coordinator
-        .join(node, req, session.client_host.clone())
-        .await
-    {
+    match node.coordinator.join(node, req).await {
         Ok(j) => JoinGroupResponse::default()
             .with_generation_id(j.generation)
             .with_protocol_type(Some(protocol_type))
@@ -166,10 +161,10 @@ pub(crate) async fn join_group(
             .with_members(
                 j.members
                     .into_iter()
-                    .map(|m| {
+                    .map(|(member_id, metadata)| {
                         JoinGroupResponseMember::default()
-                            .with_member_id(str_bytes(m.member_id))
-                            .with_metadata(m.metadata)
+                            .with_member_id(str_bytes(member_id))
+                            .with_metadata(metadata)
                     })
                     .collect(),
             ),
@@ -186,20 +181,17 @@ pub(crate) async fn join_group(
 }
 
 pub(crate) async fn sync_group(node: &Node, r: SyncGroupRequest) -> SyncGroupResponse {
-    let req = grpc::SyncGroupRequest {
+    let who = MemberRef {
         group: r.group_id.to_string(),
         generation: r.generation_id,
         member_id: r.member_id.to_string(),
-        assignments: r
-            .assignments
-            .iter()
-            .map(|a| grpc::MemberAssignment {
-                member_id: a.member_id.to_string(),
-                assignment: a.assignment.clone(),
-            })
-            .collect(),
     };
-    match node.coordinator.sync(node, req).await {
+    let assignments = r
+        .assignments
+        .iter()
+        .map(|a| (a.member_id.to_string(), a.assignment.clone()))
+        .collect();
+    match node.coordinator.sync(node, who, assignments).await {
         Ok(assignment) => SyncGroupResponse::default()
             .with_protocol_type(r.protocol_type)
             .with_protocol_name(r.protocol_name)
@@ -209,7 +201,7 @@ pub(crate) async fn sync_group(node: &Node, r: SyncGroupRequest) -> SyncGroupRes
 }
 
 pub(crate) async fn heartbeat(node: &Node, r: HeartbeatRequest) -> HeartbeatResponse {
-    let req = grpc::HeartbeatRequest {
+    let req = MemberRef {
         group: r.group_id.to_string(),
         generation: r.generation_id,
         member_id: r.member_id.to_string(),
@@ -228,12 +220,9 @@ pub(crate) async fn leave_group(
 ) -> LeaveGroupResponse {
     let group = r.group_id.to_string();
     let leave = |member_id: String| {
-        let req = grpc::LeaveGroupRequest {
-            group: group.clone(),
-            member_id,
-        };
+        let group = group.clone();
         async move {
-            match node.coordinator.leave(node, req).await {
+            match node.coordinator.leave(node, &group, &member_id).await {
                 Ok(()) => NONE,
                 Err(e) => e.kafka_code(),
             }
