@@ -401,5 +401,10 @@ impl Drop for TestCluster {
             eprintln!("{}", self.logs_tail(60));
         }
         let _ = self.kill_all();
+        // CAIRN_TEST_KEEP_DIRS=1 keeps the data dirs and full logs to debug a failure.
+        if std::env::var_os("CAIRN_TEST_KEEP_DIRS").is_some() {
+            self.dir.disable_cleanup(true);
+            eprintln!("kept {}", self.dir.path().display());
+        }
     }
 }

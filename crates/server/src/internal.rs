@@ -50,6 +50,16 @@ impl Internal for InternalService {
         self.node
             .check_cluster(&batch.cluster_id)
             .map_err(Status::failed_precondition)?;
+        if !self
+            .node
+            .admitted
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return Err(Status::unavailable(format!(
+                "node {} is joining and takes no Raft traffic until the cluster accepts it",
+                self.node.id
+            )));
+        }
         let node = &self.node;
         let replies = join_all(batch.messages.into_iter().map(|m| async move {
             let kind = RaftKind::try_from(m.kind).unwrap_or(RaftKind::Unspecified);

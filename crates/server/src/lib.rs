@@ -317,9 +317,13 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     .await
     .map_err(|e| ServerError::Raft(e.to_string()))?;
 
+    // A joining node with an empty data dir takes no Raft traffic until its
+    // join is accepted (`Node::admitted`).
+    let admitted = config.join.is_none() || meta.is_initialized().await.unwrap_or(false);
     let node = Arc::new(Node {
         id: config.node_id,
         incarnation,
+        admitted: std::sync::atomic::AtomicBool::new(admitted),
         config: config.clone(),
         store,
         transport,
@@ -407,8 +411,10 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         tokio::spawn(tasks::compaction_loop(node.clone())),
     ];
     if let Some(addr) = &config.join {
-        if !node.meta.is_initialized().await.unwrap_or(false) {
+        if !node.admitted.load(std::sync::atomic::Ordering::Acquire) {
             join_cluster(&node, addr).await?;
+            node.admitted
+                .store(true, std::sync::atomic::Ordering::Release);
         }
     }
 

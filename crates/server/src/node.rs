@@ -92,6 +92,12 @@ pub struct Node {
     pub(crate) id: NodeId,
     /// This data dir's random id (see `INCARNATION_KEY`).
     pub(crate) incarnation: String,
+    /// Whether this node takes Raft traffic. A node with an empty data dir
+    /// that joins does not until the metadata leader accepted the join: if
+    /// it is refused (its id was removed, or is registered from another
+    /// data dir), it must not have answered as a member of any group, or a
+    /// leader would see its log vanish (reliability finding 21).
+    pub(crate) admitted: std::sync::atomic::AtomicBool,
     pub(crate) config: ServerConfig,
     pub(crate) store: NodeStore,
     pub(crate) transport: Arc<Transport>,
