@@ -45,6 +45,9 @@ pub enum Command {
     Cluster(ClusterArgs),
     /// Nodes: list them, decommission and remove one.
     Node(NodeArgs),
+    /// ACLs (Kafka's): add, list and remove bindings. Enforced when the
+    /// nodes run with acl_enabled (docs/ops/security.md).
+    Acl(AclArgs),
     /// Load generators that report throughput and latency.
     Bench(BenchArgs),
 }
@@ -489,6 +492,78 @@ pub enum NodeCommand {
         #[arg(long, default_value_t = 600)]
         timeout_s: u64,
         /// Output format of the result.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+/// `cairn acl`.
+#[derive(Debug, Args)]
+pub struct AclArgs {
+    /// Connection flags.
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+    /// ACL command.
+    #[command(subcommand)]
+    pub command: AclCommand,
+}
+
+/// The resource and principal an ACL command names.
+#[derive(Debug, Clone, Args)]
+pub struct AclSelector {
+    /// The principal, as Kafka writes it (User:alice; User:* for any).
+    #[arg(long)]
+    pub principal: Option<String>,
+    /// The client host the binding applies to (an IP; * for any).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// A topic (with --prefixed: every topic whose name starts with it).
+    #[arg(long, conflicts_with_all = ["group", "cluster", "transactional_id"])]
+    pub topic: Option<String>,
+    /// A consumer group.
+    #[arg(long, conflicts_with_all = ["cluster", "transactional_id"])]
+    pub group: Option<String>,
+    /// The cluster.
+    #[arg(long, conflicts_with = "transactional_id")]
+    pub cluster: bool,
+    /// A transactional id.
+    #[arg(long)]
+    pub transactional_id: Option<String>,
+    /// The name is a prefix (Kafka's PREFIXED pattern type).
+    #[arg(long)]
+    pub prefixed: bool,
+    /// Operations (READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE,
+    /// DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE, ALL, ...);
+    /// repeat or separate with commas.
+    #[arg(long = "operation", value_delimiter = ',')]
+    pub operations: Vec<String>,
+    /// A DENY binding (ALLOW without it).
+    #[arg(long)]
+    pub deny: bool,
+}
+
+/// ACL commands.
+#[derive(Debug, Subcommand)]
+pub enum AclCommand {
+    /// Adds one binding per --operation.
+    Add {
+        #[command(flatten)]
+        selector: AclSelector,
+    },
+    /// Lists the bindings matching the flags given (all without flags).
+    List {
+        #[command(flatten)]
+        selector: AclSelector,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Removes the bindings matching the flags given; at least a principal
+    /// or a resource must be named.
+    Remove {
+        #[command(flatten)]
+        selector: AclSelector,
+        /// Output format of what was removed.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },

@@ -4,6 +4,7 @@
 //! Errors are printed as one line on stderr (`error: ...`) with a non-zero
 //! exit status.
 
+mod acl_cmd;
 mod bench;
 mod cli;
 mod cluster_cmd;
@@ -40,6 +41,7 @@ async fn run(cli: Cli) -> Result<()> {
                 Command::Group(args) => group_cmd::run(args).await,
                 Command::Cluster(args) => cluster_cmd::run(args).await,
                 Command::Node(args) => node_cmd::run(args).await,
+                Command::Acl(args) => acl_cmd::run(args).await,
                 Command::Bench(args) => bench::run(args).await,
             }
         }

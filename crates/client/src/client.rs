@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cairn_proto::v1::cairn_client::CairnClient;
 use cairn_proto::v1::{
-    Acks, AlterTopicConfigRequest, ClusterStatusRequest, ClusterStatusResponse,
-    CommitOffsetsRequest, CreatePartitionsRequest, CreateTopicRequest, DecommissionNodeRequest,
-    DeleteTopicRequest, DescribeTopicRequest, ErrorCode, FetchOffsetsRequest, FetchRequest,
-    FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
+    Acks, AclBinding, AclFilter, AlterTopicConfigRequest, ClusterStatusRequest,
+    ClusterStatusResponse, CommitOffsetsRequest, CreateAclsRequest, CreatePartitionsRequest,
+    CreateTopicRequest, DecommissionNodeRequest, DeleteAclsRequest, DeleteTopicRequest,
+    DescribeTopicRequest, ErrorCode, FetchOffsetsRequest, FetchRequest, FetchResponse,
+    ListAclsRequest, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
     OffsetCommit, PartitionMove, ProduceRequest, ProduceResponse, ReassignPartitionRequest,
     RemoveNodeRequest, TopicMetadata,
 };
@@ -340,6 +341,50 @@ impl Client {
         )
         .await?;
         Ok(())
+    }
+
+    /// Stores ACL bindings (ALTER on the cluster).
+    pub async fn create_acls(&self, acls: Vec<AclBinding>) -> Result<(), ClientError> {
+        let timeout = self.inner.config.request_timeout;
+        self.call_any("create_acls", &mut self.backoff(), |mut c: Rpc| {
+            let acls = acls.clone();
+            async move {
+                c.create_acls(request(CreateAclsRequest { acls }, timeout))
+                    .await
+            }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The ACL bindings matching `filter` (DESCRIBE on the cluster).
+    pub async fn list_acls(&self, filter: AclFilter) -> Result<Vec<AclBinding>, ClientError> {
+        let timeout = self.inner.config.request_timeout;
+        let reply = self
+            .call_any("list_acls", &mut self.backoff(), |mut c: Rpc| {
+                let filter = Some(filter.clone());
+                async move {
+                    c.list_acls(request(ListAclsRequest { filter }, timeout))
+                        .await
+                }
+            })
+            .await?;
+        Ok(reply.acls)
+    }
+
+    /// Deletes the ACL bindings matching `filter`; answers them.
+    pub async fn delete_acls(&self, filter: AclFilter) -> Result<Vec<AclBinding>, ClientError> {
+        let timeout = self.inner.config.request_timeout;
+        let reply = self
+            .call_any("delete_acls", &mut self.backoff(), |mut c: Rpc| {
+                let filter = Some(filter.clone());
+                async move {
+                    c.delete_acls(request(DeleteAclsRequest { filter }, timeout))
+                        .await
+                }
+            })
+            .await?;
+        Ok(reply.deleted)
     }
 
     /// Stores committed offsets of a consumer group that has no active

@@ -99,7 +99,8 @@ pub(crate) fn classify(err: &ClientError) -> Disposition {
             | ErrorCode::UnknownGroup
             | ErrorCode::InvalidSessionTimeout
             | ErrorCode::UnknownNode
-            | ErrorCode::NodeInUse => Disposition::Fail,
+            | ErrorCode::NodeInUse
+            | ErrorCode::Unauthorized => Disposition::Fail,
         },
         ClientError::Transport { .. } => Disposition::Refresh,
         ClientError::NoBootstrap

@@ -10,7 +10,7 @@ pub struct SupportedApi {
     pub key: ApiKey,
     pub min_version: i16,
     pub max_version: i16,
-    /// Advertised in ApiVersions. The unadvertised ones (ACLs, transactions)
+    /// Advertised in ApiVersions. The unadvertised ones (transactions)
     /// are decoded only to answer them with a clear error.
     pub advertised: bool,
 }
@@ -70,9 +70,9 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     refused(ApiKey::AddOffsetsToTxn, 0, 3),
     refused(ApiKey::EndTxn, 0, 3),
     refused(ApiKey::TxnOffsetCommit, 0, 3),
-    refused(ApiKey::DescribeAcls, 1, 3),
-    refused(ApiKey::CreateAcls, 1, 3),
-    refused(ApiKey::DeleteAcls, 1, 3),
+    api(ApiKey::DescribeAcls, 1, 3),
+    api(ApiKey::CreateAcls, 1, 3),
+    api(ApiKey::DeleteAcls, 1, 3),
 ];
 
 /// The versions of `api_key` that Cairn decodes, if any.
@@ -125,13 +125,16 @@ mod tests {
     }
 
     #[test]
-    fn group_apis_are_advertised_and_acls_are_not() {
+    fn group_and_acl_apis_are_advertised_and_transactions_are_not() {
         let r = api_versions_response(0);
         for key in [
             ApiKey::JoinGroup,
             ApiKey::FindCoordinator,
             ApiKey::OffsetCommit,
             ApiKey::OffsetDelete,
+            ApiKey::CreateAcls,
+            ApiKey::DescribeAcls,
+            ApiKey::DeleteAcls,
         ] {
             assert!(
                 r.api_keys.iter().any(|a| a.api_key == key as i16),
@@ -141,6 +144,6 @@ mod tests {
         assert!(!r
             .api_keys
             .iter()
-            .any(|a| a.api_key == ApiKey::DescribeAcls as i16));
+            .any(|a| a.api_key == ApiKey::EndTxn as i16));
     }
 }

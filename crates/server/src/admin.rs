@@ -3,11 +3,8 @@
 //! `/test/replica-log`, this node's own copy of a partition's log.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use bytes::Bytes;
-use cairn_partition::FirstBatch;
-use cairn_partition::ReadError;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
@@ -20,7 +17,8 @@ use hyper_util::rt::TokioIo;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
-use crate::node::Node;
+use cairn_broker::views::Readiness;
+use cairn_broker::Broker;
 
 /// Bytes of record batches one `/test/replica-log` answer holds at most
 /// (but for its first batch, which is returned whole).
@@ -32,29 +30,15 @@ fn respond(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     r
 }
 
-fn record_gauges(node: &Node) {
-    let replicas = node.all_replicas();
-    let leaders = replicas.iter().filter(|r| r.is_leader()).count();
-    metrics::gauge!("cairn_partition_replicas").set(replicas.len() as f64);
-    metrics::gauge!("cairn_partition_leaders").set(leaders as f64);
-    metrics::gauge!("cairn_metadata_leader").set(if node.is_meta_leader() { 1.0 } else { 0.0 });
-    let s = node.store.stats();
-    metrics::gauge!("cairn_storage_user_bytes_written").set(s.user_bytes_written as f64);
-    metrics::gauge!("cairn_storage_wal_bytes_written").set(s.wal_bytes_written as f64);
-    metrics::gauge!("cairn_storage_flush_bytes_written").set(s.flush_bytes_written as f64);
-    metrics::gauge!("cairn_storage_compaction_bytes_written")
-        .set(s.compaction_bytes_written as f64);
-}
-
 async fn handle(
-    node: Arc<Node>,
+    broker: Broker,
     prometheus: Option<PrometheusHandle>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(match req.uri().path() {
         "/metrics" => match &prometheus {
             Some(h) => {
-                record_gauges(&node);
+                broker.record_gauges();
                 respond(StatusCode::OK, h.render())
             }
             None => respond(
@@ -63,23 +47,20 @@ async fn handle(
             ),
         },
         "/health" => respond(StatusCode::OK, "ok\n".into()),
-        "/test/replica-log" if node.config.test_replica_reads => {
-            replica_log(&node, req.uri().query().unwrap_or("")).await
+        "/test/replica-log" if broker.settings().test_replica_reads => {
+            replica_log(&broker, req.uri().query().unwrap_or("")).await
         }
-        "/ready" => {
-            let registered = node.meta_view.read(|s| s.nodes.contains_key(&node.id));
-            match (node.meta_leader(), registered) {
-                (Some(_), true) => respond(StatusCode::OK, "ready\n".into()),
-                (None, _) => respond(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "no metadata leader\n".into(),
-                ),
-                (_, false) => respond(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "node not registered yet\n".into(),
-                ),
-            }
-        }
+        "/ready" => match broker.readiness() {
+            Readiness::Ready => respond(StatusCode::OK, "ready\n".into()),
+            Readiness::NoMetadataLeader => respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no metadata leader\n".into(),
+            ),
+            Readiness::NotRegistered => respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "node not registered yet\n".into(),
+            ),
+        },
         _ => respond(
             StatusCode::NOT_FOUND,
             "not found; try /metrics, /health, /ready\n".into(),
@@ -99,7 +80,7 @@ async fn handle(
 /// `x-cairn-log-start`, `x-cairn-next-offset` (where to read on from) and
 /// `x-cairn-cleaned-through` (offsets below it are compacted on this
 /// replica). 404 when this node has no replica of the partition.
-async fn replica_log(node: &Node, query: &str) -> Response<Full<Bytes>> {
+async fn replica_log(broker: &Broker, query: &str) -> Response<Full<Bytes>> {
     let mut topic = None;
     let mut partition = None;
     let mut offset = Some(0u64);
@@ -117,25 +98,20 @@ async fn replica_log(node: &Node, query: &str) -> Response<Full<Bytes>> {
             "usage: /test/replica-log?topic=T&partition=P&offset=O\n".into(),
         );
     };
-    let Some(replica) = node
-        .all_replicas()
-        .into_iter()
-        .find(|r| r.topic == topic && r.partition == partition)
-    else {
+    let Some(Some(replica)) = broker.test_replica(&topic, partition) else {
         return respond(
             StatusCode::NOT_FOUND,
-            format!("node {} has no replica of {topic}/{partition}\n", node.id),
+            format!(
+                "node {} has no replica of {topic}/{partition}\n",
+                broker.node_id()
+            ),
         );
     };
-    let cleaned = match replica.log.cleaned_through() {
+    let cleaned = match replica.cleaned_through() {
         Ok(c) => c,
         Err(e) => return respond(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
     };
-    match replica
-        .log
-        .read(offset, REPLICA_LOG_MAX_BYTES, FirstBatch::Whole)
-        .await
-    {
+    match replica.read_local(offset, REPLICA_LOG_MAX_BYTES).await {
         Ok(r) => {
             let mut resp = Response::new(Full::new(r.records));
             let headers = resp.headers_mut();
@@ -149,13 +125,13 @@ async fn replica_log(node: &Node, query: &str) -> Response<Full<Bytes>> {
             }
             resp
         }
-        Err(ReadError::OffsetOutOfRange { .. }) => respond(
+        Err(cairn_broker::ReadError::OffsetOutOfRange { .. }) => respond(
             StatusCode::RANGE_NOT_SATISFIABLE,
             format!(
                 "offset {offset} is outside [{}, {}] on node {}\n",
-                replica.log.log_start(),
-                replica.log.high_watermark(),
-                node.id
+                replica.log_start(),
+                replica.high_watermark(),
+                broker.node_id()
             ),
         ),
         Err(e) => respond(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
@@ -164,17 +140,17 @@ async fn replica_log(node: &Node, query: &str) -> Response<Full<Bytes>> {
 
 pub(crate) async fn serve(
     listener: TcpListener,
-    node: Arc<Node>,
+    broker: Broker,
     prometheus: Option<PrometheusHandle>,
 ) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let node = node.clone();
+        let broker = broker.clone();
         let prometheus = prometheus.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(node.clone(), prometheus.clone(), req));
+            let service = service_fn(move |req| handle(broker.clone(), prometheus.clone(), req));
             if let Err(e) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await

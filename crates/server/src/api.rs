@@ -1,14 +1,20 @@
 //! The client gRPC API (`cairn.v1.Cairn`).
 
-use openraft::async_runtime::watch::WatchReceiver;
-use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_metadata::CommittedOffset;
-use cairn_metadata::MetaCommand;
-use cairn_metadata::MetaError;
-use cairn_metadata::MetaResponse;
-use cairn_metadata::Topic;
+use cairn_broker::acl;
+use cairn_broker::views::ClusterView;
+use cairn_broker::views::NodeView;
+use cairn_broker::views::TopicView;
+use cairn_broker::views::Topics;
+use cairn_broker::Broker;
+use cairn_broker::BrokerError as ApiError;
+use cairn_broker::JoinArgs;
+use cairn_broker::Listener;
+use cairn_broker::MemberRef;
+use cairn_broker::OffsetToCommit;
+use cairn_broker::RequestContext;
+use cairn_broker::StoredOffset;
 use cairn_proto::v1::cairn_server::Cairn;
 use cairn_proto::v1::list_offsets_request::Spec;
 use cairn_proto::v1::*;
@@ -16,19 +22,17 @@ use tonic::Request;
 use tonic::Response;
 use tonic::Status;
 
-use crate::coordinator::JoinArgs;
-use crate::coordinator::MemberRef;
-use crate::coordinator::StoredOffset;
-use crate::error::ApiError;
-use crate::node::Node;
-use crate::node::Proposal;
-use crate::ops;
-
 const DEFAULT_PRODUCE_TIMEOUT_MS: u64 = 30_000;
 const DEFAULT_FETCH_MAX_BYTES: usize = 1 << 20;
 
 pub(crate) struct CairnService {
-    pub(crate) node: Arc<Node>,
+    pub(crate) broker: Broker,
+}
+
+/// The context of a gRPC request: anonymous until the gRPC listener
+/// authenticates.
+fn ctx<T>(request: &Request<T>) -> RequestContext {
+    RequestContext::anonymous(Listener::Grpc, request.remote_addr())
 }
 
 /// A stored offset as the gRPC API answers it.
@@ -41,69 +45,118 @@ fn offset_commit(o: StoredOffset) -> OffsetCommit {
     }
 }
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+fn topic_metadata(t: &TopicView) -> TopicMetadata {
+    let partitions = t
+        .partitions
+        .iter()
+        .map(|p| {
+            let s = &p.status;
+            PartitionMetadata {
+                partition: p.assignment.partition,
+                leader: s.leader,
+                leader_epoch: s.term,
+                replicas: p.assignment.replicas.clone(),
+                healthy_replicas: s.healthy.clone(),
+                log_start_offset: s.log_start,
+                high_watermark: s.high_watermark,
+                raft_group: p.assignment.group,
+                reassignment: s.reassignment.clone(),
+                voters: s.voters.clone(),
+            }
+        })
+        .collect();
+    TopicMetadata {
+        name: t.topic.name.clone(),
+        topic_id: t.topic.id,
+        replication_factor: t.topic.replication_factor,
+        partitions,
+        configs: t.topic.configs.clone().into_iter().collect(),
+    }
 }
 
-impl CairnService {
-    fn topic_metadata(&self, t: &Topic) -> TopicMetadata {
-        let partitions = t
-            .partitions
-            .iter()
-            .map(|p| {
-                let s = self.node.group_status(p.group);
-                PartitionMetadata {
-                    partition: p.partition,
-                    leader: s.leader,
-                    leader_epoch: s.term,
-                    replicas: p.replicas.clone(),
-                    healthy_replicas: s.healthy,
-                    log_start_offset: s.log_start,
-                    high_watermark: s.high_watermark,
-                    raft_group: p.group,
-                    reassignment: s.reassignment,
-                    voters: s.voters,
-                }
-            })
-            .collect();
-        TopicMetadata {
-            name: t.name.clone(),
-            topic_id: t.id,
-            replication_factor: t.replication_factor,
-            partitions,
-            configs: t.configs.clone().into_iter().collect(),
-        }
-    }
-
-    fn nodes(&self) -> Vec<cairn_proto::v1::Node> {
-        let voters: Vec<u64> = self
-            .node
-            .meta
-            .metrics()
-            .borrow_watched()
-            .membership_config
-            .voter_ids()
-            .collect();
-        self.node.meta_view.read(|s| {
-            s.nodes
-                .values()
-                .map(|n| cairn_proto::v1::Node {
-                    id: n.id,
-                    grpc_addr: n.grpc_addr.clone(),
-                    rpc_addr: n.rpc_addr.clone(),
-                    admin_addr: n.admin_addr.clone(),
-                    kafka_addr: n.kafka_addr.clone(),
-                    rack: n.rack.clone().unwrap_or_default(),
-                    alive: self.node.liveness.is_alive(n.id),
-                    metadata_voter: voters.contains(&n.id),
-                    draining: s.draining.contains(&n.id),
-                })
-                .collect()
+fn nodes(view: &ClusterView) -> Vec<cairn_proto::v1::Node> {
+    view.nodes
+        .iter()
+        .map(|n: &NodeView| cairn_proto::v1::Node {
+            id: n.info.id,
+            grpc_addr: n.info.grpc_addr.clone(),
+            rpc_addr: n.info.rpc_addr.clone(),
+            admin_addr: n.info.admin_addr.clone(),
+            kafka_addr: n.info.kafka_addr.clone(),
+            rack: n.info.rack.clone().unwrap_or_default(),
+            alive: n.alive,
+            metadata_voter: n.metadata_voter,
+            draining: n.draining,
         })
+        .collect()
+}
+
+fn acl_binding(b: acl::AclBinding) -> AclBinding {
+    AclBinding {
+        principal: b.principal,
+        host: b.host,
+        resource_type: b.resource_type.name().to_string(),
+        resource_name: b.resource_name,
+        pattern_type: b.pattern_type.name().to_string(),
+        operation: b.operation.name().to_string(),
+        permission: b.permission.name().to_string(),
     }
+}
+
+fn parse_binding(b: AclBinding) -> Result<acl::AclBinding, ApiError> {
+    let entry = cairn_metadata::AclEntry {
+        principal: b.principal,
+        host: if b.host.is_empty() {
+            "*".into()
+        } else {
+            b.host
+        },
+        resource_type: b.resource_type,
+        resource_name: b.resource_name,
+        pattern_type: if b.pattern_type.is_empty() {
+            "LITERAL".into()
+        } else {
+            b.pattern_type
+        },
+        operation: b.operation,
+        permission: if b.permission.is_empty() {
+            "ALLOW".into()
+        } else {
+            b.permission
+        },
+    };
+    acl::AclBinding::from_entry(&entry).map_err(|e| ApiError::InvalidArgument(e.to_string()))
+}
+
+fn parse_filter(f: Option<AclFilter>) -> Result<acl::AclFilter, ApiError> {
+    let f = f.unwrap_or_default();
+    fn opt<T>(what: &str, v: String, parse: fn(&str) -> Option<T>) -> Result<Option<T>, ApiError> {
+        if v.is_empty() {
+            return Ok(None);
+        }
+        parse(&v)
+            .map(Some)
+            .ok_or_else(|| ApiError::InvalidArgument(format!("unknown {what} {v:?}")))
+    }
+    let nonempty = |s: String| (!s.is_empty()).then_some(s);
+    let pattern = match f.pattern_type.to_ascii_uppercase().as_str() {
+        "" | "ANY" => acl::PatternFilter::Any,
+        "MATCH" => acl::PatternFilter::Match,
+        other => {
+            acl::PatternFilter::Exactly(acl::PatternType::parse(other).ok_or_else(|| {
+                ApiError::InvalidArgument(format!("unknown pattern type {other:?}"))
+            })?)
+        }
+    };
+    Ok(acl::AclFilter {
+        principal: nonempty(f.principal),
+        host: nonempty(f.host),
+        resource_type: opt("resource type", f.resource_type, acl::ResourceType::parse)?,
+        resource_name: nonempty(f.resource_name),
+        pattern,
+        operation: opt("operation", f.operation, acl::AclOperation::parse)?,
+        permission: opt("permission", f.permission, acl::Permission::parse)?,
+    })
 }
 
 #[tonic::async_trait]
@@ -112,29 +165,35 @@ impl Cairn for CairnService {
         &self,
         request: Request<MetadataRequest>,
     ) -> Result<Response<MetadataResponse>, Status> {
+        let ctx = ctx(&request);
         let req = request.into_inner();
-        let topics: Vec<Topic> = self.node.meta_view.read(|s| {
-            if req.topics.is_empty() {
-                s.topics.values().cloned().collect()
-            } else {
-                req.topics
-                    .iter()
-                    .filter_map(|n| s.topics.get(n).cloned())
-                    .collect()
+        let wanted = if req.topics.is_empty() {
+            Topics::All
+        } else {
+            Topics::Named(req.topics.clone())
+        };
+        let view = self.broker.metadata(&ctx, wanted);
+        if let Some(denied) = view.denied.first() {
+            return Err(ApiError::Unauthorized {
+                principal: ctx.principal.to_string(),
+                acl: acl::AclOperation::Describe,
+                resource_type: acl::ResourceType::Topic,
+                resource: denied.clone(),
             }
-        });
+            .into());
+        }
         if let Some(missing) = req
             .topics
             .iter()
-            .find(|n| !topics.iter().any(|t| &t.name == *n))
+            .find(|n| !view.topics.iter().any(|t| &t.topic.name == *n))
         {
             return Err(ApiError::UnknownTopic(missing.clone()).into());
         }
         Ok(Response::new(MetadataResponse {
-            cluster_id: self.node.transport.cluster_id(),
-            metadata_leader: self.node.meta_leader(),
-            nodes: self.nodes(),
-            topics: topics.iter().map(|t| self.topic_metadata(t)).collect(),
+            cluster_id: view.cluster_id.clone(),
+            metadata_leader: view.metadata_leader,
+            nodes: nodes(&view),
+            topics: view.topics.iter().map(topic_metadata).collect(),
         }))
     }
 
@@ -142,19 +201,23 @@ impl Cairn for CairnService {
         &self,
         request: Request<CreateTopicRequest>,
     ) -> Result<Response<CreateTopicResponse>, Status> {
+        let ctx = ctx(&request);
         let req = request.into_inner();
-        let t = ops::create_topic(
-            &self.node,
-            ops::NewTopic {
-                name: req.name,
-                partitions: req.partitions,
-                replication_factor: req.replication_factor,
-                configs: req.configs.into_iter().collect(),
-            },
-        )
-        .await?;
+        let t = self
+            .broker
+            .create_topic(
+                &ctx,
+                cairn_broker::NewTopic {
+                    name: req.name,
+                    partitions: req.partitions,
+                    replication_factor: req.replication_factor,
+                    configs: req.configs.into_iter().collect(),
+                },
+                false,
+            )
+            .await?;
         Ok(Response::new(CreateTopicResponse {
-            topic: Some(self.topic_metadata(&t)),
+            topic: t.as_ref().map(topic_metadata),
         }))
     }
 
@@ -162,7 +225,10 @@ impl Cairn for CairnService {
         &self,
         request: Request<DeleteTopicRequest>,
     ) -> Result<Response<DeleteTopicResponse>, Status> {
-        ops::delete_topic(&self.node, &request.into_inner().name).await?;
+        let ctx = ctx(&request);
+        self.broker
+            .delete_topic(&ctx, &request.into_inner().name)
+            .await?;
         Ok(Response::new(DeleteTopicResponse {}))
     }
 
@@ -170,14 +236,18 @@ impl Cairn for CairnService {
         &self,
         request: Request<AlterTopicConfigRequest>,
     ) -> Result<Response<AlterTopicConfigResponse>, Status> {
+        let ctx = ctx(&request);
         let req = request.into_inner();
-        let configs = ops::alter_topic_config(
-            &self.node,
-            &req.name,
-            req.set.into_iter().collect(),
-            req.delete,
-        )
-        .await?;
+        let configs = self
+            .broker
+            .alter_topic_configs(
+                &ctx,
+                &req.name,
+                req.set.into_iter().collect(),
+                req.delete,
+                false,
+            )
+            .await?;
         Ok(Response::new(AlterTopicConfigResponse {
             configs: configs.into_iter().collect(),
         }))
@@ -187,10 +257,14 @@ impl Cairn for CairnService {
         &self,
         request: Request<CreatePartitionsRequest>,
     ) -> Result<Response<CreatePartitionsResponse>, Status> {
+        let ctx = ctx(&request);
         let req = request.into_inner();
-        let t = ops::create_partitions(&self.node, &req.topic, req.count).await?;
+        let t = self
+            .broker
+            .create_partitions(&ctx, &req.topic, req.count, false)
+            .await?;
         Ok(Response::new(CreatePartitionsResponse {
-            topic: Some(self.topic_metadata(&t)),
+            topic: t.as_ref().map(topic_metadata),
         }))
     }
 
@@ -198,33 +272,24 @@ impl Cairn for CairnService {
         &self,
         request: Request<ReassignPartitionRequest>,
     ) -> Result<Response<ReassignPartitionResponse>, Status> {
+        let ctx = ctx(&request);
         let req = request.into_inner();
-        ops::locate(&self.node, &req.topic, req.partition)?;
-        let cmd = MetaCommand::ReassignPartition {
-            topic: req.topic.clone(),
-            partition: req.partition,
-            replicas: req.replicas,
-        };
-        match self.node.propose(Proposal::Command(cmd)).await? {
-            MetaResponse::Ok => {
-                tracing::info!(topic = %req.topic, partition = req.partition, "partition reassigned");
-                Ok(Response::new(ReassignPartitionResponse {}))
-            }
-            MetaResponse::Error(MetaError::UnknownTopic(n)) => {
-                Err(ApiError::UnknownTopic(n).into())
-            }
-            MetaResponse::Error(e) => Err(ApiError::InvalidArgument(e.to_string()).into()),
-            other => Err(ApiError::Internal(format!("{other:?}")).into()),
-        }
+        self.broker
+            .reassign_partition(&ctx, &req.topic, req.partition, req.replicas)
+            .await?;
+        Ok(Response::new(ReassignPartitionResponse {}))
     }
 
     async fn describe_topic(
         &self,
         request: Request<DescribeTopicRequest>,
     ) -> Result<Response<DescribeTopicResponse>, Status> {
-        let t = self.node.topic(&request.into_inner().name)?;
+        let ctx = ctx(&request);
+        let t = self
+            .broker
+            .describe_topic(&ctx, &request.into_inner().name)?;
         Ok(Response::new(DescribeTopicResponse {
-            topic: Some(self.topic_metadata(&t)),
+            topic: Some(topic_metadata(&t)),
         }))
     }
 
@@ -232,25 +297,28 @@ impl Cairn for CairnService {
         &self,
         request: Request<ProduceRequest>,
     ) -> Result<Response<ProduceResponse>, Status> {
+        let ctx = ctx(&request);
         let req = request.into_inner();
         let acks = match Acks::try_from(req.acks).unwrap_or(Acks::All) {
-            Acks::All => ops::Acks::All,
-            Acks::Leader | Acks::None => ops::Acks::Leader,
+            Acks::All => cairn_broker::Acks::All,
+            Acks::Leader | Acks::None => cairn_broker::Acks::Leader,
         };
         let timeout_ms = if req.timeout_ms == 0 {
             DEFAULT_PRODUCE_TIMEOUT_MS
         } else {
             u64::from(req.timeout_ms)
         };
-        let p = ops::produce(
-            &self.node,
-            &req.topic,
-            req.partition,
-            req.records,
-            acks,
-            timeout_ms,
-        )
-        .await?;
+        let p = self
+            .broker
+            .produce(
+                &ctx,
+                &req.topic,
+                req.partition,
+                req.records,
+                acks,
+                timeout_ms,
+            )
+            .await?;
         Ok(Response::new(ProduceResponse {
             base_offset: p.base_offset.map_or(-1, |o| o as i64),
             high_watermark: p.high_watermark,
@@ -262,20 +330,23 @@ impl Cairn for CairnService {
         &self,
         request: Request<FetchRequest>,
     ) -> Result<Response<FetchResponse>, Status> {
+        let ctx = ctx(&request);
         let req = request.into_inner();
         let max_bytes = match req.max_bytes as usize {
             0 => DEFAULT_FETCH_MAX_BYTES,
             n => n,
         };
-        let r = ops::fetch(
-            &self.node,
-            &req.topic,
-            req.partition,
-            req.offset,
-            max_bytes,
-            Duration::from_millis(u64::from(req.max_wait_ms)),
-        )
-        .await?;
+        let r = self
+            .broker
+            .fetch(
+                &ctx,
+                &req.topic,
+                req.partition,
+                req.offset,
+                max_bytes,
+                Duration::from_millis(u64::from(req.max_wait_ms)),
+            )
+            .await?;
         Ok(Response::new(FetchResponse {
             high_watermark: r.high_watermark,
             log_start_offset: r.log_start,
@@ -287,14 +358,17 @@ impl Cairn for CairnService {
         &self,
         request: Request<ListOffsetsRequest>,
     ) -> Result<Response<ListOffsetsResponse>, Status> {
+        let ctx = ctx(&request);
         let req = request.into_inner();
         let spec = match req.spec {
-            Some(Spec::Earliest(_)) => ops::OffsetSpec::Earliest,
-            Some(Spec::Latest(_)) | None => ops::OffsetSpec::Latest,
-            Some(Spec::TimestampMs(ts)) => ops::OffsetSpec::Timestamp(ts),
+            Some(Spec::Earliest(_)) => cairn_broker::OffsetSpec::Earliest,
+            Some(Spec::Latest(_)) | None => cairn_broker::OffsetSpec::Latest,
+            Some(Spec::TimestampMs(ts)) => cairn_broker::OffsetSpec::Timestamp(ts),
         };
-        let (offset, timestamp_ms, _) =
-            ops::list_offsets(&self.node, &req.topic, req.partition, spec).await?;
+        let (offset, timestamp_ms, _) = self
+            .broker
+            .list_offsets(&ctx, &req.topic, req.partition, spec)
+            .await?;
         Ok(Response::new(ListOffsetsResponse {
             offset,
             timestamp_ms,
@@ -303,46 +377,41 @@ impl Cairn for CairnService {
 
     async fn cluster_status(
         &self,
-        _request: Request<ClusterStatusRequest>,
+        request: Request<ClusterStatusRequest>,
     ) -> Result<Response<ClusterStatusResponse>, Status> {
-        let topics: Vec<Topic> = self
-            .node
-            .meta_view
-            .read(|s| s.topics.values().cloned().collect());
+        let ctx = ctx(&request);
+        let view = self.broker.cluster_status(&ctx)?;
         let mut leaderless = Vec::new();
         let mut under = Vec::new();
         let mut partition_count = 0;
-        for t in &topics {
+        for t in &view.topics {
             for p in &t.partitions {
                 partition_count += 1;
-                let s = self.node.group_status(p.group);
+                let s = &p.status;
                 let r = PartitionRef {
-                    topic: t.name.clone(),
-                    partition: p.partition,
-                    replicas: p.replicas.clone(),
+                    topic: t.topic.name.clone(),
+                    partition: p.assignment.partition,
+                    replicas: p.assignment.replicas.clone(),
                     healthy_replicas: s.healthy.clone(),
                     leader: s.leader,
                 };
                 if s.leader.is_none() {
                     leaderless.push(r);
-                } else if s.healthy.len() < p.replicas.len() {
+                } else if s.healthy.len() < p.assignment.replicas.len() {
                     under.push(r);
                 }
             }
         }
         Ok(Response::new(ClusterStatusResponse {
-            cluster_id: self.node.transport.cluster_id(),
-            metadata_leader: self.node.meta_leader(),
-            nodes: self.nodes(),
+            cluster_id: view.cluster_id.clone(),
+            metadata_leader: view.metadata_leader,
+            nodes: nodes(&view),
             leaderless_partitions: leaderless,
             under_replicated_partitions: under,
-            topic_count: topics.len() as u32,
+            topic_count: view.topics.len() as u32,
             partition_count,
-            answered_by: self.node.id,
-            removed_nodes: self
-                .node
-                .meta_view
-                .read(|s| s.retired.iter().copied().collect()),
+            answered_by: view.answered_by,
+            removed_nodes: view.removed.clone(),
         }))
     }
 
@@ -350,7 +419,11 @@ impl Cairn for CairnService {
         &self,
         request: Request<DecommissionNodeRequest>,
     ) -> Result<Response<DecommissionNodeResponse>, Status> {
-        let moves = ops::decommission_node(&self.node, request.into_inner().node).await?;
+        let ctx = ctx(&request);
+        let moves = self
+            .broker
+            .decommission_node(&ctx, request.into_inner().node)
+            .await?;
         Ok(Response::new(DecommissionNodeResponse {
             moves: moves
                 .into_iter()
@@ -367,7 +440,10 @@ impl Cairn for CairnService {
         &self,
         request: Request<RemoveNodeRequest>,
     ) -> Result<Response<RemoveNodeResponse>, Status> {
-        ops::remove_node(&self.node, request.into_inner().node).await?;
+        let ctx = ctx(&request);
+        self.broker
+            .remove_node(&ctx, request.into_inner().node)
+            .await?;
         Ok(Response::new(RemoveNodeResponse {}))
     }
 
@@ -375,33 +451,26 @@ impl Cairn for CairnService {
         &self,
         request: Request<CommitOffsetsRequest>,
     ) -> Result<Response<CommitOffsetsResponse>, Status> {
+        let ctx = ctx(&request);
         let req = request.into_inner();
-        let now = now_ms();
         let offsets = req
             .offsets
             .into_iter()
-            .map(|o| {
-                (
-                    o.topic,
-                    o.partition,
-                    CommittedOffset {
-                        offset: o.offset,
-                        metadata: o.metadata,
-                        commit_time_ms: now,
-                    },
-                )
+            .map(|o| OffsetToCommit {
+                topic: o.topic,
+                partition: i32::try_from(o.partition).unwrap_or(i32::MAX),
+                offset: o.offset,
+                metadata: o.metadata,
             })
             .collect();
-        self.node
-            .coordinator
-            .commit(
-                &self.node,
-                req.group,
-                req.generation,
-                req.member_id,
-                offsets,
-            )
+        let results = self
+            .broker
+            .commit_offsets(&ctx, &req.group, req.generation, &req.member_id, offsets)
             .await?;
+        // The gRPC API commits all or nothing: the first refusal answers.
+        if let Some((_, _, Err(e))) = results.into_iter().find(|r| r.2.is_err()) {
+            return Err(e.into());
+        }
         Ok(Response::new(CommitOffsetsResponse {}))
     }
 
@@ -409,11 +478,11 @@ impl Cairn for CairnService {
         &self,
         request: Request<FetchOffsetsRequest>,
     ) -> Result<Response<FetchOffsetsResponse>, Status> {
+        let ctx = ctx(&request);
         let group = request.into_inner().group;
         let offsets = self
-            .node
-            .coordinator
-            .offsets(&self.node, &group)
+            .broker
+            .fetch_offsets(&ctx, &group)
             .await?
             .into_iter()
             .map(offset_commit)
@@ -425,16 +494,13 @@ impl Cairn for CairnService {
         &self,
         request: Request<JoinGroupRequest>,
     ) -> Result<Response<JoinGroupResponse>, Status> {
-        let host = request
-            .remote_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default();
+        let ctx = ctx(&request);
+        let host = ctx.host().map(|a| a.to_string()).unwrap_or_default();
         let req = request.into_inner();
         let joined = self
-            .node
-            .coordinator
-            .join(
-                &self.node,
+            .broker
+            .join_group(
+                &ctx,
                 JoinArgs {
                     group: req.group,
                     member_id: req.member_id,
@@ -471,12 +537,12 @@ impl Cairn for CairnService {
         &self,
         request: Request<SyncGroupRequest>,
     ) -> Result<Response<SyncGroupResponse>, Status> {
+        let ctx = ctx(&request);
         let req = request.into_inner();
         let assignment = self
-            .node
-            .coordinator
-            .sync(
-                &self.node,
+            .broker
+            .sync_group(
+                &ctx,
                 MemberRef {
                     group: req.group,
                     member_id: req.member_id,
@@ -497,11 +563,11 @@ impl Cairn for CairnService {
         &self,
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
+        let ctx = ctx(&request);
         let req = request.into_inner();
-        self.node
-            .coordinator
+        self.broker
             .heartbeat(
-                &self.node,
+                &ctx,
                 MemberRef {
                     group: req.group,
                     member_id: req.member_id,
@@ -516,22 +582,22 @@ impl Cairn for CairnService {
         &self,
         request: Request<LeaveGroupRequest>,
     ) -> Result<Response<LeaveGroupResponse>, Status> {
+        let ctx = ctx(&request);
         let req = request.into_inner();
-        self.node
-            .coordinator
-            .leave(&self.node, &req.group, &req.member_id)
+        self.broker
+            .leave_group(&ctx, &req.group, &req.member_id)
             .await?;
         Ok(Response::new(LeaveGroupResponse {}))
     }
 
     async fn list_groups(
         &self,
-        _request: Request<ListGroupsRequest>,
+        request: Request<ListGroupsRequest>,
     ) -> Result<Response<ListGroupsResponse>, Status> {
+        let ctx = ctx(&request);
         let groups = self
-            .node
-            .coordinator
-            .list(&self.node)
+            .broker
+            .list_groups(&ctx)
             .await?
             .into_iter()
             .map(|g| GroupListing {
@@ -548,10 +614,10 @@ impl Cairn for CairnService {
         &self,
         request: Request<DescribeGroupRequest>,
     ) -> Result<Response<DescribeGroupResponse>, Status> {
+        let ctx = ctx(&request);
         let d = self
-            .node
-            .coordinator
-            .describe(&self.node, &request.into_inner().group)
+            .broker
+            .describe_group(&ctx, &request.into_inner().group)
             .await?;
         Ok(Response::new(DescribeGroupResponse {
             group: d.group,
@@ -579,10 +645,55 @@ impl Cairn for CairnService {
         &self,
         request: Request<DeleteGroupRequest>,
     ) -> Result<Response<DeleteGroupResponse>, Status> {
-        self.node
-            .coordinator
-            .delete(&self.node, &request.into_inner().group)
+        let ctx = ctx(&request);
+        self.broker
+            .delete_group(&ctx, &request.into_inner().group)
             .await?;
         Ok(Response::new(DeleteGroupResponse {}))
+    }
+
+    async fn create_acls(
+        &self,
+        request: Request<CreateAclsRequest>,
+    ) -> Result<Response<CreateAclsResponse>, Status> {
+        let ctx = ctx(&request);
+        let bindings = request
+            .into_inner()
+            .acls
+            .into_iter()
+            .map(parse_binding)
+            .collect::<Result<Vec<_>, _>>()?;
+        for r in self.broker.create_acls(&ctx, bindings).await? {
+            r?;
+        }
+        Ok(Response::new(CreateAclsResponse {}))
+    }
+
+    async fn list_acls(
+        &self,
+        request: Request<ListAclsRequest>,
+    ) -> Result<Response<ListAclsResponse>, Status> {
+        let ctx = ctx(&request);
+        let filter = parse_filter(request.into_inner().filter)?;
+        let acls = self
+            .broker
+            .describe_acls(&ctx, &filter)?
+            .into_iter()
+            .map(acl_binding)
+            .collect();
+        Ok(Response::new(ListAclsResponse { acls }))
+    }
+
+    async fn delete_acls(
+        &self,
+        request: Request<DeleteAclsRequest>,
+    ) -> Result<Response<DeleteAclsResponse>, Status> {
+        let ctx = ctx(&request);
+        let filter = parse_filter(request.into_inner().filter)?;
+        let mut deleted = Vec::new();
+        for r in self.broker.delete_acls(&ctx, vec![filter]).await? {
+            deleted.extend(r?.into_iter().map(acl_binding));
+        }
+        Ok(Response::new(DeleteAclsResponse { deleted }))
     }
 }

@@ -1,100 +1,31 @@
-//! The Cairn node.
+//! The Cairn node's client doors, around its core ([`cairn_broker`]).
 //!
 //! ```text
-//!   clients (gRPC :50051, Kafka :9092)           peers (internal RPC :50052)
-//!                    │                                   │
-//!      CairnService · kafka::serve                InternalService
-//!                    │                                   │
-//!   ┌────────────────┴───────────── Node ────────────────┴─────────────┐
-//!   │ metadata Raft group 0 (MetaStateMachine, MetaView)                │
-//!   │ partition replicas: Raft group per partition (cairn-partition)    │
-//!   │ tasks: heartbeats · election driver · reconciler · registration   │
-//!   │ Transport (batched RPC per peer) · Liveness · NodeStore (RocksDB) │
-//!   └───────────────────────────────────────────────────────────────────┘
+//!   Kafka :9092 (kafka/)   gRPC :50051 (api.rs)   admin HTTP :9644 (admin.rs)
+//!            │                     │                        │
+//!            └──────── RequestContext + plain types ────────┘
+//!                                  │
+//!                     cairn_broker::Broker (authorize · audit · ops)
 //! ```
+//!
+//! A door sees only [`cairn_broker::Broker`] and the plain types it takes
+//! and answers; the node, its replicas and the coordinator are private to
+//! `cairn-broker`, so no handler can reach around the authorization.
 
 mod admin;
 mod api;
-mod config;
-mod coordinator;
-mod election;
-mod error;
-mod internal;
 mod kafka;
-mod lease;
-mod meta_sm;
-mod node;
-mod ops;
-mod replica;
-mod tasks;
 
-use std::collections::BTreeMap;
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::RwLock;
-use std::time::Duration;
-
-pub use cairn_metadata::NodeId;
-use cairn_metadata::NodeInfo;
-use cairn_proto::internal::internal_server::InternalServer;
-use cairn_proto::internal::JoinRequest;
-use cairn_proto::internal::NodeHeartbeat;
+pub use cairn_broker::ConfigError;
+pub use cairn_broker::NodeId;
+pub use cairn_broker::ServerConfig;
+pub use cairn_broker::ServerError;
+pub use cairn_broker::HOLD_APPLY_FILE;
+pub use cairn_broker::HOLD_READ_FILE;
+pub use cairn_broker::HOLD_SYNC_FILE;
 use cairn_proto::v1::cairn_server::CairnServer;
-use cairn_raft::Liveness;
-use cairn_raft::Raft;
-use cairn_raft::Transport;
-use cairn_storage::NodeStore;
-use cairn_storage::StateBatch;
-use cairn_storage::StoreOptions;
-use cairn_storage::NODE_GROUP;
-pub use config::ConfigError;
-pub use config::ServerConfig;
-pub use error::ServerError;
-use openraft::BasicNode;
-use openraft::Config;
-use openraft::SnapshotPolicy;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio_stream::wrappers::TcpListenerStream;
-
-use crate::meta_sm::MetaStateMachine;
-use crate::node::Node;
-
-const NODE_ID_KEY: &[u8] = b"node_id";
-/// A random id made when the data dir is first used: a node that comes back
-/// with another data dir (a wiped or replaced disk) under a registered id is
-/// told apart from the one registered.
-const INCARNATION_KEY: &[u8] = b"incarnation";
-/// With `test_lose_unsynced_on_crash`: while this file exists in the data
-/// dir, the node's WAL fsyncs wait (a stalled disk), for fault injection.
-pub const HOLD_SYNC_FILE: &str = "test-hold-sync";
-/// With `test_lose_unsynced_on_crash`: while this file exists in the data
-/// dir, the node's partition state machines wait before applying (a slow
-/// state machine), for fault injection.
-pub const HOLD_APPLY_FILE: &str = "test-hold-apply";
-/// With `test_lose_unsynced_on_crash`: while this file exists in the data
-/// dir, a read (fetch, list offsets) waits between its lease check and the
-/// read itself (a stalled read), for fault injection.
-pub const HOLD_READ_FILE: &str = "test-hold-read";
-
-fn meta_raft_config(config: &ServerConfig) -> Result<Arc<Config>, ServerError> {
-    let every = config.metadata_snapshot_entries.max(1);
-    Config {
-        cluster_name: "cairn-metadata".to_string(),
-        heartbeat_interval: lease::META_HEARTBEAT_MS,
-        election_timeout_min: lease::META_ELECTION_TIMEOUT_MIN_MS,
-        election_timeout_max: lease::META_ELECTION_TIMEOUT_MAX_MS,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(every),
-        max_in_snapshot_log_to_keep: (every / 10).max(1),
-        // Never resume leadership in the old term after a restart; see
-        // `replica::partition_raft_config` (reliability finding 5).
-        enable_leader_restore: Some(false),
-        ..Default::default()
-    }
-    .validate()
-    .map(Arc::new)
-    .map_err(|e| ServerError::Raft(e.to_string()))
-}
 
 async fn bind(addr: &str) -> Result<TcpListener, ServerError> {
     TcpListener::bind(addr)
@@ -103,133 +34,6 @@ async fn bind(addr: &str) -> Result<TcpListener, ServerError> {
             addr: addr.to_string(),
             source,
         })
-}
-
-/// Checks (or records) which node this data dir belongs to; returns the
-/// cluster id recorded in it, if any, and the data dir's incarnation (made
-/// now on first use, or on the first start of a version that has them).
-fn check_data_dir(
-    store: &NodeStore,
-    config: &ServerConfig,
-) -> Result<(Option<String>, String), ServerError> {
-    match store.state_get(NODE_GROUP, NODE_ID_KEY)? {
-        Some(bytes) => {
-            let stored = bytes
-                .as_slice()
-                .try_into()
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
-            if stored != config.node_id {
-                return Err(ServerError::NodeIdMismatch {
-                    data_dir: config.data_dir.display().to_string(),
-                    stored,
-                    configured: config.node_id,
-                });
-            }
-        }
-        None => {
-            let mut batch = StateBatch::new();
-            batch.put(NODE_GROUP, NODE_ID_KEY, &config.node_id.to_be_bytes());
-            store.write(batch)?;
-        }
-    }
-    let incarnation = match store.state_get(NODE_GROUP, INCARNATION_KEY)? {
-        Some(b) => String::from_utf8_lossy(&b).into_owned(),
-        None => {
-            let made = format!("{:032x}", rand::random::<u128>());
-            let mut batch = StateBatch::new();
-            batch.put(NODE_GROUP, INCARNATION_KEY, made.as_bytes());
-            store.write(batch)?;
-            made
-        }
-    };
-    let cluster = store
-        .state_get(NODE_GROUP, tasks::CLUSTER_ID_KEY)?
-        .map(|b| String::from_utf8_lossy(&b).into_owned());
-    Ok((cluster, incarnation))
-}
-
-/// Asks the configured peers which cluster they belong to; a node whose data
-/// dir holds another cluster's data must not join them.
-async fn check_peers_cluster(
-    config: &ServerConfig,
-    local: &str,
-    peers: &[String],
-) -> Result<(), ServerError> {
-    for addr in peers {
-        let Ok(mut client) = internal::connect_addr(addr) else {
-            continue;
-        };
-        let hb = NodeHeartbeat {
-            from: config.node_id,
-            cluster_id: local.to_string(),
-            led: vec![],
-            grpc_addr: config.advertised_grpc(),
-        };
-        match tokio::time::timeout(Duration::from_secs(2), client.heartbeat(hb)).await {
-            Ok(Ok(reply)) => {
-                let remote = reply.into_inner().cluster_id;
-                if !remote.is_empty() && remote != local {
-                    return Err(ServerError::ClusterMismatch {
-                        data_dir: config.data_dir.display().to_string(),
-                        local: local.to_string(),
-                        remote,
-                        peer: addr.clone(),
-                    });
-                }
-            }
-            Ok(Err(status)) if status.message().contains("cluster mismatch") => {
-                let remote = status
-                    .message()
-                    .split("belongs to cluster ")
-                    .nth(1)
-                    .and_then(|s| s.split(',').next())
-                    .unwrap_or("another cluster")
-                    .to_string();
-                return Err(ServerError::ClusterMismatch {
-                    data_dir: config.data_dir.display().to_string(),
-                    local: local.to_string(),
-                    remote,
-                    peer: addr.clone(),
-                });
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-async fn join_cluster(node: &Arc<Node>, addr: &str) -> Result<(), ServerError> {
-    let err = |reason: String| ServerError::Join {
-        addr: addr.to_string(),
-        reason,
-    };
-    let info: NodeInfo = node.info();
-    let request = JoinRequest {
-        node_id: node.id,
-        rpc_addr: info.rpc_addr.clone(),
-        node: serde_json::to_vec(&info)
-            .map_err(|e| err(e.to_string()))?
-            .into(),
-    };
-    let mut last = String::new();
-    for _ in 0..60 {
-        let mut client = internal::connect_addr(addr).map_err(err)?;
-        match client.join(request.clone()).await {
-            Ok(reply) => {
-                let cluster_id = reply.into_inner().cluster_id;
-                tracing::info!(via = addr, cluster_id = %cluster_id, "joined the cluster");
-                return Ok(());
-            }
-            // Refused for good (a removed id): no retry will change that.
-            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
-                return Err(err(status.message().to_string()));
-            }
-            Err(status) => last = status.message().to_string(),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    Err(err(last))
 }
 
 fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
@@ -267,84 +71,6 @@ async fn shutdown_signal() {
 /// Runs a node until SIGINT or SIGTERM.
 pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     let prometheus = install_metrics();
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        ServerError::Raft(format!("cannot create {}: {e}", config.data_dir.display()))
-    })?;
-    let store_options = StoreOptions {
-        buffer_unsynced_wal: config.test_lose_unsynced_on_crash,
-        hold_sync_while_exists: config
-            .test_lose_unsynced_on_crash
-            .then(|| config.data_dir.join(HOLD_SYNC_FILE)),
-        hold_apply_while_exists: config
-            .test_lose_unsynced_on_crash
-            .then(|| config.data_dir.join(HOLD_APPLY_FILE)),
-        ..StoreOptions::default()
-    };
-    if store_options.buffer_unsynced_wal {
-        tracing::warn!(
-            "test mode: unsynced log writes are lost on a crash (test_lose_unsynced_on_crash)"
-        );
-    }
-    let store = NodeStore::open(&config.data_dir.join("db"), store_options)?;
-    let (stored_cluster, incarnation) = check_data_dir(&store, &config)?;
-    let voters = config.voter_map()?;
-
-    let transport = Transport::new(config.node_id);
-    transport.set_snapshot_chunk_bytes(config.raft_snapshot_chunk_bytes);
-    for (id, addr) in &voters {
-        transport.set_address(*id, addr);
-    }
-    if let Some(cluster) = &stored_cluster {
-        let mut peers: Vec<String> = voters
-            .iter()
-            .filter(|(id, _)| **id != config.node_id)
-            .map(|(_, a)| a.clone())
-            .collect();
-        peers.extend(config.join.clone());
-        check_peers_cluster(&config, cluster, &peers).await?;
-        transport.set_cluster_id(cluster);
-    }
-
-    let (sm, meta_view) =
-        MetaStateMachine::open(store.clone()).map_err(|e| ServerError::Raft(e.to_string()))?;
-    let meta = Raft::new(
-        config.node_id,
-        meta_raft_config(&config)?,
-        node::network(&transport, node::meta_group()),
-        store.log_store(node::meta_group()),
-        sm,
-    )
-    .await
-    .map_err(|e| ServerError::Raft(e.to_string()))?;
-
-    // A joining node with an empty data dir takes no Raft traffic until its
-    // join is accepted (`Node::admitted`).
-    let admitted = config.join.is_none() || meta.is_initialized().await.unwrap_or(false);
-    let node = Arc::new(Node {
-        id: config.node_id,
-        incarnation,
-        admitted: std::sync::atomic::AtomicBool::new(admitted),
-        config: config.clone(),
-        store,
-        transport,
-        liveness: Arc::new(Liveness::new(config.node_id, node::DEAD_AFTER)),
-        meta,
-        meta_view,
-        replicas: RwLock::new(HashMap::new()),
-        led: RwLock::new(Vec::new()),
-        heartbeat_now: Notify::new(),
-        membership_changes: std::sync::Mutex::new(HashMap::new()),
-        coordinator: coordinator::Coordinator::new(coordinator::GroupLimits {
-            initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
-            min_session_timeout_ms: config.group_min_session_timeout_ms,
-            max_session_timeout_ms: config.group_max_session_timeout_ms,
-        }),
-        producer_ids: std::sync::Mutex::new(0..0),
-        started: std::time::Instant::now(),
-        snapshot_inbox: cairn_raft::SnapshotInbox::default(),
-    });
-
-    let rpc_listener = bind(&config.rpc_addr).await?;
     let grpc_listener = bind(&config.grpc_addr).await?;
     let admin_listener = bind(&config.admin_addr).await?;
     let kafka_listener = bind(&config.kafka_addr).await?;
@@ -355,23 +81,20 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         admin = %config.admin_addr,
         kafka = %config.kafka_addr,
         data_dir = %config.data_dir.display(),
+        acl_enabled = config.acl_enabled,
         "cairn node starting"
     );
+    if !config.acl_enabled {
+        tracing::warn!("ACLs are off: every client may do everything (docs/ops/security.md)");
+    }
+    let mut running = cairn_broker::start(config).await?;
+    let broker = running.broker();
 
-    let internal = InternalServer::new(internal::InternalService { node: node.clone() })
-        .max_decoding_message_size(256 << 20)
-        .max_encoding_message_size(256 << 20);
-    let internal_server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            .initial_connection_window_size(Some(16 << 20))
-            .initial_stream_window_size(Some(8 << 20))
-            .add_service(internal)
-            .serve_with_incoming(TcpListenerStream::new(rpc_listener)),
-    );
-    let api = CairnServer::new(api::CairnService { node: node.clone() })
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(128 << 20);
+    let api = CairnServer::new(api::CairnService {
+        broker: broker.clone(),
+    })
+    .max_decoding_message_size(64 << 20)
+    .max_encoding_message_size(128 << 20);
     let api_server = tokio::spawn(
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
@@ -380,64 +103,24 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
             .add_service(api)
             .serve_with_incoming(TcpListenerStream::new(grpc_listener)),
     );
-    let admin_server = tokio::spawn(admin::serve(admin_listener, node.clone(), prometheus));
-    let kafka_server = tokio::spawn(kafka::serve(kafka_listener, node.clone()));
+    let admin_server = tokio::spawn(admin::serve(admin_listener, broker.clone(), prometheus));
+    let kafka_server = tokio::spawn(kafka::serve(kafka_listener, broker.clone()));
 
-    if voters.contains_key(&node.id) {
-        let initialized = node
-            .meta
-            .is_initialized()
-            .await
-            .map_err(|e| ServerError::Raft(e.to_string()))?;
-        if !initialized {
-            let members: BTreeMap<NodeId, BasicNode> = voters
-                .iter()
-                .map(|(id, a)| (*id, BasicNode::new(a.clone())))
-                .collect();
-            if let Err(e) = node.meta.initialize(members).await {
-                tracing::debug!(error = %e, "metadata group initialize");
-            }
+    let result = async {
+        running.join().await?;
+        tokio::select! {
+            _ = shutdown_signal() => Ok(()),
+            e = running.stopped() => Err(e),
+            r = api_server => match r {
+                Ok(Err(e)) => Err(ServerError::Raft(format!("client API server stopped: {e}"))),
+                _ => Err(ServerError::Raft("client API server stopped".into())),
+            },
         }
     }
-
-    let tasks = vec![
-        tokio::spawn(tasks::heartbeat_loop(node.clone())),
-        tokio::spawn(tasks::election_loop(node.clone())),
-        tokio::spawn(tasks::reconcile_loop(node.clone())),
-        tokio::spawn(tasks::registration_loop(node.clone())),
-        tokio::spawn(tasks::retention_loop(node.clone())),
-        tokio::spawn(coordinator::tick_loop(node.clone())),
-        tokio::spawn(coordinator::commit_loop(node.clone())),
-        tokio::spawn(tasks::compaction_loop(node.clone())),
-    ];
-    if let Some(addr) = &config.join {
-        if !node.admitted.load(std::sync::atomic::Ordering::Acquire) {
-            join_cluster(&node, addr).await?;
-            node.admitted
-                .store(true, std::sync::atomic::Ordering::Release);
-        }
-    }
-
-    let result = tokio::select! {
-        _ = shutdown_signal() => Ok(()),
-        r = internal_server => match r {
-            Ok(Err(e)) => Err(ServerError::Raft(format!("internal server stopped: {e}"))),
-            _ => Err(ServerError::Raft("internal server stopped".into())),
-        },
-        r = api_server => match r {
-            Ok(Err(e)) => Err(ServerError::Raft(format!("client API server stopped: {e}"))),
-            _ => Err(ServerError::Raft("client API server stopped".into())),
-        },
-    };
+    .await;
     tracing::info!("shutting down");
-    for t in tasks {
-        t.abort();
-    }
     admin_server.abort();
     kafka_server.abort();
-    for r in node.all_replicas() {
-        let _ = r.raft.shutdown().await;
-    }
-    let _ = node.meta.shutdown().await;
+    running.shutdown().await;
     result
 }

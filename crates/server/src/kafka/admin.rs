@@ -1,7 +1,7 @@
 //! Topic administration: CreateTopics, DeleteTopics, CreatePartitions,
 //! DeleteRecords, DescribeConfigs, AlterConfigs, IncrementalAlterConfigs,
-//! DescribeLogDirs. Each goes through the same `ops` functions (and so the
-//! same validation) as the gRPC API and `cairn topic`.
+//! DescribeLogDirs. Each goes through the same `Broker` operations (and so
+//! the same authorization and validation) as the gRPC API and `cairn topic`.
 
 use std::collections::BTreeMap;
 
@@ -24,9 +24,12 @@ use cairn_metadata::TopicConfig;
 use super::code;
 use super::metadata::topic_uuid;
 use super::str_bytes;
-use crate::error::ApiError;
-use crate::node::Node;
-use crate::ops;
+use cairn_broker::views::Topics;
+use cairn_broker::Broker;
+use cairn_broker::BrokerError as ApiError;
+use cairn_broker::NewTopic;
+use cairn_broker::RequestContext;
+use cairn_broker::ServerConfig;
 
 /// Kafka's config resource types.
 const RESOURCE_TOPIC: i8 = 2;
@@ -52,7 +55,7 @@ struct EffectiveConfig {
 }
 
 /// Every config of a topic: those set on it, then Cairn's defaults.
-fn effective_configs(node: &Node, t: &Topic) -> Vec<EffectiveConfig> {
+fn effective_configs(config: &ServerConfig, t: &Topic) -> Vec<EffectiveConfig> {
     TopicConfig::ALL
         .iter()
         .map(|c| match t.configs.get(c.key()) {
@@ -64,10 +67,10 @@ fn effective_configs(node: &Node, t: &Topic) -> Vec<EffectiveConfig> {
             None => EffectiveConfig {
                 key: c.key(),
                 value: match c {
-                    TopicConfig::RetentionMs => node.config.retention_ms.to_string(),
-                    TopicConfig::RetentionBytes => node.config.retention_bytes.to_string(),
+                    TopicConfig::RetentionMs => config.retention_ms.to_string(),
+                    TopicConfig::RetentionBytes => config.retention_bytes.to_string(),
                     TopicConfig::ProducerIdExpirationMs => {
-                        node.config.producer_id_expiration_ms.to_string()
+                        config.producer_id_expiration_ms.to_string()
                     }
                     other => other.default_value().to_string(),
                 },
@@ -80,8 +83,7 @@ fn effective_configs(node: &Node, t: &Topic) -> Vec<EffectiveConfig> {
 /// This node's settings under the names of the Kafka broker configs they
 /// stand for, read-only (Cairn's settings come from its config file,
 /// environment and flags; none change at runtime).
-fn broker_configs(node: &Node) -> Vec<(&'static str, String)> {
-    let c = &node.config;
+fn broker_configs(c: &ServerConfig) -> Vec<(&'static str, String)> {
     let mut out = vec![
         ("broker.id", c.node_id.to_string()),
         ("listeners", format!("PLAINTEXT://{}", c.kafka_addr)),
@@ -134,9 +136,10 @@ fn broker_configs(node: &Node) -> Vec<(&'static str, String)> {
 }
 
 fn new_topic(
-    node: &Node,
+    broker: &Broker,
+    ctx: &RequestContext,
     t: &create_topics_request::CreatableTopic,
-) -> Result<ops::NewTopic, ApiError> {
+) -> Result<NewTopic, ApiError> {
     if !t.assignments.is_empty() {
         return Err(ApiError::InvalidArgument(
             "manual replica assignments are not supported; create the topic, then move replicas with `cairn topic reassign`".into(),
@@ -150,7 +153,7 @@ fn new_topic(
     };
     let replication_factor = match t.replication_factor {
         -1 => {
-            let nodes = node.meta_view.read(|s| s.nodes.len()) as u32;
+            let nodes = broker.metadata(ctx, Topics::None).nodes.len() as u32;
             DEFAULT_REPLICATION_FACTOR.min(nodes.max(1))
         }
         n => u32::try_from(n)
@@ -162,7 +165,7 @@ fn new_topic(
             configs.insert(c.name.to_string(), v.to_string());
         }
     }
-    Ok(ops::NewTopic {
+    Ok(NewTopic {
         name: t.name.0.to_string(),
         partitions,
         replication_factor,
@@ -171,30 +174,28 @@ fn new_topic(
 }
 
 pub(crate) async fn create_topics(
-    node: &Node,
+    broker: &Broker,
+    ctx: &RequestContext,
     req: CreateTopicsRequest,
     version: i16,
 ) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let answer = CreatableTopicResult::default().with_name(t.name.clone());
-        let created = match new_topic(node, &t) {
+        let created = match new_topic(broker, ctx, &t) {
             Err(e) => Err(e),
-            Ok(new) if req.validate_only => {
-                let exists = node.topic(&new.name).is_ok();
-                match ops::validate_new_topic(&new) {
+            Ok(new) => {
+                let (partitions, rf) = (new.partitions, new.replication_factor);
+                match broker.create_topic(ctx, new, req.validate_only).await {
                     Err(e) => Err(e),
-                    Ok(()) if exists => Err(ApiError::TopicExists(new.name)),
-                    Ok(()) => Ok((new.partitions, new.replication_factor, None)),
+                    Ok(None) => Ok((partitions, rf, None)),
+                    Ok(Some(view)) => Ok((
+                        view.topic.partitions.len() as u32,
+                        view.topic.replication_factor,
+                        Some(view.topic),
+                    )),
                 }
             }
-            Ok(new) => ops::create_topic(node, new).await.map(|topic| {
-                (
-                    topic.partitions.len() as u32,
-                    topic.replication_factor,
-                    Some(topic),
-                )
-            }),
         };
         results.push(match created {
             Ok((partitions, rf, topic)) => {
@@ -205,7 +206,7 @@ pub(crate) async fn create_topics(
                     answer = answer.with_topic_id(topic_uuid(&topic));
                     if version >= 5 {
                         answer = answer.with_configs(Some(
-                            effective_configs(node, &topic)
+                            effective_configs(broker.settings(), &topic)
                                 .into_iter()
                                 .map(|c| {
                                     CreatableTopicConfigs::default()
@@ -230,7 +231,8 @@ pub(crate) async fn create_topics(
 }
 
 pub(crate) async fn delete_topics(
-    node: &Node,
+    broker: &Broker,
+    ctx: &RequestContext,
     req: DeleteTopicsRequest,
     version: i16,
 ) -> DeleteTopicsResponse {
@@ -249,20 +251,21 @@ pub(crate) async fn delete_topics(
     };
     let mut responses = Vec::with_capacity(asked.len());
     for (name, id) in asked {
+        // By id, a topic is found among those the principal may describe.
         let name = name.or_else(|| {
-            node.meta_view.read(|s| {
-                s.topics
-                    .values()
-                    .find(|t| topic_uuid(t) == id)
-                    .map(|t| t.name.clone())
-            })
+            broker
+                .metadata(ctx, Topics::All)
+                .topics
+                .into_iter()
+                .find(|t| topic_uuid(&t.topic) == id)
+                .map(|t| t.topic.name)
         });
         let answer = DeletableTopicResult::default().with_topic_id(id);
         responses.push(match name {
             None => answer.with_error_code(code(ResponseError::UnknownTopicId)),
             Some(name) => {
                 let answer = answer.with_name(Some(TopicName(str_bytes(name.clone()))));
-                match ops::delete_topic(node, &name).await {
+                match broker.delete_topic(ctx, &name).await {
                     Ok(()) => answer,
                     Err(e) => answer
                         .with_error_code(e.kafka_code())
@@ -278,7 +281,8 @@ pub(crate) async fn delete_topics(
 /// the partitions added unless `validate_only`. Replicas are chosen as for
 /// a new topic; a manual assignment is refused.
 async fn create_partitions_of(
-    node: &Node,
+    broker: &Broker,
+    ctx: &RequestContext,
     t: &create_partitions_request::CreatePartitionsTopic,
     validate_only: bool,
 ) -> Result<(), ApiError> {
@@ -290,18 +294,18 @@ async fn create_partitions_of(
     let name = t.name.as_str();
     let count = u32::try_from(t.count)
         .map_err(|_| ApiError::InvalidPartitions(format!("{} partitions", t.count)))?;
-    if validate_only {
-        ops::check_create_partitions(node, name, count)
-    } else {
-        ops::create_partitions(node, name, count).await.map(|_| ())
-    }
+    broker
+        .create_partitions(ctx, name, count, validate_only)
+        .await
+        .map(|_| ())
 }
 
 /// CreatePartitions: grows topics through the same operation as `cairn
 /// topic add-partitions`. A topic named twice in one request is refused
 /// (INVALID_REQUEST), as Kafka does.
 pub(crate) async fn create_partitions(
-    node: &Node,
+    broker: &Broker,
+    ctx: &RequestContext,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut named: BTreeMap<&str, usize> = BTreeMap::new();
@@ -316,7 +320,7 @@ pub(crate) async fn create_partitions(
                 t.name.as_str()
             )))
         } else {
-            create_partitions_of(node, t, req.validate_only).await
+            create_partitions_of(broker, ctx, t, req.validate_only).await
         };
         let (error, message) = error_fields(result);
         results.push(
@@ -333,7 +337,8 @@ pub(crate) async fn create_partitions(
 /// last batch always stays), so the low watermark answered can be below
 /// the offset asked for.
 pub(crate) async fn delete_records(
-    node: &Node,
+    broker: &Broker,
+    ctx: &RequestContext,
     req: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
@@ -345,7 +350,8 @@ pub(crate) async fn delete_records(
             let before = u64::try_from(p.offset).ok();
             let result = match u32::try_from(p.partition_index) {
                 Err(_) => Err(code(ResponseError::UnknownTopicOrPartition)),
-                Ok(partition) => ops::delete_records(node, t.name.as_str(), partition, before)
+                Ok(partition) => broker
+                    .delete_records(ctx, t.name.as_str(), partition, before)
                     .await
                     .map_err(|e| e.kafka_code()),
             };
@@ -364,7 +370,8 @@ pub(crate) async fn delete_records(
 }
 
 pub(crate) fn describe_configs(
-    node: &Node,
+    broker: &Broker,
+    ctx: &RequestContext,
     req: DescribeConfigsRequest,
     _version: i16,
 ) -> DescribeConfigsResponse {
@@ -376,36 +383,46 @@ pub(crate) fn describe_configs(
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
             match r.resource_type {
-                RESOURCE_TOPIC => match node.topic(r.resource_name.as_str()) {
-                    Err(e) => answer
-                        .with_error_code(e.kafka_code())
-                        .with_error_message(error_message(&e)),
-                    Ok(t) => answer.with_configs(
-                        effective_configs(node, &t)
-                            .into_iter()
-                            .filter(|c| {
-                                r.configuration_keys
-                                    .as_ref()
-                                    .is_none_or(|keys| keys.iter().any(|w| w.as_str() == c.key))
-                            })
-                            .map(|c| {
-                                DescribeConfigsResourceResult::default()
-                                    .with_name(str_bytes(c.key))
-                                    .with_value(Some(str_bytes(c.value)))
-                                    .with_config_source(c.source)
-                            })
-                            .collect(),
-                    ),
-                },
+                RESOURCE_TOPIC => {
+                    match broker.describe_topic_configs(ctx, r.resource_name.as_str()) {
+                        Err(e) => answer
+                            .with_error_code(e.kafka_code())
+                            .with_error_message(error_message(&e)),
+                        Ok(t) => answer.with_configs(
+                            effective_configs(broker.settings(), &t)
+                                .into_iter()
+                                .filter(|c| {
+                                    r.configuration_keys
+                                        .as_ref()
+                                        .is_none_or(|keys| keys.iter().any(|w| w.as_str() == c.key))
+                                })
+                                .map(|c| {
+                                    DescribeConfigsResourceResult::default()
+                                        .with_name(str_bytes(c.key))
+                                        .with_value(Some(str_bytes(c.value)))
+                                        .with_config_source(c.source)
+                                })
+                                .collect(),
+                        ),
+                    }
+                }
                 // A broker's configs are asked of that broker (Kafka's
                 // clients send the request there); the empty name is the
                 // cluster-wide default, answered with this node's.
                 RESOURCE_BROKER
                     if r.resource_name.is_empty()
-                        || r.resource_name.as_str() == node.config.node_id.to_string() =>
+                        || r.resource_name.as_str() == broker.node_id().to_string() =>
                 {
+                    let config = match broker.describe_broker_configs(ctx) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            return answer
+                                .with_error_code(e.kafka_code())
+                                .with_error_message(error_message(&e))
+                        }
+                    };
                     answer.with_configs(
-                        broker_configs(node)
+                        broker_configs(config)
                             .into_iter()
                             .filter(|(key, _)| {
                                 r.configuration_keys
@@ -426,7 +443,8 @@ pub(crate) fn describe_configs(
                     .with_error_code(code(ResponseError::InvalidRequest))
                     .with_error_message(Some(str_bytes(format!(
                         "this is broker {}; ask broker {} for its configs",
-                        node.config.node_id, r.resource_name
+                        broker.node_id(),
+                        r.resource_name
                     )))),
                 _ => answer
                     .with_error_code(code(ResponseError::InvalidRequest))
@@ -445,25 +463,26 @@ struct ConfigChange {
 
 /// Applies (or with `validate_only` checks) one topic's config change.
 async fn alter_topic(
-    node: &Node,
+    broker: &Broker,
+    ctx: &RequestContext,
     resource_type: i8,
     name: &str,
     change: Result<ConfigChange, ApiError>,
     validate_only: bool,
 ) -> Result<(), ApiError> {
+    if resource_type == RESOURCE_BROKER {
+        return broker.alter_broker_configs(ctx);
+    }
     if resource_type != RESOURCE_TOPIC {
         return Err(ApiError::InvalidArgument(
             "only topic configs can be altered through the Kafka API".into(),
         ));
     }
     let change = change?;
-    if validate_only {
-        ops::check_topic_config_change(node, name, &change.set, &change.delete).map(|_| ())
-    } else {
-        ops::alter_topic_config(node, name, change.set, change.delete)
-            .await
-            .map(|_| ())
-    }
+    broker
+        .alter_topic_configs(ctx, name, change.set, change.delete, validate_only)
+        .await
+        .map(|_| ())
 }
 
 /// The error code and message of a result, as Kafka answers them.
@@ -491,25 +510,36 @@ macro_rules! config_answer {
 
 /// AlterConfigs: the topic's configs become exactly those given (Kafka's
 /// legacy, non-incremental semantics): keys not named are removed.
-pub(crate) async fn alter_configs(node: &Node, req: AlterConfigsRequest) -> AlterConfigsResponse {
+pub(crate) async fn alter_configs(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: AlterConfigsRequest,
+) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
         let name = r.resource_name.to_string();
-        let change = node.topic(&name).map(|t| {
+        let change = broker.topic_configs_for_alter(ctx, &name).map(|current| {
             let set: BTreeMap<String, String> = r
                 .configs
                 .iter()
                 .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
                 .collect();
-            let delete = t
-                .configs
+            let delete = current
                 .keys()
                 .filter(|k| !set.contains_key(*k))
                 .cloned()
                 .collect();
             ConfigChange { set, delete }
         });
-        let result = alter_topic(node, r.resource_type, &name, change, req.validate_only).await;
+        let result = alter_topic(
+            broker,
+            ctx,
+            r.resource_type,
+            &name,
+            change,
+            req.validate_only,
+        )
+        .await;
         responses.push(config_answer!(
             alter_configs_response::AlterConfigsResourceResponse,
             r,
@@ -526,7 +556,8 @@ const OP_DELETE: i8 = 1;
 /// IncrementalAlterConfigs: SET and DELETE (APPEND and SUBTRACT apply to
 /// list configs, which Cairn's topic configs are not).
 pub(crate) async fn incremental_alter_configs(
-    node: &Node,
+    broker: &Broker,
+    ctx: &RequestContext,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(req.resources.len());
@@ -553,7 +584,15 @@ pub(crate) async fn incremental_alter_configs(
             None => Ok(ConfigChange { set, delete }),
         };
         let name = r.resource_name.to_string();
-        let result = alter_topic(node, r.resource_type, &name, change, req.validate_only).await;
+        let result = alter_topic(
+            broker,
+            ctx,
+            r.resource_type,
+            &name,
+            change,
+            req.validate_only,
+        )
+        .await;
         responses.push(config_answer!(
             incremental_alter_configs_response::AlterConfigsResourceResponse,
             r,
@@ -566,25 +605,25 @@ pub(crate) async fn incremental_alter_configs(
 /// DescribeLogDirs: one log dir (the node's data dir) holding this node's
 /// replicas, with their retained bytes as the partition index records them.
 pub(crate) fn describe_log_dirs(
-    node: &Node,
+    broker: &Broker,
+    ctx: &RequestContext,
     req: DescribeLogDirsRequest,
 ) -> DescribeLogDirsResponse {
+    let wanted: Option<Vec<(String, Vec<i32>)>> = req.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.topic.to_string(), t.partitions))
+            .collect()
+    });
+    let replicas = match broker.describe_log_dirs(ctx, wanted.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return DescribeLogDirsResponse::default().with_error_code(e.kafka_code()),
+    };
     let mut by_topic: BTreeMap<String, Vec<DescribeLogDirsPartition>> = BTreeMap::new();
-    for r in node.all_replicas() {
-        let wanted = match &req.topics {
-            None => true,
-            Some(ts) => ts.iter().any(|t| {
-                t.topic.as_str() == r.topic && t.partitions.contains(&(r.partition as i32))
-            }),
-        };
-        if !wanted {
-            continue;
-        }
-        let size = r.log.retained_bytes().unwrap_or(0);
-        by_topic.entry(r.topic.clone()).or_default().push(
+    for r in replicas {
+        by_topic.entry(r.topic).or_default().push(
             DescribeLogDirsPartition::default()
                 .with_partition_index(r.partition as i32)
-                .with_partition_size(size as i64),
+                .with_partition_size(r.size_bytes as i64),
         );
     }
     let topics = by_topic
@@ -597,7 +636,7 @@ pub(crate) fn describe_log_dirs(
         })
         .collect();
     DescribeLogDirsResponse::default().with_results(vec![DescribeLogDirsResult::default()
-        .with_log_dir(str_bytes(node.config.data_dir.display().to_string()))
+        .with_log_dir(str_bytes(broker.settings().data_dir.display().to_string()))
         .with_topics(topics)
         .with_total_bytes(-1)
         .with_usable_bytes(-1)])

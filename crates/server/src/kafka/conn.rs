@@ -31,7 +31,9 @@ use tokio::sync::Semaphore;
 use super::dispatch;
 use super::fetch_session::FetchSessions;
 use super::Session;
-use crate::node::Node;
+use cairn_broker::Broker;
+use cairn_broker::Listener;
+use cairn_broker::RequestContext;
 
 /// Requests of one connection decoded and waiting for their turn.
 const MAX_IN_FLIGHT: usize = 16;
@@ -74,8 +76,8 @@ impl Drop for Slot {
 }
 
 impl Limits {
-    fn new(node: &Node) -> Self {
-        let c = &node.config;
+    fn new(broker: &Broker) -> Self {
+        let c = broker.settings();
         let max_request = usize::try_from(c.kafka_max_request_bytes).unwrap_or(usize::MAX);
         let queued_max = usize::try_from(c.kafka_max_queued_request_bytes)
             .unwrap_or(usize::MAX)
@@ -114,9 +116,9 @@ impl Limits {
 }
 
 /// Accepts Kafka clients until the task is aborted.
-pub(crate) async fn serve(listener: TcpListener, node: Arc<Node>) {
+pub(crate) async fn serve(listener: TcpListener, broker: Broker) {
     let fetch_sessions = Arc::new(FetchSessions::default());
-    let limits = Arc::new(Limits::new(&node));
+    let limits = Arc::new(Limits::new(&broker));
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -131,7 +133,7 @@ pub(crate) async fn serve(listener: TcpListener, node: Arc<Node>) {
                 tokio::spawn(connection(
                     stream,
                     peer,
-                    node.clone(),
+                    broker.clone(),
                     fetch_sessions.clone(),
                     slot,
                 ));
@@ -157,14 +159,14 @@ enum Incoming {
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
-    node: Arc<Node>,
+    broker: Broker,
     fetch_sessions: Arc<FetchSessions>,
     slot: Slot,
 ) {
     let limits = slot.limits.clone();
     let (mut reader, mut writer) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Incoming>(MAX_IN_FLIGHT);
-    let max_bytes = node.config.kafka_max_request_bytes;
+    let max_bytes = broker.settings().kafka_max_request_bytes;
     // Frames are at most i32::MAX bytes (their size prefix), whatever the limit.
     let queued_max = MAX_QUEUED_BYTES
         .max(usize::try_from(max_bytes).unwrap_or(usize::MAX))
@@ -223,9 +225,10 @@ async fn connection(
     };
     let answer = async move {
         let mut session = Session {
+            client_id: String::new(),
             client_host: peer.ip().to_string(),
             fetch_sessions,
-            ..Session::default()
+            ctx: RequestContext::anonymous(Listener::Kafka, Some(peer)),
         };
         while let Some(incoming) = rx.recv().await {
             let (correlation_id, version, response) = match incoming {
@@ -238,7 +241,7 @@ async fn connection(
                     let (correlation_id, version) = (r.correlation_id(), r.version());
                     let api = r.body.api_key();
                     tracing::trace!(%peer, client_id = %session.client_id, api = ?api, version, "kafka request");
-                    match dispatch(&node, &mut session, *r).await {
+                    match dispatch(&broker, &mut session, *r).await {
                         Some(resp) => (correlation_id, version, resp),
                         None if api == cairn_kafka::kafka_protocol::messages::ApiKey::Produce => {
                             continue; // acks=0: Kafka sends nothing back

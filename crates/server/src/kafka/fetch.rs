@@ -1,5 +1,5 @@
 //! Fetch, ListOffsets, OffsetForLeaderEpoch: reads, served by each
-//! partition's leader with a live lease (`ops::read_partition`).
+//! partition's leader with a live lease (`cairn_broker::PartitionReader`).
 //!
 //! Leader epochs are Raft terms. A request naming a `current_leader_epoch`
 //! older than the leader's term is FENCED_LEADER_EPOCH, a newer one
@@ -8,9 +8,17 @@
 //! Fetch requests of version 7 and later may use incremental fetch sessions
 //! (KIP-227, `fetch_session`).
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_broker::acl::Operation;
+use cairn_broker::Broker;
+use cairn_broker::BrokerError as ApiError;
+use cairn_broker::FirstBatch;
+use cairn_broker::OffsetSpec;
+use cairn_broker::PartitionReader;
+use cairn_broker::RequestContext;
+use cairn_broker::FETCH_MAX_BYTES_LIMIT;
+use cairn_broker::FETCH_MAX_WAIT;
 use cairn_kafka::kafka_protocol::messages::fetch_response::FetchableTopicResponse;
 use cairn_kafka::kafka_protocol::messages::fetch_response::PartitionData;
 use cairn_kafka::kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionResponse;
@@ -25,7 +33,6 @@ use cairn_kafka::kafka_protocol::messages::OffsetForLeaderEpochRequest;
 use cairn_kafka::kafka_protocol::messages::OffsetForLeaderEpochResponse;
 use cairn_kafka::kafka_protocol::messages::TopicName;
 use cairn_kafka::kafka_protocol::ResponseError;
-use cairn_partition::FirstBatch;
 use futures::future::select_all;
 use futures::FutureExt;
 
@@ -33,10 +40,6 @@ use super::code;
 use super::fetch_session::FetchSessions;
 use super::fetch_session::FetchTopics;
 use super::fetch_session::Plan;
-use crate::error::ApiError;
-use crate::node::Node;
-use crate::ops;
-use crate::replica::Replica;
 
 /// A fetch's `max_bytes` when it names none (Kafka's `fetch.max.bytes`).
 const DEFAULT_FETCH_MAX_BYTES: usize = 50 << 20;
@@ -44,19 +47,24 @@ const DEFAULT_FETCH_MAX_BYTES: usize = 50 << 20;
 /// Why a partition cannot be read: a Kafka error code.
 type Refusal = i16;
 
-/// The leader replica of `topic`/`partition`, if the client's idea of its
-/// leader epoch (`-1`: none) is the current one.
+/// The leader replica of `topic`/`partition` for read `op`, if the
+/// principal may and the client's idea of its leader epoch (`-1`: none) is
+/// the current one.
 fn leader_at_epoch(
-    node: &Node,
+    broker: &Broker,
+    ctx: &RequestContext,
+    op: Operation,
     topic: &str,
     partition: i32,
     current_leader_epoch: i32,
-) -> Result<Arc<Replica>, Refusal> {
+) -> Result<PartitionReader, Refusal> {
     let partition =
         u32::try_from(partition).map_err(|_| code(ResponseError::UnknownTopicOrPartition))?;
-    let (_, replica) = ops::partition_leader(node, topic, partition).map_err(|e| e.kafka_code())?;
-    check_epoch(replica.term(), current_leader_epoch)?;
-    Ok(replica)
+    let reader = broker
+        .reader(ctx, op, topic, partition)
+        .map_err(|e| e.kafka_code())?;
+    check_epoch(reader.term(), current_leader_epoch)?;
+    Ok(reader)
 }
 
 fn check_epoch(term: u64, current_leader_epoch: i32) -> Result<(), Refusal> {
@@ -86,7 +94,7 @@ struct Pass {
     /// Record bytes in `responses`.
     total: usize,
     /// Partitions read to their end: the fetch offset each waits past.
-    waiting: Vec<(Arc<Replica>, u64)>,
+    waiting: Vec<(PartitionReader, u64)>,
     /// Whether the byte limits left records for a later fetch.
     more: bool,
 }
@@ -96,7 +104,12 @@ struct Pass {
 /// first batch of the answer may be larger (so that no batch is too large
 /// to be read); after it, a batch that does not fit is left for a later
 /// fetch, and later partitions get only what still fits.
-async fn read_all(node: &Node, topics: &FetchTopics, max_bytes: usize) -> Pass {
+async fn read_all(
+    broker: &Broker,
+    ctx: &RequestContext,
+    topics: &FetchTopics,
+    max_bytes: usize,
+) -> Pass {
     let mut pass = Pass {
         responses: Vec::with_capacity(topics.len()),
         total: 0,
@@ -106,14 +119,20 @@ async fn read_all(node: &Node, topics: &FetchTopics, max_bytes: usize) -> Pass {
     for (name, partitions) in topics {
         let mut answers = Vec::with_capacity(partitions.len());
         for p in partitions {
-            let replica =
-                match leader_at_epoch(node, name.as_str(), p.partition, p.current_leader_epoch) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        answers.push(refused(p.partition, e));
-                        continue;
-                    }
-                };
+            let replica = match leader_at_epoch(
+                broker,
+                ctx,
+                Operation::Fetch,
+                name.as_str(),
+                p.partition,
+                p.current_leader_epoch,
+            ) {
+                Ok(r) => r,
+                Err(e) => {
+                    answers.push(refused(p.partition, e));
+                    continue;
+                }
+            };
             let Ok(offset) = u64::try_from(p.fetch_offset) else {
                 answers.push(refused(p.partition, code(ResponseError::OffsetOutOfRange)));
                 continue;
@@ -125,10 +144,7 @@ async fn read_all(node: &Node, topics: &FetchTopics, max_bytes: usize) -> Pass {
             } else {
                 FirstBatch::WithinLimit
             };
-            let partition = p.partition as u32;
-            match ops::read_partition(&replica, name.as_str(), partition, offset, budget, first)
-                .await
-            {
+            match replica.read(offset, budget, first).await {
                 Ok(r) => {
                     pass.total += r.records.len();
                     if r.next_offset < r.high_watermark {
@@ -158,13 +174,13 @@ async fn read_all(node: &Node, topics: &FetchTopics, max_bytes: usize) -> Pass {
     pass
 }
 
-fn fetch_error(partition: i32, replica: &Replica, e: ApiError) -> PartitionData {
+fn fetch_error(partition: i32, replica: &PartitionReader, e: ApiError) -> PartitionData {
     let mut answer = refused(partition, e.kafka_code());
     if let ApiError::OffsetOutOfRange { .. } = e {
         answer = answer
-            .with_high_watermark(replica.log.high_watermark() as i64)
-            .with_last_stable_offset(replica.log.high_watermark() as i64)
-            .with_log_start_offset(replica.log.log_start() as i64);
+            .with_high_watermark(replica.high_watermark() as i64)
+            .with_last_stable_offset(replica.high_watermark() as i64)
+            .with_log_start_offset(replica.log_start() as i64);
     }
     answer
 }
@@ -174,7 +190,8 @@ fn fetch_error(partition: i32, replica: &Replica, e: ApiError) -> PartitionData 
 /// came back and `max_wait_ms` has not passed, waits for any of them to
 /// get new records and reads again.
 pub(crate) async fn fetch(
-    node: &Node,
+    broker: &Broker,
+    ctx: &RequestContext,
     sessions: &FetchSessions,
     req: FetchRequest,
     version: i16,
@@ -184,8 +201,8 @@ pub(crate) async fn fetch(
         n if n > 0 => n as usize,
         _ => DEFAULT_FETCH_MAX_BYTES,
     }
-    .min(ops::FETCH_MAX_BYTES_LIMIT);
-    let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(ops::FETCH_MAX_WAIT);
+    .min(FETCH_MAX_BYTES_LIMIT);
+    let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(FETCH_MAX_WAIT);
     let min_bytes = req.min_bytes.max(0) as usize;
     let asked: FetchTopics = req
         .topics
@@ -213,16 +230,16 @@ pub(crate) async fn fetch(
     match plan {
         Plan::Refuse(error) => answer.with_error_code(error),
         Plan::Sessionless => {
-            answer.with_responses(read_until(node, &asked, max_bytes, min_bytes, wait).await)
+            answer.with_responses(read_until(broker, ctx, &asked, max_bytes, min_bytes, wait).await)
         }
         Plan::Full => {
-            let responses = read_until(node, &asked, max_bytes, min_bytes, wait).await;
+            let responses = read_until(broker, ctx, &asked, max_bytes, min_bytes, wait).await;
             let id = sessions.open(&asked, &responses);
             metrics::gauge!("cairn_kafka_fetch_sessions").set(sessions.len() as f64);
             answer.with_session_id(id).with_responses(responses)
         }
         Plan::Incremental { id, topics } => {
-            let responses = read_until(node, &topics, max_bytes, min_bytes, wait).await;
+            let responses = read_until(broker, ctx, &topics, max_bytes, min_bytes, wait).await;
             answer
                 .with_session_id(id)
                 .with_responses(sessions.changed(id, responses))
@@ -233,7 +250,8 @@ pub(crate) async fn fetch(
 /// Reads `topics` until `min_bytes` came back, the limits left records out,
 /// `wait` passed, a partition failed, or none is waiting at its end.
 async fn read_until(
-    node: &Node,
+    broker: &Broker,
+    ctx: &RequestContext,
     topics: &FetchTopics,
     max_bytes: usize,
     min_bytes: usize,
@@ -241,7 +259,7 @@ async fn read_until(
 ) -> Vec<FetchableTopicResponse> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let pass = read_all(node, topics, max_bytes).await;
+        let pass = read_all(broker, ctx, topics, max_bytes).await;
         let now = tokio::time::Instant::now();
         let failed = pass
             .responses
@@ -263,7 +281,7 @@ async fn read_until(
         let waits = pass
             .waiting
             .iter()
-            .map(|(r, offset)| r.log.wait_for(*offset, left).boxed());
+            .map(|(r, offset)| r.wait_for(*offset, left).boxed());
         select_all(waits).await;
     }
 }
@@ -272,7 +290,8 @@ async fn read_until(
 /// stable offset: Cairn has no transactions), else the first record at or
 /// after the timestamp. Version 4 and later carry the leader epoch.
 pub(crate) async fn list_offsets(
-    node: &Node,
+    broker: &Broker,
+    ctx: &RequestContext,
     req: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
@@ -283,7 +302,9 @@ pub(crate) async fn list_offsets(
             let answer =
                 ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
             let result = match leader_at_epoch(
-                node,
+                broker,
+                ctx,
+                Operation::ListOffsets,
                 t.name.as_str(),
                 p.partition_index,
                 p.current_leader_epoch,
@@ -291,11 +312,12 @@ pub(crate) async fn list_offsets(
                 Err(e) => Err(e),
                 Ok(_) => {
                     let spec = match p.timestamp {
-                        -2 => ops::OffsetSpec::Earliest,
-                        -1 => ops::OffsetSpec::Latest,
-                        ts => ops::OffsetSpec::Timestamp(ts),
+                        -2 => OffsetSpec::Earliest,
+                        -1 => OffsetSpec::Latest,
+                        ts => OffsetSpec::Timestamp(ts),
                     };
-                    ops::list_offsets(node, t.name.as_str(), p.partition_index as u32, spec)
+                    broker
+                        .list_offsets(ctx, t.name.as_str(), p.partition_index as u32, spec)
                         .await
                         .map_err(|e| e.kafka_code())
                 }
@@ -327,7 +349,8 @@ pub(crate) async fn list_offsets(
 /// it never makes a consumer believe its position was truncated. A later
 /// epoch than the current term is unknown (-1, -1), as in Kafka.
 pub(crate) async fn offset_for_leader_epoch(
-    node: &Node,
+    broker: &Broker,
+    ctx: &RequestContext,
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
@@ -336,8 +359,14 @@ pub(crate) async fn offset_for_leader_epoch(
         for p in t.partitions {
             let answer = EpochEndOffset::default().with_partition(p.partition);
             partitions.push(
-                match epoch_end_offset(node, t.topic.as_str(), p.partition, p.current_leader_epoch)
-                    .await
+                match epoch_end_offset(
+                    broker,
+                    ctx,
+                    t.topic.as_str(),
+                    p.partition,
+                    p.current_leader_epoch,
+                )
+                .await
                 {
                     Err(e) => answer
                         .with_error_code(e)
@@ -364,16 +393,21 @@ pub(crate) async fn offset_for_leader_epoch(
 /// The leader's term and high watermark, read as any read is: with a live
 /// lease, once the leader has applied an entry of its own term.
 async fn epoch_end_offset(
-    node: &Node,
+    broker: &Broker,
+    ctx: &RequestContext,
     topic: &str,
     partition: i32,
     current_leader_epoch: i32,
 ) -> Result<(u64, u64), Refusal> {
-    let replica = leader_at_epoch(node, topic, partition, current_leader_epoch)?;
-    ops::require_read_lease(&replica, topic, partition as u32)
-        .await
-        .map_err(|e| e.kafka_code())?;
-    Ok((replica.term(), replica.log.high_watermark()))
+    let replica = leader_at_epoch(
+        broker,
+        ctx,
+        Operation::OffsetForLeaderEpoch,
+        topic,
+        partition,
+        current_leader_epoch,
+    )?;
+    replica.epoch_end().await.map_err(|e| e.kafka_code())
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! LeaveGroup, OffsetCommit, OffsetFetch, ListGroups, DescribeGroups,
 //! DeleteGroups, OffsetDelete.
 //!
-//! All of them go to `crate::coordinator`, the same coordinator the gRPC API
+//! All of them go through `cairn_broker::Broker` to the same coordinator the gRPC API
 //! uses (on the metadata leader), so a group is one group whichever door its
 //! members use, and offsets committed through one are read through the
 //! other. The coordinator a client is sent to is the metadata leader; every
@@ -10,10 +10,13 @@
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use crate::coordinator::JoinArgs;
-use crate::coordinator::MemberRef;
+use cairn_broker::Broker;
+use cairn_broker::BrokerError as ApiError;
+use cairn_broker::JoinArgs;
+use cairn_broker::MemberRef;
+use cairn_broker::OffsetToCommit;
+use cairn_broker::RequestContext;
 use cairn_kafka::kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use cairn_kafka::kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use cairn_kafka::kafka_protocol::messages::describe_groups_response::DescribedGroupMember;
@@ -33,15 +36,12 @@ use cairn_kafka::kafka_protocol::messages::offset_fetch_response::OffsetFetchRes
 use cairn_kafka::kafka_protocol::messages::*;
 use cairn_kafka::kafka_protocol::protocol::StrBytes;
 use cairn_kafka::kafka_protocol::ResponseError;
-use cairn_metadata::CommittedOffset;
 
 use super::code;
 use super::metadata::host_port;
 use super::str_bytes;
 use super::Session;
 use super::NONE;
-use crate::error::ApiError;
-use crate::node::Node;
 
 /// FindCoordinator's key type of a transactional id. Cairn has no
 /// transactions yet: such a lookup is answered
@@ -55,41 +55,38 @@ fn group_id(s: impl Into<String>) -> GroupId {
     GroupId(str_bytes(s))
 }
 
-/// The coordinator of every group: the metadata leader, as (node id, host, port).
-fn coordinator_broker(node: &Node) -> Result<(i32, String, i32), (i16, String)> {
-    let not_available = |why: &str| (code(ResponseError::CoordinatorNotAvailable), why.to_owned());
-    let leader = node
-        .meta_leader()
-        .ok_or_else(|| not_available("no metadata leader right now; retry"))?;
-    // This node leads but without a lease: it may be cut off, and a
-    // successor may exist that it has not heard of.
-    if leader == node.id && !node.meta_lease_valid() {
-        return Err(not_available(
-            "the metadata leader has no live lease; retry",
-        ));
-    }
-    let addr = node
-        .meta_view
-        .read(|s| s.nodes.get(&leader).map(|n| n.kafka_addr.clone()))
-        .ok_or_else(|| not_available("the coordinator's address is not known yet; retry"))?;
-    let (host, port) =
-        host_port(&addr).ok_or_else(|| not_available("the coordinator has no Kafka address"))?;
-    Ok((i32::try_from(leader).unwrap_or(i32::MAX), host, port))
+/// The coordinator of `group`: the metadata leader, as (node id, host, port).
+fn coordinator_broker(
+    broker: &Broker,
+    ctx: &RequestContext,
+    group: &str,
+) -> Result<(i32, String, i32), (i16, String)> {
+    let c = broker
+        .find_coordinator(ctx, group)
+        .map_err(|e| (e.kafka_code(), e.to_string()))?;
+    let (host, port) = host_port(&c.kafka_addr).ok_or_else(|| {
+        (
+            code(ResponseError::CoordinatorNotAvailable),
+            "the coordinator has no Kafka address".to_owned(),
+        )
+    })?;
+    Ok((i32::try_from(c.node).unwrap_or(i32::MAX), host, port))
 }
 
 pub(crate) fn find_coordinator(
-    node: &Node,
+    broker: &Broker,
+    ctx: &RequestContext,
     r: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    let answer = |key_type: i8| {
+    let answer = |key_type: i8, key: &str| {
         if key_type == KEY_TYPE_TRANSACTION {
             return Err((
                 code(ResponseError::TransactionalIdAuthorizationFailed),
                 "Cairn does not support transactions yet: transactional ids are refused".to_owned(),
             ));
         }
-        coordinator_broker(node)
+        coordinator_broker(broker, ctx, key)
     };
     if version >= 4 {
         let coordinators = r
@@ -97,7 +94,7 @@ pub(crate) fn find_coordinator(
             .iter()
             .map(|key| {
                 let c = Coordinator::default().with_key(key.clone());
-                match answer(r.key_type) {
+                match answer(r.key_type, key.as_str()) {
                     Ok((id, host, port)) => c
                         .with_node_id(BrokerId(id))
                         .with_host(str_bytes(host))
@@ -112,7 +109,7 @@ pub(crate) fn find_coordinator(
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    match answer(r.key_type) {
+    match answer(r.key_type, r.key.as_str()) {
         Ok((id, host, port)) => FindCoordinatorResponse::default()
             .with_node_id(BrokerId(id))
             .with_host(str_bytes(host))
@@ -126,7 +123,8 @@ pub(crate) fn find_coordinator(
 }
 
 pub(crate) async fn join_group(
-    node: &Arc<Node>,
+    broker: &Broker,
+    ctx: &RequestContext,
     session: &Session,
     r: JoinGroupRequest,
     version: i16,
@@ -151,7 +149,7 @@ pub(crate) async fn join_group(
         rebalance_timeout_ms: u32::try_from(rebalance_timeout_ms).unwrap_or(0),
     };
     let protocol_type = r.protocol_type.clone();
-    match node.coordinator.join(node, req).await {
+    match broker.join_group(ctx, req).await {
         Ok(j) => JoinGroupResponse::default()
             .with_generation_id(j.generation)
             .with_protocol_type(Some(protocol_type))
@@ -180,7 +178,11 @@ pub(crate) async fn join_group(
     }
 }
 
-pub(crate) async fn sync_group(node: &Node, r: SyncGroupRequest) -> SyncGroupResponse {
+pub(crate) async fn sync_group(
+    broker: &Broker,
+    ctx: &RequestContext,
+    r: SyncGroupRequest,
+) -> SyncGroupResponse {
     let who = MemberRef {
         group: r.group_id.to_string(),
         generation: r.generation_id,
@@ -191,7 +193,7 @@ pub(crate) async fn sync_group(node: &Node, r: SyncGroupRequest) -> SyncGroupRes
         .iter()
         .map(|a| (a.member_id.to_string(), a.assignment.clone()))
         .collect();
-    match node.coordinator.sync(node, who, assignments).await {
+    match broker.sync_group(ctx, who, assignments).await {
         Ok(assignment) => SyncGroupResponse::default()
             .with_protocol_type(r.protocol_type)
             .with_protocol_name(r.protocol_name)
@@ -200,13 +202,17 @@ pub(crate) async fn sync_group(node: &Node, r: SyncGroupRequest) -> SyncGroupRes
     }
 }
 
-pub(crate) async fn heartbeat(node: &Node, r: HeartbeatRequest) -> HeartbeatResponse {
+pub(crate) async fn heartbeat(
+    broker: &Broker,
+    ctx: &RequestContext,
+    r: HeartbeatRequest,
+) -> HeartbeatResponse {
     let req = MemberRef {
         group: r.group_id.to_string(),
         generation: r.generation_id,
         member_id: r.member_id.to_string(),
     };
-    let error = match node.coordinator.heartbeat(node, req).await {
+    let error = match broker.heartbeat(ctx, req).await {
         Ok(()) => NONE,
         Err(e) => e.kafka_code(),
     };
@@ -214,7 +220,8 @@ pub(crate) async fn heartbeat(node: &Node, r: HeartbeatRequest) -> HeartbeatResp
 }
 
 pub(crate) async fn leave_group(
-    node: &Node,
+    broker: &Broker,
+    ctx: &RequestContext,
     r: LeaveGroupRequest,
     version: i16,
 ) -> LeaveGroupResponse {
@@ -222,7 +229,7 @@ pub(crate) async fn leave_group(
     let leave = |member_id: String| {
         let group = group.clone();
         async move {
-            match node.coordinator.leave(node, &group, &member_id).await {
+            match broker.leave_group(ctx, &group, &member_id).await {
                 Ok(()) => NONE,
                 Err(e) => e.kafka_code(),
             }
@@ -251,88 +258,63 @@ pub(crate) async fn leave_group(
         .with_members(members)
 }
 
-/// The partition count of `topic`, if it exists.
-fn partition_count(node: &Node, topic: &str) -> Option<u32> {
-    node.meta_view
-        .read(|s| s.topics.get(topic).map(|t| t.partitions.len() as u32))
-}
-
-/// (partition, Some(error) when refused before the commit).
-type PartitionAnswers = Vec<(i32, Option<i16>)>;
-
 /// A group's committed offsets: topic -> partition -> (offset, metadata).
 type Committed = BTreeMap<String, BTreeMap<i32, (i64, String)>>;
 
-pub(crate) async fn offset_commit(node: &Node, r: OffsetCommitRequest) -> OffsetCommitResponse {
-    let now = crate::api::now_ms();
-    let unknown = code(ResponseError::UnknownTopicOrPartition);
+pub(crate) async fn offset_commit(
+    broker: &Broker,
+    ctx: &RequestContext,
+    r: OffsetCommitRequest,
+) -> OffsetCommitResponse {
     let mut offsets = Vec::new();
-    let mut answers: Vec<(TopicName, PartitionAnswers)> = Vec::new();
     for t in &r.topics {
-        let name = t.name.to_string();
-        let count = partition_count(node, &name);
-        let mut parts = Vec::new();
         for p in &t.partitions {
-            let known = u32::try_from(p.partition_index)
-                .ok()
-                .filter(|&i| count.is_some_and(|c| i < c));
-            match known {
-                Some(index) => {
-                    offsets.push((
-                        name.clone(),
-                        index,
-                        CommittedOffset {
-                            offset: p.committed_offset,
-                            metadata: p
-                                .committed_metadata
-                                .as_ref()
-                                .map(|m| m.to_string())
-                                .unwrap_or_default(),
-                            commit_time_ms: now,
-                        },
-                    ));
-                    parts.push((p.partition_index, None));
-                }
-                None => parts.push((p.partition_index, Some(unknown))),
-            }
+            offsets.push(OffsetToCommit {
+                topic: t.name.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                metadata: p
+                    .committed_metadata
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default(),
+            });
         }
-        answers.push((t.name.clone(), parts));
     }
     // generation -1 with no member id: a commit from outside the group
     // (an admin tool, a consumer with manual assignment).
     let generation = (r.generation_id_or_member_epoch >= 0 || !r.member_id.is_empty())
         .then_some(r.generation_id_or_member_epoch);
-    let outcome = if offsets.is_empty() {
-        NONE
-    } else {
-        match node
-            .coordinator
-            .commit(
-                node,
-                r.group_id.to_string(),
-                generation,
-                r.member_id.to_string(),
-                offsets,
-            )
-            .await
-        {
-            Ok(()) => NONE,
+    let outcome = broker
+        .commit_offsets(ctx, &r.group_id, generation, &r.member_id, offsets)
+        .await;
+    // Each partition's answer, by (topic, partition); a refusal of the
+    // whole group answers every partition.
+    let answer = |topic: &str, partition: i32| -> i16 {
+        match &outcome {
             Err(e) => e.kafka_code(),
+            Ok(results) => results
+                .iter()
+                .find(|(t, p, _)| t == topic && *p == partition)
+                .map_or(NONE, |(_, _, r)| match r {
+                    Ok(()) => NONE,
+                    Err(e) => e.kafka_code(),
+                }),
         }
     };
     OffsetCommitResponse::default().with_topics(
-        answers
-            .into_iter()
-            .map(|(name, parts)| {
+        r.topics
+            .iter()
+            .map(|t| {
                 OffsetCommitResponseTopic::default()
-                    .with_name(name)
+                    .with_name(t.name.clone())
                     .with_partitions(
-                        parts
-                            .into_iter()
-                            .map(|(index, refused)| {
+                        t.partitions
+                            .iter()
+                            .map(|p| {
                                 OffsetCommitResponsePartition::default()
-                                    .with_partition_index(index)
-                                    .with_error_code(refused.unwrap_or(outcome))
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(answer(t.name.as_str(), p.partition_index))
                             })
                             .collect(),
                     )
@@ -342,10 +324,13 @@ pub(crate) async fn offset_commit(node: &Node, r: OffsetCommitRequest) -> Offset
 }
 
 /// One group's committed offsets, or the Kafka error of the whole group.
-async fn group_offsets(node: &Node, group: &str) -> Result<Committed, i16> {
-    let offsets = node
-        .coordinator
-        .offsets(node, group)
+async fn group_offsets(
+    broker: &Broker,
+    ctx: &RequestContext,
+    group: &str,
+) -> Result<Committed, i16> {
+    let offsets = broker
+        .fetch_offsets(ctx, group)
         .await
         .map_err(|e| e.kafka_code())?;
     let mut by_topic = Committed::new();
@@ -396,7 +381,8 @@ fn select_offsets(
 }
 
 pub(crate) async fn offset_fetch(
-    node: &Node,
+    broker: &Broker,
+    ctx: &RequestContext,
     r: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
@@ -409,7 +395,7 @@ pub(crate) async fn offset_fetch(
                     .collect()
             });
             let answer = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-            let answer = match group_offsets(node, &g.group_id).await {
+            let answer = match group_offsets(broker, ctx, &g.group_id).await {
                 Err(error) => answer.with_error_code(error),
                 Ok(committed) => answer.with_topics(
                     select_offsets(&committed, wanted)
@@ -442,7 +428,7 @@ pub(crate) async fn offset_fetch(
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
-    let (committed, error) = match group_offsets(node, &r.group_id).await {
+    let (committed, error) = match group_offsets(broker, ctx, &r.group_id).await {
         Ok(c) => (c, NONE),
         Err(e) => (Default::default(), e),
     };
@@ -473,10 +459,14 @@ pub(crate) async fn offset_fetch(
         .with_error_code(error)
 }
 
-pub(crate) async fn list_groups(node: &Node, r: ListGroupsRequest) -> ListGroupsResponse {
+pub(crate) async fn list_groups(
+    broker: &Broker,
+    ctx: &RequestContext,
+    r: ListGroupsRequest,
+) -> ListGroupsResponse {
     // Kafka clients ask every broker and merge the answers: only the
     // coordinator names groups, the others answer an empty list.
-    let listed = match node.coordinator.list(node).await {
+    let listed = match broker.list_groups(ctx).await {
         Ok(l) => l,
         Err(ApiError::NotCoordinator { .. }) => Vec::new(),
         Err(e) => return ListGroupsResponse::default().with_error_code(e.kafka_code()),
@@ -500,13 +490,14 @@ pub(crate) async fn list_groups(node: &Node, r: ListGroupsRequest) -> ListGroups
 }
 
 pub(crate) async fn describe_groups(
-    node: &Node,
+    broker: &Broker,
+    ctx: &RequestContext,
     r: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     let mut groups = Vec::with_capacity(r.groups.len());
     for name in r.groups {
         let answer = DescribedGroup::default().with_group_id(name.clone());
-        let answer = match node.coordinator.describe(node, &name).await {
+        let answer = match broker.describe_group(ctx, &name).await {
             Ok(d) => answer
                 .with_group_state(str_bytes(d.state))
                 .with_protocol_type(str_bytes(d.protocol_type))
@@ -535,10 +526,14 @@ pub(crate) async fn describe_groups(
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
-pub(crate) async fn delete_groups(node: &Node, r: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub(crate) async fn delete_groups(
+    broker: &Broker,
+    ctx: &RequestContext,
+    r: DeleteGroupsRequest,
+) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(r.groups_names.len());
     for name in r.groups_names {
-        let error = match node.coordinator.delete(node, &name).await {
+        let error = match broker.delete_group(ctx, &name).await {
             Ok(()) => NONE,
             Err(e) => e.kafka_code(),
         };
@@ -551,38 +546,32 @@ pub(crate) async fn delete_groups(node: &Node, r: DeleteGroupsRequest) -> Delete
     DeleteGroupsResponse::default().with_results(results)
 }
 
-pub(crate) async fn offset_delete(node: &Node, r: OffsetDeleteRequest) -> OffsetDeleteResponse {
-    let unknown = code(ResponseError::UnknownTopicOrPartition);
-    let mut asked = Vec::new();
-    let mut refused = Vec::new();
-    for t in &r.topics {
-        let name = t.name.to_string();
-        let count = partition_count(node, &name);
-        for p in &t.partitions {
-            match u32::try_from(p.partition_index)
-                .ok()
-                .filter(|&i| count.is_some_and(|c| i < c))
-            {
-                Some(i) => asked.push((name.clone(), i)),
-                None => refused.push((name.clone(), p.partition_index, unknown)),
-            }
-        }
-    }
-    let answers = match node
-        .coordinator
-        .delete_offsets(node, &r.group_id, asked)
-        .await
-    {
+pub(crate) async fn offset_delete(
+    broker: &Broker,
+    ctx: &RequestContext,
+    r: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
+    let asked = r
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (t.name.to_string(), p.partition_index))
+        })
+        .collect();
+    let answers = match broker.delete_offsets(ctx, &r.group_id, asked).await {
         Ok(a) => a,
         Err(e) => return OffsetDeleteResponse::default().with_error_code(e.kafka_code()),
     };
     let subscribed = code(ResponseError::GroupSubscribedToTopic);
     let mut by_topic: BTreeMap<String, Vec<(i32, i16)>> = BTreeMap::new();
-    for ((t, p), deleted) in answers {
-        let error = if deleted { NONE } else { subscribed };
-        by_topic.entry(t).or_default().push((p as i32, error));
-    }
-    for (t, p, error) in refused {
+    for (t, p, result) in answers {
+        let error = match result {
+            Ok(true) => NONE,
+            Ok(false) => subscribed,
+            Err(e) => e.kafka_code(),
+        };
         by_topic.entry(t).or_default().push((p, error));
     }
     OffsetDeleteResponse::default().with_topics(

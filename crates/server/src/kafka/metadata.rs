@@ -3,8 +3,12 @@
 //! leader, a partition's leader epoch is its Raft term and its ISR the
 //! replicas its leader counts healthy.
 
-use std::sync::Arc;
-
+use cairn_broker::views::ClusterView;
+use cairn_broker::views::TopicView;
+use cairn_broker::views::Topics;
+use cairn_broker::Broker;
+use cairn_broker::NodeId;
+use cairn_broker::RequestContext;
 use cairn_kafka::kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use cairn_kafka::kafka_protocol::messages::metadata_response::MetadataResponseBroker;
 use cairn_kafka::kafka_protocol::messages::metadata_response::MetadataResponsePartition;
@@ -21,8 +25,6 @@ use cairn_metadata::Topic;
 
 use super::code;
 use super::str_bytes;
-use crate::node::Node;
-use crate::NodeId;
 
 /// The high half of every topic id Cairn shows Kafka clients ("cairn");
 /// the low half is the topic's id in the metadata.
@@ -44,42 +46,40 @@ pub(super) fn host_port(addr: &str) -> Option<(String, i32)> {
 }
 
 /// The nodes a client can reach: this one and every node alive.
-fn live_brokers(node: &Node) -> Vec<(NodeInfo, String, i32)> {
-    let nodes: Vec<NodeInfo> = node.meta_view.read(|s| s.nodes.values().cloned().collect());
-    nodes
-        .into_iter()
-        .filter(|n| n.id == node.id || node.liveness.is_alive(n.id))
+fn live_brokers(view: &ClusterView) -> Vec<(NodeInfo, String, i32)> {
+    view.live_nodes()
         .filter_map(|n| {
-            let (host, port) = host_port(&n.kafka_addr)?;
-            Some((n, host, port))
+            let (host, port) = host_port(&n.info.kafka_addr)?;
+            Some((n.info.clone(), host, port))
         })
         .collect()
 }
 
-fn controller(node: &Node) -> BrokerId {
-    node.meta_leader().map(broker_id).unwrap_or(BrokerId(-1))
+fn controller(view: &ClusterView) -> BrokerId {
+    view.metadata_leader.map(broker_id).unwrap_or(BrokerId(-1))
 }
 
-fn topic_metadata(node: &Node, t: &Topic, live: &[NodeId]) -> MetadataResponseTopic {
+fn topic_metadata(t: &TopicView, live: &[NodeId]) -> MetadataResponseTopic {
     let partitions = t
         .partitions
         .iter()
         .map(|p| {
-            let s = node.group_status(p.group);
+            let s = &p.status;
             let error = if s.leader.is_some() {
                 super::NONE
             } else {
                 code(ResponseError::LeaderNotAvailable)
             };
+            let replicas = &p.assignment.replicas;
             MetadataResponsePartition::default()
                 .with_error_code(error)
-                .with_partition_index(p.partition as i32)
+                .with_partition_index(p.assignment.partition as i32)
                 .with_leader_id(s.leader.map(broker_id).unwrap_or(BrokerId(-1)))
                 .with_leader_epoch(i32::try_from(s.term).unwrap_or(i32::MAX))
-                .with_replica_nodes(p.replicas.iter().copied().map(broker_id).collect())
+                .with_replica_nodes(replicas.iter().copied().map(broker_id).collect())
                 .with_isr_nodes(s.healthy.iter().copied().map(broker_id).collect())
                 .with_offline_replicas(
-                    p.replicas
+                    replicas
                         .iter()
                         .filter(|r| !live.contains(r))
                         .copied()
@@ -89,44 +89,79 @@ fn topic_metadata(node: &Node, t: &Topic, live: &[NodeId]) -> MetadataResponseTo
         })
         .collect();
     MetadataResponseTopic::default()
-        .with_name(Some(TopicName(str_bytes(t.name.clone()))))
-        .with_topic_id(topic_uuid(t))
+        .with_name(Some(TopicName(str_bytes(t.topic.name.clone()))))
+        .with_topic_id(topic_uuid(&t.topic))
         .with_partitions(partitions)
 }
 
-fn unknown_topic(name: Option<TopicName>, topic_id: uuid::Uuid) -> MetadataResponseTopic {
+fn refused_topic(
+    name: Option<TopicName>,
+    topic_id: uuid::Uuid,
+    error: ResponseError,
+) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
-        .with_error_code(code(ResponseError::UnknownTopicOrPartition))
+        .with_error_code(code(error))
         .with_name(name)
         .with_topic_id(topic_id)
 }
 
 /// Metadata: the brokers, the controller, and the topics asked for (all of
-/// them for a null list, or an empty one at version 0). Topics are never
-/// created by asking: an unknown one is UNKNOWN_TOPIC_OR_PARTITION.
-pub(crate) fn metadata(node: &Node, req: MetadataRequest, version: i16) -> MetadataResponse {
-    let brokers = live_brokers(node);
-    let live: Vec<NodeId> = brokers.iter().map(|(n, _, _)| n.id).collect();
-    let all: Vec<Topic> = node
-        .meta_view
-        .read(|s| s.topics.values().cloned().collect());
+/// them for a null list, or an empty one at version 0) that the principal
+/// may describe. Topics are never created by asking: an unknown one is
+/// UNKNOWN_TOPIC_OR_PARTITION; one named but not allowed is
+/// TOPIC_AUTHORIZATION_FAILED, and left out of "all topics".
+pub(crate) fn metadata(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
     let wanted = match req.topics {
         None => None,
         Some(t) if t.is_empty() && version == 0 => None,
         Some(t) => Some(t),
     };
+    // By id, a topic can only be found among all those the principal may see.
+    let scope = match &wanted {
+        Some(asked) if asked.iter().all(|a| a.name.is_some()) => Topics::Named(
+            asked
+                .iter()
+                .filter_map(|a| a.name.as_ref().map(|n| n.to_string()))
+                .collect(),
+        ),
+        _ => Topics::All,
+    };
+    let view = broker.metadata(ctx, scope);
+    let brokers = live_brokers(&view);
+    let live: Vec<NodeId> = brokers.iter().map(|(n, _, _)| n.id).collect();
     let topics = match wanted {
-        None => all.iter().map(|t| topic_metadata(node, t, &live)).collect(),
+        None => view
+            .topics
+            .iter()
+            .map(|t| topic_metadata(t, &live))
+            .collect(),
         Some(asked) => asked
             .into_iter()
             .map(|a| {
                 let found = match &a.name {
-                    Some(name) => all.iter().find(|t| t.name == name.as_str()),
-                    None => all.iter().find(|t| topic_uuid(t) == a.topic_id),
+                    Some(name) => view.topics.iter().find(|t| t.topic.name == name.as_str()),
+                    None => view
+                        .topics
+                        .iter()
+                        .find(|t| topic_uuid(&t.topic) == a.topic_id),
                 };
+                let denied = a
+                    .name
+                    .as_ref()
+                    .is_some_and(|n| view.denied.iter().any(|d| d == n.as_str()));
                 match found {
-                    Some(t) => topic_metadata(node, t, &live),
-                    None => unknown_topic(a.name, a.topic_id),
+                    Some(t) => topic_metadata(t, &live),
+                    None if denied => {
+                        refused_topic(a.name, a.topic_id, ResponseError::TopicAuthorizationFailed)
+                    }
+                    None => {
+                        refused_topic(a.name, a.topic_id, ResponseError::UnknownTopicOrPartition)
+                    }
                 }
             })
             .collect(),
@@ -144,20 +179,24 @@ pub(crate) fn metadata(node: &Node, req: MetadataRequest, version: i16) -> Metad
                 })
                 .collect(),
         )
-        .with_cluster_id(Some(str_bytes(node.transport.cluster_id())))
-        .with_controller_id(controller(node))
+        .with_cluster_id(Some(str_bytes(view.cluster_id.clone())))
+        .with_controller_id(controller(&view))
         .with_topics(topics)
 }
 
+/// DescribeCluster: the brokers and the controller (as Metadata without
+/// topics: no authorization beyond Metadata's).
 pub(crate) fn describe_cluster(
-    node: &Arc<Node>,
+    broker: &Broker,
+    ctx: &RequestContext,
     _req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
+    let view = broker.metadata(ctx, Topics::None);
     DescribeClusterResponse::default()
-        .with_cluster_id(str_bytes(node.transport.cluster_id()))
-        .with_controller_id(controller(node))
+        .with_cluster_id(str_bytes(view.cluster_id.clone()))
+        .with_controller_id(controller(&view))
         .with_brokers(
-            live_brokers(node)
+            live_brokers(&view)
                 .into_iter()
                 .map(|(n, host, port)| {
                     DescribeClusterBroker::default()

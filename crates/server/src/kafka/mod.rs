@@ -1,7 +1,8 @@
 //! The Kafka API: Kafka clients (librdkafka, the Java client, kafka-python,
 //! aiokafka, kcat) talk to Cairn unchanged. Frames and message codecs are
-//! `cairn-kafka`'s; what a request does is `crate::ops`, shared with the
-//! gRPC API, so both doors see the same topics and records.
+//! `cairn-kafka`'s; what a request does is `cairn_broker::Broker`'s, shared
+//! with the gRPC API, so both doors see the same topics and records and
+//! pass the same authorization.
 //!
 //! ```text
 //!   conn.rs      accept, one task per connection, frames in, answers out in order
@@ -11,10 +12,12 @@
 //!   fetch.rs     Fetch, ListOffsets, OffsetForLeaderEpoch
 //!   fetch_session.rs  the node's incremental fetch sessions (KIP-227)
 //!   admin.rs     Create/DeleteTopics, CreatePartitions, DeleteRecords, configs, log dirs
-//!   groups.rs    consumer groups: FindCoordinator .. OffsetDelete, on crate::coordinator
-//!   refused.rs   SASL, ACLs, transactions: answered with Kafka's error
+//!   groups.rs    consumer groups: FindCoordinator .. OffsetDelete, through the broker
+//!   acls.rs      CreateAcls, DescribeAcls, DeleteAcls
+//!   refused.rs   SASL, transactions: answered with Kafka's error
 //! ```
 
+mod acls;
 mod admin;
 mod conn;
 mod fetch;
@@ -31,10 +34,10 @@ use cairn_kafka::ApiResponse;
 use cairn_kafka::Request;
 pub(crate) use conn::serve;
 
-use crate::node::Node;
+use cairn_broker::Broker;
+use cairn_broker::RequestContext;
 
 /// What one connection keeps between requests.
-#[derive(Default)]
 pub(crate) struct Session {
     /// The client's `client.id`, for logs.
     pub client_id: String,
@@ -42,89 +45,100 @@ pub(crate) struct Session {
     pub client_host: String,
     /// The node's fetch sessions, shared by all its connections.
     pub fetch_sessions: Arc<fetch_session::FetchSessions>,
+    /// Who this connection is (anonymous until SASL or mTLS), from where.
+    pub ctx: RequestContext,
 }
 
 /// Answers one request; `None` when Kafka sends no response (a Produce with
 /// acks=0) or the request must close the connection (an API Cairn decodes
 /// but does not serve on this connection).
 pub(crate) async fn dispatch(
-    node: &Arc<Node>,
+    broker: &Broker,
     session: &mut Session,
     request: Request,
 ) -> Option<ApiResponse> {
     let version = request.version();
+    let ctx = session.ctx.clone();
+    let (node, ctx) = (broker, &ctx);
     Some(match request.body {
         ApiRequest::ApiVersions(_) => {
             ApiResponse::ApiVersions(cairn_kafka::api_versions_response(0))
         }
-        ApiRequest::Metadata(r) => ApiResponse::Metadata(metadata::metadata(node, r, version)),
+        ApiRequest::Metadata(r) => ApiResponse::Metadata(metadata::metadata(node, ctx, r, version)),
         ApiRequest::DescribeCluster(r) => {
-            ApiResponse::DescribeCluster(metadata::describe_cluster(node, r))
+            ApiResponse::DescribeCluster(metadata::describe_cluster(node, ctx, r))
         }
-        ApiRequest::Produce(r) => ApiResponse::Produce(produce::produce(node, r, version).await?),
+        ApiRequest::Produce(r) => {
+            ApiResponse::Produce(produce::produce(node, ctx, r, version).await?)
+        }
         ApiRequest::InitProducerId(r) => {
-            ApiResponse::InitProducerId(produce::init_producer_id(node, r).await)
+            ApiResponse::InitProducerId(produce::init_producer_id(node, ctx, r).await)
         }
         ApiRequest::Fetch(r) => {
-            ApiResponse::Fetch(fetch::fetch(node, &session.fetch_sessions, r, version).await)
+            ApiResponse::Fetch(fetch::fetch(node, ctx, &session.fetch_sessions, r, version).await)
         }
         ApiRequest::ListOffsets(r) => {
-            ApiResponse::ListOffsets(fetch::list_offsets(node, r, version).await)
+            ApiResponse::ListOffsets(fetch::list_offsets(node, ctx, r, version).await)
         }
         ApiRequest::OffsetForLeaderEpoch(r) => {
-            ApiResponse::OffsetForLeaderEpoch(fetch::offset_for_leader_epoch(node, r).await)
+            ApiResponse::OffsetForLeaderEpoch(fetch::offset_for_leader_epoch(node, ctx, r).await)
         }
         ApiRequest::CreateTopics(r) => {
-            ApiResponse::CreateTopics(admin::create_topics(node, r, version).await)
+            ApiResponse::CreateTopics(admin::create_topics(node, ctx, r, version).await)
         }
         ApiRequest::DeleteTopics(r) => {
-            ApiResponse::DeleteTopics(admin::delete_topics(node, r, version).await)
+            ApiResponse::DeleteTopics(admin::delete_topics(node, ctx, r, version).await)
         }
         ApiRequest::CreatePartitions(r) => {
-            ApiResponse::CreatePartitions(admin::create_partitions(node, r).await)
+            ApiResponse::CreatePartitions(admin::create_partitions(node, ctx, r).await)
         }
         ApiRequest::DeleteRecords(r) => {
-            ApiResponse::DeleteRecords(admin::delete_records(node, r).await)
+            ApiResponse::DeleteRecords(admin::delete_records(node, ctx, r).await)
         }
         ApiRequest::DescribeConfigs(r) => {
-            ApiResponse::DescribeConfigs(admin::describe_configs(node, r, version))
+            ApiResponse::DescribeConfigs(admin::describe_configs(node, ctx, r, version))
         }
         ApiRequest::AlterConfigs(r) => {
-            ApiResponse::AlterConfigs(admin::alter_configs(node, r).await)
+            ApiResponse::AlterConfigs(admin::alter_configs(node, ctx, r).await)
         }
-        ApiRequest::IncrementalAlterConfigs(r) => {
-            ApiResponse::IncrementalAlterConfigs(admin::incremental_alter_configs(node, r).await)
-        }
+        ApiRequest::IncrementalAlterConfigs(r) => ApiResponse::IncrementalAlterConfigs(
+            admin::incremental_alter_configs(node, ctx, r).await,
+        ),
         ApiRequest::DescribeLogDirs(r) => {
-            ApiResponse::DescribeLogDirs(admin::describe_log_dirs(node, r))
+            ApiResponse::DescribeLogDirs(admin::describe_log_dirs(node, ctx, r))
         }
         ApiRequest::FindCoordinator(r) => {
-            ApiResponse::FindCoordinator(groups::find_coordinator(node, r, version))
+            ApiResponse::FindCoordinator(groups::find_coordinator(node, ctx, r, version))
         }
         ApiRequest::JoinGroup(r) => {
-            ApiResponse::JoinGroup(groups::join_group(node, session, r, version).await)
+            ApiResponse::JoinGroup(groups::join_group(node, ctx, session, r, version).await)
         }
-        ApiRequest::SyncGroup(r) => ApiResponse::SyncGroup(groups::sync_group(node, r).await),
-        ApiRequest::Heartbeat(r) => ApiResponse::Heartbeat(groups::heartbeat(node, r).await),
+        ApiRequest::SyncGroup(r) => ApiResponse::SyncGroup(groups::sync_group(node, ctx, r).await),
+        ApiRequest::Heartbeat(r) => ApiResponse::Heartbeat(groups::heartbeat(node, ctx, r).await),
         ApiRequest::LeaveGroup(r) => {
-            ApiResponse::LeaveGroup(groups::leave_group(node, r, version).await)
+            ApiResponse::LeaveGroup(groups::leave_group(node, ctx, r, version).await)
         }
         ApiRequest::OffsetCommit(r) => {
-            ApiResponse::OffsetCommit(groups::offset_commit(node, r).await)
+            ApiResponse::OffsetCommit(groups::offset_commit(node, ctx, r).await)
         }
         ApiRequest::OffsetFetch(r) => {
-            ApiResponse::OffsetFetch(groups::offset_fetch(node, r, version).await)
+            ApiResponse::OffsetFetch(groups::offset_fetch(node, ctx, r, version).await)
         }
-        ApiRequest::ListGroups(r) => ApiResponse::ListGroups(groups::list_groups(node, r).await),
+        ApiRequest::ListGroups(r) => {
+            ApiResponse::ListGroups(groups::list_groups(node, ctx, r).await)
+        }
         ApiRequest::DescribeGroups(r) => {
-            ApiResponse::DescribeGroups(groups::describe_groups(node, r).await)
+            ApiResponse::DescribeGroups(groups::describe_groups(node, ctx, r).await)
         }
         ApiRequest::DeleteGroups(r) => {
-            ApiResponse::DeleteGroups(groups::delete_groups(node, r).await)
+            ApiResponse::DeleteGroups(groups::delete_groups(node, ctx, r).await)
         }
         ApiRequest::OffsetDelete(r) => {
-            ApiResponse::OffsetDelete(groups::offset_delete(node, r).await)
+            ApiResponse::OffsetDelete(groups::offset_delete(node, ctx, r).await)
         }
+        ApiRequest::CreateAcls(r) => ApiResponse::CreateAcls(acls::create_acls(node, ctx, r).await),
+        ApiRequest::DescribeAcls(r) => ApiResponse::DescribeAcls(acls::describe_acls(node, ctx, r)),
+        ApiRequest::DeleteAcls(r) => ApiResponse::DeleteAcls(acls::delete_acls(node, ctx, r).await),
         other => refused::answer(other)?,
     })
 }

@@ -1,7 +1,5 @@
-//! Produce and InitProducerId. Batches go to `ops::produce` exactly as the
+//! Produce and InitProducerId. Batches go to `Broker::produce` exactly as the
 //! producer sent them (any codec; nothing is decompressed or re-encoded).
-
-use std::sync::Arc;
 
 use cairn_kafka::kafka_protocol::messages::produce_request::PartitionProduceData;
 use cairn_kafka::kafka_protocol::messages::produce_response::PartitionProduceResponse;
@@ -16,8 +14,10 @@ use futures::future::join_all;
 
 use super::code;
 use super::str_bytes;
-use crate::node::Node;
-use crate::ops;
+use cairn_broker::Acks;
+use cairn_broker::Broker;
+use cairn_broker::BrokerError;
+use cairn_broker::RequestContext;
 
 /// A produce request's timeout when it names none.
 const DEFAULT_TIMEOUT_MS: u64 = 30_000;
@@ -29,13 +29,14 @@ const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 /// leader could name the offset. The producer waits a little longer and
 /// gets the stronger guarantee.
 pub(crate) async fn produce(
-    node: &Arc<Node>,
+    broker: &Broker,
+    ctx: &RequestContext,
     req: ProduceRequest,
     _version: i16,
 ) -> Option<ProduceResponse> {
     let acks = match req.acks {
-        0 => ops::Acks::None,
-        _ => ops::Acks::All,
+        0 => Acks::None,
+        _ => Acks::All,
     };
     let refused = if req.transactional_id.is_some() {
         Some(code(ResponseError::TransactionalIdAuthorizationFailed))
@@ -56,7 +57,7 @@ pub(crate) async fn produce(
             async move {
                 match refused {
                     Some(error) => partition_error(p.index, error, None),
-                    None => produce_partition(node, &name, p, acks, timeout_ms).await,
+                    None => produce_partition(broker, ctx, &name, p, acks, timeout_ms).await,
                 }
             }
         }))
@@ -67,7 +68,7 @@ pub(crate) async fn produce(
                 .with_partition_responses(answers),
         );
     }
-    (acks != ops::Acks::None).then(|| ProduceResponse::default().with_responses(topics))
+    (acks != Acks::None).then(|| ProduceResponse::default().with_responses(topics))
 }
 
 fn partition_error(index: i32, error: i16, message: Option<String>) -> PartitionProduceResponse {
@@ -79,10 +80,11 @@ fn partition_error(index: i32, error: i16, message: Option<String>) -> Partition
 }
 
 async fn produce_partition(
-    node: &Node,
+    broker: &Broker,
+    ctx: &RequestContext,
     topic: &str,
     p: PartitionProduceData,
-    acks: ops::Acks,
+    acks: Acks,
     timeout_ms: u64,
 ) -> PartitionProduceResponse {
     let Ok(partition) = u32::try_from(p.index) else {
@@ -91,7 +93,10 @@ async fn produce_partition(
     let Some(records) = p.records else {
         return partition_error(p.index, code(ResponseError::CorruptMessage), None);
     };
-    match ops::produce(node, topic, partition, records, acks, timeout_ms).await {
+    match broker
+        .produce(ctx, topic, partition, records, acks, timeout_ms)
+        .await
+    {
         // A duplicate (an idempotent producer's retry) is a success carrying
         // the offset the batch was first written at, as in Kafka.
         Ok(done) => PartitionProduceResponse::default()
@@ -105,11 +110,12 @@ async fn produce_partition(
 }
 
 /// A producer id for an idempotent producer, unique across the cluster and
-/// restarts (`Node::allocate_producer_id`), at epoch 0. A producer that
-/// names its id and epoch (KIP-360, after an error) keeps the id with the
-/// next epoch. Transactions are not supported yet.
+/// restarts, at epoch 0. A producer that names its id and epoch (KIP-360,
+/// after an error) keeps the id with the next epoch. Transactions are not
+/// supported yet.
 pub(crate) async fn init_producer_id(
-    node: &Node,
+    broker: &Broker,
+    ctx: &RequestContext,
     req: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let answer = InitProducerIdResponse::default();
@@ -120,21 +126,17 @@ pub(crate) async fn init_producer_id(
     {
         return answer.with_error_code(code(ResponseError::TransactionalIdAuthorizationFailed));
     }
-    if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
-        return answer
-            .with_producer_id(req.producer_id)
-            .with_producer_epoch(req.producer_epoch + 1);
-    }
-    match node.allocate_producer_id().await {
-        Ok(id) => answer
+    let current = (req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
+    match broker.init_producer_id(ctx, current).await {
+        Ok((id, epoch)) => answer
             .with_producer_id(ProducerId(id))
-            .with_producer_epoch(0),
+            .with_producer_epoch(epoch),
         Err(e) => {
             tracing::warn!(error = %e, "kafka: no producer id");
             answer
                 .with_producer_id(ProducerId(-1))
                 .with_error_code(match e {
-                    crate::error::ApiError::LeaderNotAvailable { .. } => {
+                    BrokerError::LeaderNotAvailable { .. } => {
                         code(ResponseError::CoordinatorNotAvailable)
                     }
                     other => other.kafka_code(),

@@ -14,13 +14,13 @@ use crate::node::Node;
 use crate::replica::Replica;
 
 /// The largest fetch answered, whatever the client asks for.
-pub(crate) const FETCH_MAX_BYTES_LIMIT: usize = 64 << 20;
+pub const FETCH_MAX_BYTES_LIMIT: usize = 64 << 20;
 /// The longest a fetch waits for records.
-pub(crate) const FETCH_MAX_WAIT: Duration = Duration::from_secs(30);
+pub const FETCH_MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// Where to look up an offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OffsetSpec {
+pub enum OffsetSpec {
     Earliest,
     Latest,
     /// The first record at or after this time (ms since the epoch).

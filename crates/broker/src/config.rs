@@ -120,6 +120,16 @@ pub struct ServerConfig {
     /// Snapshots go to other nodes in chunks of at most this many bytes,
     /// one message each (>= 1).
     pub raft_snapshot_chunk_bytes: usize,
+    /// Enforce the ACLs stored in the metadata group (Kafka's
+    /// `authorizer.class.name` set). Off: every request is allowed, as
+    /// before security existed; insecure, docs/ops/security.md.
+    pub acl_enabled: bool,
+    /// Principals allowed everything, whatever the ACLs (Kafka's
+    /// `super.users`), e.g. `["User:admin"]`.
+    pub super_users: Vec<String>,
+    /// With ACLs on: a resource no ACL names at all is open to everyone
+    /// (Kafka's `allow.everyone.if.no.acl.found`). Off by default.
+    pub allow_everyone_if_no_acl_found: bool,
 }
 
 impl Default for ServerConfig {
@@ -138,6 +148,9 @@ impl Default for ServerConfig {
             voters: None,
             join: None,
             log_format: "text".to_string(),
+            acl_enabled: false,
+            super_users: Vec::new(),
+            allow_everyone_if_no_acl_found: false,
             max_message_bytes: 1_048_588,
             compaction_interval_ms: 15_000,
             retention_ms: 604_800_000,

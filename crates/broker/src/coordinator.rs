@@ -61,7 +61,7 @@ const MAX_REBALANCE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A JoinGroup as either door passes it.
 #[derive(Debug, Clone)]
-pub(crate) struct JoinArgs {
+pub struct JoinArgs {
     pub group: String,
     /// Empty: a new member (the coordinator names it).
     pub member_id: String,
@@ -77,7 +77,7 @@ pub(crate) struct JoinArgs {
 
 /// A completed join.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Joined {
+pub struct Joined {
     pub generation: i32,
     pub protocol: String,
     pub leader: String,
@@ -88,7 +88,7 @@ pub(crate) struct Joined {
 
 /// A member of a group at the generation it believes current.
 #[derive(Debug, Clone)]
-pub(crate) struct MemberRef {
+pub struct MemberRef {
     pub group: String,
     pub member_id: String,
     pub generation: i32,
@@ -96,7 +96,7 @@ pub(crate) struct MemberRef {
 
 /// One committed offset of a group, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct StoredOffset {
+pub struct StoredOffset {
     pub topic: String,
     pub partition: u32,
     pub offset: i64,
@@ -105,7 +105,7 @@ pub(crate) struct StoredOffset {
 
 /// A group as described (Kafka's DescribeGroups).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct GroupDescription {
+pub struct GroupDescription {
     pub group: String,
     /// Kafka's state name (`Stable`, `PreparingRebalance`, ...).
     pub state: String,
@@ -118,7 +118,7 @@ pub(crate) struct GroupDescription {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct MemberDescription {
+pub struct MemberDescription {
     pub member_id: String,
     pub client_id: String,
     pub client_host: String,
@@ -128,7 +128,7 @@ pub(crate) struct MemberDescription {
 
 /// A group as listed (Kafka's ListGroups).
 #[derive(Debug, Clone)]
-pub(crate) struct GroupSummary {
+pub struct GroupSummary {
     pub group: String,
     pub state: String,
     pub protocol_type: String,

@@ -75,7 +75,7 @@ pub(crate) enum Proposal {
 
 /// Leadership and progress of one partition group, as this node knows it.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct GroupStatus {
+pub struct GroupStatus {
     pub leader: Option<NodeId>,
     pub term: u64,
     pub high_watermark: u64,

@@ -41,7 +41,7 @@ pub enum ServerError {
 }
 
 /// A client request failed; maps to a gRPC status carrying `cairn-error-code`.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     #[error("not the leader of {what}")]
     NotLeader {
@@ -98,6 +98,10 @@ pub enum ApiError {
     Storage(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// No coordinator can be named right now (no metadata leader, or one
+    /// without a live lease); retry.
+    #[error("{0}")]
+    CoordinatorNotAvailable(String),
     #[error("this node is not the group coordinator")]
     NotCoordinator { leader: Option<(NodeId, String)> },
     #[error("{0}")]
@@ -119,6 +123,14 @@ pub enum ApiError {
     /// A decommission or removal that cannot go ahead (yet).
     #[error("{0}")]
     NodeInUse(String),
+    /// The principal may not do this: an ACL denies it or none allows it.
+    #[error("{principal} is not authorized to {acl} {resource_type} {resource:?}")]
+    Unauthorized {
+        principal: String,
+        acl: crate::acl::AclOperation,
+        resource_type: crate::acl::ResourceType,
+        resource: String,
+    },
 }
 
 impl From<cairn_metadata::GroupError> for ApiError {
@@ -153,7 +165,9 @@ impl ApiError {
             ApiError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
             ApiError::Storage(_) => ErrorCode::StorageError,
             ApiError::Internal(_) => ErrorCode::Internal,
-            ApiError::NotCoordinator { .. } => ErrorCode::NotCoordinator,
+            ApiError::NotCoordinator { .. } | ApiError::CoordinatorNotAvailable(_) => {
+                ErrorCode::NotCoordinator
+            }
             ApiError::UnknownMember(_) => ErrorCode::UnknownMemberId,
             ApiError::IllegalGeneration(_) => ErrorCode::IllegalGeneration,
             ApiError::RebalanceInProgress(_) => ErrorCode::RebalanceInProgress,
@@ -163,6 +177,7 @@ impl ApiError {
             ApiError::InvalidSessionTimeout(_) => ErrorCode::InvalidSessionTimeout,
             ApiError::UnknownNode(_) => ErrorCode::UnknownNode,
             ApiError::NodeInUse(_) => ErrorCode::NodeInUse,
+            ApiError::Unauthorized { .. } => ErrorCode::Unauthorized,
         }
     }
 
@@ -185,12 +200,14 @@ impl ApiError {
             ApiError::Storage(_) => Code::Unavailable,
             ApiError::Internal(_) => Code::Internal,
             ApiError::NotCoordinator { .. } => Code::FailedPrecondition,
+            ApiError::CoordinatorNotAvailable(_) => Code::Unavailable,
             ApiError::UnknownMember(_)
             | ApiError::IllegalGeneration(_)
             | ApiError::RebalanceInProgress(_)
             | ApiError::GroupNotEmpty(_) => Code::FailedPrecondition,
             ApiError::UnknownGroup(_) | ApiError::UnknownNode(_) => Code::NotFound,
             ApiError::NodeInUse(_) => Code::FailedPrecondition,
+            ApiError::Unauthorized { .. } => Code::PermissionDenied,
             ApiError::InconsistentGroupProtocol(_) | ApiError::InvalidSessionTimeout(_) => {
                 Code::InvalidArgument
             }
@@ -223,6 +240,7 @@ impl ApiError {
             ApiError::Storage(_) => K::KafkaStorageError,
             ApiError::Internal(_) => K::UnknownServerError,
             ApiError::NotCoordinator { .. } => K::NotCoordinator,
+            ApiError::CoordinatorNotAvailable(_) => K::CoordinatorNotAvailable,
             ApiError::UnknownMember(_) => K::UnknownMemberId,
             ApiError::IllegalGeneration(_) => K::IllegalGeneration,
             ApiError::RebalanceInProgress(_) => K::RebalanceInProgress,
@@ -233,6 +251,16 @@ impl ApiError {
             // Kafka's UnregisterBroker answers BROKER_ID_NOT_REGISTERED.
             ApiError::UnknownNode(_) => K::BrokerIdNotRegistered,
             ApiError::NodeInUse(_) => K::InvalidRequest,
+            ApiError::Unauthorized { resource_type, .. } => {
+                use crate::acl::ResourceType as R;
+                match resource_type {
+                    R::Topic => K::TopicAuthorizationFailed,
+                    R::Group => K::GroupAuthorizationFailed,
+                    R::TransactionalId => K::TransactionalIdAuthorizationFailed,
+                    R::DelegationToken => K::DelegationTokenAuthorizationFailed,
+                    R::Cluster | R::User => K::ClusterAuthorizationFailed,
+                }
+            }
         };
         e.code()
     }

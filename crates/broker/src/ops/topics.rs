@@ -20,7 +20,7 @@ const MAX_PARTITIONS: u32 = 10_000;
 
 /// A topic to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct NewTopic {
+pub struct NewTopic {
     pub name: String,
     pub partitions: u32,
     pub replication_factor: u32,

@@ -21,7 +21,7 @@ use crate::node::Node;
 
 /// When the producer hears back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Acks {
+pub enum Acks {
     /// Once the batches are committed (fsynced on a majority) and applied:
     /// the answer carries the base offset.
     All,
@@ -33,7 +33,7 @@ pub(crate) enum Acks {
 
 /// The answer to a produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Produced {
+pub struct Produced {
     /// Offset of the first record; `None` unless `Acks::All`.
     pub base_offset: Option<u64>,
     pub high_watermark: u64,

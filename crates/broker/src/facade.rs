@@ -1,0 +1,1093 @@
+//! [`Broker`]: the one door into the core. Every method is one operation
+//! of [`crate::acl::Operation`]; it authorizes the request context against
+//! that operation's rows of [`crate::acl::OPERATIONS`] first, then runs it
+//! (`ops/`, the coordinator, the metadata group). The doors translate wire
+//! formats only.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cairn_metadata::CommittedOffset;
+use cairn_metadata::MetaCommand;
+use cairn_metadata::MetaError;
+use cairn_metadata::MetaResponse;
+use cairn_metadata::NodeId;
+use cairn_metadata::PartitionMove;
+use cairn_metadata::Topic;
+use cairn_partition::FetchResult;
+use cairn_partition::FirstBatch;
+use cairn_partition::ReadError;
+use openraft::async_runtime::watch::WatchReceiver;
+use tokio::sync::watch;
+
+use crate::acl;
+use crate::acl::AclBinding;
+use crate::acl::AclFilter;
+use crate::acl::AclIndex;
+use crate::acl::AclOperation;
+use crate::acl::Check;
+use crate::acl::Decision;
+use crate::acl::Operation;
+use crate::acl::ResourceType;
+use crate::acl::Why;
+use crate::context::Principal;
+use crate::context::RequestContext;
+use crate::coordinator::GroupDescription;
+use crate::coordinator::GroupSummary;
+use crate::coordinator::JoinArgs;
+use crate::coordinator::Joined;
+use crate::coordinator::MemberRef;
+use crate::coordinator::StoredOffset;
+use crate::error::ApiError;
+use crate::node::Node;
+use crate::node::Proposal;
+use crate::ops;
+use crate::replica::Replica;
+use crate::views::ClusterView;
+use crate::views::CoordinatorView;
+use crate::views::LocalReplica;
+use crate::views::NodeView;
+use crate::views::PartitionView;
+use crate::views::Readiness;
+use crate::views::TopicView;
+use crate::views::Topics;
+use crate::ServerConfig;
+
+/// The door to one node's core. Cheap to clone.
+#[derive(Clone)]
+pub struct Broker {
+    node: Arc<Node>,
+    authz: Arc<Authorizer>,
+}
+
+/// The ACL check, with the stored bindings indexed once per metadata
+/// change.
+struct Authorizer {
+    enabled: bool,
+    super_users: Vec<Principal>,
+    allow_if_no_acl: bool,
+    version: watch::Receiver<u64>,
+    /// The index and the metadata version it was built at.
+    index: RwLock<Option<(u64, Arc<AclIndex>)>>,
+}
+
+/// A partition's leader replica, found for a read the context is allowed:
+/// the Kafka door's fetch holds these across its waits.
+#[derive(Clone)]
+pub struct PartitionReader {
+    replica: Arc<Replica>,
+    topic: String,
+    partition: u32,
+}
+
+/// One offset to commit.
+#[derive(Debug, Clone)]
+pub struct OffsetToCommit {
+    pub topic: String,
+    /// As the client sent it; refused when the topic has no such partition.
+    pub partition: i32,
+    pub offset: i64,
+    pub metadata: String,
+}
+
+/// Per-partition answers: `(topic, partition, result)`.
+pub type PartitionResults = Vec<(String, i32, Result<(), ApiError>)>;
+
+impl Broker {
+    pub(crate) fn new(node: Arc<Node>) -> Broker {
+        let c = &node.config;
+        let authz = Authorizer {
+            enabled: c.acl_enabled,
+            super_users: c
+                .super_users
+                .iter()
+                .filter_map(|s| Principal::parse(s))
+                .collect(),
+            allow_if_no_acl: c.allow_everyone_if_no_acl_found,
+            version: node.meta_view.subscribe(),
+            index: RwLock::new(None),
+        };
+        Broker {
+            node,
+            authz: Arc::new(authz),
+        }
+    }
+
+    // ---- node facts every door needs (no resource behind them) ----
+
+    pub fn node_id(&self) -> NodeId {
+        self.node.id
+    }
+
+    pub fn cluster_id(&self) -> String {
+        self.node.transport.cluster_id()
+    }
+
+    /// This node's settings (listener limits, defaults shown in configs).
+    pub fn settings(&self) -> &ServerConfig {
+        &self.node.config
+    }
+
+    /// Whether ACLs are enforced.
+    pub fn acl_enabled(&self) -> bool {
+        self.authz.enabled
+    }
+
+    /// `/ready`: a metadata leader is known and this node is registered.
+    pub fn readiness(&self) -> Readiness {
+        let registered = self
+            .node
+            .meta_view
+            .read(|s| s.nodes.contains_key(&self.node.id));
+        match (self.node.meta_leader(), registered) {
+            (Some(_), true) => Readiness::Ready,
+            (None, _) => Readiness::NoMetadataLeader,
+            (_, false) => Readiness::NotRegistered,
+        }
+    }
+
+    /// Sets the node-level gauges `/metrics` shows.
+    pub fn record_gauges(&self) {
+        let node = &self.node;
+        let replicas = node.all_replicas();
+        let leaders = replicas.iter().filter(|r| r.is_leader()).count();
+        metrics::gauge!("cairn_partition_replicas").set(replicas.len() as f64);
+        metrics::gauge!("cairn_partition_leaders").set(leaders as f64);
+        metrics::gauge!("cairn_metadata_leader").set(if node.is_meta_leader() { 1.0 } else { 0.0 });
+        let s = node.store.stats();
+        metrics::gauge!("cairn_storage_user_bytes_written").set(s.user_bytes_written as f64);
+        metrics::gauge!("cairn_storage_wal_bytes_written").set(s.wal_bytes_written as f64);
+        metrics::gauge!("cairn_storage_flush_bytes_written").set(s.flush_bytes_written as f64);
+        metrics::gauge!("cairn_storage_compaction_bytes_written")
+            .set(s.compaction_bytes_written as f64);
+    }
+
+    // ---- authorization ----
+
+    fn index(&self) -> Arc<AclIndex> {
+        let version = *self.authz.version.borrow();
+        if let Ok(guard) = self.authz.index.read() {
+            if let Some((v, ix)) = guard.as_ref() {
+                if *v == version {
+                    return ix.clone();
+                }
+            }
+        }
+        let bindings: Vec<AclBinding> = self.node.meta_view.read(|s| {
+            s.acls
+                .iter()
+                .filter_map(|e| AclBinding::from_entry(e).ok())
+                .collect()
+        });
+        let ix = Arc::new(AclIndex::new(&bindings));
+        if let Ok(mut guard) = self.authz.index.write() {
+            *guard = Some((version, ix.clone()));
+        }
+        ix
+    }
+
+    /// The decision for `ctx` doing `acl` on `t`/`name`.
+    pub(crate) fn decide(
+        &self,
+        ctx: &RequestContext,
+        acl: AclOperation,
+        t: ResourceType,
+        name: &str,
+    ) -> Decision {
+        if !self.authz.enabled {
+            return Decision::Allowed(Why::NoAuthorizer);
+        }
+        if self.authz.super_users.contains(&ctx.principal) {
+            return Decision::Allowed(Why::SuperUser);
+        }
+        self.index().decide(
+            &ctx.principal,
+            ctx.host(),
+            acl,
+            t,
+            name,
+            self.authz.allow_if_no_acl,
+        )
+    }
+
+    /// Whether `op` on resource `t`/`name` is allowed by its row of the
+    /// table (and, for an `OrNext` row, the row after it).
+    fn allowed(&self, ctx: &RequestContext, op: Operation, t: ResourceType, name: &str) -> bool {
+        let Some(rule) = acl::rule_for(op, t) else {
+            // A door asked for a check the table lacks: a bug, refused.
+            tracing::error!(operation = ?op, resource_type = %t, "no authorization rule");
+            return false;
+        };
+        let d = self.decide(ctx, rule.acl, t, name);
+        if !d.allowed() {
+            audit_denied(ctx, op, rule.acl, t, name, d);
+        }
+        d.allowed()
+    }
+
+    /// Refuses unless `op` on `t`/`name` is allowed.
+    fn authorize(
+        &self,
+        ctx: &RequestContext,
+        op: Operation,
+        t: ResourceType,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        if self.allowed(ctx, op, t, name) {
+            Ok(())
+        } else {
+            Err(unauthorized(ctx, op, t, name))
+        }
+    }
+
+    /// An operation's `OrNext` row on the cluster allows it outright.
+    fn cluster_allows(&self, ctx: &RequestContext, op: Operation) -> bool {
+        acl::rule_for(op, ResourceType::Cluster).is_some_and(|r| {
+            r.check == Check::OrNext
+                && self
+                    .decide(ctx, r.acl, ResourceType::Cluster, acl::CLUSTER_RESOURCE)
+                    .allowed()
+        })
+    }
+
+    fn authorize_cluster(&self, ctx: &RequestContext, op: Operation) -> Result<(), ApiError> {
+        self.authorize(ctx, op, ResourceType::Cluster, acl::CLUSTER_RESOURCE)
+    }
+
+    // ---- cluster and topics ----
+
+    fn node_views(&self) -> Vec<NodeView> {
+        let voters: Vec<u64> = self
+            .node
+            .meta
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .voter_ids()
+            .collect();
+        self.node.meta_view.read(|s| {
+            s.nodes
+                .values()
+                .map(|n| NodeView {
+                    info: n.clone(),
+                    alive: n.id == self.node.id || self.node.liveness.is_alive(n.id),
+                    metadata_voter: voters.contains(&n.id),
+                    draining: s.draining.contains(&n.id),
+                })
+                .collect()
+        })
+    }
+
+    fn topic_view(&self, t: Topic) -> TopicView {
+        let partitions = t
+            .partitions
+            .iter()
+            .map(|p| PartitionView {
+                assignment: p.clone(),
+                status: self.node.group_status(p.group),
+            })
+            .collect();
+        TopicView {
+            topic: t,
+            partitions,
+        }
+    }
+
+    fn view(&self, topics: Vec<Topic>, denied: Vec<String>) -> ClusterView {
+        ClusterView {
+            cluster_id: self.node.transport.cluster_id(),
+            metadata_leader: self.node.meta_leader(),
+            answered_by: self.node.id,
+            nodes: self.node_views(),
+            removed: self
+                .node
+                .meta_view
+                .read(|s| s.retired.iter().copied().collect()),
+            topics: topics.into_iter().map(|t| self.topic_view(t)).collect(),
+            denied,
+        }
+    }
+
+    /// Metadata: the nodes and the topics asked for that the context may
+    /// describe. Unknown names are left out; named topics it may not
+    /// describe are listed in `denied`, and with [`Topics::All`] they are
+    /// left out silently (Kafka's behaviour).
+    pub fn metadata(&self, ctx: &RequestContext, topics: Topics) -> ClusterView {
+        let found: Vec<Topic> = self.node.meta_view.read(|s| match &topics {
+            Topics::All => s.topics.values().cloned().collect(),
+            Topics::Named(names) => names
+                .iter()
+                .filter_map(|n| s.topics.get(n).cloned())
+                .collect(),
+            Topics::None => Vec::new(),
+        });
+        let mut denied = Vec::new();
+        let mut shown = Vec::with_capacity(found.len());
+        for t in found {
+            if self.allowed(ctx, Operation::Metadata, ResourceType::Topic, &t.name) {
+                shown.push(t);
+            } else if topics != Topics::All {
+                denied.push(t.name);
+            }
+        }
+        self.view(shown, denied)
+    }
+
+    /// The whole cluster: every node and topic (cluster DESCRIBE).
+    pub fn cluster_status(&self, ctx: &RequestContext) -> Result<ClusterView, ApiError> {
+        self.authorize_cluster(ctx, Operation::DescribeCluster)?;
+        let all = self
+            .node
+            .meta_view
+            .read(|s| s.topics.values().cloned().collect());
+        Ok(self.view(all, Vec::new()))
+    }
+
+    pub fn describe_topic(&self, ctx: &RequestContext, name: &str) -> Result<TopicView, ApiError> {
+        self.authorize(ctx, Operation::DescribeTopic, ResourceType::Topic, name)?;
+        Ok(self.topic_view(self.node.topic(name)?))
+    }
+
+    /// A topic's configs (those set) and this node's defaults for the rest
+    /// (DESCRIBE_CONFIGS on the topic).
+    pub fn describe_topic_configs(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+    ) -> Result<Topic, ApiError> {
+        self.authorize(
+            ctx,
+            Operation::DescribeTopicConfigs,
+            ResourceType::Topic,
+            name,
+        )?;
+        self.node.topic(name)
+    }
+
+    /// This node's settings as a broker config resource (DESCRIBE_CONFIGS
+    /// on the cluster).
+    pub fn describe_broker_configs(&self, ctx: &RequestContext) -> Result<&ServerConfig, ApiError> {
+        self.authorize_cluster(ctx, Operation::DescribeBrokerConfigs)?;
+        Ok(&self.node.config)
+    }
+
+    /// Broker configs cannot be altered yet: refused after authorization.
+    pub fn alter_broker_configs(&self, ctx: &RequestContext) -> Result<(), ApiError> {
+        self.authorize_cluster(ctx, Operation::AlterBrokerConfigs)?;
+        Err(ApiError::InvalidConfig(
+            "broker configs are read-only; set them in the node's config file".into(),
+        ))
+    }
+
+    /// Creates a topic (CREATE on the cluster, or on the topic);
+    /// `validate_only` checks it without creating it.
+    pub async fn create_topic(
+        &self,
+        ctx: &RequestContext,
+        new: ops::NewTopic,
+        validate_only: bool,
+    ) -> Result<Option<TopicView>, ApiError> {
+        if !self.cluster_allows(ctx, Operation::CreateTopic) {
+            self.authorize(ctx, Operation::CreateTopic, ResourceType::Topic, &new.name)?;
+        }
+        if validate_only {
+            ops::validate_new_topic(&new)?;
+            if self.node.topic(&new.name).is_ok() {
+                return Err(ApiError::TopicExists(new.name));
+            }
+            return Ok(None);
+        }
+        let t = ops::create_topic(&self.node, new).await?;
+        Ok(Some(self.topic_view(t)))
+    }
+
+    pub async fn delete_topic(&self, ctx: &RequestContext, name: &str) -> Result<(), ApiError> {
+        self.authorize(ctx, Operation::DeleteTopic, ResourceType::Topic, name)?;
+        ops::delete_topic(&self.node, name).await
+    }
+
+    /// Removes `delete`, then sets `set`; answers the configs then set.
+    /// `validate_only` checks without writing.
+    pub async fn alter_topic_configs(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+        validate_only: bool,
+    ) -> Result<BTreeMap<String, String>, ApiError> {
+        self.authorize(ctx, Operation::AlterTopicConfigs, ResourceType::Topic, name)?;
+        if validate_only {
+            return ops::check_topic_config_change(&self.node, name, &set, &delete);
+        }
+        ops::alter_topic_config(&self.node, name, set, delete).await
+    }
+
+    /// The current configs of a topic, for a door computing a change
+    /// (IncrementalAlterConfigs): needs ALTER_CONFIGS, as the change does.
+    pub fn topic_configs_for_alter(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+    ) -> Result<BTreeMap<String, String>, ApiError> {
+        self.authorize(ctx, Operation::AlterTopicConfigs, ResourceType::Topic, name)?;
+        Ok(self.node.topic(name)?.configs)
+    }
+
+    pub async fn create_partitions(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        count: u32,
+        validate_only: bool,
+    ) -> Result<Option<TopicView>, ApiError> {
+        self.authorize(ctx, Operation::CreatePartitions, ResourceType::Topic, name)?;
+        if validate_only {
+            ops::check_create_partitions(&self.node, name, count)?;
+            return Ok(None);
+        }
+        let t = ops::create_partitions(&self.node, name, count).await?;
+        Ok(Some(self.topic_view(t)))
+    }
+
+    /// Deletes a partition's records below `before` (`None`: the high
+    /// watermark); answers the new log start.
+    pub async fn delete_records(
+        &self,
+        ctx: &RequestContext,
+        topic: &str,
+        partition: u32,
+        before: Option<u64>,
+    ) -> Result<u64, ApiError> {
+        self.authorize(ctx, Operation::DeleteRecords, ResourceType::Topic, topic)?;
+        ops::delete_records(&self.node, topic, partition, before).await
+    }
+
+    pub async fn reassign_partition(
+        &self,
+        ctx: &RequestContext,
+        topic: &str,
+        partition: u32,
+        replicas: Vec<NodeId>,
+    ) -> Result<(), ApiError> {
+        self.authorize_cluster(ctx, Operation::ReassignPartition)?;
+        ops::locate(&self.node, topic, partition)?;
+        let cmd = MetaCommand::ReassignPartition {
+            topic: topic.to_string(),
+            partition,
+            replicas,
+        };
+        match self.node.propose(Proposal::Command(cmd)).await? {
+            MetaResponse::Ok => {
+                tracing::info!(topic = %topic, partition, "partition reassigned");
+                Ok(())
+            }
+            MetaResponse::Error(MetaError::UnknownTopic(n)) => Err(ApiError::UnknownTopic(n)),
+            MetaResponse::Error(e) => Err(ApiError::InvalidArgument(e.to_string())),
+            other => Err(ApiError::Internal(format!("{other:?}"))),
+        }
+    }
+
+    pub async fn decommission_node(
+        &self,
+        ctx: &RequestContext,
+        id: NodeId,
+    ) -> Result<Vec<PartitionMove>, ApiError> {
+        self.authorize_cluster(ctx, Operation::DecommissionNode)?;
+        ops::decommission_node(&self.node, id).await
+    }
+
+    pub async fn remove_node(&self, ctx: &RequestContext, id: NodeId) -> Result<(), ApiError> {
+        self.authorize_cluster(ctx, Operation::RemoveNode)?;
+        ops::remove_node(&self.node, id).await
+    }
+
+    /// This node's replicas of the partitions asked for (`None`: all), with
+    /// their sizes (cluster DESCRIBE).
+    pub fn describe_log_dirs(
+        &self,
+        ctx: &RequestContext,
+        wanted: Option<&[(String, Vec<i32>)]>,
+    ) -> Result<Vec<LocalReplica>, ApiError> {
+        self.authorize_cluster(ctx, Operation::DescribeLogDirs)?;
+        Ok(self
+            .node
+            .all_replicas()
+            .into_iter()
+            .filter(|r| {
+                wanted.is_none_or(|w| {
+                    w.iter()
+                        .any(|(t, ps)| *t == r.topic && ps.contains(&(r.partition as i32)))
+                })
+            })
+            .map(|r| LocalReplica {
+                topic: r.topic.clone(),
+                partition: r.partition,
+                size_bytes: r.log.retained_bytes().unwrap_or(0),
+                leader: r.is_leader(),
+            })
+            .collect())
+    }
+
+    // ---- produce and read ----
+
+    pub async fn produce(
+        &self,
+        ctx: &RequestContext,
+        topic: &str,
+        partition: u32,
+        records: Bytes,
+        acks: ops::Acks,
+        timeout_ms: u64,
+    ) -> Result<ops::Produced, ApiError> {
+        self.authorize(ctx, Operation::Produce, ResourceType::Topic, topic)?;
+        ops::produce(&self.node, topic, partition, records, acks, timeout_ms).await
+    }
+
+    /// A producer id and epoch for an idempotent producer: IDEMPOTENT_WRITE
+    /// on the cluster, or WRITE on some topic (Kafka 2.8+). A new producer
+    /// gets a fresh id, unique across the cluster and restarts, at epoch 0;
+    /// one that names its id and epoch (KIP-360, after an error) keeps the
+    /// id with the next epoch.
+    pub async fn init_producer_id(
+        &self,
+        ctx: &RequestContext,
+        current: Option<(i64, i16)>,
+    ) -> Result<(i64, i16), ApiError> {
+        if !self.cluster_allows(ctx, Operation::InitProducerId) && !self.may_write_some_topic(ctx) {
+            return Err(unauthorized(
+                ctx,
+                Operation::InitProducerId,
+                ResourceType::Cluster,
+                acl::CLUSTER_RESOURCE,
+            ));
+        }
+        if let Some((id, epoch)) = current {
+            if id >= 0 && (0..i16::MAX - 1).contains(&epoch) {
+                return Ok((id, epoch + 1));
+            }
+        }
+        Ok((self.node.allocate_producer_id().await?, 0))
+    }
+
+    fn may_write_some_topic(&self, ctx: &RequestContext) -> bool {
+        if !self.authz.enabled || self.authz.super_users.contains(&ctx.principal) {
+            return true;
+        }
+        let names: Vec<String> = self
+            .node
+            .meta_view
+            .read(|s| s.topics.keys().cloned().collect());
+        names.iter().any(|n| {
+            self.decide(ctx, AclOperation::Write, ResourceType::Topic, n)
+                .allowed()
+        })
+    }
+
+    /// Committed records of a partition from `offset` on (the gRPC door's
+    /// fetch: one partition, waiting up to `max_wait` for new records).
+    pub async fn fetch(
+        &self,
+        ctx: &RequestContext,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_bytes: usize,
+        max_wait: Duration,
+    ) -> Result<FetchResult, ApiError> {
+        self.authorize(ctx, Operation::Fetch, ResourceType::Topic, topic)?;
+        ops::fetch(&self.node, topic, partition, offset, max_bytes, max_wait).await
+    }
+
+    /// The leader replica of a partition, for reads `op` (fetch, offset
+    /// for leader epoch) the context is allowed.
+    pub fn reader(
+        &self,
+        ctx: &RequestContext,
+        op: Operation,
+        topic: &str,
+        partition: u32,
+    ) -> Result<PartitionReader, ApiError> {
+        if !matches!(
+            op,
+            Operation::Fetch | Operation::ListOffsets | Operation::OffsetForLeaderEpoch
+        ) {
+            return Err(ApiError::Internal(format!("{op:?} is not a read")));
+        }
+        self.authorize(ctx, op, ResourceType::Topic, topic)?;
+        let (_, replica) = ops::partition_leader(&self.node, topic, partition)?;
+        Ok(PartitionReader {
+            replica,
+            topic: topic.to_string(),
+            partition,
+        })
+    }
+
+    /// `(offset, timestamp_ms, leader_epoch)` of a partition.
+    pub async fn list_offsets(
+        &self,
+        ctx: &RequestContext,
+        topic: &str,
+        partition: u32,
+        spec: ops::OffsetSpec,
+    ) -> Result<(i64, i64, u64), ApiError> {
+        self.authorize(ctx, Operation::ListOffsets, ResourceType::Topic, topic)?;
+        ops::list_offsets(&self.node, topic, partition, spec).await
+    }
+
+    // ---- consumer groups ----
+
+    /// The coordinator of `group` (the metadata leader with a live lease).
+    pub fn find_coordinator(
+        &self,
+        ctx: &RequestContext,
+        group: &str,
+    ) -> Result<CoordinatorView, ApiError> {
+        self.authorize(ctx, Operation::FindCoordinator, ResourceType::Group, group)?;
+        let node = &self.node;
+        let not_available = |why: &str| ApiError::CoordinatorNotAvailable(why.to_owned());
+        let leader = node
+            .meta_leader()
+            .ok_or_else(|| not_available("no metadata leader right now; retry"))?;
+        // This node leads but without a lease: it may be cut off, and a
+        // successor may exist that it has not heard of.
+        if leader == node.id && !node.meta_lease_valid() {
+            return Err(not_available(
+                "the metadata leader has no live lease; retry",
+            ));
+        }
+        let kafka_addr = node
+            .meta_view
+            .read(|s| s.nodes.get(&leader).map(|n| n.kafka_addr.clone()))
+            .ok_or_else(|| not_available("the coordinator's address is not known yet; retry"))?;
+        Ok(CoordinatorView {
+            node: leader,
+            kafka_addr,
+        })
+    }
+
+    pub async fn join_group(
+        &self,
+        ctx: &RequestContext,
+        req: JoinArgs,
+    ) -> Result<Joined, ApiError> {
+        self.authorize(ctx, Operation::JoinGroup, ResourceType::Group, &req.group)?;
+        self.node.coordinator.join(&self.node, req).await
+    }
+
+    pub async fn sync_group(
+        &self,
+        ctx: &RequestContext,
+        who: MemberRef,
+        assignments: Vec<(String, Bytes)>,
+    ) -> Result<Vec<u8>, ApiError> {
+        self.authorize(ctx, Operation::SyncGroup, ResourceType::Group, &who.group)?;
+        self.node
+            .coordinator
+            .sync(&self.node, who, assignments)
+            .await
+    }
+
+    pub async fn heartbeat(&self, ctx: &RequestContext, who: MemberRef) -> Result<(), ApiError> {
+        self.authorize(ctx, Operation::Heartbeat, ResourceType::Group, &who.group)?;
+        self.node.coordinator.heartbeat(&self.node, who).await
+    }
+
+    pub async fn leave_group(
+        &self,
+        ctx: &RequestContext,
+        group: &str,
+        member_id: &str,
+    ) -> Result<(), ApiError> {
+        self.authorize(ctx, Operation::LeaveGroup, ResourceType::Group, group)?;
+        self.node
+            .coordinator
+            .leave(&self.node, group, member_id)
+            .await
+    }
+
+    /// Commits offsets for `group` (READ on the group; READ on each topic).
+    /// `generation`: `None` for a commit from outside the group. A refused
+    /// group is the `Err`; each partition has its own answer otherwise
+    /// (unknown, unauthorized, or the commit's outcome).
+    pub async fn commit_offsets(
+        &self,
+        ctx: &RequestContext,
+        group: &str,
+        generation: Option<i32>,
+        member_id: &str,
+        offsets: Vec<OffsetToCommit>,
+    ) -> Result<PartitionResults, ApiError> {
+        self.authorize(ctx, Operation::OffsetCommit, ResourceType::Group, group)?;
+        let now = now_ms();
+        let mut results: PartitionResults = Vec::with_capacity(offsets.len());
+        let mut commit = Vec::new();
+        let mut allowed: BTreeMap<String, Result<u32, ApiError>> = BTreeMap::new();
+        for o in offsets {
+            let count = allowed
+                .entry(o.topic.clone())
+                .or_insert_with(|| {
+                    self.authorize(ctx, Operation::OffsetCommit, ResourceType::Topic, &o.topic)?;
+                    Ok(self.node.topic(&o.topic)?.partitions.len() as u32)
+                })
+                .as_ref()
+                .map(|c| *c)
+                .map_err(ApiError::clone);
+            let known = count.and_then(|c| known_partition(&o.topic, o.partition, c));
+            match known {
+                Ok(p) => {
+                    commit.push((
+                        o.topic.clone(),
+                        p,
+                        CommittedOffset {
+                            offset: o.offset,
+                            metadata: o.metadata,
+                            commit_time_ms: now,
+                        },
+                    ));
+                    results.push((o.topic, o.partition, Ok(())));
+                }
+                Err(e) => results.push((o.topic, o.partition, Err(e))),
+            }
+        }
+        if commit.is_empty() {
+            return Ok(results);
+        }
+        let outcome = self
+            .node
+            .coordinator
+            .commit(
+                &self.node,
+                group.to_string(),
+                generation,
+                member_id.to_string(),
+                commit,
+            )
+            .await;
+        if let Err(e) = outcome {
+            for r in results.iter_mut().filter(|r| r.2.is_ok()) {
+                r.2 = Err(e.clone());
+            }
+        }
+        Ok(results)
+    }
+
+    /// A group's committed offsets (DESCRIBE on the group), those of topics
+    /// the context may not describe left out.
+    pub async fn fetch_offsets(
+        &self,
+        ctx: &RequestContext,
+        group: &str,
+    ) -> Result<Vec<StoredOffset>, ApiError> {
+        self.authorize(ctx, Operation::OffsetFetch, ResourceType::Group, group)?;
+        let mut offsets = self.node.coordinator.offsets(&self.node, group).await?;
+        let mut allowed: BTreeMap<String, bool> = BTreeMap::new();
+        offsets.retain(|o| {
+            *allowed.entry(o.topic.clone()).or_insert_with(|| {
+                self.allowed(ctx, Operation::OffsetFetch, ResourceType::Topic, &o.topic)
+            })
+        });
+        Ok(offsets)
+    }
+
+    /// Every group (DESCRIBE on the cluster), else those the context may
+    /// describe.
+    pub async fn list_groups(&self, ctx: &RequestContext) -> Result<Vec<GroupSummary>, ApiError> {
+        let mut groups = self.node.coordinator.list(&self.node).await?;
+        if !self.cluster_allows(ctx, Operation::ListGroups) {
+            groups.retain(|g| {
+                self.allowed(ctx, Operation::ListGroups, ResourceType::Group, &g.group)
+            });
+        }
+        Ok(groups)
+    }
+
+    pub async fn describe_group(
+        &self,
+        ctx: &RequestContext,
+        group: &str,
+    ) -> Result<GroupDescription, ApiError> {
+        self.authorize(ctx, Operation::DescribeGroup, ResourceType::Group, group)?;
+        self.node.coordinator.describe(&self.node, group).await
+    }
+
+    pub async fn delete_group(&self, ctx: &RequestContext, group: &str) -> Result<(), ApiError> {
+        self.authorize(ctx, Operation::DeleteGroup, ResourceType::Group, group)?;
+        self.node.coordinator.delete(&self.node, group).await
+    }
+
+    /// Deletes a group's offsets of these partitions (DELETE on the group,
+    /// READ on each topic); answers per partition whether it was deleted
+    /// (false: the group still consumes it), or why not.
+    pub async fn delete_offsets(
+        &self,
+        ctx: &RequestContext,
+        group: &str,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<Vec<(String, i32, Result<bool, ApiError>)>, ApiError> {
+        self.authorize(ctx, Operation::OffsetDelete, ResourceType::Group, group)?;
+        let mut out = Vec::with_capacity(partitions.len());
+        let mut asked = Vec::new();
+        let mut topics: BTreeMap<String, Result<u32, ApiError>> = BTreeMap::new();
+        for (t, p) in partitions {
+            let count = topics
+                .entry(t.clone())
+                .or_insert_with(|| {
+                    self.authorize(ctx, Operation::OffsetDelete, ResourceType::Topic, &t)?;
+                    Ok(self.node.topic(&t)?.partitions.len() as u32)
+                })
+                .clone();
+            match count.and_then(|c| known_partition(&t, p, c)) {
+                Ok(index) => asked.push((t, index)),
+                Err(e) => out.push((t, p, Err(e))),
+            }
+        }
+        if !asked.is_empty() {
+            for ((t, p), deleted) in self
+                .node
+                .coordinator
+                .delete_offsets(&self.node, group, asked)
+                .await?
+            {
+                out.push((t, p as i32, Ok(deleted)));
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- ACLs ----
+
+    /// Stores each binding (ALTER on the cluster); one answer each.
+    pub async fn create_acls(
+        &self,
+        ctx: &RequestContext,
+        bindings: Vec<AclBinding>,
+    ) -> Result<Vec<Result<(), ApiError>>, ApiError> {
+        self.authorize_cluster(ctx, Operation::CreateAcls)?;
+        let mut out = Vec::with_capacity(bindings.len());
+        for b in bindings {
+            if let Err(e) = b.validate() {
+                out.push(Err(ApiError::InvalidArgument(e.to_string())));
+                continue;
+            }
+            let r = match self
+                .node
+                .propose(Proposal::Command(MetaCommand::PutAcl(b.to_entry())))
+                .await
+            {
+                Ok(MetaResponse::Ok) => {
+                    tracing::info!(target: "cairn_audit", principal = %ctx.principal, listener = %ctx.listener, acl = %b, "acl created");
+                    Ok(())
+                }
+                Ok(other) => Err(ApiError::Internal(format!("{other:?}"))),
+                Err(e) => Err(e),
+            };
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    /// The stored bindings matching `filter` (DESCRIBE on the cluster).
+    pub fn describe_acls(
+        &self,
+        ctx: &RequestContext,
+        filter: &AclFilter,
+    ) -> Result<Vec<AclBinding>, ApiError> {
+        self.authorize_cluster(ctx, Operation::DescribeAcls)?;
+        Ok(self.stored_acls(filter))
+    }
+
+    fn stored_acls(&self, filter: &AclFilter) -> Vec<AclBinding> {
+        self.node.meta_view.read(|s| {
+            s.acls
+                .iter()
+                .filter_map(|e| AclBinding::from_entry(e).ok())
+                .filter(|b| filter.matches(b))
+                .collect()
+        })
+    }
+
+    /// Deletes the bindings matching each filter (ALTER on the cluster);
+    /// answers, per filter, the bindings deleted.
+    pub async fn delete_acls(
+        &self,
+        ctx: &RequestContext,
+        filters: Vec<AclFilter>,
+    ) -> Result<Vec<Result<Vec<AclBinding>, ApiError>>, ApiError> {
+        self.authorize_cluster(ctx, Operation::DeleteAcls)?;
+        let mut out = Vec::with_capacity(filters.len());
+        for f in filters {
+            let mut deleted = Vec::new();
+            let mut failed = None;
+            for b in self.stored_acls(&f) {
+                match self
+                    .node
+                    .propose(Proposal::Command(MetaCommand::DeleteAcl(b.to_entry())))
+                    .await
+                {
+                    Ok(MetaResponse::Ok) => {
+                        tracing::info!(target: "cairn_audit", principal = %ctx.principal, listener = %ctx.listener, acl = %b, "acl deleted");
+                        deleted.push(b);
+                    }
+                    Ok(other) => failed = Some(ApiError::Internal(format!("{other:?}"))),
+                    Err(e) => failed = Some(e),
+                }
+                if failed.is_some() {
+                    break;
+                }
+            }
+            out.push(match failed {
+                Some(e) => Err(e),
+                None => Ok(deleted),
+            });
+        }
+        Ok(out)
+    }
+
+    // ---- the fault-injection harness ----
+
+    /// This node's own replica of a partition, leader or not, for
+    /// `/test/replica-log`; `None` unless `test_replica_reads` is set.
+    pub fn test_replica(&self, topic: &str, partition: u32) -> Option<Option<PartitionReader>> {
+        if !self.node.config.test_replica_reads {
+            return None;
+        }
+        Some(
+            self.node
+                .all_replicas()
+                .into_iter()
+                .find(|r| r.topic == topic && r.partition == partition)
+                .map(|replica| PartitionReader {
+                    replica,
+                    topic: topic.to_string(),
+                    partition,
+                }),
+        )
+    }
+}
+
+impl PartitionReader {
+    /// The leader's term (Kafka's leader epoch).
+    pub fn term(&self) -> u64 {
+        self.replica.term()
+    }
+
+    pub fn high_watermark(&self) -> u64 {
+        self.replica.log.high_watermark()
+    }
+
+    pub fn log_start(&self) -> u64 {
+        self.replica.log.log_start()
+    }
+
+    /// Offsets below this are compacted on this replica.
+    pub fn cleaned_through(&self) -> Result<u64, String> {
+        self.replica
+            .log
+            .cleaned_through()
+            .map_err(|e| e.to_string())
+    }
+
+    /// Reads from `offset` as a client fetch does: with a live lease,
+    /// checked again after the read.
+    pub async fn read(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        first: FirstBatch,
+    ) -> Result<FetchResult, ApiError> {
+        ops::read_partition(
+            &self.replica,
+            &self.topic,
+            self.partition,
+            offset,
+            max_bytes,
+            first,
+        )
+        .await
+    }
+
+    /// Reads this replica's own committed log, without the lease checks
+    /// (the harness's `/test/replica-log` only).
+    pub async fn read_local(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+    ) -> Result<FetchResult, ReadError> {
+        self.replica
+            .log
+            .read(offset, max_bytes, FirstBatch::Whole)
+            .await
+    }
+
+    /// Waits until the log has records at or past `offset`, or `timeout`.
+    pub async fn wait_for(&self, offset: u64, timeout: Duration) {
+        self.replica.log.wait_for(offset, timeout).await;
+    }
+
+    /// The leader's term and high watermark, read as any read is (a live
+    /// lease, an entry of its own term applied).
+    pub async fn epoch_end(&self) -> Result<(u64, u64), ApiError> {
+        ops::require_read_lease(&self.replica, &self.topic, self.partition).await?;
+        Ok((self.replica.term(), self.replica.log.high_watermark()))
+    }
+}
+
+/// `partition` as an index of a topic of `count` partitions.
+fn known_partition(topic: &str, partition: i32, count: u32) -> Result<u32, ApiError> {
+    u32::try_from(partition)
+        .ok()
+        .filter(|p| *p < count)
+        .ok_or_else(|| ApiError::UnknownPartition {
+            topic: topic.to_string(),
+            partition: partition.max(0) as u32,
+            count: count as usize,
+        })
+}
+
+fn unauthorized(ctx: &RequestContext, op: Operation, t: ResourceType, name: &str) -> ApiError {
+    let acl = acl::rule_for(op, t).map_or(AclOperation::All, |r| r.acl);
+    ApiError::Unauthorized {
+        principal: ctx.principal.to_string(),
+        acl,
+        resource_type: t,
+        resource: name.to_string(),
+    }
+}
+
+fn audit_denied(
+    ctx: &RequestContext,
+    op: Operation,
+    acl: AclOperation,
+    t: ResourceType,
+    name: &str,
+    d: Decision,
+) {
+    let host = ctx
+        .host()
+        .map(|h: IpAddr| h.to_string())
+        .unwrap_or_default();
+    tracing::info!(
+        target: "cairn_audit",
+        principal = %ctx.principal,
+        host = %host,
+        listener = %ctx.listener,
+        operation = ?op,
+        acl = %acl,
+        resource_type = %t,
+        resource = %name,
+        decision = ?d,
+        "denied"
+    );
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
