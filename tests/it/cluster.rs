@@ -100,6 +100,12 @@ impl TestCluster {
             .await
     }
 
+    /// Starts every node of a cluster prepared with [`TestCluster::new`]
+    /// and waits until it serves.
+    pub async fn started_for_test(self) -> Result<TestCluster> {
+        self.started().await
+    }
+
     /// Starts every node and waits until the cluster serves.
     async fn started(mut self) -> Result<TestCluster> {
         for i in 0..self.specs.len() {

@@ -13,6 +13,7 @@ mod join;
 mod kafka;
 mod kafka_groups;
 mod kafka_limits;
+mod kafka_security;
 mod kafka_txn;
 mod list_offsets;
 mod power_loss;

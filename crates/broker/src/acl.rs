@@ -498,6 +498,8 @@ pub enum Operation {
     CreateAcls,
     DescribeAcls,
     DeleteAcls,
+    DescribeUsers,
+    AlterUsers,
 }
 
 impl Operation {
@@ -536,6 +538,8 @@ impl Operation {
         Operation::CreateAcls,
         Operation::DescribeAcls,
         Operation::DeleteAcls,
+        Operation::DescribeUsers,
+        Operation::AlterUsers,
     ];
 }
 
@@ -634,6 +638,8 @@ pub const OPERATIONS: &[Rule] = {
         rule(O::CreateAcls, R::Cluster, A::Alter, Required),
         rule(O::DescribeAcls, R::Cluster, A::Describe, Required),
         rule(O::DeleteAcls, R::Cluster, A::Alter, Required),
+        rule(O::DescribeUsers, R::Cluster, A::Describe, Required),
+        rule(O::AlterUsers, R::Cluster, A::Alter, Required),
     ]
 };
 

@@ -30,6 +30,12 @@ pub enum ConfigError {
     NotAVoter(NodeId),
     #[error("producer_id_expiration_ms must be >= 1, got {0}")]
     ProducerIdExpiration(i64),
+    #[error("kafka_security_protocol {0:?}: expected PLAINTEXT or SASL_PLAINTEXT")]
+    SecurityProtocol(String),
+    #[error("sasl_mechanisms: unknown mechanism {0:?} (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)")]
+    SaslMechanism(String),
+    #[error("super_users: {0:?} is not a principal of the form User:name")]
+    SuperUser(String),
 }
 
 /// Every setting of a node. Field names are the TOML keys and, upper-cased
@@ -130,6 +136,16 @@ pub struct ServerConfig {
     /// With ACLs on: a resource no ACL names at all is open to everyone
     /// (Kafka's `allow.everyone.if.no.acl.found`). Off by default.
     pub allow_everyone_if_no_acl_found: bool,
+    /// The Kafka listener's security protocol: `PLAINTEXT` (no
+    /// authentication: every client is `User:ANONYMOUS`) or
+    /// `SASL_PLAINTEXT` (clients authenticate with one of
+    /// `sasl_mechanisms` before any other request).
+    pub kafka_security_protocol: String,
+    /// The SASL mechanisms the Kafka listener offers: `PLAIN`,
+    /// `SCRAM-SHA-256`, `SCRAM-SHA-512` (Kafka's
+    /// `sasl.enabled.mechanisms`). PLAIN sends the password itself: only
+    /// over TLS once it exists.
+    pub sasl_mechanisms: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -151,6 +167,12 @@ impl Default for ServerConfig {
             acl_enabled: false,
             super_users: Vec::new(),
             allow_everyone_if_no_acl_found: false,
+            kafka_security_protocol: "PLAINTEXT".to_string(),
+            sasl_mechanisms: vec![
+                "PLAIN".to_string(),
+                "SCRAM-SHA-256".to_string(),
+                "SCRAM-SHA-512".to_string(),
+            ],
             max_message_bytes: 1_048_588,
             compaction_interval_ms: 15_000,
             retention_ms: 604_800_000,
@@ -208,7 +230,34 @@ impl ServerConfig {
                 self.producer_id_expiration_ms,
             ));
         }
+        if !matches!(
+            self.kafka_security_protocol.as_str(),
+            "PLAINTEXT" | "SASL_PLAINTEXT"
+        ) {
+            return Err(ConfigError::SecurityProtocol(
+                self.kafka_security_protocol.clone(),
+            ));
+        }
+        if let Some(m) = self
+            .sasl_mechanisms
+            .iter()
+            .find(|m| !matches!(m.as_str(), "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512"))
+        {
+            return Err(ConfigError::SaslMechanism(m.clone()));
+        }
+        if let Some(p) = self
+            .super_users
+            .iter()
+            .find(|p| crate::context::Principal::parse(p).is_none())
+        {
+            return Err(ConfigError::SuperUser(p.clone()));
+        }
         Ok(())
+    }
+
+    /// Whether Kafka clients must authenticate (SASL) first.
+    pub fn kafka_sasl(&self) -> bool {
+        self.kafka_security_protocol == "SASL_PLAINTEXT"
     }
 
     pub fn advertised_rpc(&self) -> String {

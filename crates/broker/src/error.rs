@@ -123,6 +123,15 @@ pub enum ApiError {
     /// A decommission or removal that cannot go ahead (yet).
     #[error("{0}")]
     NodeInUse(String),
+    #[error("user {0} has no such credential")]
+    UnknownUser(String),
+    /// Authentication failed: unknown user, wrong password, bad token.
+    #[error("authentication failed: {0}")]
+    AuthenticationFailed(String),
+    #[error("SASL mechanism {0} is not enabled on this listener")]
+    UnsupportedSaslMechanism(String),
+    #[error("{0}")]
+    IllegalSaslState(String),
     /// The principal may not do this: an ACL denies it or none allows it.
     #[error("{principal} is not authorized to {acl} {resource_type} {resource:?}")]
     Unauthorized {
@@ -178,6 +187,11 @@ impl ApiError {
             ApiError::UnknownNode(_) => ErrorCode::UnknownNode,
             ApiError::NodeInUse(_) => ErrorCode::NodeInUse,
             ApiError::Unauthorized { .. } => ErrorCode::Unauthorized,
+            ApiError::AuthenticationFailed(_) => ErrorCode::Unauthenticated,
+            ApiError::UnknownUser(_) => ErrorCode::InvalidArgument,
+            ApiError::UnsupportedSaslMechanism(_) | ApiError::IllegalSaslState(_) => {
+                ErrorCode::InvalidArgument
+            }
         }
     }
 
@@ -208,6 +222,11 @@ impl ApiError {
             ApiError::UnknownGroup(_) | ApiError::UnknownNode(_) => Code::NotFound,
             ApiError::NodeInUse(_) => Code::FailedPrecondition,
             ApiError::Unauthorized { .. } => Code::PermissionDenied,
+            ApiError::AuthenticationFailed(_) => Code::Unauthenticated,
+            ApiError::UnknownUser(_) => Code::NotFound,
+            ApiError::UnsupportedSaslMechanism(_) | ApiError::IllegalSaslState(_) => {
+                Code::InvalidArgument
+            }
             ApiError::InconsistentGroupProtocol(_) | ApiError::InvalidSessionTimeout(_) => {
                 Code::InvalidArgument
             }
@@ -251,6 +270,10 @@ impl ApiError {
             // Kafka's UnregisterBroker answers BROKER_ID_NOT_REGISTERED.
             ApiError::UnknownNode(_) => K::BrokerIdNotRegistered,
             ApiError::NodeInUse(_) => K::InvalidRequest,
+            ApiError::AuthenticationFailed(_) => K::SaslAuthenticationFailed,
+            ApiError::UnknownUser(_) => K::ResourceNotFound,
+            ApiError::UnsupportedSaslMechanism(_) => K::UnsupportedSaslMechanism,
+            ApiError::IllegalSaslState(_) => K::IllegalSaslState,
             ApiError::Unauthorized { resource_type, .. } => {
                 use crate::acl::ResourceType as R;
                 match resource_type {

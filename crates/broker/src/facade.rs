@@ -166,6 +166,25 @@ impl Broker {
             .set(s.compaction_bytes_written as f64);
     }
 
+    /// Runs `f` on the applied metadata.
+    pub(crate) fn meta<T>(&self, f: impl FnOnce(&cairn_metadata::MetadataState) -> T) -> T {
+        self.node.meta_view.read(f)
+    }
+
+    /// Proposes a metadata write (forwarded to the metadata leader).
+    pub(crate) async fn propose(&self, p: Proposal) -> Result<MetaResponse, ApiError> {
+        self.node.propose(p).await
+    }
+
+    /// Refuses unless `op`'s cluster row allows it.
+    pub(crate) fn authorize_op_on_cluster(
+        &self,
+        ctx: &RequestContext,
+        op: Operation,
+    ) -> Result<(), ApiError> {
+        self.authorize_cluster(ctx, op)
+    }
+
     // ---- authorization ----
 
     fn index(&self) -> Arc<AclIndex> {

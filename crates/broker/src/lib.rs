@@ -21,6 +21,7 @@
 //! ```
 
 pub mod acl;
+mod authn;
 mod config;
 pub mod context;
 mod coordinator;
@@ -33,6 +34,7 @@ mod meta_sm;
 mod node;
 mod ops;
 mod replica;
+pub mod scram;
 mod tasks;
 pub mod views;
 
@@ -42,6 +44,10 @@ use std::sync::Arc;
 use std::sync::RwLock;
 use std::time::Duration;
 
+pub use authn::SaslExchange;
+pub use authn::SaslStep;
+pub use authn::ScramUpsertion;
+pub use authn::UserCredentials;
 pub use cairn_metadata::NodeId;
 use cairn_metadata::NodeInfo;
 pub use cairn_partition::FetchResult;

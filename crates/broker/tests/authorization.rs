@@ -22,6 +22,7 @@ use cairn_broker::acl::PatternType;
 use cairn_broker::acl::Permission;
 use cairn_broker::acl::ResourceType;
 use cairn_broker::acl::CLUSTER_RESOURCE;
+use cairn_broker::scram::ScramMechanism;
 use cairn_broker::views::Readiness;
 use cairn_broker::views::Topics;
 use cairn_broker::Acks;
@@ -35,6 +36,8 @@ use cairn_broker::OffsetSpec;
 use cairn_broker::OffsetToCommit;
 use cairn_broker::Principal;
 use cairn_broker::RequestContext;
+use cairn_broker::SaslStep;
+use cairn_broker::ScramUpsertion;
 use cairn_broker::ServerConfig;
 
 const TOPIC: &str = "t";
@@ -253,6 +256,11 @@ async fn run(b: &Broker, who: &RequestContext, op: Operation, n: &Names) -> Resu
             .await,
         ),
         Operation::DescribeAcls => unauthorized(&b.describe_acls(who, &AclFilter::default())),
+        Operation::DescribeUsers => unauthorized(&b.describe_users(who, None)),
+        Operation::AlterUsers => unauthorized(
+            &b.alter_users(who, vec![("nobody".into(), ScramMechanism::Sha256)], vec![])
+                .await,
+        ),
         Operation::DeleteAcls => unauthorized(
             &b.delete_acls(
                 who,
@@ -382,5 +390,140 @@ async fn every_operation_is_refused_without_its_acls_and_allowed_with_them() -> 
     if !failures.is_empty() {
         bail!("{} failures:\n{}", failures.len(), failures.join("\n"));
     }
+    Ok(())
+}
+
+/// SCRAM's client side, enough to drive the façade's exchange.
+fn scram_client_final(
+    m: ScramMechanism,
+    password: &str,
+    client_first_bare: &str,
+    server_first: &str,
+) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut salt = None;
+    let mut iterations = 0;
+    let mut nonce = "";
+    for attr in server_first.split(',') {
+        if let Some(v) = attr.strip_prefix("s=") {
+            salt = Some(b64.decode(v).unwrap());
+        } else if let Some(v) = attr.strip_prefix("i=") {
+            iterations = v.parse().unwrap();
+        } else if let Some(v) = attr.strip_prefix("r=") {
+            nonce = v;
+        }
+    }
+    let salt = salt.unwrap();
+    let cred = m.credential(password, &salt, iterations);
+    let without_proof = format!("c=biws,r={nonce}");
+    let auth = format!("{client_first_bare},{server_first},{without_proof}");
+    // ClientProof = ClientKey XOR HMAC(StoredKey, AuthMessage); ClientKey
+    // from the salted password.
+    let salted = m.salted_password(password.as_bytes(), &salt, iterations);
+    let client_key = hmac(m, &salted, b"Client Key");
+    let signature = hmac(m, &cred.stored_key, auth.as_bytes());
+    let proof: Vec<u8> = client_key
+        .iter()
+        .zip(&signature)
+        .map(|(a, b)| a ^ b)
+        .collect();
+    format!("{without_proof},p={}", b64.encode(proof))
+}
+
+fn hmac(m: ScramMechanism, key: &[u8], data: &[u8]) -> Vec<u8> {
+    use hmac::Mac;
+    match m {
+        ScramMechanism::Sha256 => {
+            let mut h = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+            h.update(data);
+            h.finalize().into_bytes().to_vec()
+        }
+        ScramMechanism::Sha512 => {
+            let mut h = hmac::Hmac::<sha2::Sha512>::new_from_slice(key).unwrap();
+            h.update(data);
+            h.finalize().into_bytes().to_vec()
+        }
+    }
+}
+
+/// Users created through the façade authenticate with SCRAM and PLAIN;
+/// a wrong password, an unknown user, and a disabled mechanism do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_authenticate_with_scram_and_plain_and_nothing_else() -> Result<()> {
+    let (_dir, running) = start().await?;
+    let b = running.broker();
+    let admin = ctx("admin");
+    let client = ctx("ANONYMOUS");
+    let salt = b"0123456789abcdef".to_vec();
+    let upsertions = ScramMechanism::ALL
+        .into_iter()
+        .map(|m| ScramUpsertion {
+            user: "alice".into(),
+            mechanism: m,
+            iterations: 4096,
+            salted_password: m.salted_password(b"s3cret", &salt, 4096),
+            salt: salt.clone(),
+        })
+        .collect();
+    for (_, r) in b.alter_users(&admin, vec![], upsertions).await? {
+        r?;
+    }
+    let listed = b.describe_users(&admin, Some(vec!["alice".into(), "bob".into()]))?;
+    assert_eq!(listed[0].1.as_ref().map(|c| c.len()), Some(2));
+    assert!(listed[1].1.is_none(), "bob does not exist");
+
+    for m in ScramMechanism::ALL {
+        for (password, ok) in [("s3cret", true), ("wrong", false)] {
+            let mut x = b.sasl_start(m.name())?;
+            let bare = "n=alice,r=clientnonce";
+            let SaslStep::Continue(first) = x.step(&client, format!("n,,{bare}").as_bytes())?
+            else {
+                bail!("SCRAM answered its first step with a result");
+            };
+            let first = String::from_utf8(first)?;
+            let last = scram_client_final(m, password, bare, &first);
+            match (x.step(&client, last.as_bytes()), ok) {
+                (Ok(SaslStep::Authenticated { principal, .. }), true) => {
+                    assert_eq!(principal.to_string(), "User:alice")
+                }
+                (Err(BrokerError::AuthenticationFailed(_)), false) => {}
+                (other, _) => bail!("{} with {password}: {other:?}", m.name()),
+            }
+        }
+        let mut x = b.sasl_start(m.name())?;
+        assert!(matches!(
+            x.step(&client, b"n,,n=bob,r=abc"),
+            Err(BrokerError::AuthenticationFailed(_))
+        ));
+    }
+    let plain = |token: &[u8]| -> Result<Result<SaslStep, BrokerError>> {
+        Ok(b.sasl_start("PLAIN")?.step(&client, token))
+    };
+    assert!(matches!(
+        plain(b"\0alice\0s3cret")?,
+        Ok(SaslStep::Authenticated { .. })
+    ));
+    assert!(matches!(
+        plain(b"\0alice\0wrong")?,
+        Err(BrokerError::AuthenticationFailed(_))
+    ));
+    assert!(matches!(
+        b.sasl_start("GSSAPI"),
+        Err(BrokerError::UnsupportedSaslMechanism(_))
+    ));
+    // Deleting the user's credentials ends its logins.
+    let deletions = ScramMechanism::ALL
+        .into_iter()
+        .map(|m| ("alice".to_string(), m))
+        .collect();
+    for (_, r) in b.alter_users(&admin, deletions, vec![]).await? {
+        r?;
+    }
+    assert!(matches!(
+        plain(b"\0alice\0s3cret")?,
+        Err(BrokerError::AuthenticationFailed(_))
+    ));
+    running.shutdown().await;
     Ok(())
 }

@@ -48,6 +48,9 @@ pub enum Command {
     /// ACLs (Kafka's): add, list and remove bindings. Enforced when the
     /// nodes run with acl_enabled (docs/ops/security.md).
     Acl(AclArgs),
+    /// Users SASL authenticates (SCRAM-SHA-256/512, PLAIN): create, set a
+    /// password, delete, list.
+    User(UserArgs),
     /// Load generators that report throughput and latency.
     Bench(BenchArgs),
 }
@@ -492,6 +495,65 @@ pub enum NodeCommand {
         #[arg(long, default_value_t = 600)]
         timeout_s: u64,
         /// Output format of the result.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+/// `cairn user`.
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    /// Connection flags.
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+    /// User command.
+    #[command(subcommand)]
+    pub command: UserCommand,
+}
+
+/// How a password is given.
+#[derive(Debug, Clone, Args)]
+pub struct PasswordArgs {
+    /// The password (visible in the process list: prefer --password-stdin).
+    #[arg(long, conflicts_with = "password_stdin")]
+    pub password: Option<String>,
+    /// Read the password from the first line of stdin.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// SCRAM mechanisms to store a credential for; PLAIN logins use them too.
+    #[arg(long = "mechanism", value_delimiter = ',', default_values_t = ["SCRAM-SHA-256".to_string(), "SCRAM-SHA-512".to_string()])]
+    pub mechanisms: Vec<String>,
+    /// PBKDF2 iterations (4096..=16384, as Kafka).
+    #[arg(long, default_value_t = 4096)]
+    pub iterations: u32,
+}
+
+/// User commands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Creates a user (or replaces its credentials). The password is salted
+    /// here; only the derived keys reach the cluster.
+    Create {
+        /// The user name (its principal is User:NAME).
+        name: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Sets a user's password (as create).
+    SetPassword {
+        /// The user name.
+        name: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Deletes a user (every mechanism).
+    Delete {
+        /// The user name.
+        name: String,
+    },
+    /// Lists users and their SCRAM mechanisms.
+    List {
+        /// Output format.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },

@@ -19,6 +19,7 @@ mod produce_cmd;
 mod record_view;
 mod server_cmd;
 mod topic_cmd;
+mod user_cmd;
 mod views;
 
 use std::process::ExitCode;
@@ -42,6 +43,7 @@ async fn run(cli: Cli) -> Result<()> {
                 Command::Cluster(args) => cluster_cmd::run(args).await,
                 Command::Node(args) => node_cmd::run(args).await,
                 Command::Acl(args) => acl_cmd::run(args).await,
+                Command::User(args) => user_cmd::run(args).await,
                 Command::Bench(args) => bench::run(args).await,
             }
         }

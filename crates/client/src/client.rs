@@ -17,13 +17,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cairn_proto::v1::cairn_client::CairnClient;
 use cairn_proto::v1::{
-    Acks, AclBinding, AclFilter, AlterTopicConfigRequest, ClusterStatusRequest,
+    Acks, AclBinding, AclFilter, AlterTopicConfigRequest, AlterUsersRequest, ClusterStatusRequest,
     ClusterStatusResponse, CommitOffsetsRequest, CreateAclsRequest, CreatePartitionsRequest,
     CreateTopicRequest, DecommissionNodeRequest, DeleteAclsRequest, DeleteTopicRequest,
-    DescribeTopicRequest, ErrorCode, FetchOffsetsRequest, FetchRequest, FetchResponse,
-    ListAclsRequest, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
-    OffsetCommit, PartitionMove, ProduceRequest, ProduceResponse, ReassignPartitionRequest,
-    RemoveNodeRequest, TopicMetadata,
+    DescribeTopicRequest, DescribeUsersRequest, ErrorCode, FetchOffsetsRequest, FetchRequest,
+    FetchResponse, ListAclsRequest, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
+    MetadataResponse, OffsetCommit, PartitionMove, ProduceRequest, ProduceResponse,
+    ReassignPartitionRequest, RemoveNodeRequest, ScramDeletion, ScramUpsertion, TopicMetadata,
+    UserDescription,
 };
 use tonic::transport::{Channel, Endpoint};
 use tracing::{debug, info};
@@ -341,6 +342,42 @@ impl Client {
         )
         .await?;
         Ok(())
+    }
+
+    /// Sets and deletes users' SCRAM credentials (ALTER on the cluster).
+    pub async fn alter_users(
+        &self,
+        deletions: Vec<ScramDeletion>,
+        upsertions: Vec<ScramUpsertion>,
+    ) -> Result<(), ClientError> {
+        let timeout = self.inner.config.request_timeout;
+        self.call_any("alter_users", &mut self.backoff(), |mut c: Rpc| {
+            let req = AlterUsersRequest {
+                deletions: deletions.clone(),
+                upsertions: upsertions.clone(),
+            };
+            async move { c.alter_users(request(req, timeout)).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The users named (all when empty) and their SCRAM mechanisms.
+    pub async fn describe_users(
+        &self,
+        users: Vec<String>,
+    ) -> Result<Vec<UserDescription>, ClientError> {
+        let timeout = self.inner.config.request_timeout;
+        let reply = self
+            .call_any("describe_users", &mut self.backoff(), |mut c: Rpc| {
+                let users = users.clone();
+                async move {
+                    c.describe_users(request(DescribeUsersRequest { users }, timeout))
+                        .await
+                }
+            })
+            .await?;
+        Ok(reply.users)
     }
 
     /// Stores ACL bindings (ALTER on the cluster).

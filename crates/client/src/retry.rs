@@ -100,7 +100,8 @@ pub(crate) fn classify(err: &ClientError) -> Disposition {
             | ErrorCode::InvalidSessionTimeout
             | ErrorCode::UnknownNode
             | ErrorCode::NodeInUse
-            | ErrorCode::Unauthorized => Disposition::Fail,
+            | ErrorCode::Unauthorized
+            | ErrorCode::Unauthenticated => Disposition::Fail,
         },
         ClientError::Transport { .. } => Disposition::Refresh,
         ClientError::NoBootstrap

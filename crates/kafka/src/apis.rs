@@ -118,4 +118,6 @@ apis! {
     DescribeAcls => DescribeAclsRequest, DescribeAclsResponse;
     CreateAcls => CreateAclsRequest, CreateAclsResponse;
     DeleteAcls => DeleteAclsRequest, DeleteAclsResponse;
+    DescribeUserScramCredentials => DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse;
+    AlterUserScramCredentials => AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse;
 }

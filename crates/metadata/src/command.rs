@@ -10,6 +10,7 @@ use crate::state::AclEntry;
 use crate::state::CommittedOffset;
 use crate::state::NodeId;
 use crate::state::NodeInfo;
+use crate::state::ScramCredential;
 use crate::state::Topic;
 
 /// A write to the metadata group. Anything non-deterministic (ids, the
@@ -104,6 +105,21 @@ pub enum MetaCommand {
     RemoveNode {
         node: NodeId,
     },
+    /// Sets a user's SCRAM credential for one mechanism (creating the
+    /// user). The proposer derives it from the salted password; the
+    /// password never reaches the metadata. Appended last: commands are
+    /// stored by variant index.
+    PutScramCredential {
+        user: String,
+        mechanism: String,
+        credential: ScramCredential,
+    },
+    /// Removes a user's credential for one mechanism (the user goes with
+    /// its last one). Appended last: commands are stored by variant index.
+    DeleteScramCredential {
+        user: String,
+        mechanism: String,
+    },
 }
 
 /// New replicas for one partition (preferred leader first).
@@ -154,4 +170,6 @@ pub enum MetaError {
     /// A decommission or removal that cannot go ahead (yet).
     #[error("{0}")]
     NodeInUse(String),
+    #[error("user {0} has no such credential")]
+    UnknownUser(String),
 }

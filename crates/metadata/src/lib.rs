@@ -10,7 +10,8 @@
 //!   ├── nodes                 id -> addresses, rack
 //!   ├── draining, retired     nodes being decommissioned; ids removed for good
 //!   ├── topics                name -> partitions -> (raft group, replicas)
-//!   ├── acls                  stored only (enforced by a later issue)
+//!   ├── acls                  Kafka ACL bindings (enforced by cairn-broker's acl.rs)
+//!   ├── users                 name -> SCRAM mechanism -> salted credential
 //!   ├── group_offsets         consumer group -> topic -> partition -> offset
 //!   └── groups                consumer group -> generation, members, assignments
 //! ```
@@ -45,5 +46,6 @@ pub use state::MetadataState;
 pub use state::NodeId;
 pub use state::NodeInfo;
 pub use state::PartitionAssignment;
+pub use state::ScramCredential;
 pub use state::Topic;
 pub use state::METADATA_GROUP;

@@ -163,6 +163,8 @@ fn meta_command_name(cmd: &MetaCommand) -> &'static str {
         MetaCommand::CreatePartitions { .. } => "create_partitions",
         MetaCommand::DecommissionNode { .. } => "decommission_node",
         MetaCommand::RemoveNode { .. } => "remove_node",
+        MetaCommand::PutScramCredential { .. } => "put_scram_credential",
+        MetaCommand::DeleteScramCredential { .. } => "delete_scram_credential",
     }
 }
 

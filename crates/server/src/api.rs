@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use cairn_broker::acl;
+use cairn_broker::scram::ScramMechanism;
 use cairn_broker::views::ClusterView;
 use cairn_broker::views::NodeView;
 use cairn_broker::views::TopicView;
@@ -695,5 +696,66 @@ impl Cairn for CairnService {
             deleted.extend(r?.into_iter().map(acl_binding));
         }
         Ok(Response::new(DeleteAclsResponse { deleted }))
+    }
+
+    async fn alter_users(
+        &self,
+        request: Request<AlterUsersRequest>,
+    ) -> Result<Response<AlterUsersResponse>, Status> {
+        let ctx = ctx(&request);
+        let req = request.into_inner();
+        let mechanism = |m: &str| {
+            ScramMechanism::parse(m)
+                .ok_or_else(|| ApiError::InvalidArgument(format!("unknown SCRAM mechanism {m:?}")))
+        };
+        let deletions = req
+            .deletions
+            .into_iter()
+            .map(|d| Ok((d.user, mechanism(&d.mechanism)?)))
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        let upsertions = req
+            .upsertions
+            .into_iter()
+            .map(|u| {
+                Ok(cairn_broker::ScramUpsertion {
+                    mechanism: mechanism(&u.mechanism)?,
+                    user: u.user,
+                    iterations: u.iterations,
+                    salt: u.salt.to_vec(),
+                    salted_password: u.salted_password.to_vec(),
+                })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        for (_, r) in self.broker.alter_users(&ctx, deletions, upsertions).await? {
+            r?;
+        }
+        Ok(Response::new(AlterUsersResponse {}))
+    }
+
+    async fn describe_users(
+        &self,
+        request: Request<DescribeUsersRequest>,
+    ) -> Result<Response<DescribeUsersResponse>, Status> {
+        let ctx = ctx(&request);
+        let req = request.into_inner();
+        let wanted = (!req.users.is_empty()).then_some(req.users);
+        let users = self
+            .broker
+            .describe_users(&ctx, wanted)?
+            .into_iter()
+            .filter_map(|(user, creds)| {
+                Some(UserDescription {
+                    user,
+                    credentials: creds?
+                        .into_iter()
+                        .map(|(m, iterations)| UserCredential {
+                            mechanism: m.name().to_string(),
+                            iterations,
+                        })
+                        .collect(),
+                })
+            })
+            .collect();
+        Ok(Response::new(DescribeUsersResponse { users }))
     }
 }

@@ -229,6 +229,9 @@ async fn connection(
             client_host: peer.ip().to_string(),
             fetch_sessions,
             ctx: RequestContext::anonymous(Listener::Kafka, Some(peer)),
+            sasl: None,
+            authenticated: false,
+            close_after: false,
         };
         while let Some(incoming) = rx.recv().await {
             let (correlation_id, version, response) = match incoming {
@@ -243,6 +246,7 @@ async fn connection(
                     tracing::trace!(%peer, client_id = %session.client_id, api = ?api, version, "kafka request");
                     match dispatch(&broker, &mut session, *r).await {
                         Some(resp) => (correlation_id, version, resp),
+                        None if session.close_after => return,
                         None if api == cairn_kafka::kafka_protocol::messages::ApiKey::Produce => {
                             continue; // acks=0: Kafka sends nothing back
                         }
@@ -267,7 +271,7 @@ async fn connection(
                     return;
                 }
             };
-            if writer.write_all(&frame).await.is_err() {
+            if writer.write_all(&frame).await.is_err() || session.close_after {
                 return;
             }
         }

@@ -14,7 +14,9 @@
 //!   admin.rs     Create/DeleteTopics, CreatePartitions, DeleteRecords, configs, log dirs
 //!   groups.rs    consumer groups: FindCoordinator .. OffsetDelete, through the broker
 //!   acls.rs      CreateAcls, DescribeAcls, DeleteAcls
-//!   refused.rs   SASL, transactions: answered with Kafka's error
+//!   sasl.rs      SaslHandshake, SaslAuthenticate (before anything else on SASL_PLAINTEXT)
+//!   users.rs     Describe/AlterUserScramCredentials
+//!   refused.rs   transactions: answered with Kafka's error
 //! ```
 
 mod acls;
@@ -26,6 +28,8 @@ mod groups;
 mod metadata;
 mod produce;
 mod refused;
+mod sasl;
+mod users;
 
 use std::sync::Arc;
 
@@ -47,6 +51,12 @@ pub(crate) struct Session {
     pub fetch_sessions: Arc<fetch_session::FetchSessions>,
     /// Who this connection is (anonymous until SASL or mTLS), from where.
     pub ctx: RequestContext,
+    /// The SASL exchange under way (after SaslHandshake).
+    pub sasl: Option<cairn_broker::SaslExchange>,
+    /// Authenticated with SASL.
+    pub authenticated: bool,
+    /// Close the connection once the current answer is written.
+    pub close_after: bool,
 }
 
 /// Answers one request; `None` when Kafka sends no response (a Produce with
@@ -58,6 +68,18 @@ pub(crate) async fn dispatch(
     request: Request,
 ) -> Option<ApiResponse> {
     let version = request.version();
+    if broker.settings().kafka_sasl() && !session.authenticated {
+        match &request.body {
+            ApiRequest::ApiVersions(_)
+            | ApiRequest::SaslHandshake(_)
+            | ApiRequest::SaslAuthenticate(_) => {}
+            other => {
+                tracing::debug!(client = ?session.ctx.client, api = ?other.api_key(), "kafka: a request before authentication; closing the connection");
+                session.close_after = true;
+                return None;
+            }
+        }
+    }
     let ctx = session.ctx.clone();
     let (node, ctx) = (broker, &ctx);
     Some(match request.body {
@@ -135,6 +157,18 @@ pub(crate) async fn dispatch(
         }
         ApiRequest::OffsetDelete(r) => {
             ApiResponse::OffsetDelete(groups::offset_delete(node, ctx, r).await)
+        }
+        ApiRequest::SaslHandshake(r) => {
+            ApiResponse::SaslHandshake(sasl::handshake(broker, session, r))
+        }
+        ApiRequest::SaslAuthenticate(r) => {
+            ApiResponse::SaslAuthenticate(sasl::authenticate(broker, session, r))
+        }
+        ApiRequest::DescribeUserScramCredentials(r) => {
+            ApiResponse::DescribeUserScramCredentials(users::describe(node, ctx, r))
+        }
+        ApiRequest::AlterUserScramCredentials(r) => {
+            ApiResponse::AlterUserScramCredentials(users::alter(node, ctx, r).await)
         }
         ApiRequest::CreateAcls(r) => ApiResponse::CreateAcls(acls::create_acls(node, ctx, r).await),
         ApiRequest::DescribeAcls(r) => ApiResponse::DescribeAcls(acls::describe_acls(node, ctx, r)),

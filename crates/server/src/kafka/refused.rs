@@ -1,5 +1,5 @@
-//! APIs Cairn decodes only to refuse them with Kafka's own error: SASL
-//! (no mechanism is enabled yet) and transactions (InitProducerId already refuses a transactional id, so a
+//! APIs Cairn decodes only to refuse them with Kafka's own error:
+//! transactions (InitProducerId already refuses a transactional id, so a
 //! client gets here only by skipping it).
 
 use cairn_kafka::kafka_protocol::messages::*;
@@ -8,22 +8,12 @@ use cairn_kafka::ApiRequest;
 use cairn_kafka::ApiResponse;
 
 use super::code;
-use super::str_bytes;
 
 /// The refusal of `request`; `None` when the only honest answer is closing
 /// the connection (transaction APIs whose responses carry no top-level
 /// error at the versions clients use).
 pub(crate) fn answer(request: ApiRequest) -> Option<ApiResponse> {
     Some(match request {
-        ApiRequest::SaslHandshake(_) => ApiResponse::SaslHandshake(
-            SaslHandshakeResponse::default()
-                .with_error_code(code(ResponseError::UnsupportedSaslMechanism)),
-        ),
-        ApiRequest::SaslAuthenticate(_) => ApiResponse::SaslAuthenticate(
-            SaslAuthenticateResponse::default()
-                .with_error_code(code(ResponseError::IllegalSaslState))
-                .with_error_message(Some(str_bytes("SASL is not enabled on this listener"))),
-        ),
         ApiRequest::EndTxn(_) => ApiResponse::EndTxn(
             EndTxnResponse::default().with_error_code(code(ResponseError::UnsupportedVersion)),
         ),
