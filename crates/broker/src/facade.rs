@@ -732,7 +732,10 @@ impl Broker {
     /// Commits offsets for `group` (READ on the group; READ on each topic).
     /// `generation`: `None` for a commit from outside the group. A refused
     /// group is the `Err`; each partition has its own answer otherwise
-    /// (unknown, unauthorized, or the commit's outcome).
+    /// (unauthorized, unknown, or the commit's outcome). With
+    /// `known_partitions_only` (the Kafka door, as Kafka) a partition the
+    /// topic does not have is refused; the gRPC API stores offsets of any
+    /// topic and partition, as it always has (`cairn bench commit`).
     pub async fn commit_offsets(
         &self,
         ctx: &RequestContext,
@@ -740,23 +743,33 @@ impl Broker {
         generation: Option<i32>,
         member_id: &str,
         offsets: Vec<OffsetToCommit>,
+        known_partitions_only: bool,
     ) -> Result<PartitionResults, ApiError> {
         self.authorize(ctx, Operation::OffsetCommit, ResourceType::Group, group)?;
         let now = now_ms();
         let mut results: PartitionResults = Vec::with_capacity(offsets.len());
         let mut commit = Vec::new();
-        let mut allowed: BTreeMap<String, Result<u32, ApiError>> = BTreeMap::new();
+        let mut allowed: BTreeMap<String, Result<Option<u32>, ApiError>> = BTreeMap::new();
         for o in offsets {
             let count = allowed
                 .entry(o.topic.clone())
                 .or_insert_with(|| {
                     self.authorize(ctx, Operation::OffsetCommit, ResourceType::Topic, &o.topic)?;
-                    Ok(self.node.topic(&o.topic)?.partitions.len() as u32)
+                    if known_partitions_only {
+                        Ok(Some(self.node.topic(&o.topic)?.partitions.len() as u32))
+                    } else {
+                        Ok(None)
+                    }
                 })
-                .as_ref()
-                .map(|c| *c)
-                .map_err(ApiError::clone);
-            let known = count.and_then(|c| known_partition(&o.topic, o.partition, c));
+                .clone();
+            let known = count.and_then(|c| match c {
+                Some(c) => known_partition(&o.topic, o.partition, c),
+                None => u32::try_from(o.partition).map_err(|_| ApiError::UnknownPartition {
+                    topic: o.topic.clone(),
+                    partition: 0,
+                    count: 0,
+                }),
+            });
             match known {
                 Ok(p) => {
                     commit.push((

@@ -20,10 +20,13 @@
 //!   └───────────────────────────────────────────────────────────────────┘
 //! ```
 
-pub mod acl;
+pub use cairn_acl as acl;
 mod authn;
 mod config;
-pub mod context;
+/// Who asks: re-exported from `cairn-acl`.
+pub mod context {
+    pub use cairn_acl::context::*;
+}
 mod coordinator;
 mod election;
 mod error;

@@ -208,6 +208,7 @@ async fn run(b: &Broker, who: &RequestContext, op: Operation, n: &Names) -> Resu
                         offset: 1,
                         metadata: String::new(),
                     }],
+                    true,
                 )
                 .await;
             unauthorized(&r)
@@ -338,6 +339,7 @@ async fn every_operation_is_refused_without_its_acls_and_allowed_with_them() -> 
                     offset: 0,
                     metadata: String::new(),
                 }],
+                true,
             )
             .await?;
             let mut acls = Vec::new();

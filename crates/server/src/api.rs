@@ -466,7 +466,14 @@ impl Cairn for CairnService {
             .collect();
         let results = self
             .broker
-            .commit_offsets(&ctx, &req.group, req.generation, &req.member_id, offsets)
+            .commit_offsets(
+                &ctx,
+                &req.group,
+                req.generation,
+                &req.member_id,
+                offsets,
+                false,
+            )
             .await?;
         // The gRPC API commits all or nothing: the first refusal answers.
         if let Some((_, _, Err(e))) = results.into_iter().find(|r| r.2.is_err()) {

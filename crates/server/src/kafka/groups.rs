@@ -286,7 +286,7 @@ pub(crate) async fn offset_commit(
     let generation = (r.generation_id_or_member_epoch >= 0 || !r.member_id.is_empty())
         .then_some(r.generation_id_or_member_epoch);
     let outcome = broker
-        .commit_offsets(ctx, &r.group_id, generation, &r.member_id, offsets)
+        .commit_offsets(ctx, &r.group_id, generation, &r.member_id, offsets, true)
         .await;
     // Each partition's answer, by (topic, partition); a refusal of the
     // whole group answers every partition.

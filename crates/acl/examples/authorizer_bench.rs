@@ -1,5 +1,5 @@
 //! The authorizer's cost per check with 10 and with 10,000 ACLs:
-//! `cargo run --release -p cairn-broker --example authorizer_bench`.
+//! `cargo run --release -p cairn-acl --example authorizer_bench`.
 //! Half the bindings are literal topic names, a quarter prefixes, a quarter
 //! groups; the checks ask for topics that match nothing, a literal, and a
 //! prefix, round-robin.
@@ -7,13 +7,13 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use cairn_broker::acl::AclBinding;
-use cairn_broker::acl::AclIndex;
-use cairn_broker::acl::AclOperation;
-use cairn_broker::acl::PatternType;
-use cairn_broker::acl::Permission;
-use cairn_broker::acl::ResourceType;
-use cairn_broker::Principal;
+use cairn_acl::AclBinding;
+use cairn_acl::AclIndex;
+use cairn_acl::AclOperation;
+use cairn_acl::PatternType;
+use cairn_acl::Permission;
+use cairn_acl::Principal;
+use cairn_acl::ResourceType;
 
 fn bindings(n: usize) -> Vec<AclBinding> {
     (0..n)

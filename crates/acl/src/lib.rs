@@ -1,3 +1,6 @@
+//! Who asks ([`RequestContext`]) and what they may do. Pure, no I/O:
+//! `cairn-broker` authorizes every operation with it.
+//!
 //! Authorization: which operation needs which permission on which resource
 //! ([`OPERATIONS`]), and the decision over the ACLs stored in the metadata
 //! group ([`AclIndex::authorize`]), with Kafka's semantics:
@@ -23,7 +26,11 @@ use std::net::IpAddr;
 
 use cairn_metadata::AclEntry;
 
-use crate::context::Principal;
+pub use crate::context::Listener;
+pub use crate::context::Principal;
+pub use crate::context::RequestContext;
+
+pub mod context;
 
 macro_rules! wire_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident = $code:literal, $text:literal;)* }) => {
