@@ -7,7 +7,9 @@
 //! not, a wrong password, an unknown user and no credentials get nothing,
 //! aiokafka logs in with PLAIN, kcat with SCRAM, confluent-kafka's
 //! AdminClient creates a user through AlterUserScramCredentials, and a
-//! non-admin may not.
+//! non-admin may not. Then the Java client (Kafka's reference
+//! implementation, tests/kafka/JavaSecurity.java) does the same with
+//! Admin.alterUserScramCredentials / createAcls / describeAcls / deleteAcls.
 
 use std::io::Write;
 use std::process::Command;
@@ -21,6 +23,7 @@ use serde_json::Value;
 
 use crate::cluster::cairn_bin;
 use crate::cluster::TestCluster;
+use crate::kafka::java_classpath;
 use crate::kafka::python;
 use crate::kafka::script;
 
@@ -115,5 +118,57 @@ async fn sasl_users_and_acls_with_real_kafka_clients() -> Result<()> {
         wrong.join("\n"),
         cluster.logs_tail(40)
     );
+    java_client(&cluster)?;
+    Ok(())
+}
+
+/// tests/kafka/JavaSecurity.java against the same node; skipped, saying so,
+/// on a machine without a JDK.
+fn java_client(cluster: &TestCluster) -> Result<()> {
+    let Some(classpath) = java_classpath()? else {
+        return Ok(());
+    };
+    let classes = tempfile::tempdir()?;
+    let javac = Command::new("javac")
+        .args(["-cp", &classpath, "-d"])
+        .arg(classes.path())
+        .arg(script("JavaSecurity.java"))
+        .stdin(Stdio::null())
+        .output()
+        .context("run javac")?;
+    ensure!(
+        javac.status.success(),
+        "javac JavaSecurity.java: {}",
+        String::from_utf8_lossy(&javac.stderr)
+    );
+    let out = Command::new("java")
+        .arg("-cp")
+        .arg(format!("{}:{classpath}", classes.path().display()))
+        .arg("JavaSecurity")
+        .args(["--bootstrap", &cluster.kafka_bootstrap()])
+        .args(["--admin-password", "admin-secret"])
+        .stdin(Stdio::null())
+        .output()
+        .context("run java JavaSecurity")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let got: Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("{}")).with_context(|| {
+            format!(
+                "JavaSecurity printed {stdout:?} ({}); stderr: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+    let want = json!({
+        "dave_described": "SCRAM_SHA_256/4096",
+        "acls_described": 2,
+        "dave_send": "ok",
+        "dave_read": 1,
+        "dave_send_unauthorized": "TopicAuthorizationException",
+        "wrong_password": "SaslAuthenticationException",
+        "acls_deleted": 2,
+        "dave_send_after_delete": "TopicAuthorizationException",
+    });
+    ensure!(got == want, "Java client: got {got}, want {want}");
     Ok(())
 }

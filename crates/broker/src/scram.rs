@@ -453,6 +453,34 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Whatever a client sends, the SASL parsers answer an error or a
+        /// step, never a panic, and never a login without the password.
+        #[test]
+        fn arbitrary_tokens_never_panic_or_log_in(
+            first in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            last in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            user in "[a-z=,]{0,12}",
+            nonce in "[!-+--~]{1,20}",
+        ) {
+            let m = ScramMechanism::Sha256;
+            let cred = m.credential("pw", b"salt", 4096);
+            let mut s = ScramServer::new(m);
+            let _ = s.client_first(&first, "srv", |_| Some(cred.clone()));
+            proptest::prop_assert!(s.client_final(&last).is_err());
+            let mut s = ScramServer::new(m);
+            let msg = format!("n,,n={user},r={nonce}");
+            if s.client_first(msg.as_bytes(), "srv", |_| Some(cred.clone())).is_ok() {
+                proptest::prop_assert!(s.client_final(&last).is_err());
+            }
+            let lookup = |_: &str| Some((m, cred.clone()));
+            if let Ok(u) = verify_plain(&first, lookup) {
+                // Only a token carrying the password logs in.
+                proptest::prop_assert!(first.ends_with(b"\0pw"), "{u} logged in");
+            }
+        }
+    }
+
     #[test]
     fn user_names_are_unescaped() {
         assert_eq!(unescape("a=2Cb=3Dc").unwrap(), "a,b=c");
