@@ -119,6 +119,50 @@ async fn sasl_users_and_acls_with_real_kafka_clients() -> Result<()> {
         cluster.logs_tail(40)
     );
     java_client(&cluster)?;
+    roles_from_the_cli(&cluster)?;
+    Ok(())
+}
+
+/// `cairn role`: create, add bindings, grant, list, revoke, delete.
+fn roles_from_the_cli(cluster: &TestCluster) -> Result<()> {
+    let cairn = |args: &[&str]| -> Result<String> {
+        let out = Command::new(cairn_bin())
+            .args(args)
+            .arg("--bootstrap")
+            .arg(cluster.bootstrap().join(","))
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "cairn {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    cairn(&["role", "create", "lab-readers"])?;
+    cairn(&[
+        "role",
+        "add-acl",
+        "lab-readers",
+        "--topic",
+        "lab.",
+        "--prefixed",
+        "--operation",
+        "READ,DESCRIBE",
+    ])?;
+    cairn(&["role", "grant", "lab-readers", "--principal", "User:alice"])?;
+    let listed: Value = serde_json::from_str(&cairn(&["role", "list", "--format", "json"])?)?;
+    let role = &listed["roles"][0];
+    ensure!(
+        role["role"] == "lab-readers"
+            && role["members"] == json!(["User:alice"])
+            && role["acls"].as_array().map(|a| a.len()) == Some(2)
+            && role["acls"][0]["pattern_type"] == "PREFIXED",
+        "roles: {listed}"
+    );
+    cairn(&["role", "revoke", "lab-readers", "--principal", "User:alice"])?;
+    cairn(&["role", "delete", "lab-readers"])?;
+    let listed: Value = serde_json::from_str(&cairn(&["role", "list", "--format", "json"])?)?;
+    ensure!(listed["roles"] == json!([]), "roles after delete: {listed}");
     Ok(())
 }
 

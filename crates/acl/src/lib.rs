@@ -507,6 +507,8 @@ pub enum Operation {
     DeleteAcls,
     DescribeUsers,
     AlterUsers,
+    DescribeRoles,
+    AlterRoles,
 }
 
 impl Operation {
@@ -547,6 +549,8 @@ impl Operation {
         Operation::DeleteAcls,
         Operation::DescribeUsers,
         Operation::AlterUsers,
+        Operation::DescribeRoles,
+        Operation::AlterRoles,
     ];
 }
 
@@ -647,6 +651,8 @@ pub const OPERATIONS: &[Rule] = {
         rule(O::DeleteAcls, R::Cluster, A::Alter, Required),
         rule(O::DescribeUsers, R::Cluster, A::Describe, Required),
         rule(O::AlterUsers, R::Cluster, A::Alter, Required),
+        rule(O::DescribeRoles, R::Cluster, A::Describe, Required),
+        rule(O::AlterRoles, R::Cluster, A::Alter, Required),
     ]
 };
 

@@ -125,6 +125,8 @@ pub enum ApiError {
     NodeInUse(String),
     #[error("user {0} has no such credential")]
     UnknownUser(String),
+    #[error("role {0:?} does not exist")]
+    UnknownRole(String),
     /// Authentication failed: unknown user, wrong password, bad token.
     #[error("authentication failed: {0}")]
     AuthenticationFailed(String),
@@ -188,7 +190,7 @@ impl ApiError {
             ApiError::NodeInUse(_) => ErrorCode::NodeInUse,
             ApiError::Unauthorized { .. } => ErrorCode::Unauthorized,
             ApiError::AuthenticationFailed(_) => ErrorCode::Unauthenticated,
-            ApiError::UnknownUser(_) => ErrorCode::InvalidArgument,
+            ApiError::UnknownUser(_) | ApiError::UnknownRole(_) => ErrorCode::InvalidArgument,
             ApiError::UnsupportedSaslMechanism(_) | ApiError::IllegalSaslState(_) => {
                 ErrorCode::InvalidArgument
             }
@@ -223,7 +225,7 @@ impl ApiError {
             ApiError::NodeInUse(_) => Code::FailedPrecondition,
             ApiError::Unauthorized { .. } => Code::PermissionDenied,
             ApiError::AuthenticationFailed(_) => Code::Unauthenticated,
-            ApiError::UnknownUser(_) => Code::NotFound,
+            ApiError::UnknownUser(_) | ApiError::UnknownRole(_) => Code::NotFound,
             ApiError::UnsupportedSaslMechanism(_) | ApiError::IllegalSaslState(_) => {
                 Code::InvalidArgument
             }
@@ -271,7 +273,7 @@ impl ApiError {
             ApiError::UnknownNode(_) => K::BrokerIdNotRegistered,
             ApiError::NodeInUse(_) => K::InvalidRequest,
             ApiError::AuthenticationFailed(_) => K::SaslAuthenticationFailed,
-            ApiError::UnknownUser(_) => K::ResourceNotFound,
+            ApiError::UnknownUser(_) | ApiError::UnknownRole(_) => K::ResourceNotFound,
             ApiError::UnsupportedSaslMechanism(_) => K::UnsupportedSaslMechanism,
             ApiError::IllegalSaslState(_) => K::IllegalSaslState,
             ApiError::Unauthorized { resource_type, .. } => {

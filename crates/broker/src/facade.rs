@@ -94,6 +94,19 @@ pub struct OffsetToCommit {
     pub metadata: String,
 }
 
+/// A role as described: name, bindings (principal empty), members.
+pub type RoleView = (String, Vec<AclBinding>, Vec<String>);
+
+/// A change to a role.
+#[derive(Debug, Clone)]
+pub enum RoleChange {
+    AddAcls { role: String, acls: Vec<AclBinding> },
+    RemoveAcls { role: String, acls: Vec<AclBinding> },
+    Grant { role: String, principal: String },
+    Revoke { role: String, principal: String },
+    Delete { role: String },
+}
+
 /// Per-partition answers: `(topic, partition, result)`.
 pub type PartitionResults = Vec<(String, i32, Result<(), ApiError>)>;
 
@@ -196,11 +209,19 @@ impl Broker {
                 }
             }
         }
+        // Direct bindings, and each role's bindings once per member.
         let bindings: Vec<AclBinding> = self.node.meta_view.read(|s| {
-            s.acls
-                .iter()
-                .filter_map(|e| AclBinding::from_entry(e).ok())
-                .collect()
+            let direct = s.acls.iter().filter_map(|e| AclBinding::from_entry(e).ok());
+            let granted = s.roles.values().flat_map(|r| {
+                r.members.iter().flat_map(move |member| {
+                    r.acls.iter().filter_map(move |e| {
+                        let mut b = AclBinding::from_entry(e).ok()?;
+                        b.principal = member.clone();
+                        Some(b)
+                    })
+                })
+            });
+            direct.chain(granted).collect()
         });
         let ix = Arc::new(AclIndex::new(&bindings));
         if let Ok(mut guard) = self.authz.index.write() {
@@ -978,6 +999,97 @@ impl Broker {
             });
         }
         Ok(out)
+    }
+
+    // ---- roles ----
+
+    /// Every role: its bindings (principal empty) and members (DESCRIBE on
+    /// the cluster).
+    pub fn describe_roles(&self, ctx: &RequestContext) -> Result<Vec<RoleView>, ApiError> {
+        self.authorize_cluster(ctx, Operation::DescribeRoles)?;
+        Ok(self.node.meta_view.read(|s| {
+            s.roles
+                .iter()
+                .map(|(name, r)| {
+                    let acls = r
+                        .acls
+                        .iter()
+                        .filter_map(|e| AclBinding::from_entry(e).ok())
+                        .collect();
+                    (name.clone(), acls, r.members.iter().cloned().collect())
+                })
+                .collect()
+        }))
+    }
+
+    /// Changes a role (ALTER on the cluster): adds or removes bindings,
+    /// grants or revokes it, deletes it.
+    pub async fn alter_role(
+        &self,
+        ctx: &RequestContext,
+        change: RoleChange,
+    ) -> Result<(), ApiError> {
+        self.authorize_cluster(ctx, Operation::AlterRoles)?;
+        let check = |acls: &[AclBinding]| -> Result<Vec<cairn_metadata::AclEntry>, ApiError> {
+            acls.iter()
+                .map(|b| {
+                    let mut b = b.clone();
+                    // A role's bindings name no principal; validate as if one.
+                    b.principal = "User:role".into();
+                    b.validate()
+                        .map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
+                    b.principal.clear();
+                    Ok(b.to_entry())
+                })
+                .collect()
+        };
+        let (what, cmd) = match &change {
+            RoleChange::AddAcls { role, acls } => (
+                "acls added",
+                MetaCommand::PutRoleAcls {
+                    role: role.clone(),
+                    acls: check(acls)?,
+                },
+            ),
+            RoleChange::RemoveAcls { role, acls } => (
+                "acls removed",
+                MetaCommand::DeleteRoleAcls {
+                    role: role.clone(),
+                    acls: check(acls)?,
+                },
+            ),
+            RoleChange::Grant { role, principal } | RoleChange::Revoke { role, principal } => {
+                if Principal::parse(principal).is_none() {
+                    return Err(ApiError::InvalidArgument(format!(
+                        "{principal:?} is not a principal of the form User:name"
+                    )));
+                }
+                let cmd = if matches!(change, RoleChange::Grant { .. }) {
+                    MetaCommand::GrantRole {
+                        role: role.clone(),
+                        principal: principal.clone(),
+                    }
+                } else {
+                    MetaCommand::RevokeRole {
+                        role: role.clone(),
+                        principal: principal.clone(),
+                    }
+                };
+                ("membership changed", cmd)
+            }
+            RoleChange::Delete { role } => {
+                ("deleted", MetaCommand::DeleteRole { role: role.clone() })
+            }
+        };
+        match self.node.propose(Proposal::Command(cmd)).await? {
+            MetaResponse::Ok => {
+                tracing::info!(target: "cairn_audit", event = "role", principal = %ctx.principal, listener = %ctx.listener, change = ?change, what);
+                Ok(())
+            }
+            MetaResponse::Error(MetaError::UnknownRole(r)) => Err(ApiError::UnknownRole(r)),
+            MetaResponse::Error(e) => Err(ApiError::InvalidArgument(e.to_string())),
+            other => Err(ApiError::Internal(format!("{other:?}"))),
+        }
     }
 
     // ---- the fault-injection harness ----

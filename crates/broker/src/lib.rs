@@ -84,6 +84,7 @@ pub use facade::Broker;
 pub use facade::OffsetToCommit;
 pub use facade::PartitionReader;
 pub use facade::PartitionResults;
+pub use facade::RoleChange;
 use openraft::BasicNode;
 use openraft::Config;
 use openraft::SnapshotPolicy;

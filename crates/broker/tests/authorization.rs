@@ -1,8 +1,9 @@
 //! The authorization matrix, generated from the façade's table
 //! (`cairn_broker::acl::OPERATIONS`): every operation, run through
 //! `Broker` on a real single-node cluster (RocksDB on disk), by a principal
-//! with no ACL, with the ACLs it needs but one DENY, and with exactly the
-//! ACLs its rows name. The first two must be refused, the last allowed.
+//! with no ACL, with the ACLs it needs but one DENY, with exactly the ACLs
+//! its rows name, and with them through a role. The first two must be
+//! refused, the last two allowed.
 //! An operation without a row fails `acl`'s own table test; one without an
 //! arm in `run` below does not compile.
 
@@ -36,6 +37,7 @@ use cairn_broker::OffsetSpec;
 use cairn_broker::OffsetToCommit;
 use cairn_broker::Principal;
 use cairn_broker::RequestContext;
+use cairn_broker::RoleChange;
 use cairn_broker::SaslStep;
 use cairn_broker::ScramUpsertion;
 use cairn_broker::ServerConfig;
@@ -60,6 +62,8 @@ enum Case {
     NoAcl,
     Deny,
     Allow,
+    /// The same bindings, through a role granted to the principal.
+    AllowViaRole,
 }
 
 /// What an operation touches in one case.
@@ -258,6 +262,17 @@ async fn run(b: &Broker, who: &RequestContext, op: Operation, n: &Names) -> Resu
         ),
         Operation::DescribeAcls => unauthorized(&b.describe_acls(who, &AclFilter::default())),
         Operation::DescribeUsers => unauthorized(&b.describe_users(who, None)),
+        Operation::DescribeRoles => unauthorized(&b.describe_roles(who)),
+        Operation::AlterRoles => unauthorized(
+            &b.alter_role(
+                who,
+                RoleChange::Grant {
+                    role: "no-such-role".into(),
+                    principal: "User:bob".into(),
+                },
+            )
+            .await,
+        ),
         Operation::AlterUsers => unauthorized(
             &b.alter_users(who, vec![("nobody".into(), ScramMechanism::Sha256)], vec![])
                 .await,
@@ -322,7 +337,7 @@ async fn every_operation_is_refused_without_its_acls_and_allowed_with_them() -> 
     create(&b, TOPIC).await?;
     let mut failures = Vec::new();
     for &op in Operation::ALL {
-        for case in [Case::NoAcl, Case::Deny, Case::Allow] {
+        for case in [Case::NoAcl, Case::Deny, Case::Allow, Case::AllowViaRole] {
             let n = names(op, case);
             if op == Operation::DeleteTopic {
                 create(&b, &n.topic).await?;
@@ -351,11 +366,31 @@ async fn every_operation_is_refused_without_its_acls_and_allowed_with_them() -> 
                 deny.permission = Permission::Deny;
                 acls.push(deny);
             }
-            for r in b.create_acls(&admin, acls.clone()).await? {
-                r?;
+            let role = format!("role-{op:?}").to_lowercase();
+            if case == Case::AllowViaRole {
+                b.alter_role(
+                    &admin,
+                    RoleChange::AddAcls {
+                        role: role.clone(),
+                        acls: acls.clone(),
+                    },
+                )
+                .await?;
+                b.alter_role(
+                    &admin,
+                    RoleChange::Grant {
+                        role: role.clone(),
+                        principal: "User:alice".into(),
+                    },
+                )
+                .await?;
+            } else {
+                for r in b.create_acls(&admin, acls.clone()).await? {
+                    r?;
+                }
             }
             let refused = run(&b, &alice, op, &n).await?;
-            let want_refused = case != Case::Allow;
+            let want_refused = !matches!(case, Case::Allow | Case::AllowViaRole);
             if refused != want_refused {
                 failures.push(format!(
                     "{op:?} {case:?}: refused={refused}, expected {want_refused} (acls {acls:?})"
@@ -372,6 +407,9 @@ async fn every_operation_is_refused_without_its_acls_and_allowed_with_them() -> 
                 .await?
             {
                 r?;
+            }
+            if case == Case::AllowViaRole {
+                b.alter_role(&admin, RoleChange::Delete { role }).await?;
             }
         }
     }

@@ -42,21 +42,19 @@ fn pattern(s: &AclSelector) -> &'static str {
     }
 }
 
-async fn add(client: &Client, s: &AclSelector) -> Result<()> {
-    let Some(principal) = &s.principal else {
-        bail!("--principal is required (e.g. User:alice)");
-    };
+/// One binding per --operation on the resource the flags name, for
+/// `principal` (empty for a role's bindings).
+pub(crate) fn bindings_for(s: &AclSelector, principal: &str) -> Result<Vec<AclBinding>> {
     let Some((resource_type, resource_name)) = resource(s) else {
         bail!("name a resource: --topic, --group, --cluster or --transactional-id");
     };
     if s.operations.is_empty() {
         bail!("name at least one --operation (e.g. READ)");
     }
-    let bindings: Vec<AclBinding> = s
-        .operations
+    Ok(s.operations
         .iter()
         .map(|op| AclBinding {
-            principal: principal.clone(),
+            principal: principal.to_owned(),
             host: s.host.clone().unwrap_or_else(|| "*".to_owned()),
             resource_type: resource_type.to_owned(),
             resource_name: resource_name.clone(),
@@ -64,7 +62,14 @@ async fn add(client: &Client, s: &AclSelector) -> Result<()> {
             operation: op.to_ascii_uppercase().replace('-', "_"),
             permission: if s.deny { "DENY" } else { "ALLOW" }.to_owned(),
         })
-        .collect();
+        .collect())
+}
+
+async fn add(client: &Client, s: &AclSelector) -> Result<()> {
+    let Some(principal) = &s.principal else {
+        bail!("--principal is required (e.g. User:alice)");
+    };
+    let bindings = bindings_for(s, principal)?;
     let n = bindings.len();
     client
         .create_acls(bindings)
@@ -101,23 +106,28 @@ fn filter(s: &AclSelector) -> Result<AclFilter> {
     })
 }
 
+/// A binding as `--format json` shows it (a role's without a principal).
+pub(crate) fn binding_json(b: &AclBinding) -> serde_json::Value {
+    let mut v = json!({
+        "host": b.host,
+        "resource_type": b.resource_type,
+        "resource_name": b.resource_name,
+        "pattern_type": b.pattern_type,
+        "operation": b.operation,
+        "permission": b.permission,
+    });
+    if !b.principal.is_empty() {
+        v["principal"] = json!(b.principal);
+    }
+    v
+}
+
 fn print(bindings: &[AclBinding], format: Format) {
     match format {
         Format::Json => println!(
             "{}",
             json!({
-                "acls": bindings
-                    .iter()
-                    .map(|b| json!({
-                        "principal": b.principal,
-                        "host": b.host,
-                        "resource_type": b.resource_type,
-                        "resource_name": b.resource_name,
-                        "pattern_type": b.pattern_type,
-                        "operation": b.operation,
-                        "permission": b.permission,
-                    }))
-                    .collect::<Vec<_>>()
+                "acls": bindings.iter().map(binding_json).collect::<Vec<_>>()
             })
         ),
         Format::Text => {

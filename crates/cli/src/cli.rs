@@ -48,6 +48,8 @@ pub enum Command {
     /// ACLs (Kafka's): add, list and remove bindings. Enforced when the
     /// nodes run with acl_enabled (docs/ops/security.md).
     Acl(AclArgs),
+    /// Roles: named sets of ACL bindings granted to principals.
+    Role(RoleArgs),
     /// Users SASL authenticates (SCRAM-SHA-256/512, PLAIN): create, set a
     /// password, delete, list.
     User(UserArgs),
@@ -495,6 +497,69 @@ pub enum NodeCommand {
         #[arg(long, default_value_t = 600)]
         timeout_s: u64,
         /// Output format of the result.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+/// `cairn role`.
+#[derive(Debug, Args)]
+pub struct RoleArgs {
+    /// Connection flags.
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+    /// Role command.
+    #[command(subcommand)]
+    pub command: RoleCommand,
+}
+
+/// Role commands.
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Creates an empty role.
+    Create {
+        /// The role's name.
+        name: String,
+    },
+    /// Adds bindings to a role (one per --operation; --principal is not
+    /// used: the role's members get them).
+    AddAcl {
+        /// The role's name.
+        name: String,
+        #[command(flatten)]
+        selector: AclSelector,
+    },
+    /// Removes bindings from a role.
+    RemoveAcl {
+        /// The role's name.
+        name: String,
+        #[command(flatten)]
+        selector: AclSelector,
+    },
+    /// Grants a role to a principal (User:alice).
+    Grant {
+        /// The role's name.
+        name: String,
+        /// The principal.
+        #[arg(long)]
+        principal: String,
+    },
+    /// Revokes a role from a principal.
+    Revoke {
+        /// The role's name.
+        name: String,
+        /// The principal.
+        #[arg(long)]
+        principal: String,
+    },
+    /// Deletes a role; its members lose its bindings.
+    Delete {
+        /// The role's name.
+        name: String,
+    },
+    /// Lists roles, their bindings and members.
+    List {
+        /// Output format.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },

@@ -17,6 +17,7 @@ mod offset_arg;
 mod output;
 mod produce_cmd;
 mod record_view;
+mod role_cmd;
 mod server_cmd;
 mod topic_cmd;
 mod user_cmd;
@@ -44,6 +45,7 @@ async fn run(cli: Cli) -> Result<()> {
                 Command::Node(args) => node_cmd::run(args).await,
                 Command::Acl(args) => acl_cmd::run(args).await,
                 Command::User(args) => user_cmd::run(args).await,
+                Command::Role(args) => role_cmd::run(args).await,
                 Command::Bench(args) => bench::run(args).await,
             }
         }

@@ -17,14 +17,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cairn_proto::v1::cairn_client::CairnClient;
 use cairn_proto::v1::{
-    Acks, AclBinding, AclFilter, AlterTopicConfigRequest, AlterUsersRequest, ClusterStatusRequest,
-    ClusterStatusResponse, CommitOffsetsRequest, CreateAclsRequest, CreatePartitionsRequest,
-    CreateTopicRequest, DecommissionNodeRequest, DeleteAclsRequest, DeleteTopicRequest,
-    DescribeTopicRequest, DescribeUsersRequest, ErrorCode, FetchOffsetsRequest, FetchRequest,
-    FetchResponse, ListAclsRequest, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
-    MetadataResponse, OffsetCommit, PartitionMove, ProduceRequest, ProduceResponse,
-    ReassignPartitionRequest, RemoveNodeRequest, ScramDeletion, ScramUpsertion, TopicMetadata,
-    UserDescription,
+    Acks, AclBinding, AclFilter, AlterRoleRequest, AlterTopicConfigRequest, AlterUsersRequest,
+    ClusterStatusRequest, ClusterStatusResponse, CommitOffsetsRequest, CreateAclsRequest,
+    CreatePartitionsRequest, CreateTopicRequest, DecommissionNodeRequest, DeleteAclsRequest,
+    DeleteTopicRequest, DescribeTopicRequest, DescribeUsersRequest, ErrorCode, FetchOffsetsRequest,
+    FetchRequest, FetchResponse, ListAclsRequest, ListOffsetsRequest, ListOffsetsResponse,
+    ListRolesRequest, MetadataRequest, MetadataResponse, OffsetCommit, PartitionMove,
+    ProduceRequest, ProduceResponse, ReassignPartitionRequest, RemoveNodeRequest, RoleDescription,
+    ScramDeletion, ScramUpsertion, TopicMetadata, UserDescription,
 };
 use tonic::transport::{Channel, Endpoint};
 use tracing::{debug, info};
@@ -378,6 +378,28 @@ impl Client {
             })
             .await?;
         Ok(reply.users)
+    }
+
+    /// Changes a role (ALTER on the cluster).
+    pub async fn alter_role(&self, req: AlterRoleRequest) -> Result<(), ClientError> {
+        let timeout = self.inner.config.request_timeout;
+        self.call_any("alter_role", &mut self.backoff(), |mut c: Rpc| {
+            let req = req.clone();
+            async move { c.alter_role(request(req, timeout)).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Every role, its bindings and members (DESCRIBE on the cluster).
+    pub async fn list_roles(&self) -> Result<Vec<RoleDescription>, ClientError> {
+        let timeout = self.inner.config.request_timeout;
+        let reply = self
+            .call_any("list_roles", &mut self.backoff(), |mut c: Rpc| async move {
+                c.list_roles(request(ListRolesRequest {}, timeout)).await
+            })
+            .await?;
+        Ok(reply.roles)
     }
 
     /// Stores ACL bindings (ALTER on the cluster).

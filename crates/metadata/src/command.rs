@@ -120,6 +120,32 @@ pub enum MetaCommand {
         user: String,
         mechanism: String,
     },
+    /// Adds bindings to a role, creating it (their principals are
+    /// ignored: a role's members get them). Appended last: commands are
+    /// stored by variant index.
+    PutRoleAcls {
+        role: String,
+        acls: Vec<AclEntry>,
+    },
+    /// Removes bindings from a role. Appended last.
+    DeleteRoleAcls {
+        role: String,
+        acls: Vec<AclEntry>,
+    },
+    /// Deletes a role; its members lose its bindings. Appended last.
+    DeleteRole {
+        role: String,
+    },
+    /// Grants a role to a principal (`User:alice`). Appended last.
+    GrantRole {
+        role: String,
+        principal: String,
+    },
+    /// Revokes a role from a principal. Appended last.
+    RevokeRole {
+        role: String,
+        principal: String,
+    },
 }
 
 /// New replicas for one partition (preferred leader first).
@@ -172,4 +198,6 @@ pub enum MetaError {
     NodeInUse(String),
     #[error("user {0} has no such credential")]
     UnknownUser(String),
+    #[error("role {0:?} does not exist")]
+    UnknownRole(String),
 }

@@ -12,6 +12,7 @@
 //!   ├── topics                name -> partitions -> (raft group, replicas)
 //!   ├── acls                  Kafka ACL bindings (enforced by cairn-broker's acl.rs)
 //!   ├── users                 name -> SCRAM mechanism -> salted credential
+//!   ├── roles                 name -> ACL bindings, member principals
 //!   ├── group_offsets         consumer group -> topic -> partition -> offset
 //!   └── groups                consumer group -> generation, members, assignments
 //! ```
@@ -46,6 +47,7 @@ pub use state::MetadataState;
 pub use state::NodeId;
 pub use state::NodeInfo;
 pub use state::PartitionAssignment;
+pub use state::Role;
 pub use state::ScramCredential;
 pub use state::Topic;
 pub use state::METADATA_GROUP;

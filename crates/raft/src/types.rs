@@ -165,6 +165,11 @@ fn meta_command_name(cmd: &MetaCommand) -> &'static str {
         MetaCommand::RemoveNode { .. } => "remove_node",
         MetaCommand::PutScramCredential { .. } => "put_scram_credential",
         MetaCommand::DeleteScramCredential { .. } => "delete_scram_credential",
+        MetaCommand::PutRoleAcls { .. } => "put_role_acls",
+        MetaCommand::DeleteRoleAcls { .. } => "delete_role_acls",
+        MetaCommand::DeleteRole { .. } => "delete_role",
+        MetaCommand::GrantRole { .. } => "grant_role",
+        MetaCommand::RevokeRole { .. } => "revoke_role",
     }
 }
 

@@ -765,4 +765,67 @@ impl Cairn for CairnService {
             .collect();
         Ok(Response::new(DescribeUsersResponse { users }))
     }
+
+    async fn alter_role(
+        &self,
+        request: Request<AlterRoleRequest>,
+    ) -> Result<Response<AlterRoleResponse>, Status> {
+        use cairn_broker::RoleChange;
+        use cairn_proto::v1::alter_role_request::Change;
+        let ctx = ctx(&request);
+        let req = request.into_inner();
+        let acls = |l: AclList| {
+            l.acls
+                .into_iter()
+                .map(|mut b| {
+                    // A role's bindings name no principal.
+                    b.principal = "User:role".into();
+                    parse_binding(b)
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let role = req.role;
+        let change = match req.change {
+            Some(Change::AddAcls(l)) => RoleChange::AddAcls {
+                role,
+                acls: acls(l)?,
+            },
+            Some(Change::RemoveAcls(l)) => RoleChange::RemoveAcls {
+                role,
+                acls: acls(l)?,
+            },
+            Some(Change::Grant(principal)) => RoleChange::Grant { role, principal },
+            Some(Change::Revoke(principal)) => RoleChange::Revoke { role, principal },
+            Some(Change::Delete(true)) => RoleChange::Delete { role },
+            Some(Change::Delete(false)) | None => {
+                return Err(ApiError::InvalidArgument("no change named".into()).into())
+            }
+        };
+        self.broker.alter_role(&ctx, change).await?;
+        Ok(Response::new(AlterRoleResponse {}))
+    }
+
+    async fn list_roles(
+        &self,
+        request: Request<ListRolesRequest>,
+    ) -> Result<Response<ListRolesResponse>, Status> {
+        let ctx = ctx(&request);
+        let roles = self
+            .broker
+            .describe_roles(&ctx)?
+            .into_iter()
+            .map(|(role, acls, members)| RoleDescription {
+                role,
+                acls: acls
+                    .into_iter()
+                    .map(|mut b| {
+                        b.principal.clear();
+                        acl_binding(b)
+                    })
+                    .collect(),
+                members,
+            })
+            .collect();
+        Ok(Response::new(ListRolesResponse { roles }))
+    }
 }
