@@ -178,7 +178,7 @@ impl TestCluster {
         }
     }
 
-    fn log_path(&self, i: usize) -> PathBuf {
+    pub fn log_path(&self, i: usize) -> PathBuf {
         self.dir
             .path()
             .join(format!("node-{}.log", self.specs[i].id))

@@ -118,9 +118,61 @@ async fn sasl_users_and_acls_with_real_kafka_clients() -> Result<()> {
         wrong.join("\n"),
         cluster.logs_tail(40)
     );
+    audit_log(&cluster)?;
     java_client(&cluster)?;
     roles_from_the_cli(&cluster)?;
     Ok(())
+}
+
+/// The node's `cairn_audit` lines: logins, refusals everywhere, and every
+/// decision on `secure` (created with `cairn.sensitive=true`), none of the
+/// allowed ones on `other`.
+fn audit_log(cluster: &TestCluster) -> Result<()> {
+    let text = std::fs::read_to_string(cluster.log_path(0))?;
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains("cairn_audit"))
+        .map(strip_ansi)
+        .collect();
+    let count = |parts: &[&str]| {
+        lines
+            .iter()
+            .filter(|l| parts.iter().all(|p| l.contains(p)))
+            .count()
+    };
+    let alice_allowed_secure = count(&["allowed", "principal=User:alice", "resource=secure"]);
+    let alice_denied_other = count(&["denied", "principal=User:alice", "resource=other"]);
+    let allowed_other = count(&["allowed", "resource=other"]);
+    let failed_logins = count(&["event=\"authentication\"", "result=\"failed\""]);
+    let logins = count(&["event=\"authentication\"", "result=\"ok\"", "User:alice"]);
+    ensure!(
+        alice_allowed_secure > 0
+            && alice_denied_other > 0
+            && allowed_other == 0
+            && failed_logins > 0
+            && logins > 0,
+        "audit: allowed on secure {alice_allowed_secure}, denied on other {alice_denied_other}, \
+         allowed on other {allowed_other}, failed logins {failed_logins}, alice's logins {logins}"
+    );
+    Ok(())
+}
+
+/// A log line without its terminal colours.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `cairn role`: create, add bindings, grant, list, revoke, delete.

@@ -113,7 +113,9 @@ def main():
     b = a.bootstrap
     out = {}
     admin = kafka_python_admin(b, a.admin_password)
-    admin.create_topics([NewTopic("secure", 1, 1), NewTopic("other", 1, 1)])
+    # "secure" holds patient data: every access to it is audited.
+    admin.create_topics([NewTopic("secure", 1, 1, topic_configs={"cairn.sensitive": "true"}),
+                         NewTopic("other", 1, 1)])
     out["admin_create_topics"] = "ok"
     acls = [
         ACL("User:alice", "*", ACLOperation.WRITE, ACLPermissionType.ALLOW,

@@ -5,6 +5,7 @@
 //! formats only.
 
 use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::RwLock;
@@ -18,6 +19,7 @@ use cairn_metadata::MetaResponse;
 use cairn_metadata::NodeId;
 use cairn_metadata::PartitionMove;
 use cairn_metadata::Topic;
+use cairn_metadata::TopicConfig;
 use cairn_partition::FetchResult;
 use cairn_partition::FirstBatch;
 use cairn_partition::ReadError;
@@ -71,8 +73,16 @@ struct Authorizer {
     super_users: Vec<Principal>,
     allow_if_no_acl: bool,
     version: watch::Receiver<u64>,
-    /// The index and the metadata version it was built at.
-    index: RwLock<Option<(u64, Arc<AclIndex>)>>,
+    /// The index, the sensitive topics (`cairn.sensitive=true`), and the
+    /// metadata version they were read at.
+    index: RwLock<Option<Cached>>,
+}
+
+/// What the authorizer reads from the metadata, once per metadata change.
+struct Cached {
+    version: u64,
+    index: Arc<AclIndex>,
+    sensitive: Arc<HashSet<String>>,
 }
 
 /// A partition's leader replica, found for a read the context is allowed:
@@ -201,33 +211,51 @@ impl Broker {
     // ---- authorization ----
 
     fn index(&self) -> Arc<AclIndex> {
+        self.cached().0
+    }
+
+    /// The ACL index and the sensitive topics, rebuilt when the metadata
+    /// changed since they were read.
+    fn cached(&self) -> (Arc<AclIndex>, Arc<HashSet<String>>) {
         let version = *self.authz.version.borrow();
         if let Ok(guard) = self.authz.index.read() {
-            if let Some((v, ix)) = guard.as_ref() {
-                if *v == version {
-                    return ix.clone();
+            if let Some(c) = guard.as_ref() {
+                if c.version == version {
+                    return (c.index.clone(), c.sensitive.clone());
                 }
             }
         }
         // Direct bindings, and each role's bindings once per member.
-        let bindings: Vec<AclBinding> = self.node.meta_view.read(|s| {
-            let direct = s.acls.iter().filter_map(|e| AclBinding::from_entry(e).ok());
-            let granted = s.roles.values().flat_map(|r| {
-                r.members.iter().flat_map(move |member| {
-                    r.acls.iter().filter_map(move |e| {
-                        let mut b = AclBinding::from_entry(e).ok()?;
-                        b.principal = member.clone();
-                        Some(b)
+        let (bindings, sensitive): (Vec<AclBinding>, HashSet<String>) =
+            self.node.meta_view.read(|s| {
+                let direct = s.acls.iter().filter_map(|e| AclBinding::from_entry(e).ok());
+                let granted = s.roles.values().flat_map(|r| {
+                    r.members.iter().flat_map(move |member| {
+                        r.acls.iter().filter_map(move |e| {
+                            let mut b = AclBinding::from_entry(e).ok()?;
+                            b.principal = member.clone();
+                            Some(b)
+                        })
                     })
-                })
+                });
+                let sensitive = s
+                    .topics
+                    .values()
+                    .filter(|t| TopicConfig::Sensitive.value_in(&t.configs) == "true")
+                    .map(|t| t.name.clone())
+                    .collect();
+                (direct.chain(granted).collect(), sensitive)
             });
-            direct.chain(granted).collect()
-        });
-        let ix = Arc::new(AclIndex::new(&bindings));
+        let index = Arc::new(AclIndex::new(&bindings));
+        let sensitive = Arc::new(sensitive);
         if let Ok(mut guard) = self.authz.index.write() {
-            *guard = Some((version, ix.clone()));
+            *guard = Some(Cached {
+                version,
+                index: index.clone(),
+                sensitive: sensitive.clone(),
+            });
         }
-        ix
+        (index, sensitive)
     }
 
     /// The decision for `ctx` doing `acl` on `t`/`name`.
@@ -263,8 +291,9 @@ impl Broker {
             return false;
         };
         let d = self.decide(ctx, rule.acl, t, name);
-        if !d.allowed() {
-            audit_denied(ctx, op, rule.acl, t, name, d);
+        // Refusals are always audited; on a sensitive topic, every access.
+        if !d.allowed() || (t == ResourceType::Topic && self.cached().1.contains(name)) {
+            audit_decision(ctx, op, rule.acl, t, name, d);
         }
         d.allowed()
     }
@@ -1203,7 +1232,7 @@ fn unauthorized(ctx: &RequestContext, op: Operation, t: ResourceType, name: &str
     }
 }
 
-fn audit_denied(
+fn audit_decision(
     ctx: &RequestContext,
     op: Operation,
     acl: AclOperation,
@@ -1225,7 +1254,8 @@ fn audit_denied(
         resource_type = %t,
         resource = %name,
         decision = ?d,
-        "denied"
+        "{}",
+        if d.allowed() { "allowed" } else { "denied" }
     );
 }
 

@@ -13,10 +13,13 @@ pub enum TopicConfig {
     /// how long after its last batch an idempotent producer's state is
     /// kept by each partition.
     ProducerIdExpirationMs,
+    /// Cairn's own: the topic holds sensitive data (patient records), so
+    /// every authorization decision on it, allowed or not, is audited.
+    Sensitive,
 }
 
 impl TopicConfig {
-    pub const ALL: [TopicConfig; 7] = [
+    pub const ALL: [TopicConfig; 8] = [
         TopicConfig::MaxMessageBytes,
         TopicConfig::RetentionMs,
         TopicConfig::RetentionBytes,
@@ -24,6 +27,7 @@ impl TopicConfig {
         TopicConfig::DeleteRetentionMs,
         TopicConfig::MinInsyncReplicas,
         TopicConfig::ProducerIdExpirationMs,
+        TopicConfig::Sensitive,
     ];
 
     pub fn key(self) -> &'static str {
@@ -35,6 +39,7 @@ impl TopicConfig {
             TopicConfig::DeleteRetentionMs => "delete.retention.ms",
             TopicConfig::MinInsyncReplicas => "min.insync.replicas",
             TopicConfig::ProducerIdExpirationMs => "producer.id.expiration.ms",
+            TopicConfig::Sensitive => "cairn.sensitive",
         }
     }
 
@@ -47,6 +52,7 @@ impl TopicConfig {
             TopicConfig::DeleteRetentionMs => "86400000",
             TopicConfig::MinInsyncReplicas => "1",
             TopicConfig::ProducerIdExpirationMs => "86400000",
+            TopicConfig::Sensitive => "false",
         }
     }
 
@@ -66,6 +72,10 @@ impl TopicConfig {
             TopicConfig::DeleteRetentionMs => int(0),
             TopicConfig::MinInsyncReplicas => int(1),
             TopicConfig::ProducerIdExpirationMs => int(1),
+            TopicConfig::Sensitive => match value {
+                "true" | "false" => Ok(()),
+                _ => Err(format!("must be true or false, got {value:?}")),
+            },
             TopicConfig::CleanupPolicy => match value {
                 "delete" | "compact" | "compact,delete" | "delete,compact" => Ok(()),
                 _ => Err(format!(
