@@ -365,8 +365,8 @@ impl Decision {
 type Bucket = Vec<(String, String, AclOperation, Permission)>;
 
 /// The stored bindings, indexed for checks: a literal name is one hash
-/// lookup, a prefixed one a lookup per prefix length of the name, so 10,000
-/// bindings cost what 10 do.
+/// lookup, a prefixed one a lookup per prefix length of the name: 312 ns a
+/// check with 10,000 bindings, 160 ns with 10 (docs/benchmarks.md).
 #[derive(Debug, Default)]
 pub struct AclIndex {
     literal: HashMap<(ResourceType, String), Bucket>,
