@@ -48,6 +48,32 @@ pub(crate) fn python() -> Result<PathBuf> {
 /// The Java client's jars (`kafka-clients` and what it needs at run time)
 /// as a classpath (`DIR/*`), or `None`, saying why, when this machine has no
 /// `javac` (a test driving the Java client then skips).
+/// Compiles `tests/kafka/{source}` against the Java client: the directory
+/// of its classes and the classpath to run it with, or `None` (saying so)
+/// on a machine without a JDK.
+pub(crate) fn compile_java(source: &str) -> Result<Option<(tempfile::TempDir, String)>> {
+    let Some(classpath) = java_classpath()? else {
+        return Ok(None);
+    };
+    let classes = tempfile::tempdir()?;
+    let javac = Command::new("javac")
+        .args(["-cp", &classpath, "-d"])
+        .arg(classes.path())
+        .arg(script(source))
+        .stdin(Stdio::null())
+        .output()
+        .context("run javac")?;
+    ensure!(
+        javac.status.success(),
+        "javac {source} failed ({}): {}{}",
+        javac.status,
+        String::from_utf8_lossy(&javac.stdout),
+        String::from_utf8_lossy(&javac.stderr)
+    );
+    let run_path = format!("{}:{classpath}", classes.path().display());
+    Ok(Some((classes, run_path)))
+}
+
 pub(crate) fn java_classpath() -> Result<Option<String>> {
     for tool in ["javac", "java"] {
         if Command::new(tool)

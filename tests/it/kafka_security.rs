@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use crate::cluster::cairn_bin;
 use crate::cluster::TestCluster;
-use crate::kafka::java_classpath;
+use crate::kafka::compile_java;
 use crate::kafka::python;
 use crate::kafka::script;
 
@@ -221,25 +221,12 @@ fn roles_from_the_cli(cluster: &TestCluster) -> Result<()> {
 /// tests/kafka/JavaSecurity.java against the same node; skipped, saying so,
 /// on a machine without a JDK.
 fn java_client(cluster: &TestCluster) -> Result<()> {
-    let Some(classpath) = java_classpath()? else {
+    let Some((_classes, run_path)) = compile_java("JavaSecurity.java")? else {
         return Ok(());
     };
-    let classes = tempfile::tempdir()?;
-    let javac = Command::new("javac")
-        .args(["-cp", &classpath, "-d"])
-        .arg(classes.path())
-        .arg(script("JavaSecurity.java"))
-        .stdin(Stdio::null())
-        .output()
-        .context("run javac")?;
-    ensure!(
-        javac.status.success(),
-        "javac JavaSecurity.java: {}",
-        String::from_utf8_lossy(&javac.stderr)
-    );
     let out = Command::new("java")
         .arg("-cp")
-        .arg(format!("{}:{classpath}", classes.path().display()))
+        .arg(&run_path)
         .arg("JavaSecurity")
         .args(["--bootstrap", &cluster.kafka_bootstrap()])
         .args(["--admin-password", "admin-secret"])

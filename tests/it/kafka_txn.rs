@@ -16,7 +16,7 @@ use cairn_record::RecordBatchHeader;
 use serde_json::Value;
 
 use crate::cluster::TestCluster;
-use crate::kafka::{java_classpath, python, script};
+use crate::kafka::{compile_java, python, script};
 
 /// Each client's `init_transactions` (librdkafka: `init_transactions`,
 /// kafka-python: `init_transactions`, aiokafka: `start`) with a 30 s limit.
@@ -75,24 +75,9 @@ async fn kafka_transactional_producers_fail_at_once() -> Result<()> {
 /// Skipped, saying so, on a machine without a JDK.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_java_transactional_producer_fails_at_once() -> Result<()> {
-    let Some(classpath) = java_classpath()? else {
+    let Some((_classes, run_path)) = compile_java("JavaTxn.java")? else {
         return Ok(());
     };
-    let classes = tempfile::tempdir()?;
-    let javac = Command::new("javac")
-        .args(["-cp", &classpath, "-d"])
-        .arg(classes.path())
-        .arg(script("JavaTxn.java"))
-        .stdin(Stdio::null())
-        .output()
-        .context("run javac")?;
-    ensure!(
-        javac.status.success(),
-        "javac JavaTxn.java failed ({}): {}{}",
-        javac.status,
-        String::from_utf8_lossy(&javac.stdout),
-        String::from_utf8_lossy(&javac.stderr)
-    );
 
     let cluster = TestCluster::start(1).await?;
     let client = cluster.client().await?;
@@ -100,7 +85,7 @@ async fn kafka_java_transactional_producer_fails_at_once() -> Result<()> {
     client.create_topic(topic, 1, 1, HashMap::new()).await?;
     let out = Command::new("java")
         .arg("-cp")
-        .arg(format!("{}:{classpath}", classes.path().display()))
+        .arg(&run_path)
         .arg("JavaTxn")
         .args(["--bootstrap", &cluster.kafka_bootstrap()])
         .args(["--topic", topic, "--timeout-ms", "30000"])

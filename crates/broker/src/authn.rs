@@ -72,27 +72,20 @@ fn audit_authentication(
     result: &Result<(), String>,
 ) {
     let client = ctx.client.map(|a| a.to_string()).unwrap_or_default();
-    match result {
-        Ok(()) => tracing::info!(
-            target: "cairn_audit",
-            event = "authentication",
-            listener = %ctx.listener,
-            client = %client,
-            mechanism,
-            principal = %format!("User:{user}"),
-            result = "ok",
-        ),
-        Err(why) => tracing::warn!(
-            target: "cairn_audit",
-            event = "authentication",
-            listener = %ctx.listener,
-            client = %client,
-            mechanism,
-            principal = %format!("User:{user}"),
-            result = "failed",
-            reason = %why,
-        ),
-    }
+    let (outcome, reason) = match result {
+        Ok(()) => ("ok", ""),
+        Err(why) => ("failed", why.as_str()),
+    };
+    tracing::info!(
+        target: "cairn_audit",
+        event = "authentication",
+        listener = %ctx.listener,
+        client = %client,
+        mechanism,
+        principal = %format!("User:{user}"),
+        result = outcome,
+        reason,
+    );
 }
 
 impl Broker {
@@ -137,7 +130,7 @@ impl Broker {
         ctx: &RequestContext,
         users: Option<Vec<String>>,
     ) -> Result<Vec<(String, Option<UserCredentials>)>, ApiError> {
-        self.authorize_op_on_cluster(ctx, Operation::DescribeUsers)?;
+        self.authorize_cluster(ctx, Operation::DescribeUsers)?;
         Ok(self.meta(|s| {
             let describe = |creds: &std::collections::BTreeMap<String, ScramCredential>| {
                 creds
@@ -170,7 +163,7 @@ impl Broker {
         deletions: Vec<(String, ScramMechanism)>,
         upsertions: Vec<ScramUpsertion>,
     ) -> Result<Vec<(String, Result<(), ApiError>)>, ApiError> {
-        self.authorize_op_on_cluster(ctx, Operation::AlterUsers)?;
+        self.authorize_cluster(ctx, Operation::AlterUsers)?;
         let mut out = Vec::with_capacity(deletions.len() + upsertions.len());
         for (user, m) in deletions {
             let cmd = MetaCommand::DeleteScramCredential {

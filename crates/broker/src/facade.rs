@@ -199,15 +199,6 @@ impl Broker {
         self.node.propose(p).await
     }
 
-    /// Refuses unless `op`'s cluster row allows it.
-    pub(crate) fn authorize_op_on_cluster(
-        &self,
-        ctx: &RequestContext,
-        op: Operation,
-    ) -> Result<(), ApiError> {
-        self.authorize_cluster(ctx, op)
-    }
-
     // ---- authorization ----
 
     fn index(&self) -> Arc<AclIndex> {
@@ -266,13 +257,24 @@ impl Broker {
         t: ResourceType,
         name: &str,
     ) -> Decision {
+        self.decide_with(&self.index(), ctx, acl, t, name)
+    }
+
+    fn decide_with(
+        &self,
+        index: &AclIndex,
+        ctx: &RequestContext,
+        acl: AclOperation,
+        t: ResourceType,
+        name: &str,
+    ) -> Decision {
         if !self.authz.enabled {
             return Decision::Allowed(Why::NoAuthorizer);
         }
         if self.authz.super_users.contains(&ctx.principal) {
             return Decision::Allowed(Why::SuperUser);
         }
-        self.index().decide(
+        index.decide(
             &ctx.principal,
             ctx.host(),
             acl,
@@ -283,16 +285,17 @@ impl Broker {
     }
 
     /// Whether `op` on resource `t`/`name` is allowed by its row of the
-    /// table (and, for an `OrNext` row, the row after it).
+    /// table (an `OrNext` row's alternative is [`Broker::cluster_allows`]).
     fn allowed(&self, ctx: &RequestContext, op: Operation, t: ResourceType, name: &str) -> bool {
         let Some(rule) = acl::rule_for(op, t) else {
             // A door asked for a check the table lacks: a bug, refused.
             tracing::error!(operation = ?op, resource_type = %t, "no authorization rule");
             return false;
         };
-        let d = self.decide(ctx, rule.acl, t, name);
+        let (index, sensitive) = self.cached();
+        let d = self.decide_with(&index, ctx, rule.acl, t, name);
         // Refusals are always audited; on a sensitive topic, every access.
-        if !d.allowed() || (t == ResourceType::Topic && self.cached().1.contains(name)) {
+        if !d.allowed() || (t == ResourceType::Topic && sensitive.contains(name)) {
             audit_decision(ctx, op, rule.acl, t, name, d);
         }
         d.allowed()
@@ -323,7 +326,11 @@ impl Broker {
         })
     }
 
-    fn authorize_cluster(&self, ctx: &RequestContext, op: Operation) -> Result<(), ApiError> {
+    pub(crate) fn authorize_cluster(
+        &self,
+        ctx: &RequestContext,
+        op: Operation,
+    ) -> Result<(), ApiError> {
         self.authorize(ctx, op, ResourceType::Cluster, acl::CLUSTER_RESOURCE)
     }
 
