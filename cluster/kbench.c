@@ -10,6 +10,9 @@
  * {"records", "failed", "seconds", "records_per_s", "mb_per_s", "p50_ms",
  * "p99_ms"}. Exit 1 if any record was not acknowledged.
  *
+ * KBENCH_CONF="key=value;key=value" adds client settings (e.g. the
+ * security.protocol, ssl.* and sasl.* of a TLS listener).
+ *
  * Build: cc -O2 -o kbench cluster/kbench.c -lrdkafka (Debian: librdkafka-dev).
  */
 #include <librdkafka/rdkafka.h>
@@ -85,6 +88,20 @@ int main(int argc, char **argv) {
   set(conf, "queue.buffering.max.messages", "1000000");
   set(conf, "compression.type", "none");
   set(conf, "partitioner", "murmur2_random");
+  const char *extra = getenv("KBENCH_CONF");
+  if (extra && *extra) {
+    char *copy = strdup(extra), *save = NULL;
+    for (char *kv = strtok_r(copy, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
+      char *eq = strchr(kv, '=');
+      if (!eq) {
+        fprintf(stderr, "kbench: KBENCH_CONF entry without '=': %s\n", kv);
+        return 2;
+      }
+      *eq = 0;
+      set(conf, kv, eq + 1);
+    }
+    free(copy);
+  }
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
   rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
   if (!rk) {

@@ -81,6 +81,8 @@ pub struct TestCluster {
     extra_args: Vec<String>,
     /// Extra environment of every node (`CAIRN_*` settings).
     env: Vec<(String, String)>,
+    /// How the test's own client reaches nodes with `grpc_tls` on.
+    client_tls: Option<cairn_client::TlsSettings>,
 }
 
 impl TestCluster {
@@ -142,6 +144,7 @@ impl TestCluster {
             // seconds, as Kafka would. Time retention is off unless a test
             // (or topic) sets it.
             env: vec![("CAIRN_RETENTION_MS".to_string(), "-1".to_string())],
+            client_tls: None,
         })
     }
 
@@ -154,6 +157,12 @@ impl TestCluster {
     /// Passes `args` to every node's `cairn server` (from its next start).
     pub fn with_server_args(mut self, args: &[&str]) -> Self {
         self.extra_args = args.iter().map(|a| a.to_string()).collect();
+        self
+    }
+
+    /// The test's own client connects over TLS with these settings.
+    pub fn with_client_tls(mut self, tls: cairn_client::TlsSettings) -> Self {
+        self.client_tls = Some(tls);
         self
     }
 
@@ -311,6 +320,7 @@ impl TestCluster {
                 deadline: Duration::from_secs(30),
                 ..RetryPolicy::default()
             },
+            tls: self.client_tls.clone(),
             ..ClientConfig::default()
         };
         Ok(Client::connect_with(&self.bootstrap(), config).await?)

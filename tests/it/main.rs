@@ -22,6 +22,7 @@ mod reassign;
 mod replication;
 mod retention;
 mod stale_leader;
+mod tls;
 mod topic_config;
 mod vote_hold;
 mod workload;

@@ -12,6 +12,9 @@ use figment::Figment;
 use serde::Deserialize;
 use serde::Serialize;
 
+use cairn_tls::ClientAuth;
+use cairn_tls::TlsFiles;
+
 use crate::NodeId;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,8 +33,20 @@ pub enum ConfigError {
     NotAVoter(NodeId),
     #[error("producer_id_expiration_ms must be >= 1, got {0}")]
     ProducerIdExpiration(i64),
-    #[error("kafka_security_protocol {0:?}: expected PLAINTEXT or SASL_PLAINTEXT")]
+    #[error("kafka_security_protocol {0:?}: expected PLAINTEXT, SASL_PLAINTEXT, SSL or SASL_SSL")]
     SecurityProtocol(String),
+    #[error("{key} {value:?}: expected {expected}")]
+    TlsMode {
+        key: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("{0} needs tls_cert_file and tls_key_file (the node's certificate and key)")]
+    TlsNoCertificate(&'static str),
+    #[error("{0} checks client certificates: it needs tls_ca_file")]
+    TlsNoCa(&'static str),
+    #[error(transparent)]
+    PrincipalMappingRules(#[from] cairn_tls::RuleError),
     #[error("sasl_mechanisms: unknown mechanism {0:?} (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)")]
     SaslMechanism(String),
     #[error("super_users: {0:?} is not a principal of the form User:name")]
@@ -146,6 +161,34 @@ pub struct ServerConfig {
     /// `sasl.enabled.mechanisms`). PLAIN sends the password itself: only
     /// over TLS once it exists.
     pub sasl_mechanisms: Vec<String>,
+    /// The node's certificate chain, PEM (leaf first), for every listener
+    /// with TLS on and for the internal RPC with `rpc_tls = "mtls"`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key of `tls_cert_file`, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key_file: Option<PathBuf>,
+    /// The CA (PEM) that client certificates (mTLS) and peer nodes'
+    /// certificates (internal RPC) must chain to.
+    pub tls_ca_file: Option<PathBuf>,
+    /// How often the three files are checked for a change, in ms; a change
+    /// (or SIGHUP) reloads them for new connections without a restart.
+    pub tls_reload_interval_ms: u64,
+    /// With `kafka_security_protocol` `SSL` or `SASL_SSL`: whether Kafka
+    /// clients show a certificate (Kafka's `ssl.client.auth`): `none`,
+    /// `requested` or `required`. With `SSL`, a client's certificate
+    /// subject (through `ssl_principal_mapping_rules`) is its principal.
+    pub kafka_ssl_client_auth: String,
+    /// The gRPC API's TLS: `off`, `tls`, or `mtls` (client certificates
+    /// from `tls_ca_file` required; the subject is the principal).
+    pub grpc_tls: String,
+    /// The admin HTTP's TLS: `off`, `tls` or `mtls`.
+    pub admin_tls: String,
+    /// The internal RPC's TLS: `off` or `mtls` (every node shows a node
+    /// certificate from `tls_ca_file`; nothing else gets in).
+    pub rpc_tls: String,
+    /// A client certificate's subject to a principal name (Kafka's
+    /// `ssl.principal.mapping.rules`): `RULE:pattern/replacement/[LU]`
+    /// and `DEFAULT`, comma-separated.
+    pub ssl_principal_mapping_rules: String,
 }
 
 impl Default for ServerConfig {
@@ -173,6 +216,15 @@ impl Default for ServerConfig {
                 "SCRAM-SHA-256".to_string(),
                 "SCRAM-SHA-512".to_string(),
             ],
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_ca_file: None,
+            tls_reload_interval_ms: 10_000,
+            kafka_ssl_client_auth: "none".to_string(),
+            grpc_tls: "off".to_string(),
+            admin_tls: "off".to_string(),
+            rpc_tls: "off".to_string(),
+            ssl_principal_mapping_rules: "DEFAULT".to_string(),
             max_message_bytes: 1_048_588,
             compaction_interval_ms: 15_000,
             retention_ms: 604_800_000,
@@ -207,7 +259,7 @@ impl ServerConfig {
             fig = fig.merge(Toml::file_exact(file));
         }
         fig = fig
-            .merge(Env::prefixed("CAIRN_").ignore(&["BOOTSTRAP"]))
+            .merge(Env::prefixed("CAIRN_").ignore(&["BOOTSTRAP", "TLS_CA", "TLS_CERT", "TLS_KEY"]))
             .merge(Serialized::globals(serde_json::Value::Object(overrides)));
         let config: ServerConfig = fig.extract().map_err(Box::new)?;
         config.validate()?;
@@ -232,7 +284,7 @@ impl ServerConfig {
         }
         if !matches!(
             self.kafka_security_protocol.as_str(),
-            "PLAINTEXT" | "SASL_PLAINTEXT"
+            "PLAINTEXT" | "SASL_PLAINTEXT" | "SSL" | "SASL_SSL"
         ) {
             return Err(ConfigError::SecurityProtocol(
                 self.kafka_security_protocol.clone(),
@@ -252,12 +304,114 @@ impl ServerConfig {
         {
             return Err(ConfigError::SuperUser(p.clone()));
         }
+        self.validate_tls()
+    }
+
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        let mode = |key: &'static str, value: &str, allowed: &[&str], expected| {
+            if allowed.contains(&value) {
+                Ok(())
+            } else {
+                Err(ConfigError::TlsMode {
+                    key,
+                    value: value.to_string(),
+                    expected,
+                })
+            }
+        };
+        mode(
+            "kafka_ssl_client_auth",
+            &self.kafka_ssl_client_auth,
+            &["none", "requested", "required"],
+            "none, requested or required",
+        )?;
+        mode(
+            "grpc_tls",
+            &self.grpc_tls,
+            &["off", "tls", "mtls"],
+            "off, tls or mtls",
+        )?;
+        mode(
+            "admin_tls",
+            &self.admin_tls,
+            &["off", "tls", "mtls"],
+            "off, tls or mtls",
+        )?;
+        mode("rpc_tls", &self.rpc_tls, &["off", "mtls"], "off or mtls")?;
+        cairn_tls::PrincipalMapper::parse(&self.ssl_principal_mapping_rules)?;
+        for (key, auth) in [
+            ("kafka_security_protocol", self.kafka_tls()),
+            ("grpc_tls", self.grpc_client_auth()),
+            ("admin_tls", self.admin_client_auth()),
+            ("rpc_tls", self.rpc_mtls().then_some(ClientAuth::Required)),
+        ] {
+            let Some(auth) = auth else { continue };
+            if self.tls_cert_file.is_none() || self.tls_key_file.is_none() {
+                return Err(ConfigError::TlsNoCertificate(key));
+            }
+            if auth != ClientAuth::None && self.tls_ca_file.is_none() {
+                return Err(ConfigError::TlsNoCa(key));
+            }
+        }
         Ok(())
     }
 
     /// Whether Kafka clients must authenticate (SASL) first.
     pub fn kafka_sasl(&self) -> bool {
-        self.kafka_security_protocol == "SASL_PLAINTEXT"
+        matches!(
+            self.kafka_security_protocol.as_str(),
+            "SASL_PLAINTEXT" | "SASL_SSL"
+        )
+    }
+
+    /// The Kafka listener's TLS, if on: whether it asks for certificates.
+    pub fn kafka_tls(&self) -> Option<ClientAuth> {
+        matches!(self.kafka_security_protocol.as_str(), "SSL" | "SASL_SSL").then(|| {
+            match self.kafka_ssl_client_auth.as_str() {
+                "required" => ClientAuth::Required,
+                "requested" => ClientAuth::Requested,
+                _ => ClientAuth::None,
+            }
+        })
+    }
+
+    fn listener_auth(mode: &str) -> Option<ClientAuth> {
+        match mode {
+            "tls" => Some(ClientAuth::None),
+            "mtls" => Some(ClientAuth::Required),
+            _ => None,
+        }
+    }
+
+    /// The gRPC API's TLS, if on.
+    pub fn grpc_client_auth(&self) -> Option<ClientAuth> {
+        Self::listener_auth(&self.grpc_tls)
+    }
+
+    /// The admin HTTP's TLS, if on.
+    pub fn admin_client_auth(&self) -> Option<ClientAuth> {
+        Self::listener_auth(&self.admin_tls)
+    }
+
+    /// Whether the internal RPC runs over mutual TLS.
+    pub fn rpc_mtls(&self) -> bool {
+        self.rpc_tls == "mtls"
+    }
+
+    /// The node's TLS files, if any listener needs them.
+    pub fn tls_files(&self) -> Option<TlsFiles> {
+        let any = self.kafka_tls().is_some()
+            || self.grpc_client_auth().is_some()
+            || self.admin_client_auth().is_some()
+            || self.rpc_mtls();
+        if !any {
+            return None;
+        }
+        Some(TlsFiles {
+            cert: self.tls_cert_file.clone()?,
+            key: self.tls_key_file.clone()?,
+            ca: self.tls_ca_file.clone(),
+        })
     }
 
     pub fn advertised_rpc(&self) -> String {
@@ -367,6 +521,39 @@ mod tests {
         assert!(e.to_string().contains("not a node id"), "{e}");
         let e = ServerConfig::load(None, flags(&[("voters", "2=a:1".into())])).unwrap_err();
         assert!(matches!(e, ConfigError::NotAVoter(1)), "{e}");
+    }
+
+    #[test]
+    fn tls_settings_are_checked() {
+        let e = ServerConfig::load(None, flags(&[("grpc_tls", "yes".into())])).unwrap_err();
+        assert!(e.to_string().contains("off, tls or mtls"), "{e}");
+        let e = ServerConfig::load(None, flags(&[("rpc_tls", "tls".into())])).unwrap_err();
+        assert!(e.to_string().contains("off or mtls"), "{e}");
+        let e = ServerConfig::load(
+            None,
+            flags(&[("kafka_security_protocol", "SASL_SSL".into())]),
+        )
+        .unwrap_err();
+        assert!(matches!(e, ConfigError::TlsNoCertificate(_)), "{e}");
+        let tls = [
+            ("tls_cert_file", "/c.pem".into()),
+            ("tls_key_file", "/k.pem".into()),
+        ];
+        let mut f = tls.to_vec();
+        f.push(("admin_tls", "mtls".into()));
+        let e = ServerConfig::load(None, flags(&f)).unwrap_err();
+        assert!(matches!(e, ConfigError::TlsNoCa("admin_tls")), "{e}");
+        let mut f = tls.to_vec();
+        f.push(("ssl_principal_mapping_rules", "RULE:x".into()));
+        let e = ServerConfig::load(None, flags(&f)).unwrap_err();
+        assert!(e.to_string().contains("ssl_principal_mapping_rules"), "{e}");
+        let mut f = tls.to_vec();
+        f.push(("kafka_security_protocol", "SSL".into()));
+        let c = ServerConfig::load(None, flags(&f)).unwrap();
+        assert_eq!(c.kafka_tls(), Some(ClientAuth::None));
+        assert!(!c.kafka_sasl());
+        assert!(c.tls_files().is_some());
+        assert!(ServerConfig::default().tls_files().is_none());
     }
 
     #[test]

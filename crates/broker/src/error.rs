@@ -38,6 +38,8 @@ pub enum ServerError {
     Join { addr: String, reason: String },
     #[error("metrics: {0}")]
     Metrics(String),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// A client request failed; maps to a gRPC status carrying `cairn-error-code`.

@@ -34,13 +34,21 @@ pub(crate) struct InternalService {
     pub(crate) node: Arc<Node>,
 }
 
-/// An internal-service client to an address (not yet a known node).
-pub(crate) fn connect_addr(addr: &str) -> Result<InternalClient<Channel>, String> {
+/// An internal-service client to an address (not yet a known node), over
+/// mutual TLS when `tls` is given.
+pub(crate) fn connect_addr(
+    addr: &str,
+    tls: Option<&cairn_tls::TlsConnector>,
+) -> Result<InternalClient<Channel>, String> {
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| format!("bad address {addr:?}: {e}"))?
         .connect_timeout(Duration::from_millis(500))
         .timeout(Duration::from_secs(10));
-    Ok(InternalClient::new(endpoint.connect_lazy()))
+    let channel = match tls {
+        Some(tls) => endpoint.connect_with_connector_lazy(tls.clone()),
+        None => endpoint.connect_lazy(),
+    };
+    Ok(InternalClient::new(channel))
 }
 
 #[tonic::async_trait]

@@ -96,7 +96,6 @@ pub use ops::FETCH_MAX_BYTES_LIMIT;
 pub use ops::FETCH_MAX_WAIT;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::meta_sm::MetaStateMachine;
 use crate::node::Node;
@@ -135,6 +134,10 @@ fn meta_raft_config(config: &ServerConfig) -> Result<Arc<Config>, ServerError> {
     .validate()
     .map(Arc::new)
     .map_err(|e| ServerError::Raft(e.to_string()))
+}
+
+fn tls_error(e: cairn_tls::TlsError) -> ServerError {
+    ServerError::Tls(e.to_string())
 }
 
 async fn bind(addr: &str) -> Result<TcpListener, ServerError> {
@@ -194,11 +197,12 @@ fn check_data_dir(
 /// dir holds another cluster's data must not join them.
 async fn check_peers_cluster(
     config: &ServerConfig,
+    transport: &Transport,
     local: &str,
     peers: &[String],
 ) -> Result<(), ServerError> {
     for addr in peers {
-        let Ok(mut client) = internal::connect_addr(addr) else {
+        let Ok(mut client) = internal::connect_addr(addr, transport.tls()) else {
             continue;
         };
         let hb = NodeHeartbeat {
@@ -255,7 +259,7 @@ async fn join_cluster(node: &Arc<Node>, addr: &str) -> Result<(), ServerError> {
     };
     let mut last = String::new();
     for _ in 0..60 {
-        let mut client = internal::connect_addr(addr).map_err(err)?;
+        let mut client = internal::connect_addr(addr, node.transport.tls()).map_err(err)?;
         match client.join(request.clone()).await {
             Ok(reply) => {
                 let cluster_id = reply.into_inner().cluster_id;
@@ -280,9 +284,16 @@ pub struct Running {
     node: Arc<Node>,
     internal_server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    tls: Option<Arc<cairn_tls::CertStore>>,
 }
 
 impl Running {
+    /// The node's TLS material (watched and reloaded), if any listener or
+    /// the internal RPC has TLS on.
+    pub fn tls(&self) -> Option<Arc<cairn_tls::CertStore>> {
+        self.tls.clone()
+    }
+
     /// The door to this node's core.
     pub fn broker(&self) -> Broker {
         self.broker.clone()
@@ -353,7 +364,20 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
     let (stored_cluster, incarnation) = check_data_dir(&store, &config)?;
     let voters = config.voter_map()?;
 
-    let transport = Transport::new(config.node_id);
+    let tls = match config.tls_files() {
+        Some(files) => Some(cairn_tls::CertStore::load(files).map_err(tls_error)?),
+        None => None,
+    };
+    let (rpc_server_tls, rpc_client_tls) = match (&tls, config.rpc_mtls()) {
+        (Some(store), true) => (
+            Some(store.server_for_nodes().map_err(tls_error)?),
+            Some(cairn_tls::TlsConnector::new(
+                store.client().map_err(tls_error)?,
+            )),
+        ),
+        _ => (None, None),
+    };
+    let transport = Transport::with_tls(config.node_id, rpc_client_tls);
     transport.set_snapshot_chunk_bytes(config.raft_snapshot_chunk_bytes);
     for (id, addr) in &voters {
         transport.set_address(*id, addr);
@@ -365,7 +389,7 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
             .map(|(_, a)| a.clone())
             .collect();
         peers.extend(config.join.clone());
-        check_peers_cluster(&config, cluster, &peers).await?;
+        check_peers_cluster(&config, &transport, cluster, &peers).await?;
         transport.set_cluster_id(cluster);
     }
 
@@ -418,7 +442,7 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
             .initial_connection_window_size(Some(16 << 20))
             .initial_stream_window_size(Some(8 << 20))
             .add_service(internal)
-            .serve_with_incoming(TcpListenerStream::new(rpc_listener)),
+            .serve_with_incoming(cairn_tls::incoming(rpc_listener, rpc_server_tls)),
     );
 
     if voters.contains_key(&node.id) {
@@ -438,7 +462,7 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
         }
     }
 
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(tasks::heartbeat_loop(node.clone())),
         tokio::spawn(tasks::election_loop(node.clone())),
         tokio::spawn(tasks::reconcile_loop(node.clone())),
@@ -448,10 +472,14 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
         tokio::spawn(coordinator::commit_loop(node.clone())),
         tokio::spawn(tasks::compaction_loop(node.clone())),
     ];
+    if let Some(store) = &tls {
+        tasks.push(store.watch(Duration::from_millis(config.tls_reload_interval_ms)));
+    }
     Ok(Running {
         broker: Broker::new(node.clone()),
         node,
         internal_server,
         tasks,
+        tls,
     })
 }

@@ -55,6 +55,9 @@ pub enum Command {
     User(UserArgs),
     /// Load generators that report throughput and latency.
     Bench(BenchArgs),
+    /// A development CA and the node and client certificates it signs, for
+    /// tests and quick starts (docs/ops/security.md).
+    Cert(CertArgs),
 }
 
 /// How to reach the cluster (every client command).
@@ -77,6 +80,27 @@ pub struct ConnectArgs {
     /// How long to keep trying the bootstrap addresses, in milliseconds.
     #[arg(long, global = true, value_name = "MS", default_value_t = 10_000)]
     pub connect_timeout_ms: u64,
+    /// Connect over TLS, trusting this CA (PEM): for nodes with grpc_tls on.
+    #[arg(long, global = true, env = "CAIRN_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// The client certificate (PEM) to show a node with grpc_tls = "mtls".
+    #[arg(
+        long,
+        global = true,
+        env = "CAIRN_TLS_CERT",
+        value_name = "FILE",
+        requires_all = ["tls_key", "tls_ca"]
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        global = true,
+        env = "CAIRN_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// Output format of read commands.
@@ -1032,4 +1056,66 @@ mod tests {
         assert_eq!(parse_key_value("a="), Ok(("a".into(), String::new())));
         assert!(parse_key_value("=b").is_err());
     }
+}
+
+/// `cairn cert`.
+#[derive(Debug, Args)]
+pub struct CertArgs {
+    /// Certificate command.
+    #[command(subcommand)]
+    pub command: CertCommand,
+}
+
+/// Certificate commands. Files are PEM; keys are PKCS#8 ECDSA P-256 and
+/// written readable by their owner only.
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Makes a CA: DIR/ca.crt and DIR/ca.key.
+    Ca {
+        /// The directory to write into (made if missing).
+        #[arg(long, value_name = "DIR")]
+        dir: std::path::PathBuf,
+        /// The CA's common name.
+        #[arg(long, default_value = "Cairn development CA")]
+        name: String,
+        /// Days it is valid.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Makes a node certificate signed by DIR's CA: DIR/NAME.crt, DIR/NAME.key
+    /// (server and client authentication, for listeners and internal RPC).
+    Node {
+        /// The CA's directory (ca.crt, ca.key); the certificate goes there too.
+        #[arg(long, value_name = "DIR")]
+        dir: std::path::PathBuf,
+        /// The file name and common name, e.g. node1.
+        #[arg(long)]
+        name: String,
+        /// Host names and IP addresses clients and peers dial it by
+        /// (subject alternative names), comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = ["localhost".to_string(), "127.0.0.1".to_string()])]
+        host: Vec<String>,
+        /// Days it is valid.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
+    /// Makes a client certificate signed by DIR's CA (mTLS): DIR/NAME.crt,
+    /// DIR/NAME.key, subject CN=NAME[,OU=OU],O=Cairn.
+    Client {
+        /// The CA's directory (ca.crt, ca.key); the certificate goes there too.
+        #[arg(long, value_name = "DIR")]
+        dir: std::path::PathBuf,
+        /// The file name and common name, e.g. alice.
+        #[arg(long)]
+        name: String,
+        /// An organizational unit in the subject.
+        #[arg(long)]
+        ou: Option<String>,
+        /// Days it is valid.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
 }

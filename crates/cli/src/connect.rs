@@ -12,6 +12,10 @@ pub fn client_config(conn: &ConnectArgs) -> ClientConfig {
     let mut config = ClientConfig::default();
     config.retry.deadline = Duration::from_millis(conn.timeout_ms);
     config.bootstrap_deadline = Duration::from_millis(conn.connect_timeout_ms);
+    config.tls = conn.tls_ca.as_ref().map(|ca| cairn_client::TlsSettings {
+        ca_file: ca.clone(),
+        identity: conn.tls_cert.clone().zip(conn.tls_key.clone()),
+    });
     config
 }
 

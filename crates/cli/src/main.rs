@@ -6,6 +6,7 @@
 
 mod acl_cmd;
 mod bench;
+mod cert_cmd;
 mod cli;
 mod cluster_cmd;
 mod connect;
@@ -33,10 +34,11 @@ use crate::cli::{Cli, Command};
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Server(args) => server_cmd::run(args).await,
+        Command::Cert(args) => cert_cmd::run(args),
         command => {
             logging::init_client();
             match command {
-                Command::Server(_) => unreachable!("handled above"),
+                Command::Server(_) | Command::Cert(_) => unreachable!("handled above"),
                 Command::Topic(args) => topic_cmd::run(args).await,
                 Command::Produce(args) => produce_cmd::run(args).await,
                 Command::Consume(args) => consume_cmd::run(args).await,

@@ -58,6 +58,8 @@ struct Inner {
     sticky: StickyCounter,
     /// Present when `config.idempotent`.
     producer: Option<ProducerSession>,
+    /// Present when `config.tls` is.
+    tls: Option<cairn_tls::TlsConnector>,
 }
 
 impl fmt::Debug for Client {
@@ -115,6 +117,15 @@ impl Client {
         if addrs.is_empty() {
             return Err(ClientError::NoBootstrap);
         }
+        let tls = match &config.tls {
+            None => None,
+            Some(t) => {
+                let identity = t.identity.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+                let client = cairn_tls::ClientTls::from_files(&t.ca_file, identity)
+                    .map_err(|e| ClientError::Tls(e.to_string()))?;
+                Some(cairn_tls::TlsConnector::new(client))
+            }
+        };
         let client = Client {
             inner: Arc::new(Inner {
                 bootstrap: addrs,
@@ -123,6 +134,7 @@ impl Client {
                 preferred: Mutex::new(None),
                 sticky: StickyCounter::new(),
                 producer: config.idempotent.then(ProducerSession::new),
+                tls,
                 config,
             }),
         };
@@ -707,15 +719,18 @@ impl Client {
                 addr: addr.to_owned(),
                 reason: e.to_string(),
             })?;
-        let channel = endpoint
+        let endpoint = endpoint
             .connect_timeout(self.inner.config.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5))
             .keep_alive_while_idle(true)
             .initial_stream_window_size(Some(4 << 20))
-            .initial_connection_window_size(Some(16 << 20))
-            .connect_lazy();
+            .initial_connection_window_size(Some(16 << 20));
+        let channel = match &self.inner.tls {
+            Some(tls) => endpoint.connect_with_connector_lazy(tls.clone()),
+            None => endpoint.connect_lazy(),
+        };
         channels.insert(addr.to_owned(), channel.clone());
         Ok(channel)
     }

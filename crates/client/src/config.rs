@@ -1,5 +1,6 @@
 //! [`ClientConfig`]: timeouts and retry behaviour of a [`crate::Client`].
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::RetryPolicy;
@@ -32,6 +33,18 @@ pub struct ClientConfig {
     /// again (Kafka's `metadata.max.age.ms`, 5 minutes), so that a producer
     /// starts using partitions added to a topic.
     pub metadata_max_age: Duration,
+    /// Connect over TLS (nodes with `grpc_tls` on): the CA to trust and,
+    /// for `grpc_tls = "mtls"`, the client's certificate and key.
+    pub tls: Option<TlsSettings>,
+}
+
+/// TLS to the nodes' gRPC API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// The CA (PEM) the nodes' certificates chain to.
+    pub ca_file: PathBuf,
+    /// The client's certificate and key (PEM), shown when asked (mTLS).
+    pub identity: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for ClientConfig {
@@ -46,6 +59,7 @@ impl Default for ClientConfig {
             idempotent: true,
             compression: Compression::None,
             metadata_max_age: Duration::from_secs(300),
+            tls: None,
         }
     }
 }

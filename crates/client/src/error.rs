@@ -27,6 +27,9 @@ pub enum ClientError {
     #[error("no bootstrap address given")]
     NoBootstrap,
 
+    /// The TLS settings cannot be used (a file missing or unreadable).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// An address is not of the form `host:port` (or `http://host:port`).
     #[error("invalid address {addr:?}: {reason}")]
     InvalidAddress {

@@ -58,6 +58,7 @@ pub use cairn_proto::v1::{Acks, ErrorCode};
 pub use cairn_record::{Compression, RecordHeader};
 pub use client::Client;
 pub use config::ClientConfig;
+pub use config::TlsSettings;
 pub use consumer::{
     Consumer, ConsumerConfig, ConsumerError, ConsumerEvent, ConsumerRecord, OffsetReset,
 };

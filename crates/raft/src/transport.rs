@@ -77,11 +77,19 @@ pub struct Transport {
     peers: Mutex<HashMap<NodeId, Arc<Peer>>>,
     /// Bytes of snapshot per message ([`crate::SNAPSHOT_CHUNK_BYTES`] unless set).
     snapshot_chunk_bytes: std::sync::atomic::AtomicUsize,
+    /// Mutual TLS to the peers (`rpc_tls = "mtls"`); plaintext when `None`.
+    tls: Option<cairn_tls::TlsConnector>,
 }
 
 impl Transport {
     pub fn new(me: NodeId) -> Arc<Self> {
+        Self::with_tls(me, None)
+    }
+
+    /// A transport whose connections to peers go through `tls`.
+    pub fn with_tls(me: NodeId, tls: Option<cairn_tls::TlsConnector>) -> Arc<Self> {
         Arc::new(Self {
+            tls,
             me,
             cluster_id: Arc::new(RwLock::new(String::new())),
             addresses: RwLock::new(HashMap::new()),
@@ -138,6 +146,11 @@ impl Transport {
             .unwrap_or_default()
     }
 
+    /// The connector for connections to peers, if they run over TLS.
+    pub fn tls(&self) -> Option<&cairn_tls::TlsConnector> {
+        self.tls.as_ref()
+    }
+
     /// A gRPC client to a peer's internal service, over the peer's one connection.
     pub fn client(&self, node: NodeId) -> Result<InternalClient<Channel>, TransportError> {
         Ok(self.peer(node)?.client.clone())
@@ -167,7 +180,11 @@ impl Transport {
             .keep_alive_timeout(Duration::from_secs(5))
             .initial_connection_window_size(Some(16 << 20))
             .initial_stream_window_size(Some(8 << 20));
-        let client = InternalClient::new(endpoint.connect_lazy())
+        let channel = match &self.tls {
+            Some(tls) => endpoint.connect_with_connector_lazy(tls.clone()),
+            None => endpoint.connect_lazy(),
+        };
+        let client = InternalClient::new(channel)
             .max_decoding_message_size(256 << 20)
             .max_encoding_message_size(256 << 20);
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);

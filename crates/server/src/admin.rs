@@ -140,11 +140,13 @@ async fn replica_log(broker: &Broker, query: &str) -> Response<Full<Bytes>> {
 
 pub(crate) async fn serve(
     listener: TcpListener,
+    tls: Option<std::sync::Arc<cairn_tls::ServerTls>>,
     broker: Broker,
     prometheus: Option<PrometheusHandle>,
 ) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
+    let mut conns = cairn_tls::incoming(listener, tls);
+    while let Some(stream) = futures::StreamExt::next(&mut conns).await {
+        let Ok(stream) = stream else {
             continue;
         };
         let broker = broker.clone();

@@ -30,10 +30,15 @@ pub(crate) struct CairnService {
     pub(crate) broker: Broker,
 }
 
-/// The context of a gRPC request: anonymous until the gRPC listener
-/// authenticates.
+/// The context of a gRPC request: with mTLS on the gRPC listener, the
+/// principal its certificate maps to; otherwise `User:ANONYMOUS`.
 fn ctx<T>(request: &Request<T>) -> RequestContext {
-    RequestContext::anonymous(Listener::Grpc, request.remote_addr())
+    let info = request.extensions().get::<cairn_tls::ConnInfo>();
+    let ctx = RequestContext::anonymous(Listener::Grpc, info.and_then(|i| i.remote));
+    match info.and_then(|i| i.principal.as_deref()) {
+        Some(name) => ctx.with_principal(cairn_broker::Principal::user(name)),
+        None => ctx,
+    }
 }
 
 /// A stored offset as the gRPC API answers it.

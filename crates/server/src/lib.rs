@@ -25,7 +25,6 @@ pub use cairn_broker::HOLD_READ_FILE;
 pub use cairn_broker::HOLD_SYNC_FILE;
 use cairn_proto::v1::cairn_server::CairnServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 async fn bind(addr: &str) -> Result<TcpListener, ServerError> {
     TcpListener::bind(addr)
@@ -87,8 +86,29 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     if !config.acl_enabled {
         tracing::warn!("ACLs are off: every client may do everything (docs/ops/security.md)");
     }
+    let principals = cairn_tls::PrincipalMapper::parse(&config.ssl_principal_mapping_rules)
+        .map_err(|e| ServerError::Tls(e.to_string()))?;
+    let (kafka_auth, grpc_auth, admin_auth) = (
+        config.kafka_tls(),
+        config.grpc_client_auth(),
+        config.admin_client_auth(),
+    );
     let mut running = cairn_broker::start(config).await?;
     let broker = running.broker();
+    let store = running.tls();
+    let listener_tls =
+        |name: &'static str, auth: Option<cairn_tls::ClientAuth>, alpn: &[&[u8]]| match (
+            auth, &store,
+        ) {
+            (Some(auth), Some(store)) => store
+                .server(name, auth, alpn, principals.clone())
+                .map(Some)
+                .map_err(|e| ServerError::Tls(format!("{name} listener: {e}"))),
+            _ => Ok(None),
+        };
+    let kafka_tls = listener_tls("kafka", kafka_auth, &[])?;
+    let grpc_tls = listener_tls("grpc", grpc_auth, &[b"h2"])?;
+    let admin_tls = listener_tls("admin", admin_auth, &[b"http/1.1"])?;
 
     let api = CairnServer::new(api::CairnService {
         broker: broker.clone(),
@@ -101,10 +121,15 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
             .initial_connection_window_size(Some(16 << 20))
             .initial_stream_window_size(Some(8 << 20))
             .add_service(api)
-            .serve_with_incoming(TcpListenerStream::new(grpc_listener)),
+            .serve_with_incoming(cairn_tls::incoming(grpc_listener, grpc_tls)),
     );
-    let admin_server = tokio::spawn(admin::serve(admin_listener, broker.clone(), prometheus));
-    let kafka_server = tokio::spawn(kafka::serve(kafka_listener, broker.clone()));
+    let admin_server = tokio::spawn(admin::serve(
+        admin_listener,
+        admin_tls,
+        broker.clone(),
+        prometheus,
+    ));
+    let kafka_server = tokio::spawn(kafka::serve(kafka_listener, kafka_tls, broker.clone()));
 
     let result = async {
         running.join().await?;

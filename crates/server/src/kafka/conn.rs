@@ -21,9 +21,10 @@ use std::time::Duration;
 use cairn_kafka::ApiResponse;
 use cairn_kafka::KafkaError;
 use cairn_kafka::Request;
+use cairn_tls::Conn;
+use cairn_tls::ServerTls;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::Semaphore;
@@ -115,8 +116,9 @@ impl Limits {
     }
 }
 
-/// Accepts Kafka clients until the task is aborted.
-pub(crate) async fn serve(listener: TcpListener, broker: Broker) {
+/// Accepts Kafka clients until the task is aborted; with `tls`, each
+/// connection's handshake runs in its own task (`SSL`, `SASL_SSL`).
+pub(crate) async fn serve(listener: TcpListener, tls: Option<Arc<ServerTls>>, broker: Broker) {
     let fetch_sessions = Arc::new(FetchSessions::default());
     let limits = Arc::new(Limits::new(&broker));
     loop {
@@ -130,13 +132,20 @@ pub(crate) async fn serve(listener: TcpListener, broker: Broker) {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(connection(
-                    stream,
-                    peer,
-                    broker.clone(),
-                    fetch_sessions.clone(),
-                    slot,
-                ));
+                let (broker, fetch_sessions, tls) =
+                    (broker.clone(), fetch_sessions.clone(), tls.clone());
+                tokio::spawn(async move {
+                    let conn = match &tls {
+                        None => Conn::plain(stream),
+                        // A failed handshake is logged (and audited when
+                        // it checks certificates) by `accept`.
+                        Some(tls) => match tls.accept(stream).await {
+                            Ok(c) => c,
+                            Err(_) => return,
+                        },
+                    };
+                    connection(conn, peer, broker, fetch_sessions, slot).await
+                });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "kafka listener: accept failed");
@@ -157,14 +166,18 @@ enum Incoming {
 }
 
 async fn connection(
-    stream: TcpStream,
+    stream: Conn,
     peer: SocketAddr,
     broker: Broker,
     fetch_sessions: Arc<FetchSessions>,
     slot: Slot,
 ) {
     let limits = slot.limits.clone();
-    let (mut reader, mut writer) = stream.into_split();
+    // With SSL (no SASL), the client's certificate names the principal:
+    // its subject through `ssl_principal_mapping_rules`, or ANONYMOUS
+    // without one (Kafka's rule for the SSL protocol).
+    let cert_principal = stream.info().principal.clone();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<Incoming>(MAX_IN_FLIGHT);
     let max_bytes = broker.settings().kafka_max_request_bytes;
     // Frames are at most i32::MAX bytes (their size prefix), whatever the limit.
@@ -224,11 +237,17 @@ async fn connection(
         }
     };
     let answer = async move {
+        let mut ctx = RequestContext::anonymous(Listener::Kafka, Some(peer));
+        if !broker.settings().kafka_sasl() {
+            if let Some(name) = &cert_principal {
+                ctx = ctx.with_principal(cairn_broker::Principal::user(name.clone()));
+            }
+        }
         let mut session = Session {
             client_id: String::new(),
             client_host: peer.ip().to_string(),
             fetch_sessions,
-            ctx: RequestContext::anonymous(Listener::Kafka, Some(peer)),
+            ctx,
             sasl: None,
             authenticated: false,
             close_after: false,
