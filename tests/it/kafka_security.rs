@@ -158,7 +158,7 @@ fn audit_log(cluster: &TestCluster) -> Result<()> {
 }
 
 /// A log line without its terminal colours.
-fn strip_ansi(line: &str) -> String {
+pub(crate) fn strip_ansi(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
     let mut chars = line.chars();
     while let Some(c) = chars.next() {

@@ -106,6 +106,7 @@ pub(crate) fn classify(err: &ClientError) -> Disposition {
         ClientError::Transport { .. } => Disposition::Refresh,
         ClientError::NoBootstrap
         | ClientError::InvalidAddress { .. }
+        | ClientError::Tls(_)
         | ClientError::Rpc { .. }
         | ClientError::RetriesExhausted { .. }
         | ClientError::Record(_)

@@ -134,6 +134,7 @@ impl PrincipalMapper {
             rules: rules.to_string(),
             reason,
         };
+        let braced = Regex::new(r"\$(\d+)").map_err(|e| err(e.to_string()))?;
         let mut out = Vec::new();
         let mut rest = rules.trim();
         while !rest.is_empty() {
@@ -153,7 +154,6 @@ impl PrincipalMapper {
                     .map_err(|e| err(format!("pattern {pattern:?}: {e}")))?;
                 // Java's `$1` followed by a letter is group 1 then the
                 // letter; the regex crate would read a group named `1x`.
-                let braced = Regex::new(r"\$(\d+)").map_err(|e| err(e.to_string()))?;
                 let replacement = braced.replace_all(&replacement, "$${$1}").into_owned();
                 out.push(Rule::Pattern {
                     regex,

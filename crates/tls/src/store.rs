@@ -170,6 +170,12 @@ impl Material {
             .with_single_cert(self.certs.clone(), self.key.clone_key())
             .map_err(|e| TlsError::Config(format!("certificate and key: {e}")))?;
         config.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+        // No TLS 1.3 session tickets: they arrive after the handshake, and
+        // clients that poll their sockets for answers only (kafka-python)
+        // take an unasked-for record as a broken connection. Clients keep
+        // their connections, so resumption saves little; TLS 1.2 sessions
+        // still resume by id.
+        config.send_tls13_tickets = 0;
         Ok(Arc::new(config))
     }
 
