@@ -16,6 +16,7 @@ mod kafka_limits;
 mod kafka_security;
 mod kafka_txn;
 mod list_offsets;
+mod oauth;
 mod power_loss;
 mod producer;
 mod reassign;

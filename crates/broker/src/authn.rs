@@ -23,12 +23,13 @@ use crate::scram::MAX_ITERATIONS;
 use crate::scram::MIN_ITERATIONS;
 
 /// Longest user name accepted.
-const MAX_USER_NAME: usize = 256;
+pub(crate) const MAX_USER_NAME: usize = 256;
 
 #[derive(Debug)]
 enum Mechanism {
     Plain,
     Scram(ScramServer),
+    OAuthBearer,
 }
 
 /// One SASL exchange on one connection.
@@ -44,10 +45,13 @@ pub struct SaslExchange {
 pub enum SaslStep {
     /// Send these bytes; the client sends another token.
     Continue(Vec<u8>),
-    /// Authenticated: send these bytes; the connection is `principal` now.
+    /// Authenticated: send these bytes; the connection is `principal` now,
+    /// for `lifetime` if set (KIP-368: the client re-authenticates on the
+    /// connection before it ends, or the connection is closed).
     Authenticated {
         reply: Vec<u8>,
         principal: Principal,
+        lifetime: Option<std::time::Duration>,
     },
 }
 
@@ -89,6 +93,41 @@ fn audit_authentication(
 }
 
 impl Broker {
+    /// How long a SASL session lasts: a token's remaining life, bounded by
+    /// `connections_max_reauth_ms` when set.
+    pub(crate) fn reauth_after(
+        &self,
+        token: Option<std::time::Duration>,
+    ) -> Option<std::time::Duration> {
+        let max = self.settings().connections_max_reauth_ms;
+        let max = (max > 0).then(|| std::time::Duration::from_millis(max));
+        match (token, max) {
+            (Some(t), Some(m)) => Some(t.min(m)),
+            (t, m) => t.or(m),
+        }
+    }
+
+    /// The principal of a gRPC request's bearer token (`authorization:
+    /// Bearer <JWT>`), checked as OAUTHBEARER checks it; every attempt is
+    /// audited.
+    pub fn bearer_principal(
+        &self,
+        ctx: &RequestContext,
+        token: &str,
+    ) -> Result<Principal, ApiError> {
+        let refused = |why: String| {
+            audit_authentication(ctx, "BEARER", "", &Err(why));
+            ApiError::AuthenticationFailed("invalid bearer token".to_string())
+        };
+        let oauth = self
+            .oauth
+            .clone()
+            .ok_or_else(|| refused("bearer tokens are not configured (oauth_jwks_file)".into()))?;
+        let checked = oauth.check(token).map_err(refused)?;
+        audit_authentication(ctx, "BEARER", &checked.user, &Ok(()));
+        Ok(Principal::user(checked.user))
+    }
+
     /// The SASL mechanisms this node's Kafka listener offers.
     pub fn sasl_mechanisms(&self) -> Vec<String> {
         self.settings().sasl_mechanisms.clone()
@@ -106,6 +145,8 @@ impl Broker {
         }
         let m = match mechanism {
             "PLAIN" => Mechanism::Plain,
+            "OAUTHBEARER" if self.oauth.is_some() => Mechanism::OAuthBearer,
+            "OAUTHBEARER" => return Err(ApiError::UnsupportedSaslMechanism(mechanism.to_string())),
             other => Mechanism::Scram(ScramServer::new(
                 ScramMechanism::parse(other)
                     .ok_or_else(|| ApiError::UnsupportedSaslMechanism(other.to_string()))?,
@@ -289,6 +330,7 @@ impl SaslExchange {
                 Ok(SaslStep::Authenticated {
                     reply: Vec::new(),
                     principal: Principal::user(user),
+                    lifetime: broker.reauth_after(None),
                 })
             }
             Mechanism::Scram(server) => {
@@ -306,8 +348,35 @@ impl SaslExchange {
                     Ok(SaslStep::Authenticated {
                         reply,
                         principal: Principal::user(user),
+                        lifetime: broker.reauth_after(None),
                     })
                 }
+            }
+            Mechanism::OAuthBearer => {
+                if self.steps > 1 {
+                    return Err(fail("", SaslError::OutOfOrder));
+                }
+                let refuse = |why: String| {
+                    audit_authentication(ctx, &name, "", &Err(why));
+                    ApiError::AuthenticationFailed(
+                        "authentication with OAUTHBEARER failed (invalid token)".to_string(),
+                    )
+                };
+                let oauth = broker.oauth.clone().ok_or_else(|| refuse("off".into()))?;
+                let (token, authzid) = crate::oauth::client_first(token).map_err(refuse)?;
+                let checked = oauth.check(&token).map_err(refuse)?;
+                if authzid.as_ref().is_some_and(|a| *a != checked.user) {
+                    return Err(refuse(format!(
+                        "authzid {authzid:?} is not the token's user {:?}",
+                        checked.user
+                    )));
+                }
+                audit_authentication(ctx, &name, &checked.user, &Ok(()));
+                Ok(SaslStep::Authenticated {
+                    reply: Vec::new(),
+                    principal: Principal::user(checked.user),
+                    lifetime: broker.reauth_after(Some(checked.lifetime)),
+                })
             }
         }
     }

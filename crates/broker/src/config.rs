@@ -47,8 +47,10 @@ pub enum ConfigError {
     TlsNoCa(&'static str),
     #[error(transparent)]
     PrincipalMappingRules(#[from] cairn_tls::RuleError),
-    #[error("sasl_mechanisms: unknown mechanism {0:?} (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)")]
+    #[error("sasl_mechanisms: unknown mechanism {0:?} (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER)")]
     SaslMechanism(String),
+    #[error("OAUTHBEARER needs oauth_jwks_file, oauth_issuer and oauth_audience")]
+    OAuthIncomplete,
     #[error("super_users: {0:?} is not a principal of the form User:name")]
     SuperUser(String),
 }
@@ -189,6 +191,22 @@ pub struct ServerConfig {
     /// `ssl.principal.mapping.rules`): `RULE:pattern/replacement/[LU]`
     /// and `DEFAULT`, comma-separated.
     pub ssl_principal_mapping_rules: String,
+    /// The JSON Web Key Set (a file) whose keys sign the bearer tokens
+    /// OAUTHBEARER and the gRPC API take; re-read when it changes.
+    pub oauth_jwks_file: Option<PathBuf>,
+    /// The `iss` a token must carry.
+    pub oauth_issuer: Option<String>,
+    /// The `aud` a token must carry.
+    pub oauth_audience: Option<String>,
+    /// The claim that names the principal (`User:<claim>`).
+    pub oauth_principal_claim: String,
+    /// How far a token's `exp` and `nbf` may be off this node's clock, in ms.
+    pub oauth_clock_skew_ms: u64,
+    /// A SASL session lasts at most this long before the client must
+    /// re-authenticate on its connection (Kafka's
+    /// `connections.max.reauth.ms`, KIP-368); 0: no limit but a token's
+    /// expiry.
+    pub connections_max_reauth_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -225,6 +243,12 @@ impl Default for ServerConfig {
             admin_tls: "off".to_string(),
             rpc_tls: "off".to_string(),
             ssl_principal_mapping_rules: "DEFAULT".to_string(),
+            oauth_jwks_file: None,
+            oauth_issuer: None,
+            oauth_audience: None,
+            oauth_principal_claim: "sub".to_string(),
+            oauth_clock_skew_ms: 30_000,
+            connections_max_reauth_ms: 0,
             max_message_bytes: 1_048_588,
             compaction_interval_ms: 15_000,
             retention_ms: 604_800_000,
@@ -290,12 +314,20 @@ impl ServerConfig {
                 self.kafka_security_protocol.clone(),
             ));
         }
-        if let Some(m) = self
-            .sasl_mechanisms
-            .iter()
-            .find(|m| !matches!(m.as_str(), "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512"))
-        {
+        if let Some(m) = self.sasl_mechanisms.iter().find(|m| {
+            !matches!(
+                m.as_str(),
+                "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512" | "OAUTHBEARER"
+            )
+        }) {
             return Err(ConfigError::SaslMechanism(m.clone()));
+        }
+        if self.sasl_mechanisms.iter().any(|m| m == "OAUTHBEARER")
+            && (self.oauth_jwks_file.is_none()
+                || self.oauth_issuer.is_none()
+                || self.oauth_audience.is_none())
+        {
+            return Err(ConfigError::OAuthIncomplete);
         }
         if let Some(p) = self
             .super_users

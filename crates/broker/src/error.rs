@@ -40,6 +40,8 @@ pub enum ServerError {
     Metrics(String),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("OAuth: {0}")]
+    OAuth(String),
 }
 
 /// A client request failed; maps to a gRPC status carrying `cairn-error-code`.

@@ -64,6 +64,8 @@ use crate::ServerConfig;
 pub struct Broker {
     node: Arc<Node>,
     authz: Arc<Authorizer>,
+    /// Bearer tokens (OAUTHBEARER, gRPC), with `oauth_jwks_file` set.
+    pub(crate) oauth: Option<Arc<crate::oauth::OAuth>>,
 }
 
 /// The ACL check, with the stored bindings indexed once per metadata
@@ -121,7 +123,7 @@ pub enum RoleChange {
 pub type PartitionResults = Vec<(String, i32, Result<(), ApiError>)>;
 
 impl Broker {
-    pub(crate) fn new(node: Arc<Node>) -> Broker {
+    pub(crate) fn new(node: Arc<Node>, oauth: Option<Arc<crate::oauth::OAuth>>) -> Broker {
         let c = &node.config;
         let authz = Authorizer {
             enabled: c.acl_enabled,
@@ -137,6 +139,7 @@ impl Broker {
         Broker {
             node,
             authz: Arc::new(authz),
+            oauth,
         }
     }
 

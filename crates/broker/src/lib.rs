@@ -35,6 +35,7 @@ mod internal;
 mod lease;
 mod meta_sm;
 mod node;
+mod oauth;
 mod ops;
 mod replica;
 pub mod scram;
@@ -360,6 +361,9 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
             "test mode: unsynced log writes are lost on a crash (test_lose_unsynced_on_crash)"
         );
     }
+    let oauth = oauth::OAuth::from_config(&config)
+        .map_err(ServerError::OAuth)?
+        .map(Arc::new);
     let store = NodeStore::open(&config.data_dir.join("db"), store_options)?;
     let (stored_cluster, incarnation) = check_data_dir(&store, &config)?;
     let voters = config.voter_map()?;
@@ -476,7 +480,7 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
         tasks.push(store.watch(Duration::from_millis(config.tls_reload_interval_ms)));
     }
     Ok(Running {
-        broker: Broker::new(node.clone()),
+        broker: Broker::new(node.clone(), oauth),
         node,
         internal_server,
         tasks,

@@ -30,14 +30,34 @@ pub(crate) struct CairnService {
     pub(crate) broker: Broker,
 }
 
-/// The context of a gRPC request: with mTLS on the gRPC listener, the
-/// principal its certificate maps to; otherwise `User:ANONYMOUS`.
-fn ctx<T>(request: &Request<T>) -> RequestContext {
-    let info = request.extensions().get::<cairn_tls::ConnInfo>();
-    let ctx = RequestContext::anonymous(Listener::Grpc, info.and_then(|i| i.remote));
-    match info.and_then(|i| i.principal.as_deref()) {
-        Some(name) => ctx.with_principal(cairn_broker::Principal::user(name)),
-        None => ctx,
+impl CairnService {
+    /// The context of a gRPC request: the principal of its bearer token
+    /// (`authorization: Bearer <JWT>`, refused UNAUTHENTICATED if the token
+    /// is not good), else the one its client certificate maps to (mTLS),
+    /// else `User:ANONYMOUS`.
+    #[allow(clippy::result_large_err)]
+    fn ctx<T>(&self, request: &Request<T>) -> Result<RequestContext, Status> {
+        let info = request.extensions().get::<cairn_tls::ConnInfo>();
+        let ctx = RequestContext::anonymous(Listener::Grpc, info.and_then(|i| i.remote));
+        if let Some(auth) = request.metadata().get("authorization") {
+            let token = auth
+                .to_str()
+                .ok()
+                .and_then(|a| {
+                    a.strip_prefix("Bearer ")
+                        .or_else(|| a.strip_prefix("bearer "))
+                })
+                .ok_or_else(|| Status::unauthenticated("authorization: expected Bearer <token>"))?;
+            let principal = self
+                .broker
+                .bearer_principal(&ctx, token.trim())
+                .map_err(|e| Status::unauthenticated(e.to_string()))?;
+            return Ok(ctx.with_principal(principal));
+        }
+        Ok(match info.and_then(|i| i.principal.as_deref()) {
+            Some(name) => ctx.with_principal(cairn_broker::Principal::user(name)),
+            None => ctx,
+        })
     }
 }
 
@@ -171,7 +191,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<MetadataRequest>,
     ) -> Result<Response<MetadataResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let req = request.into_inner();
         let wanted = if req.topics.is_empty() {
             Topics::All
@@ -207,7 +227,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<CreateTopicRequest>,
     ) -> Result<Response<CreateTopicResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let req = request.into_inner();
         let t = self
             .broker
@@ -231,7 +251,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<DeleteTopicRequest>,
     ) -> Result<Response<DeleteTopicResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         self.broker
             .delete_topic(&ctx, &request.into_inner().name)
             .await?;
@@ -242,7 +262,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<AlterTopicConfigRequest>,
     ) -> Result<Response<AlterTopicConfigResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let req = request.into_inner();
         let configs = self
             .broker
@@ -263,7 +283,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<CreatePartitionsRequest>,
     ) -> Result<Response<CreatePartitionsResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let req = request.into_inner();
         let t = self
             .broker
@@ -278,7 +298,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<ReassignPartitionRequest>,
     ) -> Result<Response<ReassignPartitionResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let req = request.into_inner();
         self.broker
             .reassign_partition(&ctx, &req.topic, req.partition, req.replicas)
@@ -290,7 +310,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<DescribeTopicRequest>,
     ) -> Result<Response<DescribeTopicResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let t = self
             .broker
             .describe_topic(&ctx, &request.into_inner().name)?;
@@ -303,7 +323,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<ProduceRequest>,
     ) -> Result<Response<ProduceResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let req = request.into_inner();
         let acks = match Acks::try_from(req.acks).unwrap_or(Acks::All) {
             Acks::All => cairn_broker::Acks::All,
@@ -336,7 +356,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<FetchRequest>,
     ) -> Result<Response<FetchResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let req = request.into_inner();
         let max_bytes = match req.max_bytes as usize {
             0 => DEFAULT_FETCH_MAX_BYTES,
@@ -364,7 +384,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<ListOffsetsRequest>,
     ) -> Result<Response<ListOffsetsResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let req = request.into_inner();
         let spec = match req.spec {
             Some(Spec::Earliest(_)) => cairn_broker::OffsetSpec::Earliest,
@@ -385,7 +405,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<ClusterStatusRequest>,
     ) -> Result<Response<ClusterStatusResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let view = self.broker.cluster_status(&ctx)?;
         let mut leaderless = Vec::new();
         let mut under = Vec::new();
@@ -425,7 +445,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<DecommissionNodeRequest>,
     ) -> Result<Response<DecommissionNodeResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let moves = self
             .broker
             .decommission_node(&ctx, request.into_inner().node)
@@ -446,7 +466,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<RemoveNodeRequest>,
     ) -> Result<Response<RemoveNodeResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         self.broker
             .remove_node(&ctx, request.into_inner().node)
             .await?;
@@ -457,7 +477,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<CommitOffsetsRequest>,
     ) -> Result<Response<CommitOffsetsResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let req = request.into_inner();
         let offsets = req
             .offsets
@@ -491,7 +511,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<FetchOffsetsRequest>,
     ) -> Result<Response<FetchOffsetsResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let group = request.into_inner().group;
         let offsets = self
             .broker
@@ -507,7 +527,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<JoinGroupRequest>,
     ) -> Result<Response<JoinGroupResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let host = ctx.host().map(|a| a.to_string()).unwrap_or_default();
         let req = request.into_inner();
         let joined = self
@@ -550,7 +570,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<SyncGroupRequest>,
     ) -> Result<Response<SyncGroupResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let req = request.into_inner();
         let assignment = self
             .broker
@@ -576,7 +596,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let req = request.into_inner();
         self.broker
             .heartbeat(
@@ -595,7 +615,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<LeaveGroupRequest>,
     ) -> Result<Response<LeaveGroupResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let req = request.into_inner();
         self.broker
             .leave_group(&ctx, &req.group, &req.member_id)
@@ -607,7 +627,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<ListGroupsRequest>,
     ) -> Result<Response<ListGroupsResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let groups = self
             .broker
             .list_groups(&ctx)
@@ -627,7 +647,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<DescribeGroupRequest>,
     ) -> Result<Response<DescribeGroupResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let d = self
             .broker
             .describe_group(&ctx, &request.into_inner().group)
@@ -658,7 +678,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<DeleteGroupRequest>,
     ) -> Result<Response<DeleteGroupResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         self.broker
             .delete_group(&ctx, &request.into_inner().group)
             .await?;
@@ -669,7 +689,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<CreateAclsRequest>,
     ) -> Result<Response<CreateAclsResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let bindings = request
             .into_inner()
             .acls
@@ -686,7 +706,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<ListAclsRequest>,
     ) -> Result<Response<ListAclsResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let filter = parse_filter(request.into_inner().filter)?;
         let acls = self
             .broker
@@ -701,7 +721,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<DeleteAclsRequest>,
     ) -> Result<Response<DeleteAclsResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let filter = parse_filter(request.into_inner().filter)?;
         let mut deleted = Vec::new();
         for r in self.broker.delete_acls(&ctx, vec![filter]).await? {
@@ -714,7 +734,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<AlterUsersRequest>,
     ) -> Result<Response<AlterUsersResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let req = request.into_inner();
         let mechanism = |m: &str| {
             ScramMechanism::parse(m)
@@ -748,7 +768,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<DescribeUsersRequest>,
     ) -> Result<Response<DescribeUsersResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let req = request.into_inner();
         let wanted = (!req.users.is_empty()).then_some(req.users);
         let users = self
@@ -777,7 +797,7 @@ impl Cairn for CairnService {
     ) -> Result<Response<AlterRoleResponse>, Status> {
         use cairn_broker::RoleChange;
         use cairn_proto::v1::alter_role_request::Change;
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let req = request.into_inner();
         let acls = |l: AclList| {
             l.acls
@@ -814,7 +834,7 @@ impl Cairn for CairnService {
         &self,
         request: Request<ListRolesRequest>,
     ) -> Result<Response<ListRolesResponse>, Status> {
-        let ctx = ctx(&request);
+        let ctx = self.ctx(&request)?;
         let roles = self
             .broker
             .describe_roles(&ctx)?

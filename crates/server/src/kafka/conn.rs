@@ -250,6 +250,8 @@ async fn connection(
             ctx,
             sasl: None,
             authenticated: false,
+            mechanism: None,
+            expires_at: None,
             close_after: false,
         };
         while let Some(incoming) = rx.recv().await {

@@ -55,6 +55,11 @@ pub(crate) struct Session {
     pub sasl: Option<cairn_broker::SaslExchange>,
     /// Authenticated with SASL.
     pub authenticated: bool,
+    /// The SASL mechanism it authenticated with.
+    pub mechanism: Option<String>,
+    /// When the SASL session ends (KIP-368): after it, any request but a
+    /// re-authentication closes the connection.
+    pub expires_at: Option<std::time::Instant>,
     /// Close the connection once the current answer is written.
     pub close_after: bool,
 }
@@ -68,6 +73,19 @@ pub(crate) async fn dispatch(
     request: Request,
 ) -> Option<ApiResponse> {
     let version = request.version();
+    if session
+        .expires_at
+        .is_some_and(|t| std::time::Instant::now() >= t)
+        && !matches!(
+            request.body,
+            ApiRequest::SaslHandshake(_) | ApiRequest::SaslAuthenticate(_)
+        )
+    {
+        tracing::info!(client = ?session.ctx.client, principal = %session.ctx.principal, "kafka: the SASL session expired without re-authentication; closing the connection");
+        metrics::counter!("cairn_kafka_expired_sessions_closed_total").increment(1);
+        session.close_after = true;
+        return None;
+    }
     if broker.settings().kafka_sasl() && !session.authenticated {
         match &request.body {
             ApiRequest::ApiVersions(_)

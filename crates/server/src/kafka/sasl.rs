@@ -29,7 +29,11 @@ pub(crate) fn handshake(
             .with_mechanisms(vec![])
             .with_error_code(code(ResponseError::UnsupportedSaslMechanism));
     }
-    if session.authenticated {
+    // A second handshake is a re-authentication (KIP-368): only for a
+    // session that has a lifetime, with the mechanism it started with.
+    let reauth_ok =
+        session.expires_at.is_some() && session.mechanism.as_deref() == Some(r.mechanism.as_str());
+    if session.authenticated && !reauth_ok {
         session.close_after = true;
         return answer.with_error_code(code(ResponseError::IllegalSaslState));
     }
@@ -76,12 +80,33 @@ pub(crate) fn authenticate(
     };
     match exchange.step(&ctx, &r.auth_bytes) {
         Ok(SaslStep::Continue(reply)) => answer.with_auth_bytes(reply.into()),
-        Ok(SaslStep::Authenticated { reply, principal }) => {
-            tracing::debug!(principal = %principal, client = ?ctx.client, "kafka: authenticated");
+        Ok(SaslStep::Authenticated {
+            reply,
+            principal,
+            lifetime,
+        }) => {
+            if session.authenticated && principal != session.ctx.principal {
+                return refuse(
+                    session,
+                    code(ResponseError::IllegalSaslState),
+                    format!(
+                        "re-authentication as {principal}, not {}",
+                        session.ctx.principal
+                    ),
+                );
+            }
+            tracing::debug!(principal = %principal, client = ?ctx.client, reauth = session.authenticated, "kafka: authenticated");
+            session.mechanism = Some(exchange.mechanism().to_string());
             session.ctx.principal = principal;
             session.authenticated = true;
             session.sasl = None;
-            answer.with_auth_bytes(reply.into())
+            session.expires_at = lifetime.map(|l| std::time::Instant::now() + l);
+            let lifetime_ms = lifetime.map_or(0, |l| {
+                i64::try_from(l.as_millis()).unwrap_or(i64::MAX).max(1)
+            });
+            answer
+                .with_auth_bytes(reply.into())
+                .with_session_lifetime_ms(lifetime_ms)
         }
         Err(e) => refuse(session, e.kafka_code(), e.to_string()),
     }
