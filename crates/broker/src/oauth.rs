@@ -237,4 +237,65 @@ mod tests {
             assert!(client_first(bad).is_err(), "{bad:?}");
         }
     }
+
+    fn oauth(dir: &std::path::Path) -> OAuth {
+        let jwks = dir.join("jwks.json");
+        // An RSA key (RFC 7517 appendix A.1's public key).
+        std::fs::write(
+            &jwks,
+            r#"{"keys":[{"kty":"RSA","kid":"k","alg":"RS256","e":"AQAB","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"}]}"#,
+        )
+        .unwrap();
+        OAuth {
+            jwks: jwks.clone(),
+            issuer: "iss".into(),
+            audience: "aud".into(),
+            claim: "sub".into(),
+            skew: Duration::ZERO,
+            keys: Mutex::new(Keys {
+                stamp: stamp(&jwks),
+                keys: Arc::new(read_keys(&jwks).unwrap()),
+            }),
+        }
+    }
+
+    #[test]
+    fn symmetric_keys_are_not_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let jwks = dir.path().join("jwks.json");
+        std::fs::write(&jwks, r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#).unwrap();
+        let e = read_keys(&jwks).err().expect("an oct key was taken");
+        assert!(e.contains("no public key"), "{e}");
+    }
+
+    proptest::proptest! {
+        /// Bounded fuzzing of what an OAUTHBEARER client sends: any bytes
+        /// as the client-first message, any string as a token (also a
+        /// well-formed `alg: none` or HS256 token), answer an error, never
+        /// a panic and never a login.
+        #[test]
+        fn arbitrary_messages_and_tokens_never_log_in(
+            message in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            token in "[A-Za-z0-9_.=-]{0,200}",
+            body in "[a-z\":{},0-9]{0,60}",
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let o = oauth(dir.path());
+            if let Ok((t, _)) = client_first(&message) {
+                proptest::prop_assert!(o.check(&t).is_err());
+            }
+            proptest::prop_assert!(o.check(&token).is_err());
+            use base64::Engine as _;
+            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            for alg in ["none", "HS256", "RS256"] {
+                let forged = format!(
+                    "{}.{}.{}",
+                    b64.encode(format!(r#"{{"alg":"{alg}","kid":"k"}}"#)),
+                    b64.encode(&body),
+                    b64.encode(b"sig"),
+                );
+                proptest::prop_assert!(o.check(&forged).is_err());
+            }
+        }
+    }
 }

@@ -261,6 +261,24 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Bounded fuzzing of what a client's certificate and an operator's
+        /// rules can hold: any bytes as a certificate, any string as rules
+        /// or subject, answer a value or an error, never a panic.
+        #[test]
+        fn arbitrary_certificates_rules_and_subjects(
+            der in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            rules in "(RULE:|DEFAULT|[/,$^()*.a-zA-Z0-9=]|\\\\){0,40}",
+            subject in "[ -~]{0,80}",
+        ) {
+            let _ = subject_of(&der);
+            let _ = is_node_certificate(&der);
+            if let Ok(m) = PrincipalMapper::parse(&rules) {
+                let _ = m.map(&subject);
+            }
+        }
+    }
+
     #[test]
     fn escaping_follows_rfc_2253() {
         assert_eq!(escape("a,b"), r"a\,b");
