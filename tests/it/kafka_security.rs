@@ -255,3 +255,71 @@ fn java_client(cluster: &TestCluster) -> Result<()> {
     ensure!(got == want, "Java client: got {got}, want {want}");
     Ok(())
 }
+
+/// One Kafka request frame: header v1 (api key, version, correlation id,
+/// client id "t") and `body`.
+fn frame(api_key: i16, version: i16, correlation: i32, body: &[u8]) -> Vec<u8> {
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&api_key.to_be_bytes());
+    payload.extend_from_slice(&version.to_be_bytes());
+    payload.extend_from_slice(&correlation.to_be_bytes());
+    payload.extend_from_slice(&1i16.to_be_bytes());
+    payload.push(b't');
+    payload.extend_from_slice(body);
+    let mut out = (payload.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&payload);
+    out
+}
+
+async fn read_frame(s: &mut tokio::net::TcpStream) -> Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).await?;
+    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut body).await?;
+    Ok(body)
+}
+
+/// A failed SASL login is answered only after
+/// `connection_failed_authentication_delay_ms` (Kafka's
+/// `connection.failed.authentication.delay.ms`), then the connection closes:
+/// one connection cannot guess passwords faster than that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_login_is_answered_after_the_configured_delay() -> Result<()> {
+    use tokio::io::AsyncReadExt;
+    use tokio::io::AsyncWriteExt;
+    let cluster = TestCluster::new(1)?
+        .with_env("CAIRN_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+        .with_env("CAIRN_CONNECTION_FAILED_AUTHENTICATION_DELAY_MS", "700")
+        .started_for_test()
+        .await?;
+    let mut s = tokio::net::TcpStream::connect(&cluster.specs[0].kafka).await?;
+    // SaslHandshake v1: mechanism PLAIN.
+    let mut body = 5i16.to_be_bytes().to_vec();
+    body.extend_from_slice(b"PLAIN");
+    s.write_all(&frame(17, 1, 1, &body)).await?;
+    let answer = read_frame(&mut s).await?;
+    ensure!(answer[4..6] == [0, 0], "SaslHandshake refused: {answer:?}");
+    // SaslAuthenticate v0 with a wrong password for a user that does not exist.
+    let token = b"\0mallory\0guess";
+    let mut body = (token.len() as i32).to_be_bytes().to_vec();
+    body.extend_from_slice(token);
+    let sent = std::time::Instant::now();
+    s.write_all(&frame(36, 0, 2, &body)).await?;
+    let answer = read_frame(&mut s).await?;
+    let waited = sent.elapsed();
+    ensure!(
+        i16::from_be_bytes([answer[4], answer[5]]) == 58,
+        "not SASL_AUTHENTICATION_FAILED: {answer:?}"
+    );
+    ensure!(
+        waited >= std::time::Duration::from_millis(700),
+        "the failed login was answered after {waited:?}, before the 700 ms delay"
+    );
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut rest))
+        .await
+        .context("the connection stayed open")??;
+    ensure!(n == 0, "more after the refusal: {rest:?}");
+    Ok(())
+}

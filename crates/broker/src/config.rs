@@ -207,6 +207,11 @@ pub struct ServerConfig {
     /// `connections.max.reauth.ms`, KIP-368); 0: no limit but a token's
     /// expiry.
     pub connections_max_reauth_ms: u64,
+    /// A failed SASL authentication is answered (and its connection
+    /// closed) this long after it is decided (Kafka's
+    /// `connection.failed.authentication.delay.ms`), which slows password
+    /// guessing on one connection.
+    pub connection_failed_authentication_delay_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -249,6 +254,7 @@ impl Default for ServerConfig {
             oauth_principal_claim: "sub".to_string(),
             oauth_clock_skew_ms: 30_000,
             connections_max_reauth_ms: 0,
+            connection_failed_authentication_delay_ms: 100,
             max_message_bytes: 1_048_588,
             compaction_interval_ms: 15_000,
             retention_ms: 604_800_000,

@@ -253,6 +253,7 @@ async fn connection(
             mechanism: None,
             expires_at: None,
             close_after: false,
+            delay_answer: None,
         };
         while let Some(incoming) = rx.recv().await {
             let (correlation_id, version, response) = match incoming {
@@ -292,6 +293,9 @@ async fn connection(
                     return;
                 }
             };
+            if let Some(d) = session.delay_answer.take() {
+                tokio::time::sleep(d).await;
+            }
             if writer.write_all(&frame).await.is_err() || session.close_after {
                 return;
             }

@@ -62,6 +62,9 @@ pub(crate) struct Session {
     pub expires_at: Option<std::time::Instant>,
     /// Close the connection once the current answer is written.
     pub close_after: bool,
+    /// A failed authentication: wait this long before answering it and
+    /// closing (Kafka's `connection.failed.authentication.delay.ms`).
+    pub delay_answer: Option<std::time::Duration>,
 }
 
 /// Answers one request; `None` when Kafka sends no response (a Produce with

@@ -55,8 +55,12 @@ pub(crate) fn authenticate(
     r: SaslAuthenticateRequest,
 ) -> SaslAuthenticateResponse {
     let answer = SaslAuthenticateResponse::default();
+    let delay = std::time::Duration::from_millis(
+        broker.settings().connection_failed_authentication_delay_ms,
+    );
     let refuse = |session: &mut Session, error: i16, message: String| {
         session.close_after = true;
+        session.delay_answer = Some(delay);
         session.sasl = None;
         answer
             .clone()
