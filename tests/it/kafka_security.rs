@@ -177,18 +177,11 @@ pub(crate) fn strip_ansi(line: &str) -> String {
 
 /// `cairn role`: create, add bindings, grant, list, revoke, delete.
 fn roles_from_the_cli(cluster: &TestCluster) -> Result<()> {
+    let bootstrap = cluster.bootstrap().join(",");
     let cairn = |args: &[&str]| -> Result<String> {
-        let out = Command::new(cairn_bin())
-            .args(args)
-            .arg("--bootstrap")
-            .arg(cluster.bootstrap().join(","))
-            .output()?;
-        ensure!(
-            out.status.success(),
-            "cairn {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        let mut all = args.to_vec();
+        all.extend(["--bootstrap", &bootstrap]);
+        crate::tls::cairn(&all)
     };
     cairn(&["role", "create", "lab-readers"])?;
     cairn(&[

@@ -38,7 +38,7 @@ use crate::kafka::python;
 use crate::kafka::script;
 
 /// Runs `cairn ARGS`; its stdout, or an error with its stderr.
-fn cairn(args: &[&str]) -> Result<String> {
+pub(crate) fn cairn(args: &[&str]) -> Result<String> {
     let out = Command::new(cairn_bin())
         .args(args)
         .stdin(Stdio::null())
@@ -128,18 +128,7 @@ async fn served_certificate(addr: &str, ca: &Path) -> Result<Vec<u8>> {
 
 /// An HTTP/1.1 GET over TLS (trusting `ca`); the response's status line.
 async fn https_get(addr: &str, ca: &Path, path: &str) -> Result<String> {
-    let client = cairn_tls::ClientTls::from_files(ca, None)?;
-    let mut config = (*client.rustls_config()).clone();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = TcpStream::connect(addr).await?;
-    let mut s = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(rustls_pki_types::ServerName::try_from("127.0.0.1")?, tcp)
-        .await?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
-        .await?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await?;
-    let text = String::from_utf8_lossy(&out);
+    let text = https_body(addr, ca, path).await?;
     Ok(text.lines().next().unwrap_or_default().to_string())
 }
 
@@ -164,6 +153,7 @@ fn counter(metrics: &str, name: &str, labels: &[&str]) -> f64 {
         .sum()
 }
 
+/// An HTTP/1.1 GET over TLS (trusting `ca`); the whole response.
 async fn https_body(addr: &str, ca: &Path, path: &str) -> Result<String> {
     let client = cairn_tls::ClientTls::from_files(ca, None)?;
     let mut config = (*client.rustls_config()).clone();
@@ -310,22 +300,11 @@ async fn three_nodes_with_tls_everywhere() -> Result<()> {
         .await?;
 
     // Real Kafka clients over SASL_SSL.
-    let out = Command::new(python()?)
-        .arg(script("ktls.py"))
-        .args(["sasl_ssl", "--bootstrap", &cluster.kafka_bootstrap()])
-        .arg("--ca")
-        .arg(certs.join("ca.crt"))
-        .args(["--admin-password", "admin-secret"])
-        .stdin(Stdio::null())
-        .output()?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let got: Value = serde_json::from_str(stdout.trim()).with_context(|| {
-        format!(
-            "ktls.py: {stdout} / {}\n{}",
-            tail(&String::from_utf8_lossy(&out.stderr)),
-            cluster.logs_tail(30)
-        )
-    })?;
+    let got = ktls(
+        &cluster,
+        &certs,
+        &["sasl_ssl", "--admin-password", "admin-secret"],
+    )?;
     expect(
         &got,
         json!({
@@ -478,6 +457,27 @@ async fn internal_heartbeat(rpc: &str, certs: &Path, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Runs tests/kafka/ktls.py `args` against the cluster's Kafka listener
+/// (trusting `certs`/ca.crt); the JSON document it prints.
+fn ktls(cluster: &TestCluster, certs: &Path, args: &[&str]) -> Result<Value> {
+    let out = Command::new(python()?)
+        .arg(script("ktls.py"))
+        .args(args)
+        .args(["--bootstrap", &cluster.kafka_bootstrap()])
+        .arg("--ca")
+        .arg(certs.join("ca.crt"))
+        .stdin(Stdio::null())
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).with_context(|| {
+        format!(
+            "ktls.py: {stdout} / {}\n{}",
+            tail(&String::from_utf8_lossy(&out.stderr)),
+            cluster.logs_tail(30)
+        )
+    })
+}
+
 fn tail(stderr: &str) -> String {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains("|FAIL|")).collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
@@ -538,23 +538,11 @@ async fn kafka_mtls_principals_and_acls() -> Result<()> {
         args.extend(resource);
         cairn_tls(&cluster, &certs, Some("admin"), &args)?;
     }
-    let out = Command::new(python()?)
-        .arg(script("ktls.py"))
-        .args(["mtls", "--bootstrap", &cluster.kafka_bootstrap()])
-        .arg("--ca")
-        .arg(certs.join("ca.crt"))
-        .arg("--dir")
-        .arg(&certs)
-        .stdin(Stdio::null())
-        .output()?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let got: Value = serde_json::from_str(stdout.trim()).with_context(|| {
-        format!(
-            "ktls.py: {stdout} / {}\n{}",
-            tail(&String::from_utf8_lossy(&out.stderr)),
-            cluster.logs_tail(30)
-        )
-    })?;
+    let got = ktls(
+        &cluster,
+        &certs,
+        &["mtls", "--dir", certs.to_str().context("path")?],
+    )?;
     expect(
         &got,
         json!({

@@ -93,6 +93,20 @@ struct Material {
     generation: u64,
 }
 
+/// The CA certificates of a PEM file (at least one).
+fn read_roots(ca: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).map_err(|e| file_err(ca, e))? {
+        roots
+            .add(c.map_err(|e| file_err(ca, e))?)
+            .map_err(|e| file_err(ca, e))?;
+    }
+    if roots.is_empty() {
+        return Err(file_err(ca, "no CA certificate in the file"));
+    }
+    Ok(roots)
+}
+
 /// The `ring` provider: AES-GCM and ChaCha20-Poly1305 suites, X25519 and
 /// NIST P-256/P-384 key exchange. rustls 0.23.48 marks it deprecated for
 /// lacking post-quantum key exchange (X25519MLKEM768, which its aws-lc-rs
@@ -117,18 +131,7 @@ impl Material {
         let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| file_err(&files.key, e))?;
         let roots = match &files.ca {
             None => None,
-            Some(ca) => {
-                let mut roots = RootCertStore::empty();
-                for c in CertificateDer::pem_file_iter(ca).map_err(|e| file_err(ca, e))? {
-                    roots
-                        .add(c.map_err(|e| file_err(ca, e))?)
-                        .map_err(|e| file_err(ca, e))?;
-                }
-                if roots.is_empty() {
-                    return Err(file_err(ca, "no CA certificate in the file"));
-                }
-                Some(Arc::new(roots))
-            }
+            Some(ca) => Some(Arc::new(read_roots(ca)?)),
         };
         let m = Material {
             certs,
@@ -302,6 +305,17 @@ impl CertStore {
         alpn: &[&[u8]],
         principals: PrincipalMapper,
     ) -> Result<Arc<ServerTls>, TlsError> {
+        self.server_side(listener, auth, alpn, principals, false)
+    }
+
+    fn server_side(
+        self: &Arc<Self>,
+        listener: &'static str,
+        auth: ClientAuth,
+        alpn: &[&[u8]],
+        principals: PrincipalMapper,
+        nodes_only: bool,
+    ) -> Result<Arc<ServerTls>, TlsError> {
         let m = self.material();
         let config = m.server_config(auth, alpn)?;
         Ok(Arc::new(ServerTls {
@@ -311,7 +325,7 @@ impl CertStore {
             alpn: alpn.iter().map(|a| a.to_vec()).collect(),
             cache: Mutex::new((m.generation, config)),
             handshakes: Arc::new(Semaphore::new(MAX_CONCURRENT_HANDSHAKES)),
-            nodes_only: false,
+            nodes_only,
             principals,
         }))
     }
@@ -320,18 +334,13 @@ impl CertStore {
     /// certificate (from the CA, with the serverAuth extended key usage
     /// that `cairn cert node` gives and client certificates lack).
     pub fn server_for_nodes(self: &Arc<Self>) -> Result<Arc<ServerTls>, TlsError> {
-        let m = self.material();
-        let config = m.server_config(ClientAuth::Required, &[b"h2"])?;
-        Ok(Arc::new(ServerTls {
-            store: self.clone(),
-            listener: "rpc",
-            auth: ClientAuth::Required,
-            alpn: vec![b"h2".to_vec()],
-            cache: Mutex::new((m.generation, config)),
-            handshakes: Arc::new(Semaphore::new(MAX_CONCURRENT_HANDSHAKES)),
-            nodes_only: true,
-            principals: PrincipalMapper::default(),
-        }))
+        self.server_side(
+            "rpc",
+            ClientAuth::Required,
+            &[b"h2"],
+            PrincipalMapper::default(),
+            true,
+        )
     }
 
     /// The internal RPC's client side: the node's certificate, the CA.
@@ -531,12 +540,7 @@ impl ClientTls {
         ca: &Path,
         identity: Option<(&Path, &Path)>,
     ) -> Result<Arc<ClientTls>, TlsError> {
-        let mut roots = RootCertStore::empty();
-        for c in CertificateDer::pem_file_iter(ca).map_err(|e| file_err(ca, e))? {
-            roots
-                .add(c.map_err(|e| file_err(ca, e))?)
-                .map_err(|e| file_err(ca, e))?;
-        }
+        let roots = read_roots(ca)?;
         let builder = rustls::ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(VERSIONS)
             .map_err(|e| TlsError::Config(e.to_string()))?
