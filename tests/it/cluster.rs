@@ -83,6 +83,8 @@ pub struct TestCluster {
     env: Vec<(String, String)>,
     /// How the test's own client reaches nodes with `grpc_tls` on.
     client_tls: Option<cairn_client::TlsSettings>,
+    /// The test's own client's bearer token.
+    pub client_token: Option<String>,
 }
 
 impl TestCluster {
@@ -145,6 +147,7 @@ impl TestCluster {
             // (or topic) sets it.
             env: vec![("CAIRN_RETENTION_MS".to_string(), "-1".to_string())],
             client_tls: None,
+            client_token: None,
         })
     }
 
@@ -163,6 +166,12 @@ impl TestCluster {
     /// The test's own client connects over TLS with these settings.
     pub fn with_client_tls(mut self, tls: cairn_client::TlsSettings) -> Self {
         self.client_tls = Some(tls);
+        self
+    }
+
+    /// The test's own client sends this bearer token.
+    pub fn with_client_token(mut self, token: String) -> Self {
+        self.client_token = Some(token);
         self
     }
 
@@ -321,6 +330,7 @@ impl TestCluster {
                 ..RetryPolicy::default()
             },
             tls: self.client_tls.clone(),
+            token: self.client_token.clone().map(cairn_client::BearerToken),
             ..ClientConfig::default()
         };
         Ok(Client::connect_with(&self.bootstrap(), config).await?)

@@ -29,9 +29,20 @@ use crate::kafka::script;
 
 /// `cairn user create NAME --password-stdin` against the cluster.
 fn create_user(cluster: &TestCluster, name: &str, password: &str) -> Result<()> {
+    create_user_on(&cluster.bootstrap().join(","), name, password)
+}
+
+/// `cairn user create NAME --password-stdin` against the nodes `bootstrap`.
+pub(crate) fn create_user_on(bootstrap: &str, name: &str, password: &str) -> Result<()> {
     let mut child = Command::new(cairn_bin())
-        .args(["user", "create", name, "--password-stdin", "--bootstrap"])
-        .arg(cluster.bootstrap().join(","))
+        .args([
+            "user",
+            "create",
+            name,
+            "--password-stdin",
+            "--bootstrap",
+            bootstrap,
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -140,11 +151,12 @@ fn audit_log(cluster: &TestCluster) -> Result<()> {
             .filter(|l| parts.iter().all(|p| l.contains(p)))
             .count()
     };
-    let alice_allowed_secure = count(&["allowed", "principal=User:alice", "resource=secure"]);
-    let alice_denied_other = count(&["denied", "principal=User:alice", "resource=other"]);
-    let allowed_other = count(&["allowed", "resource=other"]);
-    let failed_logins = count(&["event=\"authentication\"", "result=\"failed\""]);
-    let logins = count(&["event=\"authentication\"", "result=\"ok\"", "User:alice"]);
+    let alice_allowed_secure =
+        count(&["result=Allowed", "principal=User:alice", "resource=secure"]);
+    let alice_denied_other = count(&["result=Denied", "principal=User:alice", "resource=other"]);
+    let allowed_other = count(&["result=Allowed", "resource=other"]);
+    let failed_logins = count(&["event=Authentication", "result=Failed"]);
+    let logins = count(&["event=Authentication", "result=Ok", "User:alice"]);
     ensure!(
         alice_allowed_secure > 0
             && alice_denied_other > 0
@@ -273,6 +285,22 @@ async fn read_frame(s: &mut tokio::net::TcpStream) -> Result<Vec<u8>> {
     Ok(body)
 }
 
+/// SaslHandshake v1 (PLAIN), then SaslAuthenticate v0 with `user` and
+/// `password` on `s`: the SaslAuthenticate answer.
+async fn plain_login(s: &mut tokio::net::TcpStream, user: &str, password: &str) -> Result<Vec<u8>> {
+    use tokio::io::AsyncWriteExt;
+    let mut body = 5i16.to_be_bytes().to_vec();
+    body.extend_from_slice(b"PLAIN");
+    s.write_all(&frame(17, 1, 1, &body)).await?;
+    let answer = read_frame(s).await?;
+    ensure!(answer[4..6] == [0, 0], "SaslHandshake refused: {answer:?}");
+    let token = format!("\0{user}\0{password}");
+    let mut body = (token.len() as i32).to_be_bytes().to_vec();
+    body.extend_from_slice(token.as_bytes());
+    s.write_all(&frame(36, 0, 2, &body)).await?;
+    read_frame(s).await
+}
+
 /// A failed SASL login is answered only after
 /// `connection_failed_authentication_delay_ms` (Kafka's
 /// `connection.failed.authentication.delay.ms`), then the connection closes:
@@ -280,26 +308,15 @@ async fn read_frame(s: &mut tokio::net::TcpStream) -> Result<Vec<u8>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_login_is_answered_after_the_configured_delay() -> Result<()> {
     use tokio::io::AsyncReadExt;
-    use tokio::io::AsyncWriteExt;
     let cluster = TestCluster::new(1)?
         .with_env("CAIRN_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
         .with_env("CAIRN_CONNECTION_FAILED_AUTHENTICATION_DELAY_MS", "700")
         .started_for_test()
         .await?;
     let mut s = tokio::net::TcpStream::connect(&cluster.specs[0].kafka).await?;
-    // SaslHandshake v1: mechanism PLAIN.
-    let mut body = 5i16.to_be_bytes().to_vec();
-    body.extend_from_slice(b"PLAIN");
-    s.write_all(&frame(17, 1, 1, &body)).await?;
-    let answer = read_frame(&mut s).await?;
-    ensure!(answer[4..6] == [0, 0], "SaslHandshake refused: {answer:?}");
-    // SaslAuthenticate v0 with a wrong password for a user that does not exist.
-    let token = b"\0mallory\0guess";
-    let mut body = (token.len() as i32).to_be_bytes().to_vec();
-    body.extend_from_slice(token);
+    // A wrong password for a user that does not exist.
     let sent = std::time::Instant::now();
-    s.write_all(&frame(36, 0, 2, &body)).await?;
-    let answer = read_frame(&mut s).await?;
+    let answer = plain_login(&mut s, "mallory", "guess").await?;
     let waited = sent.elapsed();
     ensure!(
         i16::from_be_bytes([answer[4], answer[5]]) == 58,
@@ -314,5 +331,124 @@ async fn a_failed_login_is_answered_after_the_configured_delay() -> Result<()> {
         .await
         .context("the connection stayed open")??;
     ensure!(n == 0, "more after the refusal: {rest:?}");
+    Ok(())
+}
+
+/// A request frame (size prefix, header, body) of `body` at `version`.
+fn request_frame(
+    body: &cairn_kafka::ApiRequest,
+    version: i16,
+    correlation: i32,
+) -> Result<Vec<u8>> {
+    use cairn_kafka::kafka_protocol::messages::RequestHeader;
+    use cairn_kafka::kafka_protocol::protocol::Encodable;
+    use cairn_kafka::kafka_protocol::protocol::StrBytes;
+    let key = body.api_key();
+    let header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation)
+        .with_client_id(Some(StrBytes::from_static_str("matrix")));
+    let mut out = bytes::BytesMut::new();
+    header
+        .encode(&mut out, key.request_header_version(version))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    body.encode(&mut out, version)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let mut framed = (out.len() as i32).to_be_bytes().to_vec();
+    framed.extend_from_slice(&out);
+    Ok(framed)
+}
+
+/// Whether the node closes `s` without another byte (within 5 s).
+async fn closed_silently(s: &mut tokio::net::TcpStream) -> Result<bool> {
+    use tokio::io::AsyncReadExt;
+    let mut rest = Vec::new();
+    match tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut rest)).await {
+        Ok(Ok(0)) => Ok(true),
+        Ok(Ok(_)) => Ok(false),
+        // A reset is a close too.
+        Ok(Err(_)) => Ok(rest.is_empty()),
+        Err(_) => Ok(false),
+    }
+}
+
+/// The Kafka door's matrix, generated from the APIs the codec decodes
+/// (`cairn_kafka::SUPPORTED_APIS`): on a SASL listener, every API but the
+/// login's own (ApiVersions, SaslHandshake, SaslAuthenticate), at its
+/// lowest and highest version, is answered by closing the connection, with
+/// no credentials and after a wrong password. Valid users without an ACL,
+/// with a DENY, with the ACL and through a role are the façade's matrix
+/// (crates/broker/tests/authorization.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kafka_api_is_refused_without_a_login() -> Result<()> {
+    use cairn_kafka::kafka_protocol::messages::ApiKey;
+    use tokio::io::AsyncWriteExt;
+    let cluster = TestCluster::new(1)?
+        .with_env("CAIRN_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+        .with_env("CAIRN_ACL_ENABLED", "true")
+        .with_env("CAIRN_SUPER_USERS", "[\"User:ANONYMOUS\"]")
+        .with_env("CAIRN_CONNECTION_FAILED_AUTHENTICATION_DELAY_MS", "0")
+        .started_for_test()
+        .await?;
+    create_user(&cluster, "alice", "alice-secret")?;
+    let addr = cluster.specs[0].kafka.clone();
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for a in cairn_kafka::SUPPORTED_APIS {
+        if matches!(
+            a.key,
+            ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+        ) {
+            continue;
+        }
+        let body = cairn_kafka::ApiRequest::default_for(a.key).context("a default body")?;
+        for version in [a.min_version, a.max_version] {
+            // No credentials.
+            let mut s = tokio::net::TcpStream::connect(&addr).await?;
+            s.write_all(&request_frame(&body, version, 1)?).await?;
+            if !closed_silently(&mut s).await? {
+                wrong.push(format!(
+                    "{:?} v{version} without a login was answered",
+                    a.key
+                ));
+            }
+            // A wrong password first.
+            let mut s = tokio::net::TcpStream::connect(&addr).await?;
+            // The refusal of the login is sent and the request is written
+            // before or after the node closes: either way no answer to it.
+            let refusal = plain_login(&mut s, "alice", "wrong").await?;
+            ensure!(
+                i16::from_be_bytes([refusal[4], refusal[5]]) == 58,
+                "not SASL_AUTHENTICATION_FAILED: {refusal:?}"
+            );
+            let _ = s.write_all(&request_frame(&body, version, 3)?).await;
+            if !closed_silently(&mut s).await? {
+                wrong.push(format!(
+                    "{:?} v{version} after a wrong password was answered",
+                    a.key
+                ));
+            }
+            checked += 1;
+        }
+    }
+    ensure!(checked > 40, "only {checked} API versions checked");
+    ensure!(
+        wrong.is_empty(),
+        "{}\n{}",
+        wrong.join("\n"),
+        cluster.logs_tail(20)
+    );
+    // The node serves on: alice logs in and lists topics.
+    let mut s = tokio::net::TcpStream::connect(&addr).await?;
+    let ok = plain_login(&mut s, "alice", "alice-secret").await?;
+    ensure!(ok[4..6] == [0, 0], "alice's login refused: {ok:?}");
+    let metadata = cairn_kafka::ApiRequest::default_for(ApiKey::Metadata).context("metadata")?;
+    s.write_all(&request_frame(&metadata, 12, 4)?).await?;
+    let answer = read_frame(&mut s).await?;
+    ensure!(
+        answer[..4] == 4i32.to_be_bytes(),
+        "no Metadata answer: {answer:?}"
+    );
     Ok(())
 }

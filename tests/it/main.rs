@@ -3,6 +3,7 @@
 //! Each test starts its own cluster on free ports in a temp dir; node logs
 //! are printed when a test fails.
 
+mod audit;
 mod bad_input;
 mod cluster;
 mod compaction;

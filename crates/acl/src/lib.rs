@@ -353,6 +353,8 @@ pub enum Why {
     NoMatchingAcl,
     /// No binding names the resource and `allow_everyone_if_no_acl_found`.
     NoAclOnResource,
+    /// The audit topic's rule: nobody writes or deletes audit records.
+    AuditTopic,
 }
 
 impl Decision {
@@ -426,6 +428,51 @@ impl AclIndex {
                 if let Some(prefix) = name.get(..n) {
                     if let Some(b) = self.prefixed.get(&(t, prefix.to_string())) {
                         out.push(b);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// As [`AclIndex::decide`], but only a binding that names the resource
+    /// (literal or prefixed) allows: a `*` binding may deny, never allow,
+    /// and no binding at all denies.
+    pub fn decide_named(
+        &self,
+        principal: &Principal,
+        host: Option<IpAddr>,
+        op: AclOperation,
+        t: ResourceType,
+        name: &str,
+    ) -> Decision {
+        let mut without_wildcard = self.clone_for(t, name);
+        if let Some(b) = self.literal.get(&(t, WILDCARD.to_string())) {
+            // Keep the wildcard's DENY bindings only.
+            let denies: Vec<_> = b
+                .iter()
+                .filter(|(_, _, _, perm)| *perm == Permission::Deny)
+                .cloned()
+                .collect();
+            without_wildcard
+                .literal
+                .insert((t, WILDCARD.to_string()), denies);
+        }
+        without_wildcard.decide(principal, host, op, t, name, false)
+    }
+
+    /// The bindings of `self` that can apply to `t`/`name`, as an index.
+    fn clone_for(&self, t: ResourceType, name: &str) -> AclIndex {
+        let mut out = AclIndex::default();
+        if let Some(b) = self.literal.get(&(t, name.to_string())) {
+            out.literal.insert((t, name.to_string()), b.clone());
+        }
+        if let Some(lengths) = self.prefix_lengths.get(&t) {
+            for &n in lengths {
+                if let Some(prefix) = name.get(..n) {
+                    if let Some(b) = self.prefixed.get(&(t, prefix.to_string())) {
+                        out.prefixed.insert((t, prefix.to_string()), b.clone());
+                        out.prefix_lengths.entry(t).or_default().push(n);
                     }
                 }
             }
@@ -691,6 +738,41 @@ mod tests {
 
     fn alice() -> Principal {
         Principal::user("alice")
+    }
+
+    /// `decide_named` (the audit topic's reads): only a binding naming the
+    /// resource allows; a `*` binding may only deny; nothing at all denies.
+    #[test]
+    fn only_a_binding_naming_the_resource_allows_a_named_decision() {
+        use AclOperation::*;
+        use PatternType::*;
+        use Permission::*;
+        use ResourceType::Topic;
+        let audit = "__cairn_audit";
+        let decide = |bindings: &[AclBinding]| {
+            AclIndex::new(bindings).decide_named(&alice(), None, Read, Topic, audit)
+        };
+        assert_eq!(decide(&[]), Decision::Denied(Why::NoMatchingAcl));
+        let wildcard = binding("User:alice", Topic, WILDCARD, Literal, Read, Allow);
+        assert_eq!(
+            decide(std::slice::from_ref(&wildcard)),
+            Decision::Denied(Why::NoMatchingAcl)
+        );
+        // The same binding allows any other topic.
+        assert!(AclIndex::new([&wildcard])
+            .decide(&alice(), None, Read, Topic, "labs", false)
+            .allowed());
+        let literal = binding("User:alice", Topic, audit, Literal, Read, Allow);
+        assert_eq!(
+            decide(std::slice::from_ref(&literal)),
+            Decision::Allowed(Why::Acl)
+        );
+        let prefixed = binding("User:*", Topic, "__cairn", Prefixed, Read, Allow);
+        assert_eq!(decide(&[prefixed]), Decision::Allowed(Why::Acl));
+        let deny_all = binding("User:alice", Topic, WILDCARD, Literal, All, Deny);
+        assert_eq!(decide(&[literal, deny_all]), Decision::Denied(Why::DenyAcl));
+        let other = binding("User:alice", Topic, "__cairn_audit2", Literal, Read, Allow);
+        assert_eq!(decide(&[other]), Decision::Denied(Why::NoMatchingAcl));
     }
 
     #[test]

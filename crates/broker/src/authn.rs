@@ -10,6 +10,9 @@ use cairn_metadata::MetaResponse;
 use cairn_metadata::ScramCredential;
 
 use crate::acl::Operation;
+use crate::audit::Audit;
+use crate::audit::AuditKind;
+use crate::audit::AuditResult;
 use crate::context::Principal;
 use crate::context::RequestContext;
 use crate::error::ApiError;
@@ -38,6 +41,9 @@ pub struct SaslExchange {
     name: String,
     mechanism: Mechanism,
     steps: u32,
+    /// The user the client's first SCRAM message names (for the audit of
+    /// a failed final step).
+    claimed: String,
 }
 
 /// What a SASL step answers.
@@ -70,26 +76,27 @@ pub struct ScramUpsertion {
 pub type UserCredentials = Vec<(ScramMechanism, u32)>;
 
 fn audit_authentication(
+    broker: &Broker,
     ctx: &RequestContext,
     mechanism: &str,
     user: &str,
     result: &Result<(), String>,
 ) {
-    let client = ctx.client.map(|a| a.to_string()).unwrap_or_default();
-    let (outcome, reason) = match result {
-        Ok(()) => ("ok", ""),
-        Err(why) => ("failed", why.as_str()),
+    let (result, detail) = match result {
+        Ok(()) => (AuditResult::Ok, String::new()),
+        Err(why) => (AuditResult::Failed, why.clone()),
     };
-    tracing::info!(
-        target: "cairn_audit",
-        event = "authentication",
-        listener = %ctx.listener,
-        client = %client,
-        mechanism,
-        principal = %format!("User:{user}"),
-        result = outcome,
-        reason,
-    );
+    broker.audit(Audit {
+        event: AuditKind::Authentication,
+        principal: format!("User:{user}"),
+        client: ctx.client,
+        listener: ctx.listener.as_str(),
+        operation: mechanism,
+        resource_type: "",
+        resource: "",
+        result,
+        detail,
+    });
 }
 
 impl Broker {
@@ -116,7 +123,7 @@ impl Broker {
         token: &str,
     ) -> Result<Principal, ApiError> {
         let refused = |why: String| {
-            audit_authentication(ctx, "BEARER", "", &Err(why));
+            audit_authentication(self, ctx, "BEARER", "", &Err(why));
             ApiError::AuthenticationFailed("invalid bearer token".to_string())
         };
         let oauth = self
@@ -124,7 +131,7 @@ impl Broker {
             .clone()
             .ok_or_else(|| refused("bearer tokens are not configured (oauth_jwks_file)".into()))?;
         let checked = oauth.check(token).map_err(refused)?;
-        audit_authentication(ctx, "BEARER", &checked.user, &Ok(()));
+        audit_authentication(self, ctx, "BEARER", &checked.user, &Ok(()));
         Ok(Principal::user(checked.user))
     }
 
@@ -157,6 +164,7 @@ impl Broker {
             name: mechanism.to_string(),
             mechanism: m,
             steps: 0,
+            claimed: String::new(),
         })
     }
 
@@ -212,7 +220,7 @@ impl Broker {
                 mechanism: m.name().to_string(),
             };
             let r = self
-                .propose_user_change(ctx, &user, m, "deleted", cmd)
+                .propose_user_change(ctx, &user, m, "DeleteCredential", cmd)
                 .await;
             out.push((user, r));
         }
@@ -230,7 +238,7 @@ impl Broker {
                         mechanism: u.mechanism.name().to_string(),
                         credential,
                     };
-                    self.propose_user_change(ctx, &u.user, u.mechanism, "set", cmd)
+                    self.propose_user_change(ctx, &u.user, u.mechanism, "SetCredential", cmd)
                         .await
                 }
             };
@@ -247,19 +255,32 @@ impl Broker {
         what: &str,
         cmd: MetaCommand,
     ) -> Result<(), ApiError> {
-        match self.propose(Proposal::Command(cmd)).await? {
-            MetaResponse::Ok => {
-                tracing::info!(
-                    target: "cairn_audit",
-                    event = "user",
-                    principal = %ctx.principal,
-                    listener = %ctx.listener,
-                    user,
-                    mechanism = m.name(),
-                    what,
-                );
-                Ok(())
-            }
+        let r = self.propose(Proposal::Command(cmd)).await;
+        let failed = match &r {
+            Ok(MetaResponse::Ok) => None,
+            Ok(other) => Some(format!("{other:?}")),
+            Err(e) => Some(e.to_string()),
+        };
+        self.audit(Audit {
+            event: AuditKind::User,
+            principal: ctx.principal.to_string(),
+            client: ctx.client,
+            listener: ctx.listener.as_str(),
+            operation: what,
+            resource_type: "user",
+            resource: user,
+            result: if failed.is_none() {
+                AuditResult::Ok
+            } else {
+                AuditResult::Failed
+            },
+            detail: match failed {
+                None => m.name().to_string(),
+                Some(f) => format!("{}: {f}", m.name()),
+            },
+        });
+        match r? {
+            MetaResponse::Ok => Ok(()),
             MetaResponse::Error(cairn_metadata::MetaError::UnknownUser(u)) => {
                 Err(ApiError::UnknownUser(u))
             }
@@ -306,7 +327,7 @@ impl SaslExchange {
         let broker = self.broker.clone();
         let name = self.name.clone();
         let fail = |user: &str, e: SaslError| {
-            audit_authentication(ctx, &name, user, &Err(e.to_string()));
+            audit_authentication(&broker, ctx, &name, user, &Err(e.to_string()));
             match e {
                 SaslError::OutOfOrder => ApiError::IllegalSaslState(e.to_string()),
                 _ => ApiError::AuthenticationFailed(format!(
@@ -326,7 +347,7 @@ impl SaslExchange {
                 };
                 let claimed = plain_user(token);
                 let user = verify_plain(token, lookup).map_err(|e| fail(&claimed, e))?;
-                audit_authentication(ctx, &name, &user, &Ok(()));
+                audit_authentication(&broker, ctx, &name, &user, &Ok(()));
                 Ok(SaslStep::Authenticated {
                     reply: Vec::new(),
                     principal: Principal::user(user),
@@ -341,10 +362,13 @@ impl SaslExchange {
                     let reply = server
                         .client_first(token, &nonce, |u| broker.credential(u, m))
                         .map_err(|e| fail(&claimed, e))?;
+                    self.claimed = claimed;
                     Ok(SaslStep::Continue(reply))
                 } else {
-                    let (reply, user) = server.client_final(token).map_err(|e| fail("", e))?;
-                    audit_authentication(ctx, &name, &user, &Ok(()));
+                    let (reply, user) = server
+                        .client_final(token)
+                        .map_err(|e| fail(&self.claimed, e))?;
+                    audit_authentication(&broker, ctx, &name, &user, &Ok(()));
                     Ok(SaslStep::Authenticated {
                         reply,
                         principal: Principal::user(user),
@@ -357,7 +381,7 @@ impl SaslExchange {
                     return Err(fail("", SaslError::OutOfOrder));
                 }
                 let refuse = |why: String| {
-                    audit_authentication(ctx, &name, "", &Err(why));
+                    audit_authentication(&broker, ctx, &name, "", &Err(why));
                     ApiError::AuthenticationFailed(
                         "authentication with OAUTHBEARER failed (invalid token)".to_string(),
                     )
@@ -371,7 +395,7 @@ impl SaslExchange {
                         checked.user
                     )));
                 }
-                audit_authentication(ctx, &name, &checked.user, &Ok(()));
+                audit_authentication(&broker, ctx, &name, &checked.user, &Ok(()));
                 Ok(SaslStep::Authenticated {
                     reply: Vec::new(),
                     principal: Principal::user(checked.user),

@@ -23,6 +23,8 @@ pub enum ConfigError {
     Figment(#[from] Box<figment::Error>),
     #[error("invalid --voters {value:?}: {reason} (expected 1=host:port,2=host:port,...)")]
     Voters { value: String, reason: String },
+    #[error("audit_topic_partitions and audit_topic_replication_factor must be >= 1")]
+    AuditTopic,
     #[error("node id must be >= 1")]
     NodeIdZero,
     #[error("--voters and --join are exclusive: a voter bootstraps the cluster, a joiner joins a running one")]
@@ -212,6 +214,17 @@ pub struct ServerConfig {
     /// `connection.failed.authentication.delay.ms`), which slows password
     /// guessing on one connection.
     pub connection_failed_authentication_delay_ms: u64,
+    /// Whether audit events go to the replicated topic `__cairn_audit`;
+    /// unset: when `acl_enabled` is.
+    pub audit_topic: Option<bool>,
+    /// Also append audit events, one JSON object a line, to this file.
+    pub audit_log_file: Option<PathBuf>,
+    /// The audit topic's partitions, when a node creates it.
+    pub audit_topic_partitions: u32,
+    /// The audit topic's replicas at most (fewer on a smaller cluster).
+    pub audit_topic_replication_factor: u32,
+    /// The audit topic's `retention.ms` when created (-1: kept forever).
+    pub audit_retention_ms: i64,
 }
 
 impl Default for ServerConfig {
@@ -255,6 +268,11 @@ impl Default for ServerConfig {
             oauth_clock_skew_ms: 30_000,
             connections_max_reauth_ms: 0,
             connection_failed_authentication_delay_ms: 100,
+            audit_topic: None,
+            audit_log_file: None,
+            audit_topic_partitions: 1,
+            audit_topic_replication_factor: 3,
+            audit_retention_ms: -1,
             max_message_bytes: 1_048_588,
             compaction_interval_ms: 15_000,
             retention_ms: 604_800_000,
@@ -342,7 +360,26 @@ impl ServerConfig {
         {
             return Err(ConfigError::SuperUser(p.clone()));
         }
+        if self.audit_topic_partitions == 0 || self.audit_topic_replication_factor == 0 {
+            return Err(ConfigError::AuditTopic);
+        }
         self.validate_tls()
+    }
+
+    /// `audit_log_file`, a relative path taken as inside `data_dir`.
+    pub fn audit_log_path(&self) -> Option<PathBuf> {
+        self.audit_log_file.as_ref().map(|p| {
+            if p.is_relative() {
+                self.data_dir.join(p)
+            } else {
+                p.clone()
+            }
+        })
+    }
+
+    /// Whether audit events go to the audit topic.
+    pub fn audit_to_topic(&self) -> bool {
+        self.audit_topic.unwrap_or(self.acl_enabled)
     }
 
     fn validate_tls(&self) -> Result<(), ConfigError> {

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::collections::HashSet;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::RwLock;
 use std::time::Duration;
@@ -36,6 +35,10 @@ use crate::acl::Decision;
 use crate::acl::Operation;
 use crate::acl::ResourceType;
 use crate::acl::Why;
+use crate::audit::Audit;
+use crate::audit::AuditKind;
+use crate::audit::AuditResult;
+use crate::audit::AUDIT_TOPIC;
 use crate::context::Principal;
 use crate::context::RequestContext;
 use crate::coordinator::GroupDescription;
@@ -117,6 +120,27 @@ pub enum RoleChange {
     Grant { role: String, principal: String },
     Revoke { role: String, principal: String },
     Delete { role: String },
+}
+
+impl RoleChange {
+    /// The role changed, and what the audit trail says of the change.
+    fn audited(&self) -> (String, String) {
+        let list = |acls: &[AclBinding]| {
+            acls.iter()
+                .map(|b| b.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        match self {
+            RoleChange::AddAcls { role, acls } | RoleChange::RemoveAcls { role, acls } => {
+                (role.clone(), list(acls))
+            }
+            RoleChange::Grant { role, principal } | RoleChange::Revoke { role, principal } => {
+                (role.clone(), principal.clone())
+            }
+            RoleChange::Delete { role } => (role.clone(), String::new()),
+        }
+    }
 }
 
 /// Per-partition answers: `(topic, partition, result)`.
@@ -202,6 +226,71 @@ impl Broker {
         self.node.propose(p).await
     }
 
+    // ---- audit ----
+
+    /// Records an audit event (the log, the audit topic, the audit file).
+    pub(crate) fn audit(&self, a: Audit<'_>) {
+        self.node.audit.record(a);
+    }
+
+    /// Audits a change the context made (or tried: `result` is its outcome)
+    /// and passes the outcome on.
+    fn audit_change<T>(
+        &self,
+        ctx: &RequestContext,
+        event: AuditKind,
+        op: &str,
+        resource: (&str, &str),
+        detail: String,
+        result: Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let (outcome, detail) = match &result {
+            Ok(_) => (AuditResult::Ok, detail),
+            Err(e) if detail.is_empty() => (AuditResult::Failed, e.to_string()),
+            Err(e) => (AuditResult::Failed, format!("{detail}: {e}")),
+        };
+        self.audit(Audit {
+            event,
+            principal: ctx.principal.to_string(),
+            client: ctx.client,
+            listener: ctx.listener.as_str(),
+            operation: op,
+            resource_type: resource.0,
+            resource: resource.1,
+            result: outcome,
+            detail,
+        });
+        result
+    }
+
+    fn audit_decision(
+        &self,
+        ctx: &RequestContext,
+        op: Operation,
+        acl: AclOperation,
+        t: ResourceType,
+        name: &str,
+        d: Decision,
+    ) {
+        let operation = format!("{op:?}");
+        let resource_type = t.to_string().to_lowercase();
+        self.audit(Audit {
+            event: AuditKind::Authorization,
+            principal: ctx.principal.to_string(),
+            client: ctx.client,
+            listener: ctx.listener.as_str(),
+            operation: &operation,
+            resource_type: &resource_type,
+            resource: name,
+            result: if d.allowed() {
+                AuditResult::Allowed
+            } else {
+                AuditResult::Denied
+            },
+            detail: format!("{acl}: {d:?}"),
+        });
+    }
+
     // ---- authorization ----
 
     fn index(&self) -> Arc<AclIndex> {
@@ -271,6 +360,9 @@ impl Broker {
         t: ResourceType,
         name: &str,
     ) -> Decision {
+        if t == ResourceType::Topic && name == AUDIT_TOPIC {
+            return self.decide_audit_topic(index, ctx, acl);
+        }
         if !self.authz.enabled {
             return Decision::Allowed(Why::NoAuthorizer);
         }
@@ -287,9 +379,54 @@ impl Broker {
         )
     }
 
+    /// The audit topic: nobody writes or deletes its records, ACLs or not;
+    /// super-users may change its configs; reading and describing it need
+    /// a binding that names it (a `*` binding only ever denies), whatever
+    /// `allow_everyone_if_no_acl_found` says.
+    fn decide_audit_topic(
+        &self,
+        index: &AclIndex,
+        ctx: &RequestContext,
+        acl: AclOperation,
+    ) -> Decision {
+        match acl {
+            AclOperation::Write | AclOperation::Delete | AclOperation::All => {
+                Decision::Denied(Why::AuditTopic)
+            }
+            _ if !self.authz.enabled => Decision::Allowed(Why::NoAuthorizer),
+            _ if self.authz.super_users.contains(&ctx.principal) => {
+                Decision::Allowed(Why::SuperUser)
+            }
+            AclOperation::Alter | AclOperation::AlterConfigs | AclOperation::Create => {
+                Decision::Denied(Why::AuditTopic)
+            }
+            _ => index.decide_named(
+                &ctx.principal,
+                ctx.host(),
+                acl,
+                ResourceType::Topic,
+                AUDIT_TOPIC,
+            ),
+        }
+    }
+
     /// Whether `op` on resource `t`/`name` is allowed by its row of the
     /// table (an `OrNext` row's alternative is [`Broker::cluster_allows`]).
     fn allowed(&self, ctx: &RequestContext, op: Operation, t: ResourceType, name: &str) -> bool {
+        self.allowed_logging_denial(ctx, op, t, name, true)
+    }
+
+    /// [`Broker::allowed`]; `log_denial` false for a filter (metadata of
+    /// all topics leaves out what the context may not see, as Kafka's
+    /// authorizer does, without auditing a refusal nobody asked for).
+    fn allowed_logging_denial(
+        &self,
+        ctx: &RequestContext,
+        op: Operation,
+        t: ResourceType,
+        name: &str,
+        log_denial: bool,
+    ) -> bool {
         let Some(rule) = acl::rule_for(op, t) else {
             // A door asked for a check the table lacks: a bug, refused.
             tracing::error!(operation = ?op, resource_type = %t, "no authorization rule");
@@ -298,8 +435,9 @@ impl Broker {
         let (index, sensitive) = self.cached();
         let d = self.decide_with(&index, ctx, rule.acl, t, name);
         // Refusals are always audited; on a sensitive topic, every access.
-        if !d.allowed() || (t == ResourceType::Topic && sensitive.contains(name)) {
-            audit_decision(ctx, op, rule.acl, t, name, d);
+        let sensitive = t == ResourceType::Topic && sensitive.contains(name);
+        if (d.allowed() && sensitive) || (!d.allowed() && (log_denial || sensitive)) {
+            self.audit_decision(ctx, op, rule.acl, t, name, d);
         }
         d.allowed()
     }
@@ -407,9 +545,16 @@ impl Broker {
         let mut denied = Vec::new();
         let mut shown = Vec::with_capacity(found.len());
         for t in found {
-            if self.allowed(ctx, Operation::Metadata, ResourceType::Topic, &t.name) {
+            let all = topics == Topics::All;
+            if self.allowed_logging_denial(
+                ctx,
+                Operation::Metadata,
+                ResourceType::Topic,
+                &t.name,
+                !all,
+            ) {
                 shown.push(t);
-            } else if topics != Topics::All {
+            } else if !all {
                 denied.push(t.name);
             }
         }
@@ -470,6 +615,15 @@ impl Broker {
         new: ops::NewTopic,
         validate_only: bool,
     ) -> Result<Option<TopicView>, ApiError> {
+        if new.name == AUDIT_TOPIC {
+            // The nodes create it; nobody else may pick its settings.
+            return Err(unauthorized(
+                ctx,
+                Operation::CreateTopic,
+                ResourceType::Topic,
+                &new.name,
+            ));
+        }
         if !self.cluster_allows(ctx, Operation::CreateTopic) {
             self.authorize(ctx, Operation::CreateTopic, ResourceType::Topic, &new.name)?;
         }
@@ -480,13 +634,34 @@ impl Broker {
             }
             return Ok(None);
         }
-        let t = ops::create_topic(&self.node, new).await?;
+        let name = new.name.clone();
+        let detail = format!(
+            "partitions={} replication_factor={} configs={:?}",
+            new.partitions, new.replication_factor, new.configs
+        );
+        let t = ops::create_topic(&self.node, new).await;
+        let t = self.audit_change(
+            ctx,
+            AuditKind::Topic,
+            "CreateTopic",
+            ("topic", &name),
+            detail,
+            t,
+        )?;
         Ok(Some(self.topic_view(t)))
     }
 
     pub async fn delete_topic(&self, ctx: &RequestContext, name: &str) -> Result<(), ApiError> {
         self.authorize(ctx, Operation::DeleteTopic, ResourceType::Topic, name)?;
-        ops::delete_topic(&self.node, name).await
+        let r = ops::delete_topic(&self.node, name).await;
+        self.audit_change(
+            ctx,
+            AuditKind::Topic,
+            "DeleteTopic",
+            ("topic", name),
+            String::new(),
+            r,
+        )
     }
 
     /// Removes `delete`, then sets `set`; answers the configs then set.
@@ -503,7 +678,16 @@ impl Broker {
         if validate_only {
             return ops::check_topic_config_change(&self.node, name, &set, &delete);
         }
-        ops::alter_topic_config(&self.node, name, set, delete).await
+        let detail = format!("set={set:?} delete={delete:?}");
+        let r = ops::alter_topic_config(&self.node, name, set, delete).await;
+        self.audit_change(
+            ctx,
+            AuditKind::Topic,
+            "AlterTopicConfigs",
+            ("topic", name),
+            detail,
+            r,
+        )
     }
 
     /// The current configs of a topic, for a door computing a change
@@ -529,7 +713,15 @@ impl Broker {
             ops::check_create_partitions(&self.node, name, count)?;
             return Ok(None);
         }
-        let t = ops::create_partitions(&self.node, name, count).await?;
+        let t = ops::create_partitions(&self.node, name, count).await;
+        let t = self.audit_change(
+            ctx,
+            AuditKind::Topic,
+            "CreatePartitions",
+            ("topic", name),
+            format!("count={count}"),
+            t,
+        )?;
         Ok(Some(self.topic_view(t)))
     }
 
@@ -543,7 +735,19 @@ impl Broker {
         before: Option<u64>,
     ) -> Result<u64, ApiError> {
         self.authorize(ctx, Operation::DeleteRecords, ResourceType::Topic, topic)?;
-        ops::delete_records(&self.node, topic, partition, before).await
+        let r = ops::delete_records(&self.node, topic, partition, before).await;
+        let detail = match before {
+            Some(b) => format!("partition={partition} before={b}"),
+            None => format!("partition={partition} before=high_watermark"),
+        };
+        self.audit_change(
+            ctx,
+            AuditKind::Topic,
+            "DeleteRecords",
+            ("topic", topic),
+            detail,
+            r,
+        )
     }
 
     pub async fn reassign_partition(
@@ -555,20 +759,30 @@ impl Broker {
     ) -> Result<(), ApiError> {
         self.authorize_cluster(ctx, Operation::ReassignPartition)?;
         ops::locate(&self.node, topic, partition)?;
+        let detail = format!("partition={partition} replicas={replicas:?}");
         let cmd = MetaCommand::ReassignPartition {
             topic: topic.to_string(),
             partition,
             replicas,
         };
-        match self.node.propose(Proposal::Command(cmd)).await? {
-            MetaResponse::Ok => {
+        let r = match self.node.propose(Proposal::Command(cmd)).await {
+            Ok(MetaResponse::Ok) => {
                 tracing::info!(topic = %topic, partition, "partition reassigned");
                 Ok(())
             }
-            MetaResponse::Error(MetaError::UnknownTopic(n)) => Err(ApiError::UnknownTopic(n)),
-            MetaResponse::Error(e) => Err(ApiError::InvalidArgument(e.to_string())),
-            other => Err(ApiError::Internal(format!("{other:?}"))),
-        }
+            Ok(MetaResponse::Error(MetaError::UnknownTopic(n))) => Err(ApiError::UnknownTopic(n)),
+            Ok(MetaResponse::Error(e)) => Err(ApiError::InvalidArgument(e.to_string())),
+            Ok(other) => Err(ApiError::Internal(format!("{other:?}"))),
+            Err(e) => Err(e),
+        };
+        self.audit_change(
+            ctx,
+            AuditKind::Cluster,
+            "ReassignPartition",
+            ("topic", topic),
+            detail,
+            r,
+        )
     }
 
     pub async fn decommission_node(
@@ -577,12 +791,28 @@ impl Broker {
         id: NodeId,
     ) -> Result<Vec<PartitionMove>, ApiError> {
         self.authorize_cluster(ctx, Operation::DecommissionNode)?;
-        ops::decommission_node(&self.node, id).await
+        let r = ops::decommission_node(&self.node, id).await;
+        self.audit_change(
+            ctx,
+            AuditKind::Cluster,
+            "DecommissionNode",
+            ("node", &id.to_string()),
+            String::new(),
+            r,
+        )
     }
 
     pub async fn remove_node(&self, ctx: &RequestContext, id: NodeId) -> Result<(), ApiError> {
         self.authorize_cluster(ctx, Operation::RemoveNode)?;
-        ops::remove_node(&self.node, id).await
+        let r = ops::remove_node(&self.node, id).await;
+        self.audit_change(
+            ctx,
+            AuditKind::Cluster,
+            "RemoveNode",
+            ("node", &id.to_string()),
+            String::new(),
+            r,
+        )
     }
 
     /// This node's replicas of the partitions asked for (`None`: all), with
@@ -971,14 +1201,19 @@ impl Broker {
                 .propose(Proposal::Command(MetaCommand::PutAcl(b.to_entry())))
                 .await
             {
-                Ok(MetaResponse::Ok) => {
-                    tracing::info!(target: "cairn_audit", principal = %ctx.principal, listener = %ctx.listener, acl = %b, "acl created");
-                    Ok(())
-                }
+                Ok(MetaResponse::Ok) => Ok(()),
                 Ok(other) => Err(ApiError::Internal(format!("{other:?}"))),
                 Err(e) => Err(e),
             };
-            out.push(r);
+            let binding = b.to_string();
+            out.push(self.audit_change(
+                ctx,
+                AuditKind::Acl,
+                "CreateAcls",
+                ("acl", &binding),
+                String::new(),
+                r,
+            ));
         }
         Ok(out)
     }
@@ -1016,16 +1251,25 @@ impl Broker {
             let mut deleted = Vec::new();
             let mut failed = None;
             for b in self.stored_acls(&f) {
-                match self
+                let r = match self
                     .node
                     .propose(Proposal::Command(MetaCommand::DeleteAcl(b.to_entry())))
                     .await
                 {
-                    Ok(MetaResponse::Ok) => {
-                        tracing::info!(target: "cairn_audit", principal = %ctx.principal, listener = %ctx.listener, acl = %b, "acl deleted");
-                        deleted.push(b);
-                    }
-                    Ok(other) => failed = Some(ApiError::Internal(format!("{other:?}"))),
+                    Ok(MetaResponse::Ok) => Ok(()),
+                    Ok(other) => Err(ApiError::Internal(format!("{other:?}"))),
+                    Err(e) => Err(e),
+                };
+                let binding = b.to_string();
+                match self.audit_change(
+                    ctx,
+                    AuditKind::Acl,
+                    "DeleteAcls",
+                    ("acl", &binding),
+                    String::new(),
+                    r,
+                ) {
+                    Ok(()) => deleted.push(b),
                     Err(e) => failed = Some(e),
                 }
                 if failed.is_some() {
@@ -1084,14 +1328,14 @@ impl Broker {
         };
         let (what, cmd) = match &change {
             RoleChange::AddAcls { role, acls } => (
-                "acls added",
+                "AddRoleAcls",
                 MetaCommand::PutRoleAcls {
                     role: role.clone(),
                     acls: check(acls)?,
                 },
             ),
             RoleChange::RemoveAcls { role, acls } => (
-                "acls removed",
+                "RemoveRoleAcls",
                 MetaCommand::DeleteRoleAcls {
                     role: role.clone(),
                     acls: check(acls)?,
@@ -1114,21 +1358,28 @@ impl Broker {
                         principal: principal.clone(),
                     }
                 };
-                ("membership changed", cmd)
+                (
+                    if matches!(change, RoleChange::Grant { .. }) {
+                        "GrantRole"
+                    } else {
+                        "RevokeRole"
+                    },
+                    cmd,
+                )
             }
             RoleChange::Delete { role } => {
-                ("deleted", MetaCommand::DeleteRole { role: role.clone() })
+                ("DeleteRole", MetaCommand::DeleteRole { role: role.clone() })
             }
         };
-        match self.node.propose(Proposal::Command(cmd)).await? {
-            MetaResponse::Ok => {
-                tracing::info!(target: "cairn_audit", event = "role", principal = %ctx.principal, listener = %ctx.listener, change = ?change, what);
-                Ok(())
-            }
-            MetaResponse::Error(MetaError::UnknownRole(r)) => Err(ApiError::UnknownRole(r)),
-            MetaResponse::Error(e) => Err(ApiError::InvalidArgument(e.to_string())),
-            other => Err(ApiError::Internal(format!("{other:?}"))),
-        }
+        let r = match self.node.propose(Proposal::Command(cmd)).await {
+            Ok(MetaResponse::Ok) => Ok(()),
+            Ok(MetaResponse::Error(MetaError::UnknownRole(r))) => Err(ApiError::UnknownRole(r)),
+            Ok(MetaResponse::Error(e)) => Err(ApiError::InvalidArgument(e.to_string())),
+            Ok(other) => Err(ApiError::Internal(format!("{other:?}"))),
+            Err(e) => Err(e),
+        };
+        let (role, detail) = change.audited();
+        self.audit_change(ctx, AuditKind::Role, what, ("role", &role), detail, r)
     }
 
     // ---- the fault-injection harness ----
@@ -1240,33 +1491,6 @@ fn unauthorized(ctx: &RequestContext, op: Operation, t: ResourceType, name: &str
         resource_type: t,
         resource: name.to_string(),
     }
-}
-
-fn audit_decision(
-    ctx: &RequestContext,
-    op: Operation,
-    acl: AclOperation,
-    t: ResourceType,
-    name: &str,
-    d: Decision,
-) {
-    let host = ctx
-        .host()
-        .map(|h: IpAddr| h.to_string())
-        .unwrap_or_default();
-    tracing::info!(
-        target: "cairn_audit",
-        principal = %ctx.principal,
-        host = %host,
-        listener = %ctx.listener,
-        operation = ?op,
-        acl = %acl,
-        resource_type = %t,
-        resource = %name,
-        decision = ?d,
-        "{}",
-        if d.allowed() { "allowed" } else { "denied" }
-    );
 }
 
 pub(crate) fn now_ms() -> i64 {

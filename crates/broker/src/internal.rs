@@ -8,6 +8,8 @@ use cairn_metadata::MetaCommand;
 use cairn_metadata::NodeInfo;
 use cairn_proto::internal::internal_client::InternalClient;
 use cairn_proto::internal::internal_server::Internal;
+use cairn_proto::internal::AppendAuditReply;
+use cairn_proto::internal::AppendAuditRequest;
 use cairn_proto::internal::JoinReply;
 use cairn_proto::internal::JoinRequest;
 use cairn_proto::internal::MetaProposeReply;
@@ -27,8 +29,10 @@ use tonic::Request;
 use tonic::Response;
 use tonic::Status;
 
+use crate::error::ApiError;
 use crate::node::Node;
 use crate::node::Proposal;
+use crate::ops;
 
 pub(crate) struct InternalService {
     pub(crate) node: Arc<Node>,
@@ -51,8 +55,54 @@ pub(crate) fn connect_addr(
     Ok(InternalClient::new(channel))
 }
 
+/// Hands a batch of audit records to `leader`, the leader of the audit
+/// topic's `partition`.
+pub(crate) async fn append_audit(
+    node: &Node,
+    leader: cairn_metadata::NodeId,
+    partition: u32,
+    records: bytes::Bytes,
+) -> Result<(), ApiError> {
+    let mut client = node
+        .transport
+        .client(leader)
+        .map_err(|e| ApiError::LeaderNotAvailable {
+            what: format!("audit partition {partition} (node {leader}: {e})"),
+        })?;
+    client
+        .append_audit(AppendAuditRequest { partition, records })
+        .await
+        .map_err(|s| ApiError::LeaderNotAvailable {
+            what: format!(
+                "audit partition {partition} (node {leader}: {})",
+                s.message()
+            ),
+        })?;
+    Ok(())
+}
+
 #[tonic::async_trait]
 impl Internal for InternalService {
+    /// Appends another node's audit records (only cluster members reach
+    /// this service; with `rpc_tls` on, only holders of a node certificate).
+    async fn append_audit(
+        &self,
+        request: Request<AppendAuditRequest>,
+    ) -> Result<Response<AppendAuditReply>, Status> {
+        let r = request.into_inner();
+        ops::produce(
+            &self.node,
+            crate::audit::AUDIT_TOPIC,
+            r.partition,
+            r.records,
+            ops::Acks::All,
+            10_000,
+        )
+        .await
+        .map_err(Status::from)?;
+        Ok(Response::new(AppendAuditReply {}))
+    }
+
     async fn raft(&self, request: Request<RaftBatch>) -> Result<Response<RaftBatchReply>, Status> {
         let batch = request.into_inner();
         self.node

@@ -21,6 +21,7 @@
 //! ```
 
 pub use cairn_acl as acl;
+pub mod audit;
 mod authn;
 mod config;
 /// Who asks: re-exported from `cairn-acl`.
@@ -412,7 +413,13 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
     // A joining node with an empty data dir takes no Raft traffic until its
     // join is accepted (`Node::admitted`).
     let admitted = config.join.is_none() || meta.is_initialized().await.unwrap_or(false);
+    let (auditor, audit_sink) = audit::Auditor::new(
+        config.node_id,
+        config.audit_to_topic(),
+        config.audit_log_path(),
+    );
     let node = Arc::new(Node {
+        audit: auditor,
         id: config.node_id,
         incarnation,
         admitted: std::sync::atomic::AtomicBool::new(admitted),
@@ -475,8 +482,28 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
         tokio::spawn(coordinator::tick_loop(node.clone())),
         tokio::spawn(coordinator::commit_loop(node.clone())),
         tokio::spawn(tasks::compaction_loop(node.clone())),
+        tokio::spawn(audit::writer_loop(node.clone(), audit_sink)),
     ];
     if let Some(store) = &tls {
+        let weak = Arc::downgrade(&node);
+        store.set_audit_hook(Arc::new(move |h: cairn_tls::Handshake<'_>| {
+            if let Some(node) = weak.upgrade() {
+                node.audit.record(audit::Audit {
+                    event: audit::AuditKind::Authentication,
+                    principal: format!("User:{}", h.principal),
+                    client: h.remote,
+                    listener: h.listener,
+                    operation: "TLS",
+                    resource_type: "",
+                    resource: "",
+                    result: match h.result {
+                        Ok(()) => audit::AuditResult::Ok,
+                        Err(_) => audit::AuditResult::Failed,
+                    },
+                    detail: h.result.err().unwrap_or_default().to_string(),
+                });
+            }
+        }));
         tasks.push(store.watch(Duration::from_millis(config.tls_reload_interval_ms)));
     }
     Ok(Running {

@@ -121,6 +121,8 @@ pub struct Node {
     pub(crate) started: std::time::Instant,
     /// Snapshots being received in chunks, by group.
     pub(crate) snapshot_inbox: cairn_raft::SnapshotInbox,
+    /// The audit trail's queue.
+    pub(crate) audit: crate::audit::Auditor,
 }
 
 /// A metadata refusal of a decommission or removal as the API's error.

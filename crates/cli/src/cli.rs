@@ -58,6 +58,75 @@ pub enum Command {
     /// A development CA and the node and client certificates it signs, for
     /// tests and quick starts (docs/ops/security.md).
     Cert(CertArgs),
+    /// The audit trail (the topic __cairn_audit): who authenticated, what
+    /// was refused, who touched a sensitive topic, every ACL, user, role
+    /// and topic change. Reading it needs READ on the topic __cairn_audit.
+    Audit(AuditArgs),
+}
+
+/// `cairn audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Connection flags.
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+    /// Audit command.
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+/// Audit commands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Prints audit events, oldest first, then exits (or, with --follow,
+    /// keeps printing new ones until Ctrl-C).
+    Tail {
+        /// Only events of this principal (e.g. User:alice).
+        #[arg(long)]
+        principal: Option<String>,
+        /// Only events about this topic.
+        #[arg(long)]
+        topic: Option<String>,
+        /// Only events at or after this time: a duration ago (90s, 15m,
+        /// 2h, 7d) or milliseconds since the epoch.
+        #[arg(long, value_parser = parse_since)]
+        since: Option<i64>,
+        /// Print at most this many events (the last ones).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Keep printing new events.
+        #[arg(long)]
+        follow: bool,
+        /// Output format: one event a line as text, or JSON lines.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+/// `--since`: `90s`, `15m`, `2h`, `7d` ago, or epoch milliseconds.
+pub fn parse_since(s: &str) -> Result<i64, String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let unit = |c: char| match c {
+        's' => Some(1_000),
+        'm' => Some(60_000),
+        'h' => Some(3_600_000),
+        'd' => Some(86_400_000),
+        _ => None,
+    };
+    match s.chars().last().and_then(unit) {
+        Some(ms) => {
+            let n: i64 = s[..s.len() - 1]
+                .parse()
+                .map_err(|_| format!("{s:?}: expected a number before the unit"))?;
+            Ok(now - n.saturating_mul(ms))
+        }
+        None => s
+            .parse()
+            .map_err(|_| format!("{s:?}: expected 90s, 15m, 2h, 7d or epoch milliseconds")),
+    }
 }
 
 /// How to reach the cluster (every client command).
@@ -101,6 +170,16 @@ pub struct ConnectArgs {
         requires = "tls_cert"
     )]
     pub tls_key: Option<std::path::PathBuf>,
+    /// A bearer token (JWT) for nodes with oauth_jwks_file set; `@FILE`
+    /// reads it from a file.
+    #[arg(
+        long,
+        global = true,
+        env = "CAIRN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
 }
 
 /// Output format of read commands.

@@ -5,6 +5,7 @@
 //! exit status.
 
 mod acl_cmd;
+mod audit_cmd;
 mod bench;
 mod cert_cmd;
 mod cli;
@@ -48,6 +49,7 @@ async fn run(cli: Cli) -> Result<()> {
                 Command::Acl(args) => acl_cmd::run(args).await,
                 Command::User(args) => user_cmd::run(args).await,
                 Command::Role(args) => role_cmd::run(args).await,
+                Command::Audit(args) => audit_cmd::run(args).await,
                 Command::Bench(args) => bench::run(args).await,
             }
         }

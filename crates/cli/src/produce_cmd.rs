@@ -212,7 +212,7 @@ async fn flush(
 
 /// Runs `cairn produce`.
 pub async fn run(args: ProduceArgs) -> Result<()> {
-    let mut config = client_config(&args.conn);
+    let mut config = client_config(&args.conn)?;
     config.compression = args.compression;
     let client = Client::connect_with(&args.conn.bootstrap, config)
         .await

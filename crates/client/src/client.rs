@@ -26,6 +26,7 @@ use cairn_proto::v1::{
     ProduceRequest, ProduceResponse, ReassignPartitionRequest, RemoveNodeRequest, RoleDescription,
     ScramDeletion, ScramUpsertion, TopicMetadata, UserDescription,
 };
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tracing::{debug, info};
 
@@ -38,7 +39,20 @@ use crate::producer::{reserve_sequences, settle, ProducerSession};
 use crate::retry::{classify, Backoff, Disposition};
 use crate::{ClientConfig, ClientError, FetchedRecords, OffsetSpec, OwnedRecord, PartitionOutcome};
 
-pub(crate) type Rpc = CairnClient<Channel>;
+pub(crate) type Rpc = CairnClient<InterceptedService<Channel, Bearer>>;
+
+/// Adds `authorization: Bearer <token>` to each request when a token is set.
+#[derive(Clone)]
+pub(crate) struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            r.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(r)
+    }
+}
 
 /// A handle to a Cairn cluster. Cheap to clone; clones share connections and
 /// the metadata cache.
@@ -60,6 +74,8 @@ struct Inner {
     producer: Option<ProducerSession>,
     /// Present when `config.tls` is.
     tls: Option<cairn_tls::TlsConnector>,
+    /// The `authorization` header of `config.token`.
+    bearer: Bearer,
 }
 
 impl fmt::Debug for Client {
@@ -126,8 +142,17 @@ impl Client {
                 Some(cairn_tls::TlsConnector::new(client))
             }
         };
+        let bearer = match &config.token {
+            None => Bearer(None),
+            Some(t) => Bearer(Some(format!("Bearer {}", t.0).parse().map_err(|_| {
+                ClientError::InvalidConfig(
+                    "the bearer token holds characters a header cannot".into(),
+                )
+            })?)),
+        };
         let client = Client {
             inner: Arc::new(Inner {
+                bearer,
                 bootstrap: addrs,
                 cache: RwLock::new(MetadataCache::default()),
                 channels: Mutex::new(HashMap::new()),
@@ -742,7 +767,7 @@ impl Client {
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let limit = self.inner.config.max_message_size;
-        let rpc = CairnClient::new(self.channel(addr)?)
+        let rpc = CairnClient::with_interceptor(self.channel(addr)?, self.inner.bearer.clone())
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
         match f(rpc).await {

@@ -36,6 +36,19 @@ pub struct ClientConfig {
     /// Connect over TLS (nodes with `grpc_tls` on): the CA to trust and,
     /// for `grpc_tls = "mtls"`, the client's certificate and key.
     pub tls: Option<TlsSettings>,
+    /// A bearer token (a JWT) sent as `authorization: Bearer` on every
+    /// request, for nodes with `oauth_jwks_file` set.
+    pub token: Option<BearerToken>,
+}
+
+/// A bearer token; `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerToken(pub String);
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerToken(..)")
+    }
 }
 
 /// TLS to the nodes' gRPC API.
@@ -60,6 +73,7 @@ impl Default for ClientConfig {
             compression: Compression::None,
             metadata_max_age: Duration::from_secs(300),
             tls: None,
+            token: None,
         }
     }
 }

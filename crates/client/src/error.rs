@@ -30,6 +30,9 @@ pub enum ClientError {
     /// The TLS settings cannot be used (a file missing or unreadable).
     #[error("TLS: {0}")]
     Tls(String),
+    /// A setting of the [`crate::ClientConfig`] cannot be used.
+    #[error("invalid client config: {0}")]
+    InvalidConfig(String),
     /// An address is not of the form `host:port` (or `http://host:port`).
     #[error("invalid address {addr:?}: {reason}")]
     InvalidAddress {

@@ -57,6 +57,7 @@ pub use cairn_proto::v1 as proto;
 pub use cairn_proto::v1::{Acks, ErrorCode};
 pub use cairn_record::{Compression, RecordHeader};
 pub use client::Client;
+pub use config::BearerToken;
 pub use config::ClientConfig;
 pub use config::TlsSettings;
 pub use consumer::{

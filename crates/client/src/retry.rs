@@ -107,6 +107,7 @@ pub(crate) fn classify(err: &ClientError) -> Disposition {
         ClientError::NoBootstrap
         | ClientError::InvalidAddress { .. }
         | ClientError::Tls(_)
+        | ClientError::InvalidConfig(_)
         | ClientError::Rpc { .. }
         | ClientError::RetriesExhausted { .. }
         | ClientError::Record(_)

@@ -45,6 +45,16 @@ macro_rules! apis {
                 }
             }
 
+            /// The default (all fields empty) body of API `key`; `None` when
+            /// `key` is not one of Cairn's APIs. Tests make one request of
+            /// every API from it, so a new API is in them at once.
+            pub fn default_for(key: ApiKey) -> Option<ApiRequest> {
+                match key {
+                    $(ApiKey::$name => Some(ApiRequest::$name($req::default())),)*
+                    _ => None,
+                }
+            }
+
             /// Encodes the body (clients' side: tests and the fuzz corpus).
             pub fn encode(&self, out: &mut BytesMut, version: i16) -> Result<(), String> {
                 match self {

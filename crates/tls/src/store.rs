@@ -201,7 +201,22 @@ pub struct CertStore {
     current: RwLock<Arc<Material>>,
     /// The files' stamp at the last reading that was tried.
     seen: Mutex<Vec<Option<(SystemTime, u64)>>>,
+    /// Where handshakes that authenticate are reported; unset: the log.
+    audit_hook: RwLock<Option<AuditHook>>,
 }
+
+/// A handshake that authenticated a client, or failed to.
+#[derive(Debug, Clone, Copy)]
+pub struct Handshake<'a> {
+    pub listener: &'a str,
+    pub remote: Option<std::net::SocketAddr>,
+    /// The mapped principal's name (`ANONYMOUS` when none).
+    pub principal: &'a str,
+    pub result: Result<(), &'a str>,
+}
+
+/// Receives every [`Handshake`] of the store's listeners.
+pub type AuditHook = Arc<dyn Fn(Handshake<'_>) + Send + Sync>;
 
 impl std::fmt::Debug for CertStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -212,11 +227,28 @@ impl std::fmt::Debug for CertStore {
 }
 
 impl CertStore {
+    /// Reports the handshakes that authenticate (a client certificate asked
+    /// for) to `hook` (the node's audit trail) instead of the log.
+    pub fn set_audit_hook(&self, hook: AuditHook) {
+        if let Ok(mut h) = self.audit_hook.write() {
+            *h = Some(hook);
+        }
+    }
+
+    fn audit(&self, h: Handshake<'_>) {
+        let hook = self.audit_hook.read().ok().and_then(|g| g.clone());
+        match hook {
+            Some(hook) => hook(h),
+            None => audit(h),
+        }
+    }
+
     /// Reads the files; an error names the file and what is wrong with it.
     pub fn load(files: TlsFiles) -> Result<Arc<CertStore>, TlsError> {
         let seen = files.stamp();
         let material = Material::read(&files, 1)?;
         Ok(Arc::new(CertStore {
+            audit_hook: RwLock::new(None),
             files,
             current: RwLock::new(Arc::new(material)),
             seen: Mutex::new(seen),
@@ -356,14 +388,16 @@ impl CertStore {
     }
 }
 
-/// Audits a handshake that authenticates (client certificates asked for),
-/// as every authentication is audited (target `cairn_audit`).
-fn audit(
-    listener: &str,
-    remote: Option<std::net::SocketAddr>,
-    principal: &str,
-    result: Result<(), &str>,
-) {
+/// Logs a handshake that authenticates (client certificates asked for),
+/// as every authentication is audited (target `cairn_audit`), when no
+/// [`AuditHook`] is set.
+fn audit(h: Handshake<'_>) {
+    let Handshake {
+        listener,
+        remote,
+        principal,
+        result,
+    } = h;
     let client = remote.map(|a| a.to_string()).unwrap_or_default();
     let (outcome, reason) = match result {
         Ok(()) => ("ok", ""),
@@ -443,7 +477,12 @@ impl ServerTls {
                 metrics::counter!("cairn_tls_handshakes_total", "listener" => self.listener, "result" => "error").increment(1);
                 tracing::debug!(listener = self.listener, peer = ?remote, error = %e, "TLS handshake failed");
                 if self.auth != ClientAuth::None {
-                    audit(self.listener, remote, "ANONYMOUS", Err(&e.to_string()));
+                    self.store.audit(Handshake {
+                        listener: self.listener,
+                        remote,
+                        principal: "ANONYMOUS",
+                        result: Err(&e.to_string()),
+                    });
                 }
                 return Err(e);
             }
@@ -480,12 +519,12 @@ impl ServerTls {
                 None => {
                     metrics::counter!("cairn_tls_handshakes_total", "listener" => self.listener, "result" => "no_principal").increment(1);
                     tracing::warn!(listener = self.listener, peer = ?remote, subject = %s, "TLS: no ssl_principal_mapping_rules rule maps the certificate's subject; connection refused");
-                    audit(
-                        self.listener,
+                    self.store.audit(Handshake {
+                        listener: self.listener,
                         remote,
-                        s,
-                        Err("no principal mapping rule applies"),
-                    );
+                        principal: s,
+                        result: Err("no principal mapping rule applies"),
+                    });
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::PermissionDenied,
                         "no principal mapping rule applies",
@@ -494,12 +533,12 @@ impl ServerTls {
             },
         };
         if self.auth != ClientAuth::None && !self.nodes_only {
-            audit(
-                self.listener,
+            self.store.audit(Handshake {
+                listener: self.listener,
                 remote,
-                principal.as_deref().unwrap_or("ANONYMOUS"),
-                Ok(()),
-            );
+                principal: principal.as_deref().unwrap_or("ANONYMOUS"),
+                result: Ok(()),
+            });
         }
         Ok(Conn::tls(
             stream,

@@ -91,6 +91,9 @@ fn topic_metadata(t: &TopicView, live: &[NodeId]) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(t.topic.name.clone()))))
         .with_topic_id(topic_uuid(&t.topic))
+        // The audit topic is the cluster's own, as __consumer_offsets is
+        // Kafka's: tools leave it out of listings (--exclude-internal).
+        .with_is_internal(t.topic.name == cairn_broker::audit::AUDIT_TOPIC)
         .with_partitions(partitions)
 }
 
