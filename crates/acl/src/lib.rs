@@ -414,14 +414,20 @@ impl AclIndex {
 
     /// Every bucket of bindings that applies to `name`.
     fn buckets<'a>(&'a self, t: ResourceType, name: &str) -> Vec<&'a Bucket> {
-        let mut out = Vec::new();
-        if let Some(b) = self.literal.get(&(t, name.to_string())) {
-            out.push(b);
-        }
+        let mut out = self.named_buckets(t, name);
         if name != WILDCARD {
             if let Some(b) = self.literal.get(&(t, WILDCARD.to_string())) {
                 out.push(b);
             }
+        }
+        out
+    }
+
+    /// The buckets of bindings that name `name`: literally or by a prefix.
+    fn named_buckets<'a>(&'a self, t: ResourceType, name: &str) -> Vec<&'a Bucket> {
+        let mut out = Vec::new();
+        if let Some(b) = self.literal.get(&(t, name.to_string())) {
+            out.push(b);
         }
         if let Some(lengths) = self.prefix_lengths.get(&t) {
             for &n in lengths {
@@ -446,38 +452,17 @@ impl AclIndex {
         t: ResourceType,
         name: &str,
     ) -> Decision {
-        let mut without_wildcard = self.clone_for(t, name);
-        if let Some(b) = self.literal.get(&(t, WILDCARD.to_string())) {
-            // Keep the wildcard's DENY bindings only.
-            let denies: Vec<_> = b
-                .iter()
-                .filter(|(_, _, _, perm)| *perm == Permission::Deny)
-                .cloned()
-                .collect();
-            without_wildcard
-                .literal
-                .insert((t, WILDCARD.to_string()), denies);
-        }
-        without_wildcard.decide(principal, host, op, t, name, false)
-    }
-
-    /// The bindings of `self` that can apply to `t`/`name`, as an index.
-    fn clone_for(&self, t: ResourceType, name: &str) -> AclIndex {
-        let mut out = AclIndex::default();
-        if let Some(b) = self.literal.get(&(t, name.to_string())) {
-            out.literal.insert((t, name.to_string()), b.clone());
-        }
-        if let Some(lengths) = self.prefix_lengths.get(&t) {
-            for &n in lengths {
-                if let Some(prefix) = name.get(..n) {
-                    if let Some(b) = self.prefixed.get(&(t, prefix.to_string())) {
-                        out.prefixed.insert((t, prefix.to_string()), b.clone());
-                        out.prefix_lengths.entry(t).or_default().push(n);
-                    }
-                }
-            }
-        }
-        out
+        let wildcard_denies: Bucket = self
+            .literal
+            .get(&(t, WILDCARD.to_string()))
+            .into_iter()
+            .flatten()
+            .filter(|(_, _, _, perm)| *perm == Permission::Deny)
+            .cloned()
+            .collect();
+        let mut buckets = self.named_buckets(t, name);
+        buckets.push(&wildcard_denies);
+        decide_in(&buckets, principal, host, op, false)
     }
 
     /// The decision for `principal` at `host` doing `op` on resource
@@ -491,26 +476,37 @@ impl AclIndex {
         name: &str,
         allow_if_no_acl: bool,
     ) -> Decision {
-        let buckets = self.buckets(t, name);
-        let who = principal.to_string();
-        let wildcard_principal = format!("{}:*", principal.kind);
-        let host = host.map(|h| h.to_string());
-        let applies = |(p, h, _, _): &&(String, String, AclOperation, Permission)| {
-            (*p == who || *p == wildcard_principal || p == WILDCARD)
-                && (h == WILDCARD || host.as_deref() == Some(h.as_str()))
-        };
-        let matching = || buckets.iter().flat_map(|b| b.iter()).filter(applies);
-        if matching().any(|(_, _, o, perm)| *perm == Permission::Deny && o.denies(op)) {
-            return Decision::Denied(Why::DenyAcl);
-        }
-        if matching().any(|(_, _, o, perm)| *perm == Permission::Allow && o.allows(op)) {
-            return Decision::Allowed(Why::Acl);
-        }
-        if allow_if_no_acl && buckets.iter().all(|b| b.is_empty()) {
-            return Decision::Allowed(Why::NoAclOnResource);
-        }
-        Decision::Denied(Why::NoMatchingAcl)
+        decide_in(&self.buckets(t, name), principal, host, op, allow_if_no_acl)
     }
+}
+
+/// The decision over `buckets`: a matching DENY refuses, then a matching
+/// ALLOW allows, then `allow_if_no_acl` allows if every bucket is empty.
+fn decide_in(
+    buckets: &[&Bucket],
+    principal: &Principal,
+    host: Option<IpAddr>,
+    op: AclOperation,
+    allow_if_no_acl: bool,
+) -> Decision {
+    let who = principal.to_string();
+    let wildcard_principal = format!("{}:*", principal.kind);
+    let host = host.map(|h| h.to_string());
+    let applies = |(p, h, _, _): &&(String, String, AclOperation, Permission)| {
+        (*p == who || *p == wildcard_principal || p == WILDCARD)
+            && (h == WILDCARD || host.as_deref() == Some(h.as_str()))
+    };
+    let matching = || buckets.iter().flat_map(|b| b.iter()).filter(applies);
+    if matching().any(|(_, _, o, perm)| *perm == Permission::Deny && o.denies(op)) {
+        return Decision::Denied(Why::DenyAcl);
+    }
+    if matching().any(|(_, _, o, perm)| *perm == Permission::Allow && o.allows(op)) {
+        return Decision::Allowed(Why::Acl);
+    }
+    if allow_if_no_acl && buckets.iter().all(|b| b.is_empty()) {
+        return Decision::Allowed(Why::NoAclOnResource);
+    }
+    Decision::Denied(Why::NoMatchingAcl)
 }
 
 /// What a façade operation is, for authorization and audit. Every
