@@ -376,3 +376,87 @@ async fn the_audit_topic_holds_exactly_the_scripted_events() -> Result<()> {
     }
     Ok(())
 }
+
+/// Waits until the trail (read through `bootstrap`) holds a user event
+/// for each of `users`.
+async fn wait_for_user_events(
+    cluster: &TestCluster,
+    bootstrap: &str,
+    users: &[&str],
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = crate::tls::cairn(&[
+            "audit",
+            "tail",
+            "--format",
+            "json",
+            "--bootstrap",
+            bootstrap,
+        ])
+        .unwrap_or_default();
+        let seen: BTreeSet<String> = out
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["event"] == "user")
+            .filter_map(|v| v["resource"].as_str().map(String::from))
+            .collect();
+        if users.iter().all(|u| seen.contains(*u)) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the trail holds users {seen:?}, want {users:?}\n{}",
+                cluster.logs_tail(30)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The audit partition's leader is killed: events decided on the other
+/// nodes meanwhile wait in their writers' queues, and reach the topic once
+/// a new leader is elected (the writer retries, then hands them to it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_events_reach_the_topic_across_a_leader_failover() -> Result<()> {
+    let mut cluster = TestCluster::new(3)?
+        .with_env("CAIRN_ACL_ENABLED", "true")
+        .with_env("CAIRN_SUPER_USERS", "[\"User:ANONYMOUS\"]")
+        .started_for_test()
+        .await?;
+    let grpc = cluster.bootstrap();
+    crate::kafka_security::create_user_on(&grpc[0], "first", PASSWORD)?;
+    wait_for_user_events(&cluster, &grpc.join(","), &["first"]).await?;
+    let describe = |bootstrap: &str| -> Result<Value> {
+        Ok(serde_json::from_str(&crate::tls::cairn(&[
+            "topic",
+            "describe",
+            "__cairn_audit",
+            "--format",
+            "json",
+            "--bootstrap",
+            bootstrap,
+        ])?)?)
+    };
+    let leader = describe(&grpc.join(","))?["partitions"][0]["leader"]
+        .as_u64()
+        .context("the audit partition's leader")?;
+    let dead = cluster.node_index(leader);
+    cluster.kill(dead)?;
+    let alive: Vec<String> = (0..3)
+        .filter(|i| *i != dead)
+        .map(|i| grpc[i].clone())
+        .collect();
+    // Decided while the partition has no leader (or a deposed one).
+    for (i, addr) in alive.iter().enumerate() {
+        crate::kafka_security::create_user_on(addr, &format!("during-{i}"), PASSWORD)?;
+    }
+    let bootstrap = alive.join(",");
+    wait_for_user_events(&cluster, &bootstrap, &["first", "during-0", "during-1"]).await?;
+    let now = describe(&bootstrap)?["partitions"][0]["leader"].as_u64();
+    ensure!(
+        now.is_some() && now != Some(leader),
+        "audit partition leader {now:?}"
+    );
+    Ok(())
+}
