@@ -15,6 +15,10 @@
 //! [`Heal`], plain data, so that the nemesis can always heal everything at
 //! the end. A new fault is one new file under `faults/` and one line in
 //! [`faults::by_name`].
+//!
+//! [`wan`] is a userspace WAN (delay, jitter, bandwidth, cut) between
+//! regions, as a TCP proxy: the kernel here has no `sch_netem`. The binary
+//! `cairn-wan` runs one from the command line.
 
 mod error;
 pub mod faults;
@@ -22,6 +26,7 @@ mod hosts;
 mod nemesis;
 mod netns;
 mod target;
+pub mod wan;
 
 pub use error::ChaosError;
 pub use faults::{by_name, Fault, FaultCx, Injected};
@@ -29,3 +34,4 @@ pub use hosts::{Heal, Hosts, NetemSpec, NodeId};
 pub use nemesis::{parse_faults, FaultEvent, Nemesis, NemesisConfig};
 pub use netns::NetnsHosts;
 pub use target::Target;
+pub use wan::{WanControl, WanProxy, WanSettings};

@@ -17,6 +17,7 @@ mod kafka_limits;
 mod kafka_security;
 mod kafka_txn;
 mod list_offsets;
+mod mirror;
 mod oauth;
 mod power_loss;
 mod producer;

@@ -552,6 +552,10 @@ pub enum Operation {
     AlterUsers,
     DescribeRoles,
     AlterRoles,
+    /// Mirror links: list them, their status.
+    DescribeMirrors,
+    /// Mirror links: create, pause, resume, delete, promote, failback.
+    AlterMirrors,
 }
 
 impl Operation {
@@ -594,6 +598,8 @@ impl Operation {
         Operation::AlterUsers,
         Operation::DescribeRoles,
         Operation::AlterRoles,
+        Operation::DescribeMirrors,
+        Operation::AlterMirrors,
     ];
 }
 
@@ -696,6 +702,8 @@ pub const OPERATIONS: &[Rule] = {
         rule(O::AlterUsers, R::Cluster, A::Alter, Required),
         rule(O::DescribeRoles, R::Cluster, A::Describe, Required),
         rule(O::AlterRoles, R::Cluster, A::Alter, Required),
+        rule(O::DescribeMirrors, R::Cluster, A::Describe, Required),
+        rule(O::AlterMirrors, R::Cluster, A::Alter, Required),
     ]
 };
 

@@ -138,6 +138,11 @@ pub enum ApiError {
     UnsupportedSaslMechanism(String),
     #[error("{0}")]
     IllegalSaslState(String),
+    /// A write to a topic that is a read-only mirror (until promoted).
+    #[error("topic {topic:?} is a read-only mirror of link {link:?}; promote it (cairn mirror promote) to write to it")]
+    MirrorTopicReadOnly { topic: String, link: String },
+    #[error("mirror link {0:?} does not exist")]
+    UnknownMirrorLink(String),
     /// The principal may not do this: an ACL denies it or none allows it.
     #[error("{principal} is not authorized to {acl} {resource_type} {resource:?}")]
     Unauthorized {
@@ -192,6 +197,8 @@ impl ApiError {
             ApiError::InvalidSessionTimeout(_) => ErrorCode::InvalidSessionTimeout,
             ApiError::UnknownNode(_) => ErrorCode::UnknownNode,
             ApiError::NodeInUse(_) => ErrorCode::NodeInUse,
+            ApiError::MirrorTopicReadOnly { .. } => ErrorCode::InvalidArgument,
+            ApiError::UnknownMirrorLink(_) => ErrorCode::InvalidArgument,
             ApiError::Unauthorized { .. } => ErrorCode::Unauthorized,
             ApiError::AuthenticationFailed(_) => ErrorCode::Unauthenticated,
             ApiError::UnknownUser(_) | ApiError::UnknownRole(_) => ErrorCode::InvalidArgument,
@@ -227,6 +234,8 @@ impl ApiError {
             | ApiError::GroupNotEmpty(_) => Code::FailedPrecondition,
             ApiError::UnknownGroup(_) | ApiError::UnknownNode(_) => Code::NotFound,
             ApiError::NodeInUse(_) => Code::FailedPrecondition,
+            ApiError::MirrorTopicReadOnly { .. } => Code::FailedPrecondition,
+            ApiError::UnknownMirrorLink(_) => Code::NotFound,
             ApiError::Unauthorized { .. } => Code::PermissionDenied,
             ApiError::AuthenticationFailed(_) => Code::Unauthenticated,
             ApiError::UnknownUser(_) | ApiError::UnknownRole(_) => Code::NotFound,
@@ -276,6 +285,10 @@ impl ApiError {
             // Kafka's UnregisterBroker answers BROKER_ID_NOT_REGISTERED.
             ApiError::UnknownNode(_) => K::BrokerIdNotRegistered,
             ApiError::NodeInUse(_) => K::InvalidRequest,
+            // Not retriable: a producer is told at once (Confluent's mirror
+            // topics answer the same).
+            ApiError::MirrorTopicReadOnly { .. } => K::InvalidRequest,
+            ApiError::UnknownMirrorLink(_) => K::ResourceNotFound,
             ApiError::AuthenticationFailed(_) => K::SaslAuthenticationFailed,
             ApiError::UnknownUser(_) | ApiError::UnknownRole(_) => K::ResourceNotFound,
             ApiError::UnsupportedSaslMechanism(_) => K::UnsupportedSaslMechanism,

@@ -15,6 +15,7 @@ use cairn_metadata::CommittedOffset;
 use cairn_metadata::MetaCommand;
 use cairn_metadata::MetaError;
 use cairn_metadata::MetaResponse;
+use cairn_metadata::MirrorLink;
 use cairn_metadata::NodeId;
 use cairn_metadata::PartitionMove;
 use cairn_metadata::Topic;
@@ -48,6 +49,7 @@ use crate::coordinator::Joined;
 use crate::coordinator::MemberRef;
 use crate::coordinator::StoredOffset;
 use crate::error::ApiError;
+use crate::mirror::MirrorPartitionStatus;
 use crate::node::Node;
 use crate::node::Proposal;
 use crate::ops;
@@ -798,6 +800,137 @@ impl Broker {
             "DecommissionNode",
             ("node", &id.to_string()),
             String::new(),
+            r,
+        )
+    }
+
+    // ---- mirror links ----
+
+    /// Every mirror link, the topics mirroring it, and its last sync
+    /// failure.
+    pub fn describe_mirror_links(
+        &self,
+        ctx: &RequestContext,
+    ) -> Result<Vec<(MirrorLink, Vec<String>, String)>, ApiError> {
+        self.authorize_cluster(ctx, Operation::DescribeMirrors)?;
+        Ok(ops::mirror::list_links(&self.node))
+    }
+
+    pub async fn create_mirror_link(
+        &self,
+        ctx: &RequestContext,
+        link: MirrorLink,
+    ) -> Result<(), ApiError> {
+        self.authorize_cluster(ctx, Operation::AlterMirrors)?;
+        let name = link.name.clone();
+        let detail = format!("source {:?}", link.source_bootstrap);
+        let r = ops::mirror::create_link(&self.node, link).await;
+        self.audit_change(
+            ctx,
+            AuditKind::Cluster,
+            "CreateMirrorLink",
+            ("mirror_link", &name),
+            detail,
+            r,
+        )
+    }
+
+    /// Pauses (`true`) or resumes a link.
+    pub async fn pause_mirror_link(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        paused: bool,
+    ) -> Result<(), ApiError> {
+        self.authorize_cluster(ctx, Operation::AlterMirrors)?;
+        let r = ops::mirror::set_paused(&self.node, name, paused).await;
+        let op = if paused {
+            "PauseMirrorLink"
+        } else {
+            "ResumeMirrorLink"
+        };
+        self.audit_change(
+            ctx,
+            AuditKind::Cluster,
+            op,
+            ("mirror_link", name),
+            String::new(),
+            r,
+        )
+    }
+
+    pub async fn delete_mirror_link(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        self.authorize_cluster(ctx, Operation::AlterMirrors)?;
+        let r = ops::mirror::delete_link(&self.node, name).await;
+        self.audit_change(
+            ctx,
+            AuditKind::Cluster,
+            "DeleteMirrorLink",
+            ("mirror_link", name),
+            String::new(),
+            r,
+        )
+    }
+
+    /// Every mirrored partition (of `link`, or of every link) with its lag.
+    pub async fn mirror_status(
+        &self,
+        ctx: &RequestContext,
+        link: Option<&str>,
+    ) -> Result<Vec<MirrorPartitionStatus>, ApiError> {
+        self.authorize_cluster(ctx, Operation::DescribeMirrors)?;
+        ops::mirror::status(&self.node, link).await
+    }
+
+    /// Promotes the link's mirror topics (`topics`, or all): writable, no
+    /// longer mirrored.
+    pub async fn promote_mirror_topics(
+        &self,
+        ctx: &RequestContext,
+        link: &str,
+        topics: &[String],
+    ) -> Result<Vec<String>, ApiError> {
+        self.authorize_cluster(ctx, Operation::AlterMirrors)?;
+        let r = ops::mirror::promote(&self.node, link, topics).await;
+        let detail = match &r {
+            Ok(t) => format!("topics {t:?}"),
+            Err(_) => String::new(),
+        };
+        self.audit_change(
+            ctx,
+            AuditKind::Cluster,
+            "PromoteMirrorTopics",
+            ("mirror_link", link),
+            detail,
+            r,
+        )
+    }
+
+    /// Failback by re-seeding: the link's topics here are deleted and
+    /// mirrored again from the source. Answers the topics and the records
+    /// discarded here.
+    pub async fn failback_mirror_link(
+        &self,
+        ctx: &RequestContext,
+        link: &str,
+        topics: &[String],
+    ) -> Result<(Vec<String>, u64), ApiError> {
+        self.authorize_cluster(ctx, Operation::AlterMirrors)?;
+        let r = ops::mirror::failback(&self.node, link, topics).await;
+        let detail = match &r {
+            Ok((t, n)) => format!("re-seeded {t:?}, {n} records discarded"),
+            Err(_) => String::new(),
+        };
+        self.audit_change(
+            ctx,
+            AuditKind::Cluster,
+            "FailbackMirrorLink",
+            ("mirror_link", link),
+            detail,
             r,
         )
     }

@@ -103,6 +103,18 @@ impl Internal for InternalService {
         Ok(Response::new(AppendAuditReply {}))
     }
 
+    /// The mirrored partitions this node leads, with their lag.
+    async fn mirror_status(
+        &self,
+        _request: Request<cairn_proto::internal::MirrorStatusRequest>,
+    ) -> Result<Response<cairn_proto::internal::MirrorStatusReply>, Status> {
+        let partitions = serde_json::to_vec(&self.node.mirrors.local_status())
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(cairn_proto::internal::MirrorStatusReply {
+            partitions,
+        }))
+    }
+
     async fn raft(&self, request: Request<RaftBatch>) -> Result<Response<RaftBatchReply>, Status> {
         let batch = request.into_inner();
         self.node

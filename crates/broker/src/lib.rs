@@ -35,6 +35,7 @@ mod facade;
 mod internal;
 mod lease;
 mod meta_sm;
+mod mirror;
 mod node;
 mod oauth;
 mod ops;
@@ -53,6 +54,7 @@ pub use authn::SaslExchange;
 pub use authn::SaslStep;
 pub use authn::ScramUpsertion;
 pub use authn::UserCredentials;
+pub use cairn_metadata::MirrorLink;
 pub use cairn_metadata::NodeId;
 use cairn_metadata::NodeInfo;
 pub use cairn_partition::FetchResult;
@@ -87,6 +89,7 @@ pub use facade::OffsetToCommit;
 pub use facade::PartitionReader;
 pub use facade::PartitionResults;
 pub use facade::RoleChange;
+pub use mirror::MirrorPartitionStatus;
 use openraft::BasicNode;
 use openraft::Config;
 use openraft::SnapshotPolicy;
@@ -441,6 +444,7 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
         producer_ids: std::sync::Mutex::new(0..0),
         started: std::time::Instant::now(),
         snapshot_inbox: cairn_raft::SnapshotInbox::default(),
+        mirrors: mirror::Mirrors::default(),
     });
 
     let rpc_listener = bind(&config.rpc_addr).await?;
@@ -483,6 +487,7 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
         tokio::spawn(coordinator::commit_loop(node.clone())),
         tokio::spawn(tasks::compaction_loop(node.clone())),
         tokio::spawn(audit::writer_loop(node.clone(), audit_sink)),
+        tokio::spawn(mirror::mirror_loop(node.clone())),
     ];
     if let Some(store) = &tls {
         let weak = Arc::downgrade(&node);

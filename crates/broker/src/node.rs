@@ -71,6 +71,15 @@ pub(crate) enum Proposal {
     RemoveNode {
         node: NodeId,
     },
+    /// A read-only mirror of the link's source topic; replicas chosen by
+    /// the leader as for [`Proposal::CreateTopic`].
+    CreateMirrorTopic {
+        link: String,
+        name: String,
+        partitions: u32,
+        replication_factor: u32,
+        configs: BTreeMap<String, String>,
+    },
 }
 
 /// Leadership and progress of one partition group, as this node knows it.
@@ -123,6 +132,8 @@ pub struct Node {
     pub(crate) snapshot_inbox: cairn_raft::SnapshotInbox,
     /// The audit trail's queue.
     pub(crate) audit: crate::audit::Auditor,
+    /// Mirror links: the pullers this node runs, their status.
+    pub(crate) mirrors: crate::mirror::Mirrors,
 }
 
 /// A metadata refusal of a decommission or removal as the API's error.
@@ -274,6 +285,22 @@ impl Node {
             } => {
                 let assignment = self.assign_new_partitions(partitions, replication_factor)?;
                 Ok(MetaCommand::CreateTopic {
+                    name,
+                    replication_factor,
+                    configs,
+                    assignment,
+                })
+            }
+            Proposal::CreateMirrorTopic {
+                link,
+                name,
+                partitions,
+                replication_factor,
+                configs,
+            } => {
+                let assignment = self.assign_new_partitions(partitions, replication_factor)?;
+                Ok(MetaCommand::CreateMirrorTopic {
+                    link,
                     name,
                     replication_factor,
                     configs,

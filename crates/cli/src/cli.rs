@@ -62,6 +62,108 @@ pub enum Command {
     /// was refused, who touched a sensitive topic, every ACL, user, role
     /// and topic change. Reading it needs READ on the topic __cairn_audit.
     Audit(AuditArgs),
+    /// Mirror links (cross-cluster DR, docs/dr.md): this cluster copies
+    /// topics from a source cluster at the source's offsets; promote them
+    /// to fail over.
+    Mirror(MirrorArgs),
+}
+
+/// `cairn mirror`.
+#[derive(Debug, Args)]
+pub struct MirrorArgs {
+    /// Connection flags (of the target cluster: the one that mirrors).
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+    /// Mirror command.
+    #[command(subcommand)]
+    pub command: MirrorCommand,
+}
+
+/// Mirror commands.
+#[derive(Debug, Subcommand)]
+pub enum MirrorCommand {
+    /// Creates a link: topics of the source matching --topics (and not
+    /// --exclude) become read-only mirror topics here, same partitions,
+    /// offsets and configs.
+    Create {
+        /// The link's name.
+        name: String,
+        /// The source cluster's gRPC addresses (comma-separated).
+        #[arg(long, value_delimiter = ',', required = true)]
+        source: Vec<String>,
+        /// Topic patterns to mirror (`*` matches any run of characters).
+        #[arg(long, value_delimiter = ',', default_value = "*")]
+        topics: Vec<String>,
+        /// Topic patterns never mirrored.
+        #[arg(long, value_delimiter = ',')]
+        exclude: Vec<String>,
+        /// Consumer groups whose committed offsets are copied (patterns).
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        /// Consumer groups never copied (patterns).
+        #[arg(long, value_delimiter = ',')]
+        exclude_groups: Vec<String>,
+        /// Copy the source's ACL bindings too.
+        #[arg(long)]
+        sync_acls: bool,
+        /// CA (PEM file, on every node here) of the source's TLS certificates.
+        #[arg(long)]
+        source_ca: Option<String>,
+        /// Client certificate and key (PEM files on every node) for mTLS to
+        /// the source.
+        #[arg(long, requires = "source_key")]
+        source_cert: Option<String>,
+        #[arg(long, requires = "source_cert")]
+        source_key: Option<String>,
+        /// A file (on every node here) holding the bearer token the link
+        /// presents to the source.
+        #[arg(long)]
+        source_token_file: Option<String>,
+    },
+    /// Lists links and the topics mirroring them.
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// One link: its config, its topics, its last sync failure.
+    Describe {
+        name: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Stops copying (mirror topics stay read-only).
+    Pause { name: String },
+    /// Copies again, from where each mirror topic's log ends.
+    Resume { name: String },
+    /// Deletes a link (refused while topics mirror it).
+    Delete { name: String },
+    /// Per mirrored partition: state, lag in records, bytes and ms.
+    Status {
+        /// Only this link.
+        name: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Failover: makes the link's mirror topics writable and stops
+    /// mirroring them.
+    Promote {
+        name: String,
+        /// Only these topics (comma-separated); default: all of the link's.
+        #[arg(long, value_delimiter = ',')]
+        topics: Vec<String>,
+    },
+    /// Failback by re-seeding: this cluster's copies of the link's topics
+    /// are DELETED and mirrored again from the source (records written
+    /// here that the source does not have are discarded).
+    Failback {
+        name: String,
+        /// Only these topics (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        topics: Vec<String>,
+        /// Confirms that this cluster's copies are to be deleted.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// `cairn audit`.

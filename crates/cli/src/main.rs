@@ -14,6 +14,7 @@ mod connect;
 mod consume_cmd;
 mod group_cmd;
 mod logging;
+mod mirror_cmd;
 mod node_cmd;
 mod offset_arg;
 mod output;
@@ -50,6 +51,7 @@ async fn run(cli: Cli) -> Result<()> {
                 Command::User(args) => user_cmd::run(args).await,
                 Command::Role(args) => role_cmd::run(args).await,
                 Command::Audit(args) => audit_cmd::run(args).await,
+                Command::Mirror(args) => mirror_cmd::run(args).await,
                 Command::Bench(args) => bench::run(args).await,
             }
         }

@@ -44,6 +44,7 @@ mod consumer;
 mod error;
 mod fetched;
 mod groups;
+mod mirror;
 mod offset_spec;
 mod outcome;
 mod owned_record;

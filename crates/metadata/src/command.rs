@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::groups::GroupCommit;
 use crate::groups::GroupError;
 use crate::groups::GroupMeta;
+use crate::mirror::MirrorLink;
 use crate::state::AclEntry;
 use crate::state::CommittedOffset;
 use crate::state::NodeId;
@@ -146,6 +147,33 @@ pub enum MetaCommand {
         role: String,
         principal: String,
     },
+    /// Creates or replaces a mirror link (pause and resume replace it).
+    /// Appended last.
+    PutMirrorLink(MirrorLink),
+    /// Deletes a mirror link; refused while topics still mirror it (promote
+    /// or delete them first). Appended last.
+    DeleteMirrorLink {
+        name: String,
+    },
+    /// Creates a topic as a read-only mirror of the link's source topic of
+    /// the same name, with the source's partition count and configs; the
+    /// replicas are chosen by the proposer. Refused for an unknown link.
+    /// Appended last.
+    CreateMirrorTopic {
+        link: String,
+        name: String,
+        replication_factor: u32,
+        configs: BTreeMap<String, String>,
+        assignment: Vec<Vec<NodeId>>,
+    },
+    /// `link: None` promotes the topics (they become writable and are no
+    /// longer mirrored); `Some(link)` makes existing topics mirrors of the
+    /// link (failback). All or nothing: refused if a topic or the link is
+    /// unknown. Appended last.
+    SetMirrorTopics {
+        topics: Vec<String>,
+        link: Option<String>,
+    },
 }
 
 /// New replicas for one partition (preferred leader first).
@@ -200,4 +228,9 @@ pub enum MetaError {
     UnknownUser(String),
     #[error("role {0:?} does not exist")]
     UnknownRole(String),
+    #[error("mirror link {0:?} does not exist")]
+    UnknownMirrorLink(String),
+    /// A link still mirrored by topics cannot be deleted.
+    #[error("{0}")]
+    MirrorLinkInUse(String),
 }

@@ -14,13 +14,16 @@
 //!   ├── users                 name -> SCRAM mechanism -> salted credential
 //!   ├── roles                 name -> ACL bindings, member principals
 //!   ├── group_offsets         consumer group -> topic -> partition -> offset
-//!   └── groups                consumer group -> generation, members, assignments
+//!   ├── groups                consumer group -> generation, members, assignments
+//!   ├── mirror_links          name -> source cluster, what it copies, paused
+//!   └── mirror_topics         topic -> the link it mirrors (read-only until promoted)
 //! ```
 
 mod assignment;
 mod command;
 mod config;
 mod groups;
+mod mirror;
 mod state;
 
 pub use assignment::assign_replicas;
@@ -40,6 +43,8 @@ pub use groups::GroupError;
 pub use groups::GroupMember;
 pub use groups::GroupMeta;
 pub use groups::GroupPhase;
+pub use mirror::glob_match;
+pub use mirror::MirrorLink;
 pub use state::AclEntry;
 pub use state::CommittedOffset;
 pub use state::GroupId;

@@ -12,6 +12,7 @@ use crate::groups::check_commit;
 use crate::groups::GroupCommit;
 use crate::groups::GroupError;
 use crate::groups::GroupMeta;
+use crate::mirror::MirrorLink;
 
 /// A node's id: unique in a cluster, chosen by the operator, never 0.
 pub type NodeId = u64;
@@ -138,6 +139,28 @@ pub struct MetadataState {
     /// Roles by name.
     #[serde(default)]
     pub roles: BTreeMap<String, Role>,
+    /// Mirror links by name.
+    #[serde(default)]
+    pub mirror_links: BTreeMap<String, MirrorLink>,
+    /// Topics that are read-only mirrors -> the link they mirror.
+    #[serde(default)]
+    pub mirror_topics: BTreeMap<String, String>,
+}
+
+/// Where a new cluster's producer ids start: a range of 2^32 ids chosen by
+/// the cluster id. A mirror copies the source's idempotent-producer state
+/// with its batches (so that a producer failing over does not write a
+/// mirrored batch twice); clusters that hand out the same ids would make a
+/// new producer here look like a stale one of the source's. Two clusters
+/// share a range with probability 2^-30.
+pub fn producer_id_base(cluster_id: &str) -> i64 {
+    // FNV-1a: stable across versions and platforms (not std's hasher).
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in cluster_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (((h >> 34) as i64) + 1) << 32
 }
 
 impl MetadataState {
@@ -146,6 +169,9 @@ impl MetadataState {
         match cmd {
             MetaCommand::InitCluster { cluster_id } => match &self.cluster_id {
                 None => {
+                    if self.next_producer_id == 0 {
+                        self.next_producer_id = producer_id_base(&cluster_id);
+                    }
                     self.cluster_id = Some(cluster_id);
                     MetaResponse::Ok
                 }
@@ -172,7 +198,10 @@ impl MetadataState {
                 assignment,
             } => self.create_topic(name, replication_factor, configs, assignment),
             MetaCommand::DeleteTopic { name } => match self.topics.remove(&name) {
-                Some(_) => MetaResponse::Ok,
+                Some(_) => {
+                    self.mirror_topics.remove(&name);
+                    MetaResponse::Ok
+                }
                 None => MetaResponse::Error(MetaError::UnknownTopic(name)),
             },
             MetaCommand::ReassignPartition {
@@ -321,6 +350,65 @@ impl MetadataState {
                 }
                 None => MetaResponse::Error(MetaError::UnknownRole(role)),
             },
+            MetaCommand::PutMirrorLink(link) => match link.validate() {
+                Ok(()) => {
+                    self.mirror_links.insert(link.name.clone(), link);
+                    MetaResponse::Ok
+                }
+                Err(why) => MetaResponse::Error(MetaError::InvalidArgument(why)),
+            },
+            MetaCommand::DeleteMirrorLink { name } => {
+                if !self.mirror_links.contains_key(&name) {
+                    return MetaResponse::Error(MetaError::UnknownMirrorLink(name));
+                }
+                let topics: Vec<&String> = self
+                    .mirror_topics
+                    .iter()
+                    .filter(|(_, l)| **l == name)
+                    .map(|(t, _)| t)
+                    .collect();
+                if !topics.is_empty() {
+                    return MetaResponse::Error(MetaError::MirrorLinkInUse(format!(
+                        "mirror link {name:?} is still mirrored by {topics:?}: promote or delete them first"
+                    )));
+                }
+                self.mirror_links.remove(&name);
+                MetaResponse::Ok
+            }
+            MetaCommand::CreateMirrorTopic {
+                link,
+                name,
+                replication_factor,
+                configs,
+                assignment,
+            } => {
+                if !self.mirror_links.contains_key(&link) {
+                    return MetaResponse::Error(MetaError::UnknownMirrorLink(link));
+                }
+                let created =
+                    self.create_topic(name.clone(), replication_factor, configs, assignment);
+                if matches!(created, MetaResponse::TopicCreated(_)) {
+                    self.mirror_topics.insert(name, link);
+                }
+                created
+            }
+            MetaCommand::SetMirrorTopics { topics, link } => {
+                if let Some(l) = &link {
+                    if !self.mirror_links.contains_key(l) {
+                        return MetaResponse::Error(MetaError::UnknownMirrorLink(l.clone()));
+                    }
+                }
+                if let Some(t) = topics.iter().find(|t| !self.topics.contains_key(*t)) {
+                    return MetaResponse::Error(MetaError::UnknownTopic(t.clone()));
+                }
+                for t in topics {
+                    match &link {
+                        Some(l) => self.mirror_topics.insert(t, l.clone()),
+                        None => self.mirror_topics.remove(&t),
+                    };
+                }
+                MetaResponse::Ok
+            }
             MetaCommand::RevokeRole { role, principal } => match self.roles.get_mut(&role) {
                 Some(r) => {
                     r.members.remove(&principal);
@@ -1064,6 +1152,18 @@ mod tests {
         let b = s.apply(MetaCommand::AllocateProducerIds { count: 10 });
         assert_eq!(a, MetaResponse::ProducerIds { first: 0 });
         assert_eq!(b, MetaResponse::ProducerIds { first: 100 });
+        // A new cluster starts at a base of its own, from its id.
+        let mut c = MetadataState::default();
+        c.apply(MetaCommand::InitCluster {
+            cluster_id: "c1".into(),
+        });
+        let base = producer_id_base("c1");
+        assert!(base >= 1 << 32 && base % (1 << 32) == 0, "{base}");
+        assert_ne!(base, producer_id_base("c2"));
+        assert_eq!(
+            c.apply(MetaCommand::AllocateProducerIds { count: 5 }),
+            MetaResponse::ProducerIds { first: base }
+        );
         // A state saved before producer ids existed starts them at 0.
         let mut json: serde_json::Value = serde_json::to_value(&s).unwrap();
         json.as_object_mut().unwrap().remove("next_producer_id");
@@ -1304,6 +1404,76 @@ mod tests {
         v.as_object_mut().unwrap().remove("users");
         let old: MetadataState = serde_json::from_value(v).unwrap();
         assert!(old.users.is_empty());
+    }
+
+    /// Mirror links and mirror topics: stored encodings, and what apply
+    /// allows (a link in use is not deleted; promotion is all or nothing).
+    #[test]
+    fn mirror_links_and_topics() {
+        let link = MirrorLink {
+            name: "dr".into(),
+            source_bootstrap: vec!["a:7070".into()],
+            topics_include: vec!["*".into()],
+            ..MirrorLink::default()
+        };
+        let golden = r#"{"PutMirrorLink":{"name":"dr","source_bootstrap":["a:7070"],"topics_include":["*"],"topics_exclude":[],"groups_include":[],"groups_exclude":[],"sync_acls":false,"tls_ca_file":null,"token_file":null,"tls_cert_file":null,"tls_key_file":null,"paused":false}}"#;
+        let put = MetaCommand::PutMirrorLink(link.clone());
+        assert_eq!(serde_json::to_string(&put).unwrap(), golden);
+        assert_eq!(serde_json::from_str::<MetaCommand>(golden).unwrap(), put);
+        let create = MetaCommand::CreateMirrorTopic {
+            link: "dr".into(),
+            name: "orders".into(),
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+            assignment: vec![vec![1]],
+        };
+        assert_eq!(
+            serde_json::to_string(&create).unwrap(),
+            r#"{"CreateMirrorTopic":{"link":"dr","name":"orders","replication_factor":1,"configs":{},"assignment":[[1]]}}"#
+        );
+        let promote = MetaCommand::SetMirrorTopics {
+            topics: vec!["orders".into()],
+            link: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&promote).unwrap(),
+            r#"{"SetMirrorTopics":{"topics":["orders"],"link":null}}"#
+        );
+
+        let mut s = MetadataState::default();
+        s.apply(MetaCommand::RegisterNode(node(1)));
+        assert_eq!(
+            s.apply(create.clone()),
+            MetaResponse::Error(MetaError::UnknownMirrorLink("dr".into()))
+        );
+        assert_eq!(s.apply(put), MetaResponse::Ok);
+        assert!(matches!(s.apply(create), MetaResponse::TopicCreated(_)));
+        assert_eq!(s.mirror_topics.get("orders"), Some(&"dr".to_string()));
+        assert!(matches!(
+            s.apply(MetaCommand::DeleteMirrorLink { name: "dr".into() }),
+            MetaResponse::Error(MetaError::MirrorLinkInUse(_))
+        ));
+        // One unknown topic refuses the whole promotion.
+        assert_eq!(
+            s.apply(MetaCommand::SetMirrorTopics {
+                topics: vec!["orders".into(), "nope".into()],
+                link: None,
+            }),
+            MetaResponse::Error(MetaError::UnknownTopic("nope".into()))
+        );
+        assert!(s.mirror_topics.contains_key("orders"));
+        assert_eq!(s.apply(promote), MetaResponse::Ok);
+        assert!(s.mirror_topics.is_empty());
+        assert_eq!(
+            s.apply(MetaCommand::DeleteMirrorLink { name: "dr".into() }),
+            MetaResponse::Ok
+        );
+        // A state saved before mirrors existed has none.
+        let mut v = serde_json::to_value(MetadataState::default()).unwrap();
+        v.as_object_mut().unwrap().remove("mirror_links");
+        v.as_object_mut().unwrap().remove("mirror_topics");
+        let old: MetadataState = serde_json::from_value(v).unwrap();
+        assert!(old.mirror_links.is_empty() && old.mirror_topics.is_empty());
     }
 
     #[test]

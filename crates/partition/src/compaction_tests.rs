@@ -173,6 +173,7 @@ impl Harness {
                     append_time_ms: max_ts,
                     producer_id_expiration_ms: 86_400_000,
                 }),
+                mirror: None,
             }),
         );
         self.next_index += 1;

@@ -612,7 +612,9 @@ impl PartitionStateMachine {
             return Ok(());
         }
         let row = IndexEntry {
-            base_offset: next,
+            // Mirrored batches keep their source offsets (a gap before
+            // them stays a gap).
+            base_offset: cmd.mirror.map_or(next, |at| at.base_offset),
             raft_index,
             record_count: cmd.record_count,
             max_timestamp_ms: cmd.max_timestamp_ms,
@@ -834,8 +836,34 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
                     }
                     // Unstamped (older) entries: the clock as it is.
                     let at_ms = self.meta.producer_clock_ms;
+                    if let Some(at) = cmd.mirror {
+                        // Mirrored batches go where the source has them, and
+                        // only onto the log their puller saw: never over
+                        // what is here, never past a gap the source does not
+                        // have.
+                        if at.log_end != self.meta.next_offset || at.base_offset < at.log_end {
+                            batch.put(self.group, &reject_key(entry.log_id.index), &[]);
+                            break 'produce Response::MirrorMismatch {
+                                next_offset: self.meta.next_offset,
+                            };
+                        }
+                        if self.meta.log_start == self.meta.next_offset {
+                            // Nothing retained: the log starts where the
+                            // source's does.
+                            self.meta.log_start = at.base_offset;
+                        }
+                        self.meta.next_offset = at.base_offset;
+                    }
                     if let Some(pb) = &cmd.producer {
-                        let refused = match self.producers.check(pb) {
+                        // The source judged a mirrored batch already; its
+                        // producer's state is kept so that, once the topic
+                        // is promoted, the producer's retry of a mirrored
+                        // batch is a duplicate here too.
+                        let verdict = match cmd.mirror {
+                            Some(_) => Verdict::Append,
+                            None => self.producers.check(pb),
+                        };
+                        let refused = match verdict {
                             Verdict::Append => None,
                             Verdict::Duplicate { base_offset } => Some(Response::Produce {
                                 base_offset,
@@ -1076,6 +1104,7 @@ mod tests {
 
     use bytes::Bytes;
     use cairn_raft::Entry;
+    use cairn_raft::MirrorAt;
     use cairn_raft::ProduceCommand;
     use cairn_raft::ProducerBatch;
     use cairn_storage::StoreOptions;
@@ -1124,6 +1153,7 @@ mod tests {
                     last_sequence: last,
                 }),
                 stamp: None,
+                mirror: None,
             }),
         )
     }
@@ -1262,6 +1292,7 @@ mod tests {
                     append_time_ms: at_ms,
                     producer_id_expiration_ms: expiration_ms,
                 }),
+                mirror: None,
             }),
         )
     }
@@ -1494,6 +1525,112 @@ mod tests {
         assert_eq!(follower.rows(), leader.rows());
     }
 
+    /// Batches of `records` records (real ones, so reads can patch them)
+    /// mirrored from a source at `base`, by producer 42 with `seq`.
+    fn mirrored(
+        index: u64,
+        log_end: u64,
+        base: u64,
+        records: u32,
+        seq: Option<(i32, i32)>,
+    ) -> Entry {
+        let mut b = cairn_record::RecordBatchBuilder::new();
+        for i in 0..records {
+            b.push(1000 + i64::from(i), None, Some(b"v"), &[]);
+        }
+        Entry::new_normal(
+            log_id(index),
+            Request::Produce(ProduceCommand {
+                records: b.build(),
+                record_count: records,
+                max_timestamp_ms: 1000 + i64::from(records) - 1,
+                producer: seq.map(|(first, last)| ProducerBatch {
+                    producer_id: 42,
+                    epoch: 0,
+                    first_sequence: first,
+                    last_sequence: last,
+                }),
+                stamp: Some(ProduceStamp {
+                    append_time_ms: T0,
+                    producer_id_expiration_ms: HOUR,
+                }),
+                mirror: Some(MirrorAt {
+                    base_offset: base,
+                    log_end,
+                }),
+            }),
+        )
+    }
+
+    /// Mirrored batches land at the source's offsets: the log starts where
+    /// the source's first mirrored batch does, a gap stays a gap (reads
+    /// inside it go on at the next batch), a second copy of a range is
+    /// refused, and a follower replaying them after a snapshot numbers them
+    /// the same.
+    #[tokio::test]
+    async fn mirrored_batches_keep_their_source_offsets() {
+        let mut r = open_replica();
+        let entries = vec![
+            membership(1, &[1, 2, 3]),
+            mirrored(2, 0, 100, 3, Some((0, 2))),
+            // The same range again (a new leader pulled it too): refused.
+            mirrored(3, 0, 100, 3, Some((0, 2))),
+            // A pull that saw the log end elsewhere: refused.
+            mirrored(4, 101, 103, 3, None),
+            // A gap: the source trimmed 103..110 before it was mirrored.
+            mirrored(5, 103, 110, 2, Some((3, 4))),
+        ];
+        r.append_and_apply(entries.clone()).await;
+        assert_eq!(r.log.log_start(), 100);
+        assert_eq!(r.log.high_watermark(), 112);
+        let bases: Vec<u64> = r.rows().iter().map(|e| e.base_offset).collect();
+        assert_eq!(bases, vec![100, 110]);
+        assert!(matches!(
+            r.log.read(0, 1 << 20, FirstBatch::Whole).await,
+            Err(ReadError::OffsetOutOfRange { .. })
+        ));
+        assert_eq!(
+            read(&r, 100, 1 << 20, FirstBatch::Whole).await.0,
+            vec![100, 110]
+        );
+        let (bases, _, next) = read(&r, 104, 1 << 20, FirstBatch::Whole).await;
+        assert_eq!((bases, next), (vec![110], 112));
+
+        // The mirrored producer's state is kept: its retry of the last
+        // mirrored batch, produced here after a promotion, is a duplicate;
+        // its next batch follows on.
+        let retry = produce(6, 2, 2000, Some((3, 4)));
+        r.append_and_apply(vec![retry]).await;
+        assert_eq!(r.log.high_watermark(), 112);
+        r.append_and_apply(vec![produce(7, 2, 2001, Some((5, 6)))])
+            .await;
+        assert_eq!(r.log.high_watermark(), 114);
+
+        // Survives a restart.
+        r.restart();
+        assert_eq!((r.log.log_start(), r.log.high_watermark()), (100, 114));
+
+        // A follower that gets a snapshot cut after entry 2 replays 3..=7
+        // to the same rows.
+        r.append_and_apply(vec![trim(8, 110)]).await;
+        let snap = r.snapshot().await;
+        let mut follower = open_replica();
+        follower
+            .sm
+            .install_snapshot(&snap.meta, snap.snapshot)
+            .await
+            .unwrap();
+        let cut = snap.meta.last_log_id.unwrap().index as usize;
+        let mut rest: Vec<Entry> = entries[cut..].to_vec();
+        rest.push(produce(6, 2, 2000, Some((3, 4))));
+        rest.push(produce(7, 2, 2001, Some((5, 6))));
+        rest.push(trim(8, 110));
+        follower.append(rest.clone()).await;
+        follower.apply(rest).await;
+        assert_eq!(follower.rows(), r.rows());
+        assert_eq!(follower.log.high_watermark(), 114);
+    }
+
     /// `n` produce entries of 10 records (entries 2..=n+1), plain and
     /// idempotent in turn, but for a retry of the producer's last batch at
     /// the 100th and the 200th (duplicates, appending nothing).
@@ -1650,6 +1787,7 @@ mod tests {
                 max_timestamp_ms: 1000,
                 producer: None,
                 stamp: None,
+                mirror: None,
             }),
         );
         (entry, records)

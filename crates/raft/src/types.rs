@@ -55,6 +55,9 @@ enum StoredRequest {
     },
     /// A produce stamped by its leader.
     StampedProduce(StoredProduce, ProduceStamp),
+    /// Batches copied from a mirror link's source partition, at the source's
+    /// offsets.
+    MirroredProduce(StoredProduce, ProduceStamp, MirrorAt),
 }
 
 /// The fields of a [`ProduceCommand`] but its stamp, in their stored order.
@@ -74,6 +77,7 @@ enum StoredRequestRef<'a> {
     Produce(StoredProduceRef<'a>),
     Trim { log_start: u64 },
     StampedProduce(StoredProduceRef<'a>, &'a ProduceStamp),
+    MirroredProduce(StoredProduceRef<'a>, &'a ProduceStamp, &'a MirrorAt),
 }
 
 /// [`StoredProduce`], borrowed.
@@ -97,9 +101,10 @@ impl Serialize for Request {
                     max_timestamp_ms: p.max_timestamp_ms,
                     producer: p.producer,
                 };
-                match &p.stamp {
-                    None => StoredRequestRef::Produce(fields),
-                    Some(stamp) => StoredRequestRef::StampedProduce(fields, stamp),
+                match (&p.stamp, &p.mirror) {
+                    (None, _) => StoredRequestRef::Produce(fields),
+                    (Some(stamp), None) => StoredRequestRef::StampedProduce(fields, stamp),
+                    (Some(stamp), Some(at)) => StoredRequestRef::MirroredProduce(fields, stamp, at),
                 }
             }
             Request::Trim { log_start } => StoredRequestRef::Trim {
@@ -112,18 +117,24 @@ impl Serialize for Request {
 
 impl From<StoredRequest> for Request {
     fn from(r: StoredRequest) -> Request {
-        let produce = |p: StoredProduce, stamp: Option<ProduceStamp>| ProduceCommand {
+        let produce = |p: StoredProduce, stamp: Option<ProduceStamp>, mirror| ProduceCommand {
             records: p.records,
             record_count: p.record_count,
             max_timestamp_ms: p.max_timestamp_ms,
             producer: p.producer,
             stamp,
+            mirror,
         };
         match r {
             StoredRequest::Meta(m) => Request::Meta(m),
-            StoredRequest::Produce(p) => Request::Produce(produce(p, None)),
+            StoredRequest::Produce(p) => Request::Produce(produce(p, None, None)),
             StoredRequest::Trim { log_start } => Request::Trim { log_start },
-            StoredRequest::StampedProduce(p, stamp) => Request::Produce(produce(p, Some(stamp))),
+            StoredRequest::StampedProduce(p, stamp) => {
+                Request::Produce(produce(p, Some(stamp), None))
+            }
+            StoredRequest::MirroredProduce(p, stamp, at) => {
+                Request::Produce(produce(p, Some(stamp), Some(at)))
+            }
         }
     }
 }
@@ -133,12 +144,21 @@ impl std::fmt::Display for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Request::Meta(cmd) => write!(f, "meta:{}", meta_command_name(cmd)),
-            Request::Produce(p) => write!(
-                f,
-                "produce:{}records/{}bytes",
-                p.record_count,
-                p.records.len()
-            ),
+            Request::Produce(p) => match &p.mirror {
+                None => write!(
+                    f,
+                    "produce:{}records/{}bytes",
+                    p.record_count,
+                    p.records.len()
+                ),
+                Some(at) => write!(
+                    f,
+                    "mirror:{}records/{}bytes@{}",
+                    p.record_count,
+                    p.records.len(),
+                    at.base_offset
+                ),
+            },
             Request::Trim { log_start } => write!(f, "trim:{log_start}"),
         }
     }
@@ -170,6 +190,10 @@ fn meta_command_name(cmd: &MetaCommand) -> &'static str {
         MetaCommand::DeleteRole { .. } => "delete_role",
         MetaCommand::GrantRole { .. } => "grant_role",
         MetaCommand::RevokeRole { .. } => "revoke_role",
+        MetaCommand::PutMirrorLink(_) => "put_mirror_link",
+        MetaCommand::DeleteMirrorLink { .. } => "delete_mirror_link",
+        MetaCommand::CreateMirrorTopic { .. } => "create_mirror_topic",
+        MetaCommand::SetMirrorTopics { .. } => "set_mirror_topics",
     }
 }
 
@@ -190,6 +214,25 @@ pub struct ProduceCommand {
     /// The leader's time and the topic's producer expiration; `None` in
     /// entries written before producer expiry.
     pub stamp: Option<ProduceStamp>,
+    /// Mirrored batches (a mirror link's copy of its source partition):
+    /// where they go. `None`: an ordinary produce, numbered from the
+    /// partition's next offset.
+    pub mirror: Option<MirrorAt>,
+}
+
+/// Where mirrored batches go: at the source's offsets, and only onto the log
+/// their puller saw, so that two pulls of one range never both land and a
+/// pull that lost its place never opens a gap.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MirrorAt {
+    /// The source's base offset of the first batch; the batches are
+    /// offset-contiguous from it.
+    pub base_offset: u64,
+    /// The partition's next offset the puller saw: the entry is refused
+    /// (appends nothing) unless the partition ends exactly there when it is
+    /// applied. `base_offset > log_end` is a gap the source has (its
+    /// retention deleted what was never copied): it stays a gap.
+    pub log_end: u64,
 }
 
 /// What the leader adds to a produce so that every replica expires
@@ -223,6 +266,7 @@ impl std::fmt::Debug for ProduceCommand {
             .field("bytes", &self.records.len())
             .field("record_count", &self.record_count)
             .field("stamp", &self.stamp)
+            .field("mirror", &self.mirror)
             .finish()
     }
 }
@@ -258,6 +302,12 @@ pub enum Response {
         epoch: i16,
         current: i16,
     },
+    /// Mirrored batches for a log that does not end where their puller saw
+    /// it end (another pull won the race, or an earlier entry of the same
+    /// pull was not appended): nothing was written.
+    MirrorMismatch {
+        next_offset: u64,
+    },
 }
 
 pub type Raft<SM> = openraft::Raft<TypeConfig, SM>;
@@ -279,6 +329,10 @@ mod tests {
     }
 
     fn produce(stamp: Option<ProduceStamp>) -> Request {
+        produce_at(stamp, None)
+    }
+
+    fn produce_at(stamp: Option<ProduceStamp>, mirror: Option<MirrorAt>) -> Request {
         Request::Produce(ProduceCommand {
             records: Bytes::from_static(b"abc"),
             record_count: 3,
@@ -290,6 +344,7 @@ mod tests {
                 last_sequence: 12,
             }),
             stamp,
+            mirror,
         })
     }
 
@@ -315,6 +370,21 @@ mod tests {
                     producer_id_expiration_ms: 86_400_000,
                 })),
                 "030361626303fd00d0ca9f170300000154021418fdf6d0ca9f17030000fc00b84c0a",
+            ),
+            // The mirrored produce, variant 4: a stamped produce, then where
+            // it goes.
+            (
+                produce_at(
+                    Some(ProduceStamp {
+                        append_time_ms: 1_700_000_000_123,
+                        producer_id_expiration_ms: 86_400_000,
+                    }),
+                    Some(MirrorAt {
+                        base_offset: 70_000,
+                        log_end: 69_990,
+                    }),
+                ),
+                "040361626303fd00d0ca9f170300000154021418fdf6d0ca9f17030000fc00b84c0afc70110100fc66110100",
             ),
         ];
         for (request, stored) in cases {

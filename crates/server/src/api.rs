@@ -853,4 +853,157 @@ impl Cairn for CairnService {
             .collect();
         Ok(Response::new(ListRolesResponse { roles }))
     }
+
+    async fn create_mirror_link(
+        &self,
+        request: Request<CreateMirrorLinkRequest>,
+    ) -> Result<Response<CreateMirrorLinkResponse>, Status> {
+        let ctx = self.ctx(&request)?;
+        let link = request
+            .into_inner()
+            .link
+            .ok_or_else(|| Status::invalid_argument("the request names no link"))?;
+        self.broker
+            .create_mirror_link(&ctx, mirror_link_from(link))
+            .await?;
+        Ok(Response::new(CreateMirrorLinkResponse {}))
+    }
+
+    async fn list_mirror_links(
+        &self,
+        request: Request<ListMirrorLinksRequest>,
+    ) -> Result<Response<ListMirrorLinksResponse>, Status> {
+        let ctx = self.ctx(&request)?;
+        let links = self
+            .broker
+            .describe_mirror_links(&ctx)?
+            .into_iter()
+            .map(|(link, topics, sync_error)| MirrorLinkDescription {
+                link: Some(mirror_link_to(link)),
+                topics,
+                sync_error,
+            })
+            .collect();
+        Ok(Response::new(ListMirrorLinksResponse { links }))
+    }
+
+    async fn alter_mirror_link(
+        &self,
+        request: Request<AlterMirrorLinkRequest>,
+    ) -> Result<Response<AlterMirrorLinkResponse>, Status> {
+        let ctx = self.ctx(&request)?;
+        let req = request.into_inner();
+        self.broker
+            .pause_mirror_link(&ctx, &req.name, req.paused)
+            .await?;
+        Ok(Response::new(AlterMirrorLinkResponse {}))
+    }
+
+    async fn delete_mirror_link(
+        &self,
+        request: Request<DeleteMirrorLinkRequest>,
+    ) -> Result<Response<DeleteMirrorLinkResponse>, Status> {
+        let ctx = self.ctx(&request)?;
+        let req = request.into_inner();
+        self.broker.delete_mirror_link(&ctx, &req.name).await?;
+        Ok(Response::new(DeleteMirrorLinkResponse {}))
+    }
+
+    async fn mirror_status(
+        &self,
+        request: Request<MirrorStatusRequest>,
+    ) -> Result<Response<MirrorStatusResponse>, Status> {
+        let ctx = self.ctx(&request)?;
+        let req = request.into_inner();
+        let link = (!req.link.is_empty()).then_some(req.link.as_str());
+        let partitions = self
+            .broker
+            .mirror_status(&ctx, link)
+            .await?
+            .into_iter()
+            .map(|s| MirrorPartitionState {
+                link: s.link,
+                topic: s.topic,
+                partition: s.partition,
+                node: s.node,
+                state: s.state,
+                error: s.error,
+                source_log_start: s.source_log_start,
+                source_high_watermark: s.source_high_watermark,
+                high_watermark: s.high_watermark,
+                lag_records: s.lag_records,
+                lag_bytes: s.lag_bytes,
+                lag_ms: s.lag_ms,
+                replication_latency_ms: s.replication_latency_ms,
+                records_mirrored: s.records_mirrored,
+                bytes_mirrored: s.bytes_mirrored,
+                records_skipped: s.records_skipped,
+                updated_ms: s.updated_ms,
+            })
+            .collect();
+        Ok(Response::new(MirrorStatusResponse { partitions }))
+    }
+
+    async fn promote_mirror_topics(
+        &self,
+        request: Request<PromoteMirrorTopicsRequest>,
+    ) -> Result<Response<PromoteMirrorTopicsResponse>, Status> {
+        let ctx = self.ctx(&request)?;
+        let req = request.into_inner();
+        let promoted = self
+            .broker
+            .promote_mirror_topics(&ctx, &req.link, &req.topics)
+            .await?;
+        Ok(Response::new(PromoteMirrorTopicsResponse { promoted }))
+    }
+
+    async fn failback_mirror_link(
+        &self,
+        request: Request<FailbackMirrorLinkRequest>,
+    ) -> Result<Response<FailbackMirrorLinkResponse>, Status> {
+        let ctx = self.ctx(&request)?;
+        let req = request.into_inner();
+        let (reseeded, records_discarded) = self
+            .broker
+            .failback_mirror_link(&ctx, &req.link, &req.topics)
+            .await?;
+        Ok(Response::new(FailbackMirrorLinkResponse {
+            reseeded,
+            records_discarded,
+        }))
+    }
+}
+
+fn mirror_link_from(l: MirrorLinkConfig) -> cairn_broker::MirrorLink {
+    cairn_broker::MirrorLink {
+        name: l.name,
+        source_bootstrap: l.source_bootstrap,
+        topics_include: l.topics_include,
+        topics_exclude: l.topics_exclude,
+        groups_include: l.groups_include,
+        groups_exclude: l.groups_exclude,
+        sync_acls: l.sync_acls,
+        tls_ca_file: l.tls_ca_file,
+        token_file: l.token_file,
+        tls_cert_file: l.tls_cert_file,
+        tls_key_file: l.tls_key_file,
+        paused: l.paused,
+    }
+}
+
+fn mirror_link_to(l: cairn_broker::MirrorLink) -> MirrorLinkConfig {
+    MirrorLinkConfig {
+        name: l.name,
+        source_bootstrap: l.source_bootstrap,
+        topics_include: l.topics_include,
+        topics_exclude: l.topics_exclude,
+        groups_include: l.groups_include,
+        groups_exclude: l.groups_exclude,
+        sync_acls: l.sync_acls,
+        tls_ca_file: l.tls_ca_file,
+        token_file: l.token_file,
+        tls_cert_file: l.tls_cert_file,
+        tls_key_file: l.tls_key_file,
+        paused: l.paused,
+    }
 }

@@ -8,6 +8,7 @@
 //!   kafka/*.rs ────────┘
 //! ```
 
+pub(crate) mod mirror;
 mod nodes;
 mod produce;
 mod read;

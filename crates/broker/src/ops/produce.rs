@@ -151,6 +151,15 @@ pub(crate) async fn produce(
     timeout_ms: u64,
 ) -> Result<Produced, ApiError> {
     let (topic, replica) = partition_leader(node, topic_name, partition)?;
+    if let Some(link) = node
+        .meta_view
+        .read(|s| s.mirror_topics.get(topic_name).cloned())
+    {
+        return Err(ApiError::MirrorTopicReadOnly {
+            topic: topic_name.to_string(),
+            link,
+        });
+    }
     let max = TopicConfig::MaxMessageBytes.int_in(&topic.configs).max(1) as u64;
     let compacted = crate::tasks::is_compacted(TopicConfig::CleanupPolicy.value_in(&topic.configs));
     let Validated {
@@ -171,6 +180,7 @@ pub(crate) async fn produce(
                 &topic.configs,
             ),
         }),
+        mirror: None,
     });
     let what = format!("{topic_name}/{partition}");
     require_lease(&replica, topic_name, partition).await?;

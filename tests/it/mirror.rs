@@ -1,0 +1,335 @@
+//! Mirror links between two real clusters (issue 14): offsets, batches and
+//! records identical on both sides, nothing lost or doubled when the
+//! target's or the source's leader is killed mid-stream, read-only until
+//! promoted, group offsets copied, failback by re-seeding.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use std::time::Instant;
+
+use anyhow::bail;
+use anyhow::Context;
+use anyhow::Result;
+use bytes::Bytes;
+use cairn_client::proto::MirrorLinkConfig;
+use cairn_client::Acks;
+use cairn_client::Client;
+use cairn_client::ErrorCode;
+use cairn_client::OwnedRecord;
+
+use crate::cluster::cairn_bin;
+use crate::cluster::TestCluster;
+
+const TOPIC: &str = "orders";
+const PARTITIONS: u32 = 2;
+
+fn link(name: &str, source: &TestCluster) -> MirrorLinkConfig {
+    MirrorLinkConfig {
+        name: name.into(),
+        source_bootstrap: source.bootstrap(),
+        topics_include: vec!["orders*".into()],
+        groups_include: vec!["billing".into()],
+        ..MirrorLinkConfig::default()
+    }
+}
+
+/// Produces `n` records (keys `prefix-i`) in batches of `per_batch`,
+/// acks=all; answers how many were acknowledged.
+async fn produce(client: &Client, prefix: &str, n: usize, per_batch: usize) -> Result<usize> {
+    let mut acked = 0;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(per_batch) {
+        let records: Vec<OwnedRecord> = chunk
+            .iter()
+            .map(|i| OwnedRecord {
+                partition: Some(*i as u32 % PARTITIONS),
+                key: Some(Bytes::from(format!("{prefix}-{i}"))),
+                value: Some(Bytes::from(format!("value {i} of {prefix}"))),
+                headers: vec![("h".into(), Some(Bytes::from_static(b"x")))],
+                timestamp_ms: Some(1_700_000_000_000 + *i as i64),
+            })
+            .collect();
+        for o in client.produce_records(TOPIC, &records, Acks::All).await? {
+            if o.result.is_ok() {
+                acked += o.record_indices.len();
+            }
+        }
+    }
+    Ok(acked)
+}
+
+/// Every batch of a partition from offset 0: (base offset, offset count,
+/// record count, CRC). The CRC covers everything of a batch but its base
+/// offset and leader epoch: equal CRCs are equal records, timestamps,
+/// keys, values, headers, producer ids and sequences.
+async fn batches(
+    client: &Client,
+    topic: &str,
+    partition: u32,
+) -> Result<Vec<(i64, i64, i32, u32)>> {
+    let hw = client
+        .list_offsets(topic, partition, cairn_client::OffsetSpec::Latest)
+        .await?
+        .offset as u64;
+    let mut out = Vec::new();
+    let mut next = client
+        .list_offsets(topic, partition, cairn_client::OffsetSpec::Earliest)
+        .await?
+        .offset as u64;
+    while next < hw {
+        let resp = client.fetch(topic, partition, next, 1 << 20, 0).await?;
+        for b in cairn_record::split_batches(&resp.records) {
+            let h = cairn_record::RecordBatchHeader::parse(b?)?;
+            if h.base_offset as u64 + h.offset_count() as u64 <= next {
+                continue;
+            }
+            out.push((h.base_offset, h.offset_count(), h.records_count, h.crc));
+            next = (h.base_offset + h.offset_count()) as u64;
+        }
+    }
+    Ok(out)
+}
+
+async fn high_watermarks(client: &Client, topic: &str) -> Result<Vec<u64>> {
+    let mut out = Vec::new();
+    for p in 0..PARTITIONS {
+        out.push(
+            client
+                .list_offsets(topic, p, cairn_client::OffsetSpec::Latest)
+                .await?
+                .offset as u64,
+        );
+    }
+    Ok(out)
+}
+
+/// Waits until the target's partitions end where the source's do.
+async fn wait_mirrored(source: &Client, target: &Client, timeout: Duration) -> Result<Vec<u64>> {
+    let deadline = Instant::now() + timeout;
+    let want = high_watermarks(source, TOPIC).await?;
+    loop {
+        match high_watermarks(target, TOPIC).await {
+            Ok(have) if have == want => return Ok(want),
+            Ok(have) if Instant::now() > deadline => {
+                bail!("the mirror ends at {have:?}, the source at {want:?}")
+            }
+            Err(e) if Instant::now() > deadline => return Err(e),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+async fn leader(client: &Client, partition: usize) -> Result<u64> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(t) = client.describe_topic(TOPIC).await {
+            if let Some(l) = t.partitions.get(partition).and_then(|p| p.leader) {
+                return Ok(l);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("{TOPIC}/{partition} has no leader")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_keeps_the_sources_offsets_through_leader_kills_and_promotes() -> Result<()> {
+    let mut source = TestCluster::start(3).await?;
+    let mut target = TestCluster::start(3).await?;
+    let src = source.client().await?;
+    let dst = target.client().await?;
+    src.create_topic(
+        TOPIC,
+        PARTITIONS,
+        3,
+        HashMap::from([("retention.ms".to_string(), "-1".to_string())]),
+    )
+    .await?;
+    assert_eq!(produce(&src, "a", 400, 20).await?, 400);
+    src.commit_offsets(
+        "billing",
+        vec![cairn_client::proto::OffsetCommit {
+            topic: TOPIC.into(),
+            partition: 0,
+            offset: 123,
+            metadata: "m".into(),
+        }],
+    )
+    .await?;
+
+    dst.create_mirror_link(link("dr", &source)).await?;
+    wait_mirrored(&src, &dst, Duration::from_secs(60))
+        .await
+        .context("first copy")?;
+    // Configs came along; the topic is read-only here.
+    let t = dst.describe_topic(TOPIC).await?;
+    assert_eq!(
+        t.configs.get("retention.ms").map(String::as_str),
+        Some("-1")
+    );
+    let refused = dst
+        .produce_records(
+            TOPIC,
+            &[OwnedRecord {
+                partition: Some(0),
+                value: Some(Bytes::from_static(b"nope")),
+                ..OwnedRecord::default()
+            }],
+            Acks::All,
+        )
+        .await?;
+    let e = refused[0]
+        .result
+        .as_ref()
+        .expect_err("a mirror topic is read-only");
+    assert_eq!(e.code(), Some(ErrorCode::InvalidArgument), "{e}");
+    assert!(e.to_string().contains("read-only mirror"), "{e}");
+
+    // Producers keep writing to the source while the target's leader of
+    // partition 0 and the source's leader of partition 1 are killed -9 and
+    // restarted.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let src = src.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut round = 0;
+            let mut acked = 0;
+            while !stop.load(Ordering::Relaxed) {
+                acked += produce(&src, &format!("b{round}"), 40, 10)
+                    .await
+                    .unwrap_or(0);
+                round += 1;
+            }
+            acked
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t0 = target.node_index(leader(&dst, 0).await?);
+    target.kill(t0)?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    target.start_node(t0)?;
+    let s1 = source.node_index(leader(&src, 1).await?);
+    source.kill(s1)?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    source.start_node(s1)?;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, Ordering::Relaxed);
+    let acked = writer.await?;
+    assert!(acked > 0, "the writer got nothing acknowledged");
+    source.wait_ready(Duration::from_secs(30)).await?;
+    target.wait_ready(Duration::from_secs(30)).await?;
+
+    let ends = wait_mirrored(&src, &dst, Duration::from_secs(60))
+        .await
+        .context("after the kills")?;
+    for p in 0..PARTITIONS {
+        let a = batches(&src, TOPIC, p).await?;
+        let b = batches(&dst, TOPIC, p).await?;
+        assert!(!a.is_empty());
+        assert_eq!(
+            a, b,
+            "partition {p}: the mirror's batches differ from the source's"
+        );
+    }
+
+    // Group offsets were copied (no members here).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let offsets = dst.fetch_offsets("billing").await.unwrap_or_default();
+        if offsets
+            .iter()
+            .any(|o| o.topic == TOPIC && o.partition == 0 && o.offset == 123)
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("group offsets not mirrored: {offsets:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Status, through the CLI, says caught up with no lag.
+    let out = std::process::Command::new(cairn_bin())
+        .args(["mirror", "status", "dr", "--format", "json", "--bootstrap"])
+        .arg(target.bootstrap().join(","))
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let parts = status["partitions"].as_array().context("partitions")?;
+    assert_eq!(parts.len(), PARTITIONS as usize, "{status}");
+    for p in parts {
+        assert_eq!(p["lag_records"], 0, "{status}");
+        assert_eq!(
+            p["high_watermark"].as_u64(),
+            Some(ends[p["partition"].as_u64().unwrap() as usize]),
+            "{status}"
+        );
+    }
+
+    // A link with mirror topics is not deleted; promoted, the topic takes
+    // writes after the source's last offset.
+    let e = dst.delete_mirror_link("dr").await.unwrap_err();
+    assert!(e.to_string().contains("promote or delete"), "{e}");
+    assert_eq!(
+        dst.promote_mirror_topics("dr", &[]).await?,
+        vec![TOPIC.to_string()]
+    );
+    let written = dst
+        .produce_records(
+            TOPIC,
+            &[OwnedRecord {
+                partition: Some(0),
+                value: Some(Bytes::from_static(b"after promotion")),
+                ..OwnedRecord::default()
+            }],
+            Acks::All,
+        )
+        .await?;
+    let base = written[0]
+        .result
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .base_offset;
+    assert_eq!(base, ends[0]);
+    dst.delete_mirror_link("dr").await?;
+    Ok(())
+}
+
+/// Failback: the old primary, back, is re-seeded from the promoted side and
+/// ends with exactly its log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failback_reseeds_the_old_primary_from_the_promoted_side() -> Result<()> {
+    let a = TestCluster::start(1).await?;
+    let b = TestCluster::start(1).await?;
+    let ca = a.client().await?;
+    let cb = b.client().await?;
+    ca.create_topic(TOPIC, PARTITIONS, 1, HashMap::new())
+        .await?;
+    produce(&ca, "a", 100, 10).await?;
+    cb.create_mirror_link(link("from-a", &a)).await?;
+    wait_mirrored(&ca, &cb, Duration::from_secs(60)).await?;
+    // Region A goes on alone for a while (its last writes never reach B),
+    // then B is promoted and written to.
+    cb.pause_mirror_link("from-a", true).await?;
+    produce(&ca, "lost", 10, 5).await?;
+    cb.promote_mirror_topics("from-a", &[]).await?;
+    produce(&cb, "b", 30, 5).await?;
+
+    // A becomes B's mirror: its diverged copy is discarded.
+    ca.create_mirror_link(link("from-b", &b)).await?;
+    let r = ca.failback_mirror_link("from-b", &[]).await?;
+    assert_eq!(r.reseeded, vec![TOPIC.to_string()]);
+    assert_eq!(r.records_discarded, 110);
+    wait_mirrored(&cb, &ca, Duration::from_secs(60)).await?;
+    for p in 0..PARTITIONS {
+        assert_eq!(batches(&cb, TOPIC, p).await?, batches(&ca, TOPIC, p).await?);
+    }
+    Ok(())
+}
