@@ -297,7 +297,7 @@ async fn a_mirror_keeps_the_sources_offsets_through_leader_kills_and_promotes() 
         .as_ref()
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .base_offset;
-    assert_eq!(base, ends[0]);
+    assert_eq!(base as u64, ends[0]);
     dst.delete_mirror_link("dr").await?;
     Ok(())
 }

@@ -111,7 +111,7 @@ impl Internal for InternalService {
         let partitions = serde_json::to_vec(&self.node.mirrors.local_status())
             .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(cairn_proto::internal::MirrorStatusReply {
-            partitions,
+            partitions: partitions.into(),
         }))
     }
 

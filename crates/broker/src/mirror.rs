@@ -179,16 +179,13 @@ fn now_ms() -> i64 {
 /// How a link's client reaches the source: short deadlines (a puller
 /// retries on its own), TLS and a bearer token as the link says.
 fn client_config(link: &MirrorLink) -> Result<ClientConfig, String> {
-    let tls = match &link.tls_ca_file {
-        Some(ca) => Some(TlsSettings {
-            ca_file: ca.into(),
-            identity: match (&link.tls_cert_file, &link.tls_key_file) {
-                (Some(c), Some(k)) => Some((c.into(), k.into())),
-                _ => None,
-            },
-        }),
-        None => None,
-    };
+    let tls = link.tls_ca_file.as_ref().map(|ca| TlsSettings {
+        ca_file: ca.into(),
+        identity: match (&link.tls_cert_file, &link.tls_key_file) {
+            (Some(c), Some(k)) => Some((c.into(), k.into())),
+            _ => None,
+        },
+    });
     let token = match &link.token_file {
         Some(f) => Some(BearerToken(
             std::fs::read_to_string(f)
@@ -437,10 +434,13 @@ async fn pull(me: u64, r: Arc<Replica>, link: MirrorLink, client: Client, status
                 .set(s.replication_latency_ms as f64);
         }
     };
-    let mut backoff = Duration::from_millis(100);
-    let mut fail = |update: &dyn Fn(&mut dyn FnMut(&mut MirrorPartitionStatus)),
-                    state: &str,
-                    error: String| {
+    // Milliseconds (an atomic: the pull task must be Send).
+    let backoff = std::sync::atomic::AtomicU64::new(100);
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
+    #[allow(clippy::type_complexity)]
+    let fail = |update: &dyn Fn(&mut dyn FnMut(&mut MirrorPartitionStatus)),
+                state: &str,
+                error: String| {
         tracing::debug!(link = %link.name, topic = %r.topic, partition = r.partition, %error, "mirror pull failed");
         metrics::counter!("cairn_mirror_pull_errors_total", "link" => link.name.clone())
             .increment(1);
@@ -449,8 +449,8 @@ async fn pull(me: u64, r: Arc<Replica>, link: MirrorLink, client: Client, status
             s.state = state.clone();
             s.error = error.clone();
         });
-        let wait = backoff;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        let wait = Duration::from_millis(backoff.load(relaxed));
+        backoff.store((wait * 2).min(MAX_BACKOFF).as_millis() as u64, relaxed);
         wait
     };
     // Where the source's log starts, when it deleted records this side has
@@ -615,7 +615,7 @@ async fn pull(me: u64, r: Arc<Replica>, link: MirrorLink, client: Client, status
             });
         }
         match failure {
-            None => backoff = Duration::from_millis(100),
+            None => backoff.store(100, relaxed),
             Some(e) if records > 0 => {
                 tracing::debug!(link = %link.name, topic = %r.topic, partition = r.partition, error = %e, "mirror pull partly appended");
             }
@@ -863,7 +863,8 @@ mod tests {
         all.extend(batch(20, 1, Some((7, 4))));
         let all = Bytes::from(all);
         let r = runs(&all, 0).unwrap();
-        let shape: Vec<(u64, u32, Option<(i32, i32)>)> = r
+        type Shape = (u64, u32, Option<(i32, i32)>);
+        let shape: Vec<Shape> = r
             .iter()
             .map(|r| {
                 (

@@ -83,6 +83,9 @@ pub(crate) fn list_links(node: &Node) -> Vec<(MirrorLink, Vec<String>, String)> 
     })
 }
 
+/// A mirror topic, its link, and its partitions' Raft groups.
+type MirrorTopicGroups = (String, String, Vec<(u32, u64)>);
+
 /// Every partition of every mirror topic (of `link`, or of all links): as
 /// its leader reports it, else `paused` or `no-leader`.
 pub(crate) async fn status(
@@ -94,7 +97,7 @@ pub(crate) async fn status(
     }
     let reported = crate::mirror::cluster_status(node).await;
     let (topics, links) = node.meta_view.read(|s| {
-        let topics: Vec<(String, String, Vec<(u32, u64)>)> = s
+        let topics: Vec<MirrorTopicGroups> = s
             .mirror_topics
             .iter()
             .filter(|(_, l)| link.is_none_or(|want| want == l.as_str()))
