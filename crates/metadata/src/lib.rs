@@ -48,6 +48,7 @@ pub use mirror::MirrorLink;
 pub use state::AclEntry;
 pub use state::CommittedOffset;
 pub use state::GroupId;
+pub use state::producer_id_base;
 pub use state::MetadataState;
 pub use state::NodeId;
 pub use state::NodeInfo;
