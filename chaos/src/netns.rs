@@ -55,6 +55,8 @@ pub struct NetnsHosts {
     slots: Arc<Mutex<Slots>>,
     /// Extra environment for the nodes' processes (e.g. test-only settings).
     env: Vec<(String, String)>,
+    /// The `cluster/netns` instance (`CAIRN_NETNS_INSTANCE`).
+    instance: u32,
 }
 
 impl NetnsHosts {
@@ -68,6 +70,7 @@ impl NetnsHosts {
             spare: 0,
             slots: Arc::default(),
             env: Vec::new(),
+            instance: instance(),
         }
     }
 
@@ -92,13 +95,34 @@ impl NetnsHosts {
         &self.dir
     }
 
-    /// The address of node `n`'s host.
+    /// The address of node `n`'s host (of the cluster `CAIRN_NETNS_INSTANCE` names).
     pub fn ip(n: NodeId) -> String {
         format!("10.77.{}.{n}", instance())
     }
 
-    fn namespace(n: NodeId) -> String {
-        match instance() {
+    /// Makes these hosts `cluster/netns` instance `k` (whatever
+    /// `CAIRN_NETNS_INSTANCE` says): two clusters, e.g. two regions, driven
+    /// from one process.
+    pub fn with_instance(mut self, k: u32) -> Self {
+        self.instance = k;
+        self.env.retain(|(key, _)| key != "CAIRN_NETNS_INSTANCE");
+        self.env
+            .push(("CAIRN_NETNS_INSTANCE".to_string(), k.to_string()));
+        self
+    }
+
+    /// The address of node `n`'s host.
+    pub fn host_ip(&self, n: NodeId) -> String {
+        format!("10.77.{}.{n}", self.instance)
+    }
+
+    /// The address of the root namespace on this cluster's bridge.
+    pub fn bridge_ip(&self) -> String {
+        format!("10.77.{}.254", self.instance)
+    }
+
+    fn namespace(&self, n: NodeId) -> String {
+        match self.instance {
             0 => format!("cairn-n{n}"),
             k => format!("cairn{k}-n{n}"),
         }
@@ -150,9 +174,9 @@ impl NetnsHosts {
         Ok(())
     }
 
-    fn in_ns(n: NodeId, program: &str, args: &[&str]) -> Command {
+    fn in_ns(&self, n: NodeId, program: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &Self::namespace(n), program])
+        cmd.args(["netns", "exec", &self.namespace(n), program])
             .args(args);
         cmd
     }
@@ -259,7 +283,7 @@ impl Hosts for NetnsHosts {
     fn bootstrap(&self) -> Vec<String> {
         self.nodes()
             .into_iter()
-            .map(|n| format!("{}:50051", Self::ip(n)))
+            .map(|n| format!("{}:50051", self.host_ip(n)))
             .collect()
     }
 
@@ -324,10 +348,10 @@ impl Hosts for NetnsHosts {
                 self.check(f)?;
                 script.push_str(&format!(
                     "add rule inet {TABLE} input ip saddr {} drop\n",
-                    Self::ip(f)
+                    self.host_ip(f)
                 ));
             }
-            let mut cmd = Self::in_ns(node, "nft", &["-f", "-"]);
+            let mut cmd = self.in_ns(node, "nft", &["-f", "-"]);
             run_with_stdin(&mut cmd, script).await
         }
         .boxed()
@@ -337,9 +361,9 @@ impl Hosts for NetnsHosts {
         async move {
             for n in self.nodes() {
                 // Absent table: nothing to heal.
-                let cmd = Self::in_ns(n, "nft", &["list", "table", "inet", TABLE]);
+                let cmd = self.in_ns(n, "nft", &["list", "table", "inet", TABLE]);
                 if run(cmd).await.is_ok() {
-                    run(Self::in_ns(n, "nft", &["delete", "table", "inet", TABLE])).await?;
+                    run(self.in_ns(n, "nft", &["delete", "table", "inet", TABLE])).await?;
                 }
             }
             Ok(())
@@ -353,7 +377,7 @@ impl Hosts for NetnsHosts {
             let line = spec.netem_line();
             let mut args = vec!["qdisc", "replace", "dev", "eth0", "root", "netem"];
             args.extend(line.split_whitespace());
-            match run(Self::in_ns(node, "tc", &args)).await {
+            match run(self.in_ns(node, "tc", &args)).await {
                 Ok(_) => return Ok(format!("tc netem {line}")),
                 Err(ChaosError::Command { detail, .. }) if detail.contains("qdisc kind is unknown") => {}
                 Err(e) => return Err(e),
@@ -366,9 +390,9 @@ impl Hosts for NetnsHosts {
                  add rule inet {LOSS_TABLE} input numgen random mod 100 < {} drop\n",
                 spec.loss_pct.max(1)
             );
-            run_with_stdin(&mut Self::in_ns(node, "nft", &["-f", "-"]), script).await?;
+            run_with_stdin(&mut self.in_ns(node, "nft", &["-f", "-"]), script).await?;
             let rate = format!("{}kbit", spec.rate_kbit);
-            run(Self::in_ns(
+            run(self.in_ns(
                 node,
                 "tc",
                 &["qdisc", "replace", "dev", "eth0", "root", "tbf", "rate", &rate, "burst", "32kbit", "latency", "400ms"],
@@ -385,23 +409,13 @@ impl Hosts for NetnsHosts {
     fn clear_netem(&self, node: NodeId) -> BoxFuture<'_, Result<(), ChaosError>> {
         async move {
             self.check(node)?;
-            let shown = run(Self::in_ns(node, "tc", &["qdisc", "show", "dev", "eth0"])).await?;
+            let shown = run(self.in_ns(node, "tc", &["qdisc", "show", "dev", "eth0"])).await?;
             if shown.contains("netem") || shown.contains("tbf") {
-                run(Self::in_ns(
-                    node,
-                    "tc",
-                    &["qdisc", "del", "dev", "eth0", "root"],
-                ))
-                .await?;
+                run(self.in_ns(node, "tc", &["qdisc", "del", "dev", "eth0", "root"])).await?;
             }
-            let cmd = Self::in_ns(node, "nft", &["list", "table", "inet", LOSS_TABLE]);
+            let cmd = self.in_ns(node, "nft", &["list", "table", "inet", LOSS_TABLE]);
             if run(cmd).await.is_ok() {
-                run(Self::in_ns(
-                    node,
-                    "nft",
-                    &["delete", "table", "inet", LOSS_TABLE],
-                ))
-                .await?;
+                run(self.in_ns(node, "nft", &["delete", "table", "inet", LOSS_TABLE])).await?;
             }
             Ok(())
         }

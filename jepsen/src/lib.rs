@@ -13,6 +13,8 @@
 mod availability;
 mod builder;
 mod checker;
+/// The DR drill's checker and report (`jepsen/run dr`).
+pub mod dr;
 mod history;
 mod report;
 

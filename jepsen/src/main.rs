@@ -149,6 +149,62 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         producers: u32,
     },
+    /// The DR drill: two 3-node regions (A mirrored to B over the WAN
+    /// emulator), producers and a consumer group in A; at a seeded moment
+    /// every node of A is killed -9, B is promoted, clients carry on in B.
+    /// Reports RPO, RTO and duplicates per repetition and min/median/max
+    /// (report.txt, report.html with timelines, report.json).
+    Dr {
+        /// The cairn binary the nodes run.
+        #[arg(long, env = "CAIRN_BIN", default_value_os_t = default_bin())]
+        bin: PathBuf,
+        #[arg(long, default_value_os_t = repo_path("cluster/netns"))]
+        netns_script: PathBuf,
+        #[arg(long)]
+        results: Option<PathBuf>,
+        #[arg(long)]
+        keep_cluster: bool,
+        #[arg(long, default_value_t = 3)]
+        reps: u32,
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Round trip between the regions, ms.
+        #[arg(long, default_value_t = 40)]
+        rtt_ms: u64,
+        #[arg(long, default_value_t = 0)]
+        jitter_ms: u64,
+        /// Produce rate over all producers, bytes per second.
+        #[arg(long, default_value_t = 5_000_000)]
+        rate: u64,
+        #[arg(long, default_value_t = 1000)]
+        record_bytes: usize,
+        #[arg(long, default_value_t = 25)]
+        batch_records: usize,
+        #[arg(long, default_value_t = 3)]
+        partitions: u32,
+        #[arg(long, default_value_t = 2)]
+        producers: u32,
+        /// When region A is lost, seconds after the producers start: min..max.
+        #[arg(long, default_value = "15..25")]
+        loss_after: String,
+        /// Seconds the drill carries on in B after the loss.
+        #[arg(long, default_value_t = 15)]
+        after_loss_s: u64,
+        /// A counts as gone when it has not answered for this many ms.
+        #[arg(long, default_value_t = 1000)]
+        detect_ms: u64,
+        /// auto (the drill calls the promote API), operator (`cairn mirror
+        /// promote`), or both (alternating).
+        #[arg(long, value_enum, default_value_t = runner::dr::Promotion::Both)]
+        promotion: runner::dr::Promotion,
+        /// Invalid if a repetition's RPO window is over this many ms.
+        #[arg(long)]
+        max_rpo_ms: Option<u64>,
+        /// Invalid if a repetition's first produce in B comes later than
+        /// this many ms after the kill.
+        #[arg(long)]
+        max_rto_ms: Option<u64>,
+    },
     /// Check an existing history and write its report next to it.
     Check {
         history: PathBuf,
@@ -279,6 +335,54 @@ async fn main() -> Result<()> {
                 keep_cluster: cluster.keep_cluster,
             };
             runner::failover::failover(plan).await.map(drop)
+        }
+        Command::Dr {
+            bin,
+            netns_script,
+            results,
+            keep_cluster,
+            reps,
+            seed,
+            rtt_ms,
+            jitter_ms,
+            rate,
+            record_bytes,
+            batch_records,
+            partitions,
+            producers,
+            loss_after,
+            after_loss_s,
+            detect_ms,
+            promotion,
+            max_rpo_ms,
+            max_rto_ms,
+        } => {
+            let seed = seed.unwrap_or_else(rand::random);
+            let plan = runner::dr::DrPlan {
+                reps,
+                seed,
+                rtt_ms,
+                jitter_ms,
+                produce_rate: rate,
+                record_bytes: record_bytes.max(32),
+                batch_records: batch_records.max(1),
+                partitions: partitions.max(1),
+                producers: producers.max(1),
+                loss_after: seconds_range(&loss_after)?,
+                after_loss: Duration::from_secs(after_loss_s),
+                detect_after: Duration::from_millis(detect_ms),
+                promotion,
+                results: results_dir(results, "dr", seed),
+                bin,
+                netns_script,
+                keep_cluster,
+                max_rpo_ms,
+                max_rto_ms,
+            };
+            if !runner::dr::drill(plan).await? {
+                std::process::exit(1);
+            }
+            Ok(())
         }
         Command::Check { history, workload } => {
             let h = cairn_jepsen::History::read_jsonl(&history)?;

@@ -336,37 +336,61 @@ impl TestCluster {
         Ok(Client::connect_with(&self.bootstrap(), config).await?)
     }
 
+    /// A client that asks node `i` only (its answers come from that node's
+    /// own view: liveness, for one, is local to each node).
+    pub async fn client_of(&self, i: usize) -> Result<Client> {
+        let config = ClientConfig {
+            tls: self.client_tls.clone(),
+            token: self.client_token.clone().map(cairn_client::BearerToken),
+            ..ClientConfig::default()
+        };
+        Ok(Client::connect_with(&[self.specs[i].grpc.clone()], config).await?)
+    }
+
     /// Waits until every running node is alive and registered, and a
     /// metadata leader is known.
     pub async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
         let mut running = Vec::new();
+        let mut running_at = Vec::new();
         for i in 0..self.specs.len() {
             if self.is_running(i) {
                 running.push(self.specs[i].id);
+                running_at.push(i);
             }
         }
+        // Every running node must see every running node alive: placement
+        // runs on the metadata leader from its own view, so one node's
+        // answer is not enough (a topic created right after a join could
+        // otherwise leave the joiner out).
         let deadline = Instant::now() + timeout;
         let mut last = String::from("no answer");
-        while Instant::now() < deadline {
-            if let Ok(client) = self.client().await {
-                match client.cluster_status().await {
+        'poll: while Instant::now() < deadline {
+            for &i in &running_at {
+                let status = match self.client_of(i).await {
+                    Ok(client) => client.cluster_status().await.map_err(anyhow::Error::from),
+                    Err(e) => Err(e),
+                };
+                let ready = match status {
                     Ok(s) => {
                         let alive: Vec<u64> =
                             s.nodes.iter().filter(|n| n.alive).map(|n| n.id).collect();
-                        if s.metadata_leader.is_some()
-                            && running.iter().all(|id| alive.contains(id))
-                        {
-                            return Ok(());
-                        }
                         last = format!(
-                            "leader {:?}, alive {alive:?}, want {running:?}",
-                            s.metadata_leader
+                            "node {}: leader {:?}, alive {alive:?}, want {running:?}",
+                            self.specs[i].id, s.metadata_leader
                         );
+                        s.metadata_leader.is_some() && running.iter().all(|id| alive.contains(id))
                     }
-                    Err(e) => last = e.to_string(),
+                    Err(e) => {
+                        last = format!("node {}: {e}", self.specs[i].id);
+                        false
+                    }
+                };
+                if !ready {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue 'poll;
                 }
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            return Ok(());
         }
         bail!(
             "cluster not ready after {timeout:?}: {last}\n{}",

@@ -112,6 +112,10 @@ impl Internal for InternalService {
             .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(cairn_proto::internal::MirrorStatusReply {
             partitions: partitions.into(),
+            mirror_topics: self
+                .node
+                .meta_view
+                .read(|s| s.mirror_topics.keys().cloned().collect()),
         }))
     }
 

@@ -207,6 +207,7 @@ fn client_config(link: &MirrorLink) -> Result<ClientConfig, String> {
         idempotent: false,
         tls,
         token,
+        address_map: link.source_address_map.clone(),
         ..ClientConfig::default()
     })
 }
@@ -303,6 +304,15 @@ pub(crate) async fn mirror_loop(node: Arc<Node>) {
         let (links, topics) = node
             .meta_view
             .read(|s| (s.mirror_links.clone(), s.mirror_topics.clone()));
+        // What deleted links left behind.
+        if let Ok(mut errors) = node.mirrors.sync_errors.lock() {
+            errors.retain(|name, _| links.contains_key(name));
+        }
+        node.mirrors
+            .clients
+            .lock()
+            .await
+            .retain(|name, _| links.contains_key(name));
         let mut wanted: HashMap<GroupId, (Arc<Replica>, MirrorLink)> = HashMap::new();
         for r in node.all_replicas() {
             let Some(link) = topics.get(&r.topic).and_then(|l| links.get(l)) else {
@@ -349,13 +359,7 @@ pub(crate) async fn mirror_loop(node: Arc<Node>) {
                 }
             };
             let key = (replica.topic.clone(), replica.partition);
-            let task = tokio::spawn(pull(
-                node.id,
-                replica,
-                link.clone(),
-                client,
-                node.mirrors.status.clone(),
-            ));
+            let task = tokio::spawn(pull(node.clone(), replica, link.clone(), client));
             if let Ok(mut p) = node.mirrors.pullers.lock() {
                 p.insert(group, Puller { link, key, task });
             }
@@ -400,7 +404,9 @@ fn set_error(node: &Node, link: &MirrorLink, r: &Replica, state: &str, error: St
 
 /// Pulls one source partition into its mirror here while this node leads
 /// it (the mirror loop aborts it otherwise).
-async fn pull(me: u64, r: Arc<Replica>, link: MirrorLink, client: Client, status: StatusMap) {
+async fn pull(node: Arc<Node>, r: Arc<Replica>, link: MirrorLink, client: Client) {
+    let me = node.id;
+    let status = node.mirrors.status.clone();
     let key = (r.topic.clone(), r.partition);
     let update = |f: &mut dyn FnMut(&mut MirrorPartitionStatus)| {
         if let Ok(mut s) = status.lock() {
@@ -540,6 +546,25 @@ async fn pull(me: u64, r: Arc<Replica>, link: MirrorLink, client: Client, status
         if runs.is_empty() {
             continue;
         }
+        // An idle group's lease lapses (no periodic heartbeats): renew it
+        // as a produce does, or the write is refused as if not the leader.
+        r.renew_lease_if_stale().await;
+        if !r.lease_valid() {
+            let wait = fail(&update, "error", "not the leader with a live lease".into());
+            tokio::time::sleep(wait).await;
+            continue;
+        }
+        // Producer state expires here as the topic here says (its configs
+        // are mirrored, so normally as at the source).
+        let expiration_ms = node.meta_view.read(|s| {
+            crate::ops::produce::producer_id_expiration_ms(
+                node.config.producer_id_expiration_ms,
+                s.topics
+                    .get(&r.topic)
+                    .map(|t| &t.configs)
+                    .unwrap_or(&Default::default()),
+            )
+        });
         // Proposed together (openraft batches them), each onto the end the
         // one before leaves: if one is not appended, none after it is.
         let mut log_end = end;
@@ -558,7 +583,7 @@ async fn pull(me: u64, r: Arc<Replica>, link: MirrorLink, client: Client, status
                     producer: run.producer,
                     stamp: Some(ProduceStamp {
                         append_time_ms: now,
-                        producer_id_expiration_ms: 86_400_000,
+                        producer_id_expiration_ms: expiration_ms,
                     }),
                     mirror: Some(at),
                 });
@@ -745,13 +770,22 @@ async fn sync_group_offsets(node: &Node, link: &MirrorLink, client: &Client) -> 
             .fetch_offsets(&g.group)
             .await
             .map_err(|e| format!("fetching group {}'s offsets: {e}", g.group))?;
-        let (has_members, mirror_topics, have) = node.meta_view.read(|s| {
+        let (has_members, mirror_topics, have, groups) = node.meta_view.read(|s| {
             (
                 s.groups
                     .get(&g.group)
                     .is_some_and(|m| !m.members.is_empty()),
                 s.mirror_topics.clone(),
                 s.group_offsets.get(&g.group).cloned().unwrap_or_default(),
+                s.topics
+                    .iter()
+                    .flat_map(|(t, topic)| {
+                        topic
+                            .partitions
+                            .iter()
+                            .map(move |p| ((t.clone(), p.partition), p.group))
+                    })
+                    .collect::<BTreeMap<(String, u32), GroupId>>(),
             )
         });
         if has_members {
@@ -760,6 +794,17 @@ async fn sync_group_offsets(node: &Node, link: &MirrorLink, client: &Client) -> 
         let changed: Vec<(String, u32, CommittedOffset)> = offsets
             .into_iter()
             .filter(|o| mirror_topics.get(&o.topic) == Some(&link.name))
+            // Never past what is mirrored here: after a promotion new
+            // records take the offsets above, and a group resuming past
+            // them would skip them. Below, it re-reads (duplicates) instead.
+            .filter_map(|mut o| {
+                let g = groups.get(&(o.topic.clone(), o.partition))?;
+                // Unknown here for now (no leader heard of): next round.
+                let status = node.group_status(*g);
+                status.leader?;
+                o.offset = o.offset.min(status.high_watermark as i64);
+                Some(o)
+            })
             .filter(|o| {
                 have.get(&o.topic)
                     .and_then(|p| p.get(&o.partition))
@@ -791,10 +836,9 @@ async fn sync_group_offsets(node: &Node, link: &MirrorLink, client: &Client) -> 
     Ok(())
 }
 
-/// Every mirrored partition's status, from every live node (each reports
-/// the partitions it leads).
-pub(crate) async fn cluster_status(node: &Node) -> Vec<MirrorPartitionStatus> {
-    let mut all = node.mirrors.local_status();
+/// Every live peer's `MirrorStatus` answer (a peer that does not answer
+/// within 2 s is left out).
+async fn ask_peers(node: &Node) -> Vec<cairn_proto::internal::MirrorStatusReply> {
     let peers: Vec<u64> = node.meta_view.read(|s| {
         s.nodes
             .keys()
@@ -802,25 +846,60 @@ pub(crate) async fn cluster_status(node: &Node) -> Vec<MirrorPartitionStatus> {
             .filter(|id| *id != node.id && node.liveness.is_alive(*id))
             .collect()
     });
+    let mut out = Vec::new();
     for peer in peers {
-        if let Ok(mut c) = node.transport.client(peer) {
-            let reply = tokio::time::timeout(
-                Duration::from_secs(2),
-                c.mirror_status(cairn_proto::internal::MirrorStatusRequest {}),
-            )
-            .await;
-            if let Ok(Ok(reply)) = reply {
-                if let Ok(v) = serde_json::from_slice::<Vec<MirrorPartitionStatus>>(
-                    &reply.into_inner().partitions,
-                ) {
-                    all.extend(v);
-                }
-            }
+        let Ok(mut c) = node.transport.client(peer) else {
+            continue;
+        };
+        let reply = tokio::time::timeout(
+            Duration::from_secs(2),
+            c.mirror_status(cairn_proto::internal::MirrorStatusRequest {}),
+        )
+        .await;
+        if let Ok(Ok(reply)) = reply {
+            out.push(reply.into_inner());
+        }
+    }
+    out
+}
+
+/// Every mirrored partition's status, from every live node (each reports
+/// the partitions it leads).
+pub(crate) async fn cluster_status(node: &Node) -> Vec<MirrorPartitionStatus> {
+    let mut all = node.mirrors.local_status();
+    for reply in ask_peers(node).await {
+        if let Ok(v) = serde_json::from_slice::<Vec<MirrorPartitionStatus>>(&reply.partitions) {
+            all.extend(v);
         }
     }
     all.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     all.dedup_by(|a, b| a.topic == b.topic && a.partition == b.partition);
     all
+}
+
+/// Waits until no live node's metadata view marks any of `topics` as a
+/// mirror (each is asked over the internal RPC); false after `within`. A
+/// node that does not answer is not waited for.
+pub(crate) async fn wait_promoted(node: &Node, topics: &[String], within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let mut pending = node
+            .meta_view
+            .read(|s| topics.iter().any(|t| s.mirror_topics.contains_key(t)));
+        if !pending {
+            pending = ask_peers(node)
+                .await
+                .iter()
+                .any(|r| r.mirror_topics.iter().any(|t| topics.contains(t)));
+        }
+        if !pending {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A client of the link's source (shared with the link's pullers).

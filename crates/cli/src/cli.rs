@@ -81,6 +81,8 @@ pub struct MirrorArgs {
 
 /// Mirror commands.
 #[derive(Debug, Subcommand)]
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum MirrorCommand {
     /// Creates a link: topics of the source matching --topics (and not
     /// --exclude) become read-only mirror topics here, same partitions,
@@ -119,6 +121,11 @@ pub enum MirrorCommand {
         /// presents to the source.
         #[arg(long)]
         source_token_file: Option<String>,
+        /// Connect to ADDR instead of the address a source node advertises
+        /// (ADVERTISED=ADDR, both host:port; repeat or comma-separate): a
+        /// source reached through a WAN gateway, proxy or NAT.
+        #[arg(long, value_delimiter = ',', value_name = "ADVERTISED=ADDR")]
+        source_address_map: Vec<String>,
     },
     /// Lists links and the topics mirroring them.
     List {

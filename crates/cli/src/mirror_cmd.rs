@@ -26,7 +26,15 @@ pub async fn run(args: MirrorArgs) -> Result<()> {
             source_cert,
             source_key,
             source_token_file,
+            source_address_map,
         } => {
+            let mut address_map = std::collections::HashMap::new();
+            for m in &source_address_map {
+                let Some((from, to)) = m.split_once('=') else {
+                    bail!("--source-address-map {m:?}: want ADVERTISED=ADDR");
+                };
+                address_map.insert(from.trim().to_string(), to.trim().to_string());
+            }
             let link = MirrorLinkConfig {
                 name: name.clone(),
                 source_bootstrap: source,
@@ -40,6 +48,7 @@ pub async fn run(args: MirrorArgs) -> Result<()> {
                 tls_cert_file: source_cert,
                 tls_key_file: source_key,
                 paused: false,
+                source_address_map: address_map,
             };
             client
                 .create_mirror_link(link)
@@ -139,6 +148,7 @@ fn link_json(d: &MirrorLinkDescription) -> serde_json::Value {
         "source_cert": l.tls_cert_file,
         "source_token_file": l.token_file,
         "paused": l.paused,
+        "source_address_map": l.source_address_map,
         "mirror_topics": d.topics,
         "sync_error": d.sync_error,
     })

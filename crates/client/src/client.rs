@@ -739,8 +739,14 @@ impl Client {
         if let Some(ch) = channels.get(addr) {
             return Ok(ch.clone());
         }
+        let reach = self
+            .inner
+            .config
+            .address_map
+            .get(addr)
+            .map_or(addr, String::as_str);
         let endpoint =
-            Endpoint::from_shared(uri_for(addr)).map_err(|e| ClientError::InvalidAddress {
+            Endpoint::from_shared(uri_for(reach)).map_err(|e| ClientError::InvalidAddress {
                 addr: addr.to_owned(),
                 reason: e.to_string(),
             })?;

@@ -39,6 +39,11 @@ pub struct ClientConfig {
     /// A bearer token (a JWT) sent as `authorization: Bearer` on every
     /// request, for nodes with `oauth_jwks_file` set.
     pub token: Option<BearerToken>,
+    /// Addresses to connect to instead of the ones nodes advertise
+    /// (`advertised -> reachable`, both `host:port`): for clients that
+    /// reach a cluster through a proxy or NAT, such as a mirror link
+    /// through a WAN gateway. Addresses not named are used as they are.
+    pub address_map: std::collections::BTreeMap<String, String>,
 }
 
 /// A bearer token; `Debug` does not show it.
@@ -74,6 +79,7 @@ impl Default for ClientConfig {
             metadata_max_age: Duration::from_secs(300),
             tls: None,
             token: None,
+            address_map: std::collections::BTreeMap::new(),
         }
     }
 }

@@ -33,6 +33,12 @@ pub struct MirrorLink {
     pub tls_key_file: Option<String>,
     /// A paused link copies nothing; its topics stay read-only mirrors.
     pub paused: bool,
+    /// Addresses the target connects to instead of those the source's nodes
+    /// advertise (`advertised -> reachable`): a source reached through a
+    /// WAN gateway, proxy or NAT. Empty: none. (Always stored: the Raft
+    /// log's encoding, bincode, cannot skip a field.)
+    #[serde(default)]
+    pub source_address_map: std::collections::BTreeMap<String, String>,
 }
 
 /// Whether `name` matches `pattern`, where `*` matches any run of

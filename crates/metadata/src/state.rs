@@ -1416,10 +1416,24 @@ mod tests {
             topics_include: vec!["*".into()],
             ..MirrorLink::default()
         };
-        let golden = r#"{"PutMirrorLink":{"name":"dr","source_bootstrap":["a:7070"],"topics_include":["*"],"topics_exclude":[],"groups_include":[],"groups_exclude":[],"sync_acls":false,"tls_ca_file":null,"token_file":null,"tls_cert_file":null,"tls_key_file":null,"paused":false}}"#;
+        let golden = r#"{"PutMirrorLink":{"name":"dr","source_bootstrap":["a:7070"],"topics_include":["*"],"topics_exclude":[],"groups_include":[],"groups_exclude":[],"sync_acls":false,"tls_ca_file":null,"token_file":null,"tls_cert_file":null,"tls_key_file":null,"paused":false,"source_address_map":{}}}"#;
         let put = MetaCommand::PutMirrorLink(link.clone());
         assert_eq!(serde_json::to_string(&put).unwrap(), golden);
         assert_eq!(serde_json::from_str::<MetaCommand>(golden).unwrap(), put);
+        let mapped = MetaCommand::PutMirrorLink(MirrorLink {
+            source_address_map: [("10.0.1.1:50051".to_string(), "10.0.2.254:7001".to_string())]
+                .into(),
+            ..link.clone()
+        });
+        let golden_mapped = golden.replace(
+            r#""source_address_map":{}"#,
+            r#""source_address_map":{"10.0.1.1:50051":"10.0.2.254:7001"}"#,
+        );
+        assert_eq!(serde_json::to_string(&mapped).unwrap(), golden_mapped);
+        assert_eq!(
+            serde_json::from_str::<MetaCommand>(&golden_mapped).unwrap(),
+            mapped
+        );
         let create = MetaCommand::CreateMirrorTopic {
             link: "dr".into(),
             name: "orders".into(),

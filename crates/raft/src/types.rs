@@ -363,6 +363,17 @@ mod tests {
                 }),
                 "0000026331",
             ),
+            // A mirror link (issue 14): every field, in order, always.
+            (
+                Request::Meta(MetaCommand::PutMirrorLink(cairn_metadata::MirrorLink {
+                    name: "dr".into(),
+                    source_bootstrap: vec!["a:1".into()],
+                    topics_include: vec!["*".into()],
+                    source_address_map: [("a:1".to_string(), "b:2".to_string())].into(),
+                    ..Default::default()
+                })),
+                "00180264720103613a3101012a0000000000000000000103613a3103623a32",
+            ),
             // The stamped produce, variant 3: the same fields, then the stamp.
             (
                 produce(Some(ProduceStamp {

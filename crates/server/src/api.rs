@@ -986,6 +986,7 @@ fn mirror_link_from(l: MirrorLinkConfig) -> cairn_broker::MirrorLink {
         tls_cert_file: l.tls_cert_file,
         tls_key_file: l.tls_key_file,
         paused: l.paused,
+        source_address_map: l.source_address_map.into_iter().collect(),
     }
 }
 
@@ -1003,5 +1004,6 @@ fn mirror_link_to(l: cairn_broker::MirrorLink) -> MirrorLinkConfig {
         tls_cert_file: l.tls_cert_file,
         tls_key_file: l.tls_key_file,
         paused: l.paused,
+        source_address_map: l.source_address_map.into_iter().collect(),
     }
 }

@@ -2,6 +2,7 @@
 //! the library.
 
 mod compaction;
+pub mod dr;
 pub mod failover;
 mod group;
 mod recorder;

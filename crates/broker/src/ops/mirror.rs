@@ -11,6 +11,13 @@ use crate::mirror::MirrorPartitionStatus;
 use crate::node::Node;
 use crate::node::Proposal;
 
+/// Mirror links a cluster may have (each costs a source client per node
+/// and a sync round on the metadata leader every 2 s).
+pub(crate) const MAX_MIRROR_LINKS: usize = 32;
+
+/// How long a promotion waits for every live node to apply it.
+const PROMOTE_SPREAD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn meta_error(e: MetaError) -> ApiError {
     match e {
         MetaError::UnknownMirrorLink(l) => ApiError::UnknownMirrorLink(l),
@@ -31,6 +38,12 @@ async fn propose(node: &Node, cmd: MetaCommand) -> Result<(), ApiError> {
 /// Creates a link; refused if one of that name exists.
 pub(crate) async fn create_link(node: &Node, link: MirrorLink) -> Result<(), ApiError> {
     link.validate().map_err(ApiError::InvalidArgument)?;
+    let links = node.meta_view.read(|s| s.mirror_links.len());
+    if links >= MAX_MIRROR_LINKS {
+        return Err(ApiError::InvalidArgument(format!(
+            "a cluster has at most {MAX_MIRROR_LINKS} mirror links; delete one first"
+        )));
+    }
     if crate::mirror::link(node, &link.name).is_ok() {
         return Err(ApiError::InvalidArgument(format!(
             "mirror link {:?} already exists",
@@ -188,6 +201,11 @@ pub(crate) async fn promote(
     )
     .await?;
     tracing::warn!(link = %link, topics = ?chosen, "mirror topics promoted: writable, no longer mirrored");
+    // Answer once every live node knows, so that a producer switching over
+    // is not refused by a node whose view is a moment behind.
+    if !crate::mirror::wait_promoted(node, &chosen, PROMOTE_SPREAD_WAIT).await {
+        tracing::warn!(link = %link, "promotion committed, but not every live node had applied it within {} s", PROMOTE_SPREAD_WAIT.as_secs());
+    }
     Ok(chosen)
 }
 

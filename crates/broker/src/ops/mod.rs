@@ -10,7 +10,7 @@
 
 pub(crate) mod mirror;
 mod nodes;
-mod produce;
+pub(crate) mod produce;
 mod read;
 mod topics;
 
@@ -103,6 +103,24 @@ pub(crate) fn partition_leader(
     let (t, p) = locate(node, topic, partition)?;
     let replica = leader_replica(node, topic, &p)?;
     Ok((t, replica))
+}
+
+/// The leader of a partition clients may write to: a mirror topic takes
+/// writes from its mirror link only (until promoted), so produce and
+/// DeleteRecords are refused there.
+pub(crate) fn writable_partition_leader(
+    node: &Node,
+    topic: &str,
+    partition: u32,
+) -> Result<(Topic, Arc<Replica>), ApiError> {
+    let found = partition_leader(node, topic, partition)?;
+    if let Some(link) = node.meta_view.read(|s| s.mirror_topics.get(topic).cloned()) {
+        return Err(ApiError::MirrorTopicReadOnly {
+            topic: topic.to_string(),
+            link,
+        });
+    }
+    Ok(found)
 }
 
 /// Writes and reads are served by a leader with a live lease only. A leader

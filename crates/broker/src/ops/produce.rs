@@ -14,8 +14,8 @@ use openraft::error::ClientWriteError;
 use openraft::error::RaftError;
 
 use super::map_write_error;
-use super::partition_leader;
 use super::require_lease;
+use super::writable_partition_leader;
 use crate::error::ApiError;
 use crate::node::Node;
 
@@ -129,7 +129,7 @@ fn wall_clock_ms() -> i64 {
 }
 
 /// The topic's `producer.id.expiration.ms`, else the node's default.
-fn producer_id_expiration_ms(
+pub(crate) fn producer_id_expiration_ms(
     node_default: i64,
     topic: &std::collections::BTreeMap<String, String>,
 ) -> i64 {
@@ -150,16 +150,7 @@ pub(crate) async fn produce(
     acks: Acks,
     timeout_ms: u64,
 ) -> Result<Produced, ApiError> {
-    let (topic, replica) = partition_leader(node, topic_name, partition)?;
-    if let Some(link) = node
-        .meta_view
-        .read(|s| s.mirror_topics.get(topic_name).cloned())
-    {
-        return Err(ApiError::MirrorTopicReadOnly {
-            topic: topic_name.to_string(),
-            link,
-        });
-    }
+    let (topic, replica) = writable_partition_leader(node, topic_name, partition)?;
     let max = TopicConfig::MaxMessageBytes.int_in(&topic.configs).max(1) as u64;
     let compacted = crate::tasks::is_compacted(TopicConfig::CleanupPolicy.value_in(&topic.configs));
     let Validated {

@@ -11,7 +11,7 @@ use cairn_metadata::MetaError;
 use cairn_metadata::MetaResponse;
 use cairn_metadata::Topic;
 
-use super::partition_leader;
+use super::writable_partition_leader;
 use crate::error::ApiError;
 use crate::node::Node;
 use crate::node::Proposal;
@@ -208,7 +208,7 @@ pub(crate) async fn delete_records(
     partition: u32,
     before: Option<u64>,
 ) -> Result<u64, ApiError> {
-    let (_, replica) = partition_leader(node, topic, partition)?;
+    let (_, replica) = writable_partition_leader(node, topic, partition)?;
     let hw = replica.log.high_watermark();
     let before = before.unwrap_or(hw);
     if before > hw {
