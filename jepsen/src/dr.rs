@@ -32,6 +32,10 @@ pub struct Consumed {
     pub partition: u32,
     pub offset: u64,
     pub at_ms: u64,
+    /// Which consumer (client and group member) read it: the drill starts
+    /// a new one whenever the last one fails.
+    #[serde(default)]
+    pub consumer: u32,
 }
 
 /// One record of region B's log, read after the drill.
@@ -62,6 +66,10 @@ pub struct Observation {
     /// Records a producer sent again after an outcome it could not know.
     pub resent: BTreeSet<String>,
     pub consumed: Vec<Consumed>,
+    /// When each consumer was started (index: `Consumed::consumer`). One
+    /// started after A was gone read B only; one started before read A, and
+    /// maybe B after (its client follows the bootstrap list).
+    pub consumers_started_ms: Vec<u64>,
     /// Region B's whole log, after the drill.
     pub final_log: Vec<LogRecord>,
     /// The group's committed offsets in B when A was lost (the last ones
@@ -175,9 +183,15 @@ pub fn analyse(o: &Observation) -> RepResult {
             }
         }
     }
-    // The consumers: those that read before the loss read A, after it B.
-    let (before, after): (Vec<&Consumed>, Vec<&Consumed>) =
-        o.consumed.iter().partition(|c| c.at_ms < o.dead_ms);
+    // The consumers started after the loss read B only ("after"); those
+    // started before read A (and maybe B, at their own positions).
+    let started_after = |c: &Consumed| {
+        o.consumers_started_ms
+            .get(c.consumer as usize)
+            .map_or(c.at_ms >= o.dead_ms, |t| *t >= o.dead_ms)
+    };
+    let (after, before): (Vec<&Consumed>, Vec<&Consumed>) =
+        o.consumed.iter().partition(|c| started_after(c));
     let mut resume: BTreeMap<u32, u64> = BTreeMap::new();
     let mut b_read: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
     for c in &after {
@@ -240,8 +254,11 @@ pub fn analyse(o: &Observation) -> RepResult {
     let first_after = |t: &mut dyn Iterator<Item = u64>| t.filter(|t| *t >= o.dead_ms).min();
     let rto_produce_ms =
         first_after(&mut o.acks.iter().map(|a| a.at_ms)).map(|t| ms_since(t, o.kill_ms));
-    let rto_consume_ms =
-        first_after(&mut o.consumed.iter().map(|c| c.at_ms)).map(|t| ms_since(t, o.kill_ms));
+    let rto_consume_ms = after
+        .iter()
+        .map(|c| c.at_ms)
+        .min()
+        .map(|t| ms_since(t, o.kill_ms));
     if rto_produce_ms.is_none() {
         problems.push("no produce was acknowledged by B".into());
     }
@@ -587,12 +604,15 @@ mod tests {
         }
     }
 
+    /// Read at `at` by the consumer of that time: 0 before the loss, 1
+    /// (started at 2400) after.
     fn read(id: &str, p: u32, off: u64, at: u64) -> Consumed {
         Consumed {
             id: id.into(),
             partition: p,
             offset: off,
             at_ms: at,
+            consumer: u32::from(at >= 2400),
         }
     }
 
@@ -621,6 +641,7 @@ mod tests {
                 read("p0-3", 0, 2, 2600),
             ],
             mirrored_commits: [(0, 1)].into(),
+            consumers_started_ms: vec![0, 2400],
             ..Observation::default()
         }
     }
@@ -682,6 +703,14 @@ mod tests {
         o.mirrored_commits.insert(0, 2);
         let r = analyse(&o);
         assert!(r.problems.iter().any(|p| p.contains("read again")), "{r:?}");
+        // The first consumer, still running after the loss, read p0-2 from
+        // A at 1015 (in flight) and p0-3 from B: not B's consumer's reads.
+        let mut o = drill();
+        o.consumed.insert(2, read("p0-2", 0, 2, 1015));
+        o.consumed.insert(3, read("p0-3", 0, 2, 2350));
+        let r = analyse(&o);
+        assert!(r.valid, "{:?}", r.problems);
+        assert_eq!(r.rto_consume_ms, Some(1500));
     }
 
     #[test]

@@ -183,6 +183,7 @@ fn millis(since: Instant) -> u64 {
 struct Log {
     acks: Mutex<Vec<Ack>>,
     consumed: Mutex<Vec<Consumed>>,
+    consumers_started_ms: Mutex<Vec<u64>>,
     resent: Mutex<BTreeSet<String>>,
     bytes_acked: std::sync::atomic::AtomicU64,
 }
@@ -402,6 +403,12 @@ async fn drive(
             .map_err(|_| anyhow::anyhow!("poisoned"))?,
     );
     let resent = std::mem::take(&mut *log.resent.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
+    let consumers_started_ms = std::mem::take(
+        &mut *log
+            .consumers_started_ms
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?,
+    );
     Ok(Observation {
         rep,
         seed,
@@ -415,6 +422,7 @@ async fn drive(
         acks,
         resent,
         consumed,
+        consumers_started_ms,
         final_log,
         mirrored_commits,
         lag_records_at_loss: lag_records,
@@ -621,6 +629,13 @@ async fn group_member(bootstrap: Vec<String>, t0: Instant, log: Arc<Log>, stop: 
         config.fetch_max_wait = Duration::from_millis(200);
         let mut consumer = Consumer::new(client, config);
         consumer.subscribe(&[TOPIC]);
+        let incarnation = match log.consumers_started_ms.lock() {
+            Ok(mut started) => {
+                started.push(millis(t0));
+                started.len() as u32 - 1
+            }
+            Err(_) => return,
+        };
         let mut last_commit = Instant::now();
         loop {
             if stop.load(Ordering::Relaxed) {
@@ -641,6 +656,7 @@ async fn group_member(bootstrap: Vec<String>, t0: Instant, log: Arc<Log>, stop: 
                         partition: r.partition,
                         offset: r.record.offset as u64,
                         at_ms: at,
+                        consumer: incarnation,
                     });
                 }
             }
