@@ -290,11 +290,13 @@ async fn drive(
             stop_producing.clone(),
         )));
     }
+    let (lost_tx, lost_rx) = tokio::sync::watch::channel(false);
     let consumer = tokio::spawn(group_member(
         both.clone(),
         t0,
         log.clone(),
         stop_consuming.clone(),
+        lost_rx,
     ));
     // The watchdog probes A from the start: it does not know when A goes.
     let watchdog = tokio::spawn(watchdog(
@@ -329,6 +331,7 @@ async fn drive(
         .unwrap_or(0);
     let bytes_before_loss = log.bytes_acked.load(Ordering::Relaxed);
     let kill_ms = millis(t0);
+    let _ = lost_tx.send(true);
     eprintln!(
         "  {:>5.1} s: region A lost (kill -9 of every node)",
         kill_ms as f64 / 1000.0
@@ -607,8 +610,15 @@ async fn producer(
 
 /// One member of the group: polls, records what it reads, commits every
 /// 500 ms; on any failure a new member (a new client) joins, wherever the
-/// bootstrap list leads it.
-async fn group_member(bootstrap: Vec<String>, t0: Instant, log: Arc<Log>, stop: Arc<AtomicBool>) {
+/// bootstrap list leads it. The member running at the loss runs in region
+/// A: it dies with it (dropped mid-poll), and a new one takes over.
+async fn group_member(
+    bootstrap: Vec<String>,
+    t0: Instant,
+    log: Arc<Log>,
+    stop: Arc<AtomicBool>,
+    mut lost: tokio::sync::watch::Receiver<bool>,
+) {
     while !stop.load(Ordering::Relaxed) {
         let client =
             match Client::connect_with(&bootstrap, client_config(Duration::from_secs(5))).await {
@@ -636,17 +646,27 @@ async fn group_member(bootstrap: Vec<String>, t0: Instant, log: Arc<Log>, stop: 
             }
             Err(_) => return,
         };
+        // A member started before the loss runs in region A and dies with
+        // it: whatever it has in flight then is never processed.
+        let in_region_a = !*lost.borrow();
         let mut last_commit = Instant::now();
         loop {
             if stop.load(Ordering::Relaxed) {
                 let _ = tokio::time::timeout(Duration::from_secs(5), consumer.commit()).await;
                 return;
             }
-            let polled = tokio::time::timeout(
+            let poll = tokio::time::timeout(
                 Duration::from_secs(5),
                 consumer.poll(Duration::from_millis(200)),
-            )
-            .await;
+            );
+            let polled = if in_region_a {
+                tokio::select! {
+                    p = poll => p,
+                    _ = lost.wait_for(|l| *l) => break,
+                }
+            } else {
+                poll.await
+            };
             let Ok(Ok(records)) = polled else { break };
             let at = millis(t0);
             if let Ok(mut c) = log.consumed.lock() {
@@ -662,9 +682,17 @@ async fn group_member(bootstrap: Vec<String>, t0: Instant, log: Arc<Log>, stop: 
             }
             if last_commit.elapsed() >= Duration::from_millis(500) {
                 last_commit = Instant::now();
-                match tokio::time::timeout(Duration::from_secs(5), consumer.commit()).await {
-                    Ok(Ok(())) => {}
-                    _ => break,
+                let commit = tokio::time::timeout(Duration::from_secs(5), consumer.commit());
+                let committed = if in_region_a {
+                    tokio::select! {
+                        c = commit => c,
+                        _ = lost.wait_for(|l| *l) => break,
+                    }
+                } else {
+                    commit.await
+                };
+                if !matches!(committed, Ok(Ok(()))) {
+                    break;
                 }
             }
         }
