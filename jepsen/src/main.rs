@@ -204,6 +204,20 @@ enum Command {
         /// this many ms after the kill.
         #[arg(long)]
         max_rto_ms: Option<u64>,
+        /// Run against two running clusters instead of starting its own:
+        /// region A's gRPC addresses (comma-separated). Needs --region-b
+        /// and --lose-a; one repetition (A is down afterwards); no WAN
+        /// emulator (the link goes as B reaches A). The drill creates topic
+        /// dr-drill-orders in A and link dr-drill in B, and promotes B's
+        /// copy: delete both (and the link) before running it again.
+        #[arg(long, value_delimiter = ',', requires_all = ["region_b", "lose_a"])]
+        region_a: Vec<String>,
+        /// Region B's gRPC addresses (comma-separated).
+        #[arg(long, value_delimiter = ',', requires = "region_a")]
+        region_b: Vec<String>,
+        /// A shell command that takes every node of region A down at once.
+        #[arg(long, requires = "region_a")]
+        lose_a: Option<String>,
     },
     /// Check an existing history and write its report next to it.
     Check {
@@ -356,7 +370,22 @@ async fn main() -> Result<()> {
             promotion,
             max_rpo_ms,
             max_rto_ms,
+            region_a,
+            region_b,
+            lose_a,
         } => {
+            let external = lose_a.map(|lose_a| runner::dr::External {
+                a: region_a,
+                b: region_b,
+                lose_a,
+            });
+            let reps = if external.is_some() { 1 } else { reps };
+            // No WAN emulator between clusters an operator names.
+            let (rtt_ms, jitter_ms) = if external.is_some() {
+                (0, 0)
+            } else {
+                (rtt_ms, jitter_ms)
+            };
             let seed = seed.unwrap_or_else(rand::random);
             let plan = runner::dr::DrPlan {
                 reps,
@@ -378,6 +407,7 @@ async fn main() -> Result<()> {
                 keep_cluster,
                 max_rpo_ms,
                 max_rto_ms,
+                external,
             };
             if !runner::dr::drill(plan).await? {
                 std::process::exit(1);

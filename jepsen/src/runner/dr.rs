@@ -36,9 +36,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
-pub const TOPIC: &str = "dr-orders";
-pub const GROUP: &str = "dr-readers";
-pub const LINK: &str = "dr";
+// Names of the drill's own (also on clusters an operator names).
+pub const TOPIC: &str = "dr-drill-orders";
+pub const GROUP: &str = "dr-drill-readers";
+pub const LINK: &str = "dr-drill";
 /// `cluster/netns` instances of the two regions.
 const REGION_A: u32 = 21;
 const REGION_B: u32 = 22;
@@ -84,6 +85,56 @@ pub struct DrPlan {
     /// Invalid if the RPO window or the produce RTO is over these.
     pub max_rpo_ms: Option<u64>,
     pub max_rto_ms: Option<u64>,
+    /// Clusters an operator names instead of the drill's own.
+    pub external: Option<External>,
+}
+
+/// Two running clusters an operator names, and how to lose region A.
+#[derive(Debug, Clone)]
+pub struct External {
+    pub a: Vec<String>,
+    pub b: Vec<String>,
+    /// A shell command that takes every node of A down at once (e.g. kills
+    /// them, or cuts the region off); the loss counts from its start to its
+    /// end.
+    pub lose_a: String,
+}
+
+/// Where the two regions are.
+enum Regions<'a> {
+    /// The drill's own: network namespaces, the WAN emulator between.
+    Netns(&'a NetnsHosts, &'a NetnsHosts),
+    External(&'a External),
+}
+
+impl Regions<'_> {
+    fn bootstraps(&self) -> (Vec<String>, Vec<String>) {
+        match self {
+            Regions::Netns(a, b) => (a.bootstrap(), b.bootstrap()),
+            Regions::External(e) => (e.a.clone(), e.b.clone()),
+        }
+    }
+
+    async fn lose_a(&self) -> Result<()> {
+        match self {
+            Regions::Netns(a, _) => {
+                let kills = a.nodes().into_iter().map(|n| a.kill(n));
+                for k in futures::future::join_all(kills).await {
+                    k.context("killing region A")?;
+                }
+            }
+            Regions::External(e) => {
+                let status = tokio::process::Command::new("sh")
+                    .args(["-c", &e.lose_a])
+                    .status()
+                    .await?;
+                if !status.success() {
+                    bail!("--lose-a {:?} failed: {status}", e.lose_a);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Runs every repetition; answers whether all were valid.
@@ -196,6 +247,9 @@ async fn one_rep(
     dir: &std::path::Path,
 ) -> Result<Observation> {
     let mut rng = StdRng::seed_from_u64(seed);
+    if let Some(e) = &plan.external {
+        return drive(plan, rep, seed, promotion, &Regions::External(e), &mut rng).await;
+    }
     let a = NetnsHosts::new(&plan.netns_script, dir.join("region-a"), 3).with_instance(REGION_A);
     let b = NetnsHosts::new(&plan.netns_script, dir.join("region-b"), 3).with_instance(REGION_B);
     for h in [&a, &b] {
@@ -205,7 +259,15 @@ async fn one_rep(
     eprintln!("starting region A (10.77.{REGION_A}.0/24) and region B (10.77.{REGION_B}.0/24)");
     a.up(&plan.bin, None).await.context("starting region A")?;
     b.up(&plan.bin, None).await.context("starting region B")?;
-    let result = drive(plan, rep, seed, promotion, &a, &b, &mut rng).await;
+    let result = drive(
+        plan,
+        rep,
+        seed,
+        promotion,
+        &Regions::Netns(&a, &b),
+        &mut rng,
+    )
+    .await;
     if !plan.keep_cluster {
         a.down().await.ok();
         b.down().await.ok();
@@ -219,13 +281,11 @@ async fn drive(
     rep: u32,
     seed: u64,
     promotion: &str,
-    a: &NetnsHosts,
-    b: &NetnsHosts,
+    regions: &Regions<'_>,
     rng: &mut StdRng,
 ) -> Result<Observation> {
-    let a_boot = a.bootstrap();
-    let b_boot = b.bootstrap();
-    // The WAN: one proxy per node of A, on B's side.
+    let (a_boot, b_boot) = regions.bootstraps();
+    // The WAN (the drill's own regions): one proxy per node of A, on B's side.
     let wan = WanSettings {
         jitter: Duration::from_millis(plan.jitter_ms),
         ..WanSettings::rtt(Duration::from_millis(plan.rtt_ms))
@@ -233,6 +293,7 @@ async fn drive(
     let mut proxies = Vec::new();
     let mut address_map = std::collections::HashMap::new();
     for (i, advertised) in a_boot.iter().enumerate() {
+        let Regions::Netns(_, b) = regions else { break };
         let listen: SocketAddr =
             format!("{}:{}", b.bridge_ip(), WAN_PORT_BASE + 1 + i as u16).parse()?;
         let p = WanProxy::start(listen, advertised.parse()?, wan)
@@ -248,8 +309,8 @@ async fn drive(
     let link = MirrorLinkConfig {
         name: LINK.into(),
         source_bootstrap: a_boot.clone(),
-        topics_include: vec!["dr-*".into()],
-        groups_include: vec!["dr-*".into()],
+        topics_include: vec![TOPIC.into()],
+        groups_include: vec![GROUP.into()],
         source_address_map: address_map,
         ..MirrorLinkConfig::default()
     };
@@ -336,10 +397,7 @@ async fn drive(
         "  {:>5.1} s: region A lost (kill -9 of every node)",
         kill_ms as f64 / 1000.0
     );
-    let kills = a.nodes().into_iter().map(|n| a.kill(n));
-    for k in futures::future::join_all(kills).await {
-        k.context("killing region A")?;
-    }
+    regions.lose_a().await?;
     let dead_ms = millis(t0);
     let mirrored_commits: BTreeMap<u32, u64> = match admin_b.fetch_offsets(GROUP).await {
         Ok(c) => c
