@@ -548,9 +548,8 @@ async fn pull(node: Arc<Node>, r: Arc<Replica>, link: MirrorLink, client: Client
         }
         // An idle group's lease lapses (no periodic heartbeats): renew it
         // as a produce does, or the write is refused as if not the leader.
-        r.renew_lease_if_stale().await;
-        if !r.lease_valid() {
-            let wait = fail(&update, "error", "not the leader with a live lease".into());
+        if let Err(e) = crate::ops::require_lease(&r, &r.topic, r.partition).await {
+            let wait = fail(&update, "error", e.to_string());
             tokio::time::sleep(wait).await;
             continue;
         }
@@ -765,27 +764,31 @@ async fn sync_group_offsets(node: &Node, link: &MirrorLink, client: &Client) -> 
         .list_groups()
         .await
         .map_err(|e| format!("listing the source's groups: {e}"))?;
+    // This link's mirror topics: each partition's Raft group.
+    let mirrored: BTreeMap<String, BTreeMap<u32, GroupId>> = node.meta_view.read(|s| {
+        s.mirror_topics
+            .iter()
+            .filter(|(_, l)| **l == link.name)
+            .filter_map(|(t, _)| {
+                let partitions = s.topics.get(t)?.partitions.iter();
+                Some((
+                    t.clone(),
+                    partitions.map(|p| (p.partition, p.group)).collect(),
+                ))
+            })
+            .collect()
+    });
     for g in groups.iter().filter(|g| link.mirrors_group(&g.group)) {
         let offsets = client
             .fetch_offsets(&g.group)
             .await
             .map_err(|e| format!("fetching group {}'s offsets: {e}", g.group))?;
-        let (has_members, mirror_topics, have, groups) = node.meta_view.read(|s| {
+        let (has_members, have) = node.meta_view.read(|s| {
             (
                 s.groups
                     .get(&g.group)
                     .is_some_and(|m| !m.members.is_empty()),
-                s.mirror_topics.clone(),
                 s.group_offsets.get(&g.group).cloned().unwrap_or_default(),
-                s.topics
-                    .iter()
-                    .flat_map(|(t, topic)| {
-                        topic
-                            .partitions
-                            .iter()
-                            .map(move |p| ((t.clone(), p.partition), p.group))
-                    })
-                    .collect::<BTreeMap<(String, u32), GroupId>>(),
             )
         });
         if has_members {
@@ -793,12 +796,11 @@ async fn sync_group_offsets(node: &Node, link: &MirrorLink, client: &Client) -> 
         }
         let changed: Vec<(String, u32, CommittedOffset)> = offsets
             .into_iter()
-            .filter(|o| mirror_topics.get(&o.topic) == Some(&link.name))
             // Never past what is mirrored here: after a promotion new
             // records take the offsets above, and a group resuming past
             // them would skip them. Below, it re-reads (duplicates) instead.
             .filter_map(|mut o| {
-                let g = groups.get(&(o.topic.clone(), o.partition))?;
+                let g = mirrored.get(&o.topic)?.get(&o.partition)?;
                 // Unknown here for now (no leader heard of): next round.
                 let status = node.group_status(*g);
                 status.leader?;

@@ -43,6 +43,7 @@ pub struct ClientConfig {
     /// (`advertised -> reachable`, both `host:port`): for clients that
     /// reach a cluster through a proxy or NAT, such as a mirror link
     /// through a WAN gateway. Addresses not named are used as they are.
+    /// With TLS, the certificate is checked against the address dialled.
     pub address_map: std::collections::BTreeMap<String, String>,
 }
 

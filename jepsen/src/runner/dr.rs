@@ -456,20 +456,10 @@ async fn drive(
     let end_ms = millis(t0);
     let final_log = read_log(&admin_b, plan.partitions).await?;
     drop(proxies);
-    let acks = std::mem::take(&mut *log.acks.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
-    let consumed = std::mem::take(
-        &mut *log
-            .consumed
-            .lock()
-            .map_err(|_| anyhow::anyhow!("poisoned"))?,
-    );
-    let resent = std::mem::take(&mut *log.resent.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
-    let consumers_started_ms = std::mem::take(
-        &mut *log
-            .consumers_started_ms
-            .lock()
-            .map_err(|_| anyhow::anyhow!("poisoned"))?,
-    );
+    let acks = take(&log.acks)?;
+    let consumed = take(&log.consumed)?;
+    let resent = take(&log.resent)?;
+    let consumers_started_ms = take(&log.consumers_started_ms)?;
     Ok(Observation {
         rep,
         seed,
@@ -491,6 +481,12 @@ async fn drive(
         bytes_before_loss,
         produce_start_ms: 0,
     })
+}
+
+/// What a shared record holds, taken out.
+fn take<T: Default>(m: &Mutex<T>) -> Result<T> {
+    let mut held = m.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    Ok(std::mem::take(&mut *held))
 }
 
 /// Each partition's high watermark in B.
@@ -717,15 +713,9 @@ async fn group_member(
                 Duration::from_secs(5),
                 consumer.poll(Duration::from_millis(200)),
             );
-            let polled = if in_region_a {
-                tokio::select! {
-                    p = poll => p,
-                    _ = lost.wait_for(|l| *l) => break,
-                }
-            } else {
-                poll.await
+            let Some(Ok(Ok(records))) = unless_lost(in_region_a, &mut lost, poll).await else {
+                break;
             };
-            let Ok(Ok(records)) = polled else { break };
             let at = millis(t0);
             if let Ok(mut c) = log.consumed.lock() {
                 for r in records {
@@ -741,20 +731,28 @@ async fn group_member(
             if last_commit.elapsed() >= Duration::from_millis(500) {
                 last_commit = Instant::now();
                 let commit = tokio::time::timeout(Duration::from_secs(5), consumer.commit());
-                let committed = if in_region_a {
-                    tokio::select! {
-                        c = commit => c,
-                        _ = lost.wait_for(|l| *l) => break,
-                    }
-                } else {
-                    commit.await
-                };
-                if !matches!(committed, Ok(Ok(()))) {
+                let Some(Ok(Ok(()))) = unless_lost(in_region_a, &mut lost, commit).await else {
                     break;
-                }
+                };
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `f`'s outcome, or `None` if region A is lost first while the caller
+/// runs there (it dies with it; what it had in flight is never processed).
+async fn unless_lost<T>(
+    in_region_a: bool,
+    lost: &mut tokio::sync::watch::Receiver<bool>,
+    f: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    if !in_region_a {
+        return Some(f.await);
+    }
+    tokio::select! {
+        v = f => Some(v),
+        _ = lost.wait_for(|l| *l) => None,
     }
 }
 
