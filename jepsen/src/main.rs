@@ -197,6 +197,11 @@ enum Command {
         /// promote`), or both (alternating).
         #[arg(long, value_enum, default_value_t = runner::dr::Promotion::Both)]
         promotion: runner::dr::Promotion,
+        /// Region B's `mirror_sync_interval_ms`: how often the link copies
+        /// the group's committed offsets (fewer duplicates after the
+        /// failover when shorter). Default: the node's (2000).
+        #[arg(long)]
+        offset_sync_ms: Option<u64>,
         /// Invalid if a repetition's RPO window is over this many ms.
         #[arg(long)]
         max_rpo_ms: Option<u64>,
@@ -368,6 +373,7 @@ async fn main() -> Result<()> {
             after_loss_s,
             detect_ms,
             promotion,
+            offset_sync_ms,
             max_rpo_ms,
             max_rto_ms,
             region_a,
@@ -405,6 +411,7 @@ async fn main() -> Result<()> {
                 bin,
                 netns_script,
                 keep_cluster,
+                offset_sync_ms,
                 max_rpo_ms,
                 max_rto_ms,
                 external,

@@ -263,7 +263,7 @@ fn java_client(cluster: &TestCluster) -> Result<()> {
 
 /// One Kafka request frame: header v1 (api key, version, correlation id,
 /// client id "t") and `body`.
-fn frame(api_key: i16, version: i16, correlation: i32, body: &[u8]) -> Vec<u8> {
+pub(crate) fn frame(api_key: i16, version: i16, correlation: i32, body: &[u8]) -> Vec<u8> {
     let mut payload = Vec::new();
     payload.extend_from_slice(&api_key.to_be_bytes());
     payload.extend_from_slice(&version.to_be_bytes());
@@ -276,7 +276,7 @@ fn frame(api_key: i16, version: i16, correlation: i32, body: &[u8]) -> Vec<u8> {
     out
 }
 
-async fn read_frame(s: &mut tokio::net::TcpStream) -> Result<Vec<u8>> {
+pub(crate) async fn read_frame(s: &mut tokio::net::TcpStream) -> Result<Vec<u8>> {
     use tokio::io::AsyncReadExt;
     let mut size = [0u8; 4];
     s.read_exact(&mut size).await?;
@@ -287,7 +287,11 @@ async fn read_frame(s: &mut tokio::net::TcpStream) -> Result<Vec<u8>> {
 
 /// SaslHandshake v1 (PLAIN), then SaslAuthenticate v0 with `user` and
 /// `password` on `s`: the SaslAuthenticate answer.
-async fn plain_login(s: &mut tokio::net::TcpStream, user: &str, password: &str) -> Result<Vec<u8>> {
+pub(crate) async fn plain_login(
+    s: &mut tokio::net::TcpStream,
+    user: &str,
+    password: &str,
+) -> Result<Vec<u8>> {
     use tokio::io::AsyncWriteExt;
     let mut body = 5i16.to_be_bytes().to_vec();
     body.extend_from_slice(b"PLAIN");

@@ -11,6 +11,7 @@ use std::time::Duration;
 use std::time::Instant;
 
 use anyhow::bail;
+use anyhow::ensure;
 use anyhow::Context;
 use anyhow::Result;
 use bytes::Bytes;
@@ -121,6 +122,42 @@ async fn wait_mirrored(source: &Client, target: &Client, timeout: Duration) -> R
     }
 }
 
+/// Kafka DeleteRecords v0 of `topic`/`partition` below `offset` at the
+/// partition's leader in `cluster`: the partition's error code.
+async fn kafka_delete_records(
+    cluster: &TestCluster,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<i16> {
+    use crate::kafka_security::frame;
+    use crate::kafka_security::read_frame;
+    use tokio::io::AsyncWriteExt;
+    let mut body = 1i32.to_be_bytes().to_vec();
+    body.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+    body.extend_from_slice(topic.as_bytes());
+    body.extend_from_slice(&1i32.to_be_bytes());
+    body.extend_from_slice(&partition.to_be_bytes());
+    body.extend_from_slice(&offset.to_be_bytes());
+    body.extend_from_slice(&5000i32.to_be_bytes());
+    let leader = leader(&cluster.client().await?, partition as usize).await?;
+    let addresses = cluster.kafka_bootstrap();
+    let address = addresses
+        .split(',')
+        .nth(cluster.node_index(leader))
+        .context("the leader's Kafka address")?;
+    let mut s = tokio::net::TcpStream::connect(address).await?;
+    s.write_all(&frame(21, 0, 7, &body)).await?;
+    let answer = read_frame(&mut s).await?;
+    // correlation, throttle, topics count, name, partitions count,
+    // partition, low watermark, error code.
+    let at = 4 + 4 + 4 + 2 + topic.len() + 4 + 4 + 8;
+    let code = answer
+        .get(at..at + 2)
+        .context("short DeleteRecords answer")?;
+    Ok(i16::from_be_bytes([code[0], code[1]]))
+}
+
 async fn leader(client: &Client, partition: usize) -> Result<u64> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
@@ -186,6 +223,15 @@ async fn a_mirror_keeps_the_sources_offsets_through_leader_kills_and_promotes() 
         .expect_err("a mirror topic is read-only");
     assert_eq!(e.code(), Some(ErrorCode::InvalidArgument), "{e}");
     assert!(e.to_string().contains("read-only mirror"), "{e}");
+    // Kafka's DeleteRecords on a mirror topic is refused too: the log start
+    // stays where the source's is.
+    assert_eq!(kafka_delete_records(&target, TOPIC, 0, 10).await?, 42);
+    assert_eq!(
+        dst.list_offsets(TOPIC, 0, cairn_client::OffsetSpec::Earliest)
+            .await?
+            .offset,
+        0
+    );
 
     // Producers keep writing to the source while the target's leader of
     // partition 0 and the source's leader of partition 1 are killed -9 and
@@ -332,5 +378,144 @@ async fn failback_reseeds_the_old_primary_from_the_promoted_side() -> Result<()>
     for p in 0..PARTITIONS {
         assert_eq!(batches(&cb, TOPIC, p).await?, batches(&ca, TOPIC, p).await?);
     }
+    Ok(())
+}
+
+/// Whether a PLAIN login as `user` succeeds at `cluster`'s Kafka listener.
+async fn logs_in(cluster: &TestCluster, user: &str, password: &str) -> Result<bool> {
+    let mut s = tokio::net::TcpStream::connect(cluster.kafka_bootstrap()).await?;
+    let answer = crate::kafka_security::plain_login(&mut s, user, password).await?;
+    Ok(answer[4..6] == [0, 0])
+}
+
+/// Waits until `check` holds, or fails naming `what`.
+async fn wait_until<F, Fut>(what: &str, mut check: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("timed out waiting until {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A link with security sync keeps the target's copy of the source's users,
+/// ACL bindings and roles equal to the source's: a user created in A logs
+/// in to B with the same password, a password changed or a user, binding or
+/// role dropped in A is changed or dropped in B, and B's own users and
+/// bindings are never touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_copies_users_acls_and_roles_and_drops_what_the_source_drops() -> Result<()> {
+    use cairn_client::proto::alter_role_request::Change;
+    use cairn_client::proto::AclBinding;
+    use cairn_client::proto::AclFilter;
+    use cairn_client::proto::AclList;
+    use cairn_client::proto::AlterRoleRequest;
+    use cairn_client::proto::ScramDeletion;
+    let a = TestCluster::start(1).await?;
+    let b = TestCluster::new(1)?
+        .with_env("CAIRN_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+        .started_for_test()
+        .await?;
+    let ca = a.client().await?;
+    let cb = b.client().await?;
+    let user = |bootstrap: Vec<String>, name: &str, password: &str| {
+        crate::kafka_security::create_user_on(&bootstrap.join(","), name, password)
+    };
+    let binding = |who: &str, topic: &str| AclBinding {
+        principal: who.into(),
+        host: "*".into(),
+        resource_type: "TOPIC".into(),
+        resource_name: topic.into(),
+        pattern_type: "LITERAL".into(),
+        operation: "READ".into(),
+        permission: "ALLOW".into(),
+    };
+    user(a.bootstrap(), "alice", "alice-1")?;
+    user(a.bootstrap(), "carol", "carol-1")?;
+    ca.create_acls(vec![binding("User:alice", "orders")])
+        .await?;
+    ca.alter_role(AlterRoleRequest {
+        role: "nurses".into(),
+        change: Some(Change::AddAcls(AclList {
+            acls: vec![binding("", "lab")],
+        })),
+    })
+    .await?;
+    // B's own: a user of the same name as A's carol, and a binding.
+    user(b.bootstrap(), "carol", "carol-in-b")?;
+    cb.create_acls(vec![binding("User:local", "orders")])
+        .await?;
+
+    cb.create_mirror_link(MirrorLinkConfig {
+        sync_acls: true,
+        ..link("dr", &a)
+    })
+    .await?;
+    wait_until("alice logs in to B with A's password", || {
+        logs_in(&b, "alice", "alice-1")
+    })
+    .await?;
+    ensure!(!logs_in(&b, "alice", "wrong").await?);
+    // B's carol is B's own: A's does not replace it.
+    ensure!(logs_in(&b, "carol", "carol-in-b").await?);
+    ensure!(!logs_in(&b, "carol", "carol-1").await?);
+    let acls = cb.list_acls(AclFilter::default()).await?;
+    ensure!(acls.contains(&binding("User:alice", "orders")), "{acls:?}");
+    ensure!(acls.contains(&binding("User:local", "orders")), "{acls:?}");
+    let roles = cb.list_roles().await?;
+    ensure!(roles.iter().any(|r| r.role == "nurses"), "{roles:?}");
+
+    // A changes alice's password, drops its binding and role, then alice.
+    user(a.bootstrap(), "alice", "alice-2")?;
+    wait_until("alice's new password works in B", || {
+        logs_in(&b, "alice", "alice-2")
+    })
+    .await?;
+    ensure!(!logs_in(&b, "alice", "alice-1").await?);
+    ca.delete_acls(AclFilter {
+        principal: "User:alice".into(),
+        ..AclFilter::default()
+    })
+    .await?;
+    ca.alter_role(AlterRoleRequest {
+        role: "nurses".into(),
+        change: Some(Change::Delete(true)),
+    })
+    .await?;
+    ca.alter_users(
+        ["SCRAM-SHA-256", "SCRAM-SHA-512"]
+            .map(|m| ScramDeletion {
+                user: "alice".into(),
+                mechanism: m.into(),
+            })
+            .to_vec(),
+        vec![],
+    )
+    .await?;
+    wait_until(
+        "alice, her binding and the role are gone from B",
+        || async {
+            let acls = cb.list_acls(AclFilter::default()).await?;
+            let roles = cb.list_roles().await?;
+            let users = cb.describe_users(vec![]).await?;
+            Ok(!acls.contains(&binding("User:alice", "orders"))
+                && !roles.iter().any(|r| r.role == "nurses")
+                && !users.iter().any(|u| u.user == "alice"))
+        },
+    )
+    .await?;
+    ensure!(!logs_in(&b, "alice", "alice-2").await?);
+    // B's own are still there.
+    ensure!(logs_in(&b, "carol", "carol-in-b").await?);
+    let acls = cb.list_acls(AclFilter::default()).await?;
+    ensure!(acls.contains(&binding("User:local", "orders")), "{acls:?}");
     Ok(())
 }

@@ -550,6 +550,8 @@ pub enum Operation {
     DeleteAcls,
     DescribeUsers,
     AlterUsers,
+    /// Users' stored SCRAM credentials, for a mirror link to copy.
+    ExportUsers,
     DescribeRoles,
     AlterRoles,
     /// Mirror links: list them, their status.
@@ -596,6 +598,7 @@ impl Operation {
         Operation::DeleteAcls,
         Operation::DescribeUsers,
         Operation::AlterUsers,
+        Operation::ExportUsers,
         Operation::DescribeRoles,
         Operation::AlterRoles,
         Operation::DescribeMirrors,
@@ -700,6 +703,7 @@ pub const OPERATIONS: &[Rule] = {
         rule(O::DeleteAcls, R::Cluster, A::Alter, Required),
         rule(O::DescribeUsers, R::Cluster, A::Describe, Required),
         rule(O::AlterUsers, R::Cluster, A::Alter, Required),
+        rule(O::ExportUsers, R::Cluster, A::ClusterAction, Required),
         rule(O::DescribeRoles, R::Cluster, A::Describe, Required),
         rule(O::AlterRoles, R::Cluster, A::Alter, Required),
         rule(O::DescribeMirrors, R::Cluster, A::Describe, Required),

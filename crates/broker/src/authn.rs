@@ -3,6 +3,8 @@
 //! administration (Kafka's Describe/AlterUserScramCredentials, `cairn
 //! user`). Every attempt is audited.
 
+use std::collections::BTreeMap;
+
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use cairn_metadata::MetaCommand;
@@ -202,6 +204,30 @@ impl Broker {
                     .collect(),
             }
         }))
+    }
+
+    /// Every user's SCRAM credentials as stored (salt, iterations, stored
+    /// and server keys; never a password), for a mirror link copying them
+    /// to another cluster (CLUSTER_ACTION on the cluster). Every export is
+    /// audited.
+    pub fn export_users(
+        &self,
+        ctx: &RequestContext,
+    ) -> Result<BTreeMap<String, BTreeMap<String, ScramCredential>>, ApiError> {
+        self.authorize_cluster(ctx, Operation::ExportUsers)?;
+        let users = self.meta(|s| s.users.clone());
+        self.audit(Audit {
+            event: AuditKind::User,
+            principal: ctx.principal.to_string(),
+            client: ctx.client,
+            listener: ctx.listener.as_str(),
+            operation: "ExportCredentials",
+            resource_type: "user",
+            resource: "*",
+            result: AuditResult::Ok,
+            detail: format!("{} users", users.len()),
+        });
+        Ok(users)
     }
 
     /// Deletes and sets users' SCRAM credentials (ALTER on the cluster);

@@ -35,6 +35,8 @@ pub enum ConfigError {
     NotAVoter(NodeId),
     #[error("producer_id_expiration_ms must be >= 1, got {0}")]
     ProducerIdExpiration(i64),
+    #[error("mirror_sync_interval_ms must be 100..=600000, got {0}")]
+    MirrorSyncInterval(u64),
     #[error("kafka_security_protocol {0:?}: expected PLAINTEXT, SASL_PLAINTEXT, SSL or SASL_SSL")]
     SecurityProtocol(String),
     #[error("{key} {value:?}: expected {expected}")]
@@ -100,6 +102,10 @@ pub struct ServerConfig {
     /// do not set it (Kafka's broker config of that name): a partition
     /// forgets an idempotent producer this long after its last batch.
     pub producer_id_expiration_ms: i64,
+    /// How often the metadata leader syncs each mirror link: new topics and
+    /// partitions, configs, security, and the chosen groups' committed
+    /// offsets (so also how far a failed-over group may be behind).
+    pub mirror_sync_interval_ms: u64,
     /// Fault-injection harness only (`jepsen/`): keep log writes in the
     /// process's memory until the group-commit sync writes and syncs them,
     /// so a kill -9 drops exactly what a power loss would drop from the page
@@ -279,6 +285,7 @@ impl Default for ServerConfig {
             retention_bytes: -1,
             retention_check_interval_ms: 5000,
             producer_id_expiration_ms: 86_400_000,
+            mirror_sync_interval_ms: 2000,
             test_lose_unsynced_on_crash: false,
             test_replica_reads: false,
             metadata_snapshot_entries: 10_000,
@@ -328,6 +335,11 @@ impl ServerConfig {
         if self.producer_id_expiration_ms < 1 {
             return Err(ConfigError::ProducerIdExpiration(
                 self.producer_id_expiration_ms,
+            ));
+        }
+        if !(100..=600_000).contains(&self.mirror_sync_interval_ms) {
+            return Err(ConfigError::MirrorSyncInterval(
+                self.mirror_sync_interval_ms,
             ));
         }
         if !matches!(
@@ -642,5 +654,20 @@ mod tests {
         let e = ServerConfig::load(None, flags(&[("producer_id_expiration_ms", 0.into())]))
             .unwrap_err();
         assert!(matches!(e, ConfigError::ProducerIdExpiration(0)), "{e}");
+    }
+
+    #[test]
+    fn the_mirror_sync_interval_is_bounded() {
+        let c =
+            ServerConfig::load(None, flags(&[("mirror_sync_interval_ms", 500.into())])).unwrap();
+        assert_eq!(c.mirror_sync_interval_ms, 500);
+        for bad in [0u64, 99, 600_001] {
+            let e = ServerConfig::load(None, flags(&[("mirror_sync_interval_ms", bad.into())]))
+                .unwrap_err();
+            assert!(
+                matches!(e, ConfigError::MirrorSyncInterval(b) if b == bad),
+                "{e}"
+            );
+        }
     }
 }

@@ -20,11 +20,13 @@
 //! Nothing but the Raft log remembers where a mirror is: after a failover
 //! on either side the new leader resumes at its log end.
 //!
-//! The metadata leader syncs each link every [`MIRROR_SYNC_INTERVAL`]:
+//! The metadata leader syncs each link every `mirror_sync_interval_ms`:
 //! source topics matching the link become read-only mirror topics here
 //! (same partitions and configs), partition counts grow, configs follow,
-//! ACL bindings are added (`sync_acls`), and the committed offsets of the
-//! groups the link names are copied for groups with no members here.
+//! ACL bindings, roles and users are kept equal to the source's
+//! (`sync_acls`; never touching this cluster's own), and the committed
+//! offsets of the groups the link names are copied for groups with no
+//! members here.
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
@@ -46,6 +48,9 @@ use cairn_metadata::CommittedOffset;
 use cairn_metadata::MetaCommand;
 use cairn_metadata::MetaResponse;
 use cairn_metadata::MirrorLink;
+use cairn_metadata::Role;
+use cairn_metadata::ScramCredential;
+use cairn_metadata::SourceSecurity;
 use cairn_raft::GroupId;
 use cairn_raft::MirrorAt;
 use cairn_raft::ProduceCommand;
@@ -66,9 +71,9 @@ use crate::replica::Replica;
 pub(crate) const MIRROR_FETCH_BYTES: u32 = 1 << 20;
 /// How long a pull waits at the source for new records.
 pub(crate) const MIRROR_FETCH_WAIT_MS: u32 = 500;
-/// How often the metadata leader syncs each link's topics, configs, ACLs
-/// and group offsets.
-pub(crate) const MIRROR_SYNC_INTERVAL: Duration = Duration::from_secs(2);
+/// Most ACL bindings, roles and users one link's security sync copies: all
+/// of them travel in one metadata entry.
+pub(crate) const MAX_MIRRORED_SECURITY: usize = 20_000;
 /// How often each node checks which pullers it should run.
 const MIRROR_TICK: Duration = Duration::from_millis(250);
 /// Longest wait between two failed pulls.
@@ -365,7 +370,9 @@ pub(crate) async fn mirror_loop(node: Arc<Node>) {
             }
         }
         if node.meta_leader() == Some(node.id)
-            && last_sync.is_none_or(|t| t.elapsed() >= MIRROR_SYNC_INTERVAL)
+            && last_sync.is_none_or(|t| {
+                t.elapsed() >= Duration::from_millis(node.config.mirror_sync_interval_ms)
+            })
         {
             last_sync = Some(Instant::now());
             for link in links.values().filter(|l| !l.paused) {
@@ -727,33 +734,94 @@ async fn sync_link(node: &Node, link: &MirrorLink) -> Result<(), String> {
             Some(_) => {}
         }
     }
-    if link.sync_acls {
-        let acls = client
-            .list_acls(Default::default())
-            .await
-            .map_err(|e| format!("listing the source's ACLs: {e}"))?;
-        let have = node.meta_view.read(|s| s.acls.clone());
-        for a in acls {
-            let entry = AclEntry {
-                principal: a.principal,
-                host: a.host,
-                resource_type: a.resource_type,
-                resource_name: a.resource_name,
-                pattern_type: a.pattern_type,
-                operation: a.operation,
-                permission: a.permission,
-            };
-            if !have.contains(&entry) {
-                node.propose(Proposal::Command(MetaCommand::PutAcl(entry)))
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-        }
-    }
+    // A security sync the source refuses does not hold back the offsets.
+    let security = match link.sync_acls {
+        true => sync_security(node, link, &client).await,
+        false => Ok(()),
+    };
     if !link.groups_include.is_empty() {
         sync_group_offsets(node, link, &client).await?;
     }
-    Ok(())
+    security
+}
+
+/// Copies the source's ACL bindings, roles and users (SCRAM credentials
+/// as stored) when they differ from what the link last put here; what the
+/// source dropped goes here too (`cairn_metadata::SourceSecurity`).
+async fn sync_security(node: &Node, link: &MirrorLink, client: &Client) -> Result<(), String> {
+    let entry = |a: cairn_client::proto::AclBinding| AclEntry {
+        principal: a.principal,
+        host: a.host,
+        resource_type: a.resource_type,
+        resource_name: a.resource_name,
+        pattern_type: a.pattern_type,
+        operation: a.operation,
+        permission: a.permission,
+    };
+    let acls = client
+        .list_acls(Default::default())
+        .await
+        .map_err(|e| format!("listing the source's ACLs: {e}"))?;
+    let roles = client
+        .list_roles()
+        .await
+        .map_err(|e| format!("listing the source's roles: {e}"))?;
+    let credentials = client.export_users().await.map_err(|e| {
+        format!("exporting the source's users (the link's principal needs CLUSTER_ACTION on the source's cluster): {e}")
+    })?;
+    let mut security = SourceSecurity {
+        acls: acls.into_iter().map(entry).collect(),
+        ..SourceSecurity::default()
+    };
+    for r in roles {
+        let role = Role {
+            acls: r.acls.into_iter().map(entry).collect(),
+            members: r.members.into_iter().collect(),
+        };
+        security.roles.insert(r.role, role);
+    }
+    for c in credentials {
+        let credential = ScramCredential {
+            salt: c.salt.to_vec(),
+            iterations: c.iterations,
+            stored_key: c.stored_key.to_vec(),
+            server_key: c.server_key.to_vec(),
+        };
+        security
+            .users
+            .entry(c.user)
+            .or_default()
+            .insert(c.mechanism, credential);
+    }
+    let items = security.acls.len() + security.roles.len() + security.users.len();
+    if items > MAX_MIRRORED_SECURITY {
+        return Err(format!(
+            "the source has {items} ACL bindings, roles and users; a link copies at most {MAX_MIRRORED_SECURITY}"
+        ));
+    }
+    if !node
+        .meta_view
+        .read(|s| s.mirror_security_differs(&link.name, &security))
+    {
+        return Ok(());
+    }
+    let (acls, roles, users) = (
+        security.acls.len(),
+        security.roles.len(),
+        security.users.len(),
+    );
+    let cmd = MetaCommand::SyncMirrorSecurity {
+        link: link.name.clone(),
+        security,
+    };
+    match node.propose(Proposal::Command(cmd)).await {
+        Ok(MetaResponse::Ok) => {
+            tracing::info!(link = %link.name, acls, roles, users, "mirror security synced");
+            Ok(())
+        }
+        Ok(other) => Err(format!("syncing security: {other:?}")),
+        Err(e) => Err(format!("syncing security: {e}")),
+    }
 }
 
 /// Copies the committed offsets of the link's groups, for its mirror

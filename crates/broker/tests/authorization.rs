@@ -262,6 +262,7 @@ async fn run(b: &Broker, who: &RequestContext, op: Operation, n: &Names) -> Resu
         ),
         Operation::DescribeAcls => unauthorized(&b.describe_acls(who, &AclFilter::default())),
         Operation::DescribeUsers => unauthorized(&b.describe_users(who, None)),
+        Operation::ExportUsers => unauthorized(&b.export_users(who)),
         Operation::DescribeRoles => unauthorized(&b.describe_roles(who)),
         Operation::DescribeMirrors => unauthorized(&b.describe_mirror_links(who)),
         Operation::AlterMirrors => unauthorized(&b.delete_mirror_link(who, "no-such-link").await),

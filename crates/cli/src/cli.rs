@@ -105,8 +105,11 @@ pub enum MirrorCommand {
         /// Consumer groups never copied (patterns).
         #[arg(long, value_delimiter = ',')]
         exclude_groups: Vec<String>,
-        /// Copy the source's ACL bindings too.
-        #[arg(long)]
+        /// Keep the source's security here too: its ACL bindings, roles and
+        /// users (SCRAM credentials as stored, never a password). The link's
+        /// principal needs DESCRIBE and CLUSTER_ACTION on the source's
+        /// cluster.
+        #[arg(long = "sync-security", alias = "sync-acls")]
         sync_acls: bool,
         /// CA (PEM file, on every node here) of the source's TLS certificates.
         #[arg(long)]

@@ -143,7 +143,7 @@ fn link_json(d: &MirrorLinkDescription) -> serde_json::Value {
         "exclude": l.topics_exclude,
         "groups": l.groups_include,
         "exclude_groups": l.groups_exclude,
-        "sync_acls": l.sync_acls,
+        "sync_security": l.sync_acls,
         "source_ca": l.tls_ca_file,
         "source_cert": l.tls_cert_file,
         "source_token_file": l.token_file,

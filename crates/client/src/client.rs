@@ -20,11 +20,12 @@ use cairn_proto::v1::{
     Acks, AclBinding, AclFilter, AlterRoleRequest, AlterTopicConfigRequest, AlterUsersRequest,
     ClusterStatusRequest, ClusterStatusResponse, CommitOffsetsRequest, CreateAclsRequest,
     CreatePartitionsRequest, CreateTopicRequest, DecommissionNodeRequest, DeleteAclsRequest,
-    DeleteTopicRequest, DescribeTopicRequest, DescribeUsersRequest, ErrorCode, FetchOffsetsRequest,
-    FetchRequest, FetchResponse, ListAclsRequest, ListOffsetsRequest, ListOffsetsResponse,
-    ListRolesRequest, MetadataRequest, MetadataResponse, OffsetCommit, PartitionMove,
-    ProduceRequest, ProduceResponse, ReassignPartitionRequest, RemoveNodeRequest, RoleDescription,
-    ScramDeletion, ScramUpsertion, TopicMetadata, UserDescription,
+    DeleteTopicRequest, DescribeTopicRequest, DescribeUsersRequest, ErrorCode, ExportUsersRequest,
+    FetchOffsetsRequest, FetchRequest, FetchResponse, ListAclsRequest, ListOffsetsRequest,
+    ListOffsetsResponse, ListRolesRequest, MetadataRequest, MetadataResponse, OffsetCommit,
+    PartitionMove, ProduceRequest, ProduceResponse, ReassignPartitionRequest, RemoveNodeRequest,
+    RoleDescription, ScramDeletion, ScramUpsertion, StoredScramCredential, TopicMetadata,
+    UserDescription,
 };
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
@@ -415,6 +416,23 @@ impl Client {
             })
             .await?;
         Ok(reply.users)
+    }
+
+    /// Every user's stored SCRAM credentials (CLUSTER_ACTION on the
+    /// cluster): what a mirror link copies.
+    pub async fn export_users(&self) -> Result<Vec<StoredScramCredential>, ClientError> {
+        let timeout = self.inner.config.request_timeout;
+        let reply = self
+            .call_any(
+                "export_users",
+                &mut self.backoff(),
+                |mut c: Rpc| async move {
+                    c.export_users(request(ExportUsersRequest {}, timeout))
+                        .await
+                },
+            )
+            .await?;
+        Ok(reply.credentials)
     }
 
     /// Changes a role (ALTER on the cluster).

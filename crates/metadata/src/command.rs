@@ -7,6 +7,7 @@ use crate::groups::GroupCommit;
 use crate::groups::GroupError;
 use crate::groups::GroupMeta;
 use crate::mirror::MirrorLink;
+use crate::mirror::SourceSecurity;
 use crate::state::AclEntry;
 use crate::state::CommittedOffset;
 use crate::state::NodeId;
@@ -173,6 +174,14 @@ pub enum MetaCommand {
     SetMirrorTopics {
         topics: Vec<String>,
         link: Option<String>,
+    },
+    /// A link's security sync: what the link put here becomes `security`
+    /// (the source's ACL bindings, roles and users), and nothing of this
+    /// cluster's own changes (`mirror::merge_security`). Refused for an
+    /// unknown link. Appended last.
+    SyncMirrorSecurity {
+        link: String,
+        security: SourceSecurity,
     },
 }
 

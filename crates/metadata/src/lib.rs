@@ -45,6 +45,8 @@ pub use groups::GroupMeta;
 pub use groups::GroupPhase;
 pub use mirror::glob_match;
 pub use mirror::MirrorLink;
+pub use mirror::MirroredSecurity;
+pub use mirror::SourceSecurity;
 pub use state::producer_id_base;
 pub use state::AclEntry;
 pub use state::CommittedOffset;

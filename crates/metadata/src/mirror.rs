@@ -2,8 +2,15 @@
 //! which of its topics are read-only mirrors. Pure: the link's pullers and
 //! its metadata sync live in `cairn-broker` (`mirror.rs`).
 
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+
 use serde::Deserialize;
 use serde::Serialize;
+
+use crate::state::AclEntry;
+use crate::state::Role;
+use crate::state::ScramCredential;
 
 /// A mirror link, stored in the metadata group of the target cluster: the
 /// source's client (gRPC) addresses and credentials, and what to copy.
@@ -20,7 +27,10 @@ pub struct MirrorLink {
     /// Consumer groups whose committed offsets are copied (patterns).
     pub groups_include: Vec<String>,
     pub groups_exclude: Vec<String>,
-    /// Whether the source's ACL bindings are copied.
+    /// Whether the source's security is copied: its ACL bindings, roles
+    /// and users (their SCRAM salted keys; never a password). Kept equal
+    /// to the source's: what the source drops is dropped here too
+    /// ([`SourceSecurity`]).
     pub sync_acls: bool,
     /// A PEM CA bundle file (on every target node) to verify the source's
     /// TLS certificates with; `None`: plaintext.
@@ -94,6 +104,82 @@ impl MirrorLink {
         }
         Ok(())
     }
+}
+
+/// The security a link copies from its source, as one snapshot: ACL
+/// bindings, roles, and users' SCRAM credentials (what checks a login, never
+/// a password).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceSecurity {
+    pub acls: Vec<AclEntry>,
+    pub roles: BTreeMap<String, Role>,
+    /// user -> mechanism -> credential.
+    pub users: BTreeMap<String, BTreeMap<String, ScramCredential>>,
+}
+
+/// What a link's security sync put here: the link owns these, and drops
+/// them when its source does. Bindings, roles and users this cluster had
+/// of its own are never touched (a user of the same name here wins), and
+/// when the link is deleted what it owned becomes this cluster's own.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct MirroredSecurity {
+    pub acls: BTreeSet<AclEntry>,
+    pub roles: BTreeSet<String>,
+    pub users: BTreeSet<String>,
+}
+
+/// The security a sync may change: this cluster's bindings, roles, users.
+pub(crate) struct SecurityView<'a> {
+    pub acls: &'a mut Vec<AclEntry>,
+    pub roles: &'a mut BTreeMap<String, Role>,
+    pub users: &'a mut BTreeMap<String, BTreeMap<String, ScramCredential>>,
+}
+
+/// Makes what `owned` says the link put here equal to `source`, leaving
+/// everything else alone; answers what the link owns afterwards. Pure.
+pub(crate) fn merge_security(
+    view: SecurityView<'_>,
+    owned: &MirroredSecurity,
+    source: SourceSecurity,
+) -> MirroredSecurity {
+    let mut now = MirroredSecurity::default();
+    let wanted: BTreeSet<AclEntry> = source.acls.into_iter().collect();
+    view.acls
+        .retain(|a| !owned.acls.contains(a) || wanted.contains(a));
+    for a in wanted {
+        if owned.acls.contains(&a) || !view.acls.contains(&a) {
+            if !view.acls.contains(&a) {
+                view.acls.push(a.clone());
+            }
+            now.acls.insert(a);
+        }
+    }
+    view.acls.sort();
+    view.roles
+        .retain(|r, _| !owned.roles.contains(r) || source.roles.contains_key(r));
+    for (name, mut role) in source.roles {
+        if owned.roles.contains(&name) || !view.roles.contains_key(&name) {
+            for a in &mut role.acls {
+                a.principal.clear();
+            }
+            role.acls.sort();
+            role.acls.dedup();
+            view.roles.insert(name.clone(), role);
+            now.roles.insert(name);
+        }
+    }
+    view.users
+        .retain(|u, _| !owned.users.contains(u) || source.users.contains_key(u));
+    for (name, creds) in source.users {
+        if name.is_empty() || creds.is_empty() {
+            continue;
+        }
+        if owned.users.contains(&name) || !view.users.contains_key(&name) {
+            view.users.insert(name.clone(), creds);
+            now.users.insert(name);
+        }
+    }
+    now
 }
 
 #[cfg(test)]

@@ -12,7 +12,11 @@ use crate::groups::check_commit;
 use crate::groups::GroupCommit;
 use crate::groups::GroupError;
 use crate::groups::GroupMeta;
+use crate::mirror::merge_security;
 use crate::mirror::MirrorLink;
+use crate::mirror::MirroredSecurity;
+use crate::mirror::SecurityView;
+use crate::mirror::SourceSecurity;
 
 /// A node's id: unique in a cluster, chosen by the operator, never 0.
 pub type NodeId = u64;
@@ -145,6 +149,9 @@ pub struct MetadataState {
     /// Topics that are read-only mirrors -> the link they mirror.
     #[serde(default)]
     pub mirror_topics: BTreeMap<String, String>,
+    /// link -> the bindings, roles and users its security sync put here.
+    #[serde(default)]
+    pub mirrored_security: BTreeMap<String, MirroredSecurity>,
 }
 
 /// Where a new cluster's producer ids start: a range of 2^32 ids chosen by
@@ -164,6 +171,33 @@ pub fn producer_id_base(cluster_id: &str) -> i64 {
 }
 
 impl MetadataState {
+    fn security_view(&mut self) -> SecurityView<'_> {
+        SecurityView {
+            acls: &mut self.acls,
+            roles: &mut self.roles,
+            users: &mut self.users,
+        }
+    }
+
+    /// Whether a `SyncMirrorSecurity` of `security` for `link` would change
+    /// anything (the sync proposes only then).
+    pub fn mirror_security_differs(&self, link: &str, security: &SourceSecurity) -> bool {
+        let owned = self
+            .mirrored_security
+            .get(link)
+            .cloned()
+            .unwrap_or_default();
+        let (mut acls, mut roles, mut users) =
+            (self.acls.clone(), self.roles.clone(), self.users.clone());
+        let view = SecurityView {
+            acls: &mut acls,
+            roles: &mut roles,
+            users: &mut users,
+        };
+        let now = merge_security(view, &owned, security.clone());
+        now != owned || acls != self.acls || roles != self.roles || users != self.users
+    }
+
     /// Applies one command. Deterministic: depends only on `self` and `cmd`.
     pub fn apply(&mut self, cmd: MetaCommand) -> MetaResponse {
         match cmd {
@@ -373,6 +407,19 @@ impl MetadataState {
                     )));
                 }
                 self.mirror_links.remove(&name);
+                // What it copied stays, as this cluster's own.
+                self.mirrored_security.remove(&name);
+                MetaResponse::Ok
+            }
+            MetaCommand::SyncMirrorSecurity { link, security } => {
+                if !self.mirror_links.contains_key(&link) {
+                    return MetaResponse::Error(MetaError::UnknownMirrorLink(link));
+                }
+                let owned = self.mirrored_security.remove(&link).unwrap_or_default();
+                let now = merge_security(self.security_view(), &owned, security);
+                if now != MirroredSecurity::default() {
+                    self.mirrored_security.insert(link, now);
+                }
                 MetaResponse::Ok
             }
             MetaCommand::CreateMirrorTopic {
@@ -1404,6 +1451,122 @@ mod tests {
         v.as_object_mut().unwrap().remove("users");
         let old: MetadataState = serde_json::from_value(v).unwrap();
         assert!(old.users.is_empty());
+    }
+
+    /// A link's security sync: its stored encoding, and that it keeps what
+    /// it copied equal to the source's without touching this cluster's own
+    /// bindings, roles and users.
+    #[test]
+    fn a_mirror_security_sync_owns_what_it_copied_and_nothing_else() {
+        let acl = |who: &str, topic: &str| AclEntry {
+            principal: who.into(),
+            host: "*".into(),
+            resource_type: "TOPIC".into(),
+            resource_name: topic.into(),
+            pattern_type: "LITERAL".into(),
+            operation: "READ".into(),
+            permission: "ALLOW".into(),
+        };
+        let cred = |b: u8| ScramCredential {
+            salt: vec![b],
+            iterations: 4096,
+            stored_key: vec![b, 1],
+            server_key: vec![b, 2],
+        };
+        let creds = |b: u8| -> BTreeMap<String, ScramCredential> {
+            [("SCRAM-SHA-256".to_string(), cred(b))].into()
+        };
+        let security =
+            |acls: Vec<AclEntry>, users: Vec<(&str, u8)>, roles: Vec<&str>| SourceSecurity {
+                acls,
+                users: users
+                    .into_iter()
+                    .map(|(u, b)| (u.to_string(), creds(b)))
+                    .collect(),
+                roles: roles
+                    .into_iter()
+                    .map(|r| {
+                        let role = Role {
+                            acls: vec![acl("", "lab")],
+                            members: ["User:carol".to_string()].into(),
+                        };
+                        (r.to_string(), role)
+                    })
+                    .collect(),
+            };
+        let sync = |security: SourceSecurity| MetaCommand::SyncMirrorSecurity {
+            link: "dr".into(),
+            security,
+        };
+        let golden = r#"{"SyncMirrorSecurity":{"link":"dr","security":{"acls":[],"roles":{},"users":{"bob":{"SCRAM-SHA-256":{"salt":[7],"iterations":4096,"stored_key":[7,1],"server_key":[7,2]}}}}}}"#;
+        let one_user = sync(security(vec![], vec![("bob", 7)], vec![]));
+        assert_eq!(serde_json::to_string(&one_user).unwrap(), golden);
+        assert_eq!(
+            serde_json::from_str::<MetaCommand>(golden).unwrap(),
+            one_user
+        );
+
+        let mut s = MetadataState::default();
+        assert_eq!(
+            s.apply(one_user.clone()),
+            MetaResponse::Error(MetaError::UnknownMirrorLink("dr".into()))
+        );
+        s.apply(MetaCommand::PutMirrorLink(MirrorLink {
+            name: "dr".into(),
+            source_bootstrap: vec!["a:1".into()],
+            sync_acls: true,
+            ..MirrorLink::default()
+        }));
+        // This cluster's own: a binding, a user alice, a role ops.
+        s.apply(MetaCommand::PutAcl(acl("User:local", "orders")));
+        s.apply(MetaCommand::PutScramCredential {
+            user: "alice".into(),
+            mechanism: "SCRAM-SHA-256".into(),
+            credential: cred(1),
+        });
+        s.apply(MetaCommand::PutRoleAcls {
+            role: "ops".into(),
+            acls: vec![acl("", "orders")],
+        });
+        let first = security(
+            vec![acl("User:bob", "orders"), acl("User:local", "orders")],
+            vec![("bob", 7), ("alice", 9)],
+            vec!["nurses", "ops"],
+        );
+        assert!(s.mirror_security_differs("dr", &first));
+        assert_eq!(s.apply(sync(first.clone())), MetaResponse::Ok);
+        assert!(!s.mirror_security_differs("dr", &first));
+        assert_eq!(s.users["bob"], creds(7));
+        // alice is this cluster's own: not overwritten, not owned.
+        assert_eq!(s.users["alice"], creds(1));
+        assert!(s.acls.contains(&acl("User:bob", "orders")));
+        assert_eq!(s.roles["nurses"].members.len(), 1);
+        assert_eq!(s.roles["ops"].acls, vec![acl("", "orders")]);
+        let owned = &s.mirrored_security["dr"];
+        assert_eq!(owned.users, ["bob".to_string()].into());
+        assert_eq!(owned.roles, ["nurses".to_string()].into());
+        assert_eq!(owned.acls, [acl("User:bob", "orders")].into());
+
+        // The source changes bob's password, then drops everything: what
+        // the link put here goes, this cluster's own stays.
+        let changed = security(first.acls.clone(), vec![("bob", 8)], vec!["nurses"]);
+        assert!(s.mirror_security_differs("dr", &changed));
+        s.apply(sync(changed));
+        assert_eq!(s.users["bob"], creds(8));
+        s.apply(sync(SourceSecurity::default()));
+        assert!(!s.users.contains_key("bob"));
+        assert!(!s.roles.contains_key("nurses"));
+        assert_eq!(s.acls, vec![acl("User:local", "orders")]);
+        assert_eq!(s.users["alice"], creds(1));
+        assert!(s.roles.contains_key("ops"));
+        assert!(!s.mirrored_security.contains_key("dr"));
+
+        // Deleting the link leaves what it copied as this cluster's own.
+        s.apply(sync(first));
+        assert!(s.users.contains_key("bob"));
+        s.apply(MetaCommand::DeleteMirrorLink { name: "dr".into() });
+        assert!(s.users.contains_key("bob"));
+        assert!(s.mirrored_security.is_empty());
     }
 
     /// Mirror links and mirror topics: stored encodings, and what apply

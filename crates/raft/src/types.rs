@@ -194,6 +194,7 @@ fn meta_command_name(cmd: &MetaCommand) -> &'static str {
         MetaCommand::DeleteMirrorLink { .. } => "delete_mirror_link",
         MetaCommand::CreateMirrorTopic { .. } => "create_mirror_topic",
         MetaCommand::SetMirrorTopics { .. } => "set_mirror_topics",
+        MetaCommand::SyncMirrorSecurity { .. } => "sync_mirror_security",
     }
 }
 
@@ -373,6 +374,30 @@ mod tests {
                     ..Default::default()
                 })),
                 "00180264720103613a3101012a0000000000000000000103613a3103623a32",
+            ),
+            // A link's security sync (issue 14): one user, stored keys.
+            (
+                Request::Meta(MetaCommand::SyncMirrorSecurity {
+                    link: "dr".into(),
+                    security: cairn_metadata::SourceSecurity {
+                        users: [(
+                            "bob".to_string(),
+                            [(
+                                "SCRAM-SHA-256".to_string(),
+                                cairn_metadata::ScramCredential {
+                                    salt: vec![7],
+                                    iterations: 4096,
+                                    stored_key: vec![8],
+                                    server_key: vec![9],
+                                },
+                            )]
+                            .into(),
+                        )]
+                        .into(),
+                        ..Default::default()
+                    },
+                }),
+                "001c02647200000103626f62010d534352414d2d5348412d3235360107fb001001080109",
             ),
             // The stamped produce, variant 3: the same fields, then the stamp.
             (

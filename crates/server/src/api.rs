@@ -791,6 +791,31 @@ impl Cairn for CairnService {
         Ok(Response::new(DescribeUsersResponse { users }))
     }
 
+    async fn export_users(
+        &self,
+        request: Request<ExportUsersRequest>,
+    ) -> Result<Response<ExportUsersResponse>, Status> {
+        let ctx = self.ctx(&request)?;
+        let credentials = self
+            .broker
+            .export_users(&ctx)?
+            .into_iter()
+            .flat_map(|(user, creds)| {
+                creds
+                    .into_iter()
+                    .map(move |(mechanism, c)| StoredScramCredential {
+                        user: user.clone(),
+                        mechanism,
+                        iterations: c.iterations,
+                        salt: c.salt.into(),
+                        stored_key: c.stored_key.into(),
+                        server_key: c.server_key.into(),
+                    })
+            })
+            .collect();
+        Ok(Response::new(ExportUsersResponse { credentials }))
+    }
+
     async fn alter_role(
         &self,
         request: Request<AlterRoleRequest>,

@@ -82,6 +82,8 @@ pub struct DrPlan {
     pub bin: PathBuf,
     pub netns_script: PathBuf,
     pub keep_cluster: bool,
+    /// Region B's `mirror_sync_interval_ms`; `None`: the node's default.
+    pub offset_sync_ms: Option<u64>,
     /// Invalid if the RPO window or the produce RTO is over these.
     pub max_rpo_ms: Option<u64>,
     pub max_rto_ms: Option<u64>,
@@ -251,7 +253,11 @@ async fn one_rep(
         return drive(plan, rep, seed, promotion, &Regions::External(e), &mut rng).await;
     }
     let a = NetnsHosts::new(&plan.netns_script, dir.join("region-a"), 3).with_instance(REGION_A);
-    let b = NetnsHosts::new(&plan.netns_script, dir.join("region-b"), 3).with_instance(REGION_B);
+    let mut b =
+        NetnsHosts::new(&plan.netns_script, dir.join("region-b"), 3).with_instance(REGION_B);
+    if let Some(ms) = plan.offset_sync_ms {
+        b = b.with_env("CAIRN_MIRROR_SYNC_INTERVAL_MS", &ms.to_string());
+    }
     for h in [&a, &b] {
         h.down().await.ok();
         let _ = std::fs::remove_dir_all(h.dir());
