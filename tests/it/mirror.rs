@@ -158,6 +158,39 @@ async fn kafka_delete_records(
     Ok(i16::from_be_bytes([code[0], code[1]]))
 }
 
+/// Two one-node clusters, A and B, their clients, and the topic in A.
+async fn two_regions() -> Result<(TestCluster, TestCluster, Client, Client)> {
+    let a = TestCluster::start(1).await?;
+    let b = TestCluster::start(1).await?;
+    let ca = a.client().await?;
+    let cb = b.client().await?;
+    ca.create_topic(TOPIC, PARTITIONS, 1, HashMap::new())
+        .await?;
+    Ok((a, b, ca, cb))
+}
+
+/// Produces rounds of `per_round` records to `client` until `stop`;
+/// answers how many were acknowledged.
+fn spawn_writer(
+    client: &Client,
+    stop: &Arc<AtomicBool>,
+    per_round: usize,
+    per_batch: usize,
+) -> tokio::task::JoinHandle<usize> {
+    let (client, stop) = (client.clone(), stop.clone());
+    tokio::spawn(async move {
+        let mut round = 0;
+        let mut acked = 0;
+        while !stop.load(Ordering::Relaxed) {
+            acked += produce(&client, &format!("w{round}"), per_round, per_batch)
+                .await
+                .unwrap_or(0);
+            round += 1;
+        }
+        acked
+    })
+}
+
 async fn leader(client: &Client, partition: usize) -> Result<u64> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
@@ -237,21 +270,7 @@ async fn a_mirror_keeps_the_sources_offsets_through_leader_kills_and_promotes() 
     // partition 0 and the source's leader of partition 1 are killed -9 and
     // restarted.
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let src = src.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let mut round = 0;
-            let mut acked = 0;
-            while !stop.load(Ordering::Relaxed) {
-                acked += produce(&src, &format!("b{round}"), 40, 10)
-                    .await
-                    .unwrap_or(0);
-                round += 1;
-            }
-            acked
-        })
-    };
+    let writer = spawn_writer(&src, &stop, 40, 10);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let t0 = target.node_index(leader(&dst, 0).await?);
     target.kill(t0)?;
@@ -353,12 +372,7 @@ async fn a_mirror_keeps_the_sources_offsets_through_leader_kills_and_promotes() 
 /// ends with exactly its log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failback_reseeds_the_old_primary_from_the_promoted_side() -> Result<()> {
-    let a = TestCluster::start(1).await?;
-    let b = TestCluster::start(1).await?;
-    let ca = a.client().await?;
-    let cb = b.client().await?;
-    ca.create_topic(TOPIC, PARTITIONS, 1, HashMap::new())
-        .await?;
+    let (a, b, ca, cb) = two_regions().await?;
     produce(&ca, "a", 100, 10).await?;
     cb.create_mirror_link(link("from-a", &a)).await?;
     wait_mirrored(&ca, &cb, Duration::from_secs(60)).await?;
@@ -377,6 +391,20 @@ async fn failback_reseeds_the_old_primary_from_the_promoted_side() -> Result<()>
     wait_mirrored(&cb, &ca, Duration::from_secs(60)).await?;
     for p in 0..PARTITIONS {
         assert_eq!(batches(&cb, TOPIC, p).await?, batches(&ca, TOPIC, p).await?);
+    }
+
+    // A primary again (a planned switch: B's producers stopped, A caught
+    // up): A's copies are promoted and written to, and B becomes A's mirror
+    // again through the link it had.
+    ca.promote_mirror_topics("from-b", &[]).await?;
+    produce(&ca, "a-again", 20, 5).await?;
+    let r = cb.failback_mirror_link("from-a", &[]).await?;
+    assert_eq!(r.reseeded, vec![TOPIC.to_string()]);
+    // B paused its link to A before its promotion: resumed, it copies again.
+    cb.pause_mirror_link("from-a", false).await?;
+    wait_mirrored(&ca, &cb, Duration::from_secs(60)).await?;
+    for p in 0..PARTITIONS {
+        assert_eq!(batches(&ca, TOPIC, p).await?, batches(&cb, TOPIC, p).await?);
     }
     Ok(())
 }
@@ -517,5 +545,82 @@ async fn a_link_copies_users_acls_and_roles_and_drops_what_the_source_drops() ->
     ensure!(logs_in(&b, "carol", "carol-in-b").await?);
     let acls = cb.list_acls(AclFilter::default()).await?;
     ensure!(acls.contains(&binding("User:local", "orders")), "{acls:?}");
+    Ok(())
+}
+
+/// A network cut between the regions mid-stream: the link reaches the
+/// source only through the WAN emulator (40 ms round trip), which first
+/// holds every byte for 3 s (pulls in flight stall, then their stale
+/// answers arrive) and then closes every connection at once. The mirror
+/// falls behind while cut and then ends with exactly the source's batches:
+/// nothing lost, nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_resumes_exactly_after_network_cuts_between_regions() -> Result<()> {
+    use cairn_chaos::WanProxy;
+    use cairn_chaos::WanSettings;
+    let (a, _b, ca, cb) = two_regions().await?;
+    let mut proxies = Vec::new();
+    let mut address_map = HashMap::new();
+    for advertised in a.bootstrap() {
+        let p = WanProxy::start(
+            "127.0.0.1:0".parse()?,
+            advertised.parse()?,
+            WanSettings::rtt(Duration::from_millis(40)),
+        )
+        .await?;
+        address_map.insert(advertised, p.listen.to_string());
+        proxies.push(p);
+    }
+    cb.create_mirror_link(MirrorLinkConfig {
+        source_bootstrap: address_map.values().cloned().collect(),
+        source_address_map: address_map.clone(),
+        ..link("dr", &a)
+    })
+    .await?;
+    produce(&ca, "before", 100, 10).await?;
+    wait_mirrored(&ca, &cb, Duration::from_secs(60))
+        .await
+        .context("first copy")?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = spawn_writer(&ca, &stop, 20, 5);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Cut: every byte held, no new connection.
+    for p in &proxies {
+        p.control().cut(true);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (source_end, mirror_end) = (
+        high_watermarks(&ca, TOPIC).await?,
+        high_watermarks(&cb, TOPIC).await?,
+    );
+    ensure!(
+        mirror_end.iter().sum::<u64>() < source_end.iter().sum::<u64>(),
+        "the cut did not hold the mirror back: {mirror_end:?} vs {source_end:?}"
+    );
+    for p in &proxies {
+        p.control().cut(false);
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Reset: every connection closed mid-stream.
+    for p in &proxies {
+        p.control().reset();
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop.store(true, Ordering::Relaxed);
+    let acked = writer.await?;
+    ensure!(acked > 0, "the writer got nothing acknowledged");
+
+    wait_mirrored(&ca, &cb, Duration::from_secs(60))
+        .await
+        .context("after the cuts")?;
+    for p in 0..PARTITIONS {
+        let source = batches(&ca, TOPIC, p).await?;
+        ensure!(!source.is_empty());
+        ensure!(
+            source == batches(&cb, TOPIC, p).await?,
+            "partition {p}: the mirror's batches differ from the source's"
+        );
+    }
     Ok(())
 }
