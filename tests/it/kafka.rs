@@ -772,6 +772,10 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
             "3",
             "--config",
             "retention.ms=3600000",
+            "--config",
+            "compression.type=zstd",
+            "--config",
+            "segment.ms=3600000",
         ],
     )?;
     let t = client.describe_topic("adm").await?;
@@ -788,6 +792,12 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
     ensure!(admin_err(&b, &["create", "adm", "--partitions", "1"])? == "TOPIC_ALREADY_EXISTS");
     ensure!(
         admin_err(&b, &["create", "bad", "--config", "retention.ms=soon"])? == "INVALID_CONFIG"
+    );
+    ensure!(
+        admin_err(
+            &b,
+            &["create", "bad", "--config", "compression.type=brotli"]
+        )? == "INVALID_CONFIG"
     );
     admin_ok(
         &b,
@@ -813,6 +823,25 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
         "{configs}"
     );
     ensure!(configs["max.message.bytes"]["default"] == true, "{configs}");
+    // Every Kafka topic config is there, set ones with their values, each
+    // with its synonyms (the topic's own, the broker's, the default).
+    ensure!(
+        configs.as_object().map(|c| c.len()) == Some(cairn_metadata::TOPIC_CONFIGS.len()),
+        "{configs}"
+    );
+    ensure!(
+        configs["compression.type"]["value"] == "zstd"
+            && configs["segment.ms"]["value"] == "3600000"
+            && configs["unclean.leader.election.enable"]["value"] == "false"
+            && configs["unclean.leader.election.enable"]["default"] == true,
+        "{configs}"
+    );
+    ensure!(
+        configs["retention.ms"]["synonyms"]
+            == serde_json::json!(["retention.ms", "log.retention.ms"]),
+        "{}",
+        configs["retention.ms"]
+    );
     ensure!(
         configs["producer.id.expiration.ms"]["value"] == "86400000"
             && configs["producer.id.expiration.ms"]["default"] == true,
@@ -837,6 +866,8 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
             "adm",
             "--set",
             "retention.bytes=1048576",
+            "--set",
+            "compression.type=lz4",
             "--delete",
             "retention.ms",
         ],
@@ -848,6 +879,11 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
         t.configs
     );
     ensure!(!t.configs.contains_key("retention.ms"), "{:?}", t.configs);
+    ensure!(
+        t.configs.get("compression.type").map(String::as_str) == Some("lz4"),
+        "{:?}",
+        t.configs
+    );
     ensure!(
         admin_err(&b, &["alter-configs", "adm", "--set", "no.such.key=1"])? == "INVALID_CONFIG"
     );

@@ -91,7 +91,10 @@ def main():
         elif args.cmd == "describe-configs":
             r = ConfigResource(ConfigResource.Type.TOPIC, args.topic)
             configs = wait(admin.describe_configs([r]))[r]
-            result = {k: {"value": v.value, "default": v.is_default} for k, v in configs.items()}
+            result = {k: {"value": v.value, "default": v.is_default,
+                          "source": str(v.source), "read_only": v.is_read_only,
+                          "synonyms": list(v.synonyms.keys())}
+                      for k, v in configs.items()}
         elif args.cmd == "describe-broker-configs":
             r = ConfigResource(ConfigResource.Type.BROKER, args.broker)
             configs = wait(admin.describe_configs([r]))[r]

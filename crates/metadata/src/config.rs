@@ -1,6 +1,11 @@
 use std::collections::BTreeMap;
 
-/// Topic configuration keys Cairn knows, with Kafka's names and defaults.
+use crate::topic_configs::topic_config_def;
+use crate::topic_configs::TOPIC_CONFIGS;
+
+/// The topic configs Cairn honours (reads), with Kafka's names and
+/// defaults; every other Kafka topic config is accepted and inert
+/// ([`crate::topic_configs`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TopicConfig {
     MaxMessageBytes,
@@ -60,31 +65,6 @@ impl TopicConfig {
         Self::ALL.into_iter().find(|c| c.key() == key)
     }
 
-    fn validate(self, value: &str) -> Result<(), String> {
-        let int = |min: i64| match value.parse::<i64>() {
-            Ok(v) if v >= min => Ok(()),
-            Ok(v) => Err(format!("must be >= {min}, got {v}")),
-            Err(_) => Err(format!("must be an integer, got {value:?}")),
-        };
-        match self {
-            TopicConfig::MaxMessageBytes => int(1),
-            TopicConfig::RetentionMs | TopicConfig::RetentionBytes => int(-1),
-            TopicConfig::DeleteRetentionMs => int(0),
-            TopicConfig::MinInsyncReplicas => int(1),
-            TopicConfig::ProducerIdExpirationMs => int(1),
-            TopicConfig::Sensitive => match value {
-                "true" | "false" => Ok(()),
-                _ => Err(format!("must be true or false, got {value:?}")),
-            },
-            TopicConfig::CleanupPolicy => match value {
-                "delete" | "compact" | "compact,delete" | "delete,compact" => Ok(()),
-                _ => Err(format!(
-                    "must be delete, compact or compact,delete, got {value:?}"
-                )),
-            },
-        }
-    }
-
     /// The topic's value for this key, or the default.
     pub fn value_in(self, configs: &BTreeMap<String, String>) -> &str {
         configs
@@ -111,21 +91,41 @@ pub enum ConfigError {
     InvalidTopicName { name: String, reason: String },
 }
 
+/// Every key must be a Kafka (or Cairn) topic config
+/// ([`crate::topic_configs::TOPIC_CONFIGS`]) and its value valid as Kafka
+/// checks it; `min.compaction.lag.ms` may not exceed `max.compaction.lag.ms`.
 pub fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<(), ConfigError> {
     for (key, value) in configs {
-        let Some(c) = TopicConfig::from_key(key) else {
-            return Err(ConfigError::UnknownKey {
-                key: key.clone(),
-                known: TopicConfig::ALL.map(TopicConfig::key).join(", "),
-            });
-        };
-        c.validate(value)
+        let def = topic_config_def(key).ok_or_else(|| unknown(key))?;
+        def.validate(value)
             .map_err(|reason| ConfigError::InvalidValue {
                 key: key.clone(),
                 reason,
             })?;
     }
+    let lag = |key: &str| configs.get(key).and_then(|v| v.trim().parse::<i64>().ok());
+    let (min, max) = (
+        lag("min.compaction.lag.ms").unwrap_or(0),
+        lag("max.compaction.lag.ms").unwrap_or(i64::MAX),
+    );
+    if min > max {
+        return Err(ConfigError::InvalidValue {
+            key: "min.compaction.lag.ms".into(),
+            reason: format!("{min} is more than max.compaction.lag.ms {max}"),
+        });
+    }
     Ok(())
+}
+
+fn unknown(key: &str) -> ConfigError {
+    ConfigError::UnknownKey {
+        key: key.to_string(),
+        known: TOPIC_CONFIGS
+            .iter()
+            .map(|d| d.key)
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
 }
 
 /// Kafka's rules: 1-249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
@@ -140,11 +140,8 @@ pub fn alter_topic_configs(
 ) -> Result<BTreeMap<String, String>, ConfigError> {
     let mut next = current.clone();
     for key in delete {
-        if TopicConfig::from_key(key).is_none() {
-            return Err(ConfigError::UnknownKey {
-                key: key.clone(),
-                known: TopicConfig::ALL.map(TopicConfig::key).join(", "),
-            });
+        if topic_config_def(key).is_none() {
+            return Err(unknown(key));
         }
         next.remove(key);
     }
@@ -183,6 +180,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::topic_configs::Effect;
 
     #[test]
     fn unknown_and_invalid_keys_are_rejected() {
@@ -220,6 +218,59 @@ mod tests {
             let c = BTreeMap::from([("producer.id.expiration.ms".to_string(), value.to_string())]);
             assert_eq!(validate_topic_configs(&c).is_ok(), ok, "{value}");
         }
+    }
+
+    #[test]
+    fn the_honoured_configs_are_the_tables_honoured_ones() {
+        let honoured: Vec<&str> = TOPIC_CONFIGS
+            .iter()
+            .filter(|d| d.effect == Effect::Honoured)
+            .map(|d| d.key)
+            .collect();
+        let mut known: Vec<&str> = TopicConfig::ALL.map(TopicConfig::key).to_vec();
+        known.sort();
+        assert_eq!(honoured, known);
+        for c in TopicConfig::ALL {
+            assert_eq!(
+                topic_config_def(c.key()).unwrap().default,
+                c.default_value()
+            );
+        }
+    }
+
+    #[test]
+    fn every_kafka_topic_config_is_accepted_and_checked() {
+        let c = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(validate_topic_configs(&c(&[
+            ("compression.type", "zstd"),
+            ("segment.ms", "3600000"),
+            ("message.timestamp.type", "LogAppendTime"),
+            ("unclean.leader.election.enable", "false"),
+        ]))
+        .is_ok());
+        assert!(matches!(
+            validate_topic_configs(&c(&[("compression.type", "brotli")])),
+            Err(ConfigError::InvalidValue { .. })
+        ));
+        assert!(matches!(
+            validate_topic_configs(&c(&[
+                ("min.compaction.lag.ms", "10"),
+                ("max.compaction.lag.ms", "5")
+            ])),
+            Err(ConfigError::InvalidValue { .. })
+        ));
+        let altered = alter_topic_configs(
+            &c(&[("segment.ms", "1000")]),
+            &c(&[("compression.type", "lz4")]),
+            &["segment.ms".to_string()],
+        )
+        .unwrap();
+        assert_eq!(altered, c(&[("compression.type", "lz4")]));
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod config;
 mod groups;
 mod mirror;
 mod state;
+pub mod topic_configs;
 
 pub use assignment::assign_replicas;
 pub use assignment::AssignError;
@@ -59,3 +60,5 @@ pub use state::Role;
 pub use state::ScramCredential;
 pub use state::Topic;
 pub use state::METADATA_GROUP;
+pub use topic_configs::topic_config_def;
+pub use topic_configs::TOPIC_CONFIGS;

@@ -13,13 +13,15 @@ use cairn_kafka::kafka_protocol::messages::delete_records_response::DeleteRecord
 use cairn_kafka::kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use cairn_kafka::kafka_protocol::messages::describe_configs_response::DescribeConfigsResourceResult;
 use cairn_kafka::kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
+use cairn_kafka::kafka_protocol::messages::describe_configs_response::DescribeConfigsSynonym;
 use cairn_kafka::kafka_protocol::messages::describe_log_dirs_response::DescribeLogDirsPartition;
 use cairn_kafka::kafka_protocol::messages::describe_log_dirs_response::DescribeLogDirsResult;
 use cairn_kafka::kafka_protocol::messages::describe_log_dirs_response::DescribeLogDirsTopic;
 use cairn_kafka::kafka_protocol::messages::*;
 use cairn_kafka::kafka_protocol::ResponseError;
+use cairn_metadata::topic_configs::ConfigDef;
 use cairn_metadata::Topic;
-use cairn_metadata::TopicConfig;
+use cairn_metadata::TOPIC_CONFIGS;
 
 use super::code;
 use super::metadata::topic_uuid;
@@ -48,34 +50,48 @@ fn error_message(e: &ApiError) -> Option<cairn_kafka::kafka_protocol::protocol::
 
 /// One config of a topic as Kafka shows it.
 struct EffectiveConfig {
-    key: &'static str,
+    def: &'static ConfigDef,
     value: String,
-    /// SOURCE_TOPIC when set on the topic, else SOURCE_DEFAULT.
+    /// SOURCE_TOPIC when set on the topic, SOURCE_STATIC_BROKER when this
+    /// node's setting stands in for Kafka's default, else SOURCE_DEFAULT.
     source: i8,
+    /// Where the value could come from, most specific first (Kafka's
+    /// synonyms): the topic's own, this node's setting, the default.
+    synonyms: Vec<(&'static str, String, i8)>,
 }
 
-/// Every config of a topic: those set on it, then Cairn's defaults.
+/// This node's setting that stands in for Kafka's default of a topic
+/// config, if it has one.
+fn node_default(config: &ServerConfig, key: &str) -> Option<String> {
+    match key {
+        "retention.ms" => Some(config.retention_ms.to_string()),
+        "retention.bytes" => Some(config.retention_bytes.to_string()),
+        "producer.id.expiration.ms" => Some(config.producer_id_expiration_ms.to_string()),
+        _ => None,
+    }
+}
+
+/// Every topic config Kafka defines (and Cairn's own), as the topic has it.
 fn effective_configs(config: &ServerConfig, t: &Topic) -> Vec<EffectiveConfig> {
-    TopicConfig::ALL
+    TOPIC_CONFIGS
         .iter()
-        .map(|c| match t.configs.get(c.key()) {
-            Some(v) => EffectiveConfig {
-                key: c.key(),
-                value: v.clone(),
-                source: SOURCE_TOPIC,
-            },
-            None => EffectiveConfig {
-                key: c.key(),
-                value: match c {
-                    TopicConfig::RetentionMs => config.retention_ms.to_string(),
-                    TopicConfig::RetentionBytes => config.retention_bytes.to_string(),
-                    TopicConfig::ProducerIdExpirationMs => {
-                        config.producer_id_expiration_ms.to_string()
-                    }
-                    other => other.default_value().to_string(),
-                },
-                source: SOURCE_DEFAULT,
-            },
+        .map(|def| {
+            let mut synonyms = Vec::new();
+            if let Some(v) = t.configs.get(def.key) {
+                synonyms.push((def.key, v.clone(), SOURCE_TOPIC));
+            }
+            let synonym = def.synonym.unwrap_or(def.key);
+            if let Some(v) = node_default(config, def.key).filter(|v| v != def.default) {
+                synonyms.push((synonym, v, SOURCE_STATIC_BROKER));
+            }
+            synonyms.push((synonym, def.default.to_string(), SOURCE_DEFAULT));
+            let (_, value, source) = synonyms[0].clone();
+            EffectiveConfig {
+                def,
+                value,
+                source,
+                synonyms,
+            }
         })
         .collect()
 }
@@ -210,7 +226,7 @@ pub(crate) async fn create_topics(
                                 .into_iter()
                                 .map(|c| {
                                     CreatableTopicConfigs::default()
-                                        .with_name(str_bytes(c.key))
+                                        .with_name(str_bytes(c.def.key))
                                         .with_value(Some(str_bytes(c.value)))
                                         .with_config_source(c.source)
                                 })
@@ -375,6 +391,7 @@ pub(crate) fn describe_configs(
     req: DescribeConfigsRequest,
     _version: i16,
 ) -> DescribeConfigsResponse {
+    let (r_synonyms, r_docs) = (req.include_synonyms, req.include_documentation);
     let results = req
         .resources
         .into_iter()
@@ -392,15 +409,31 @@ pub(crate) fn describe_configs(
                             effective_configs(broker.settings(), &t)
                                 .into_iter()
                                 .filter(|c| {
-                                    r.configuration_keys
-                                        .as_ref()
-                                        .is_none_or(|keys| keys.iter().any(|w| w.as_str() == c.key))
+                                    r.configuration_keys.as_ref().is_none_or(|keys| {
+                                        keys.iter().any(|w| w.as_str() == c.def.key)
+                                    })
                                 })
                                 .map(|c| {
+                                    let synonyms = match r_synonyms {
+                                        false => Vec::new(),
+                                        true => c
+                                            .synonyms
+                                            .into_iter()
+                                            .map(|(name, value, source)| {
+                                                DescribeConfigsSynonym::default()
+                                                    .with_name(str_bytes(name))
+                                                    .with_value(Some(str_bytes(value)))
+                                                    .with_source(source)
+                                            })
+                                            .collect(),
+                                    };
                                     DescribeConfigsResourceResult::default()
-                                        .with_name(str_bytes(c.key))
+                                        .with_name(str_bytes(c.def.key))
                                         .with_value(Some(str_bytes(c.value)))
                                         .with_config_source(c.source)
+                                        .with_config_type(c.def.kind as i8)
+                                        .with_documentation(r_docs.then(|| str_bytes(c.def.doc)))
+                                        .with_synonyms(synonyms)
                                 })
                                 .collect(),
                         ),
