@@ -799,6 +799,39 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
             &["create", "bad", "--config", "compression.type=brotli"]
         )? == "INVALID_CONFIG"
     );
+    // A name no topic can have: refused as Kafka refuses it, and Metadata
+    // for it says so at once (not UNKNOWN_TOPIC_OR_PARTITION, which a
+    // producer would wait out).
+    ensure!(admin_err(&b, &["create", "bad name!", "--partitions", "1"])? == "TOPIC_EXCEPTION");
+    // Replicas the client names (Kafka's manual assignment), checked first
+    // (validate_only), then created where asked.
+    admin_ok(
+        &b,
+        &["create", "placed", "--assign", "3,1;1,2", "--validate-only"],
+    )?;
+    ensure!(client.describe_topic("placed").await.is_err());
+    admin_ok(&b, &["create", "placed", "--assign", "3,1;1,2"])?;
+    let placed = client.describe_topic("placed").await?;
+    let replicas: Vec<Vec<u64>> = placed
+        .partitions
+        .iter()
+        .map(|p| p.replicas.clone())
+        .collect();
+    ensure!(replicas == vec![vec![3, 1], vec![1, 2]], "{placed:?}");
+    for bad in ["1,1", "1,9"] {
+        ensure!(
+            admin_err(&b, &["create", "misplaced", "--assign", bad])?
+                == "INVALID_REPLICA_ASSIGNMENT",
+            "{bad}"
+        );
+    }
+    let md = admin_ok(&b, &["topics", "--topic", "bad name!"])?;
+    ensure!(
+        md["bad name!"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("TOPIC_EXCEPTION")),
+        "{md}"
+    );
     admin_ok(
         &b,
         &[
@@ -886,6 +919,31 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
     );
     ensure!(
         admin_err(&b, &["alter-configs", "adm", "--set", "no.such.key=1"])? == "INVALID_CONFIG"
+    );
+    // APPEND and SUBTRACT work on a list config's value (here the default,
+    // delete), and only on list configs.
+    admin_ok(
+        &b,
+        &["alter-configs", "adm", "--append", "cleanup.policy=compact"],
+    )?;
+    let policy = |t: &cairn_client::proto::TopicMetadata| {
+        t.configs.get("cleanup.policy").cloned().unwrap_or_default()
+    };
+    let t = client.describe_topic("adm").await?;
+    ensure!(policy(&t) == "delete,compact", "{:?}", t.configs);
+    admin_ok(
+        &b,
+        &[
+            "alter-configs",
+            "adm",
+            "--subtract",
+            "cleanup.policy=delete",
+        ],
+    )?;
+    let t = client.describe_topic("adm").await?;
+    ensure!(policy(&t) == "compact", "{:?}", t.configs);
+    ensure!(
+        admin_err(&b, &["alter-configs", "adm", "--append", "retention.ms=5"])? == "INVALID_CONFIG"
     );
 
     ensure!(

@@ -7,7 +7,7 @@ tests (tests/it/kafka.rs). Prints one JSON document; on an error prints
   kadmin.py --bootstrap B delete TOPIC
   kadmin.py --bootstrap B topics
   kadmin.py --bootstrap B describe-configs TOPIC
-  kadmin.py --bootstrap B alter-configs TOPIC [--set k=v ...] [--delete k ...]
+  kadmin.py --bootstrap B alter-configs TOPIC [--set k=v ...] [--delete k ...] [--append k=v ...] [--subtract k=v ...]
   kadmin.py --bootstrap B create-partitions TOPIC --partitions N [--validate-only] [--assign 1,2;2,3]
   kadmin.py --bootstrap B cluster
   kadmin.py --bootstrap B delete-records TOPIC PARTITION OFFSET
@@ -40,14 +40,19 @@ def main():
     c.add_argument("--rf", type=int, default=1)
     c.add_argument("--config", action="append", default=[])
     c.add_argument("--validate-only", action="store_true")
+    c.add_argument("--assign", default=None,
+                   help="replicas per partition: 1,2;2,3 (instead of --partitions/--rf)")
     sub.add_parser("delete").add_argument("topic")
-    sub.add_parser("topics")
+    tp = sub.add_parser("topics")
+    tp.add_argument("--topic", default=None, help="ask for this topic only")
     sub.add_parser("describe-configs").add_argument("topic")
     sub.add_parser("describe-broker-configs").add_argument("broker")
     a = sub.add_parser("alter-configs")
     a.add_argument("topic")
     a.add_argument("--set", action="append", default=[])
     a.add_argument("--delete", action="append", default=[])
+    a.add_argument("--append", action="append", default=[])
+    a.add_argument("--subtract", action="append", default=[])
     p = sub.add_parser("create-partitions")
     p.add_argument("topic")
     p.add_argument("--partitions", type=int, required=True)
@@ -68,8 +73,13 @@ def main():
     try:
         if args.cmd == "create":
             configs = dict(kv.split("=", 1) for kv in args.config)
-            t = NewTopic(args.topic, num_partitions=args.partitions,
-                         replication_factor=args.rf, config=configs)
+            if args.assign:
+                assignment = [[int(n) for n in r.split(",")] for r in args.assign.split(";")]
+                t = NewTopic(args.topic, num_partitions=len(assignment), config=configs,
+                             replica_assignment=assignment)
+            else:
+                t = NewTopic(args.topic, num_partitions=args.partitions,
+                             replication_factor=args.rf, config=configs)
             wait(admin.create_topics([t], operation_timeout=TIMEOUT,
                                      validate_only=args.validate_only))
             result = {"created": args.topic}
@@ -77,7 +87,7 @@ def main():
             wait(admin.delete_topics([args.topic], operation_timeout=TIMEOUT))
             result = {"deleted": args.topic}
         elif args.cmd == "topics":
-            md = admin.list_topics(timeout=TIMEOUT)
+            md = admin.list_topics(topic=args.topic, timeout=TIMEOUT)
             result = {
                 name: {
                     "partitions": {
@@ -104,6 +114,10 @@ def main():
                        for k, v in (kv.split("=", 1) for kv in args.set)]
             entries += [ConfigEntry(k, None, incremental_operation=AlterConfigOpType.DELETE)
                         for k in args.delete]
+            entries += [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.APPEND)
+                        for k, v in (kv.split("=", 1) for kv in args.append)]
+            entries += [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SUBTRACT)
+                        for k, v in (kv.split("=", 1) for kv in args.subtract)]
             r = ConfigResource(ConfigResource.Type.TOPIC, args.topic, incremental_configs=entries)
             wait(admin.incremental_alter_configs([r]))
             result = {"altered": args.topic}

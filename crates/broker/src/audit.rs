@@ -359,6 +359,7 @@ async fn create_topic(node: &Arc<Node>) -> Result<cairn_metadata::Topic, ApiErro
         partitions: c.audit_topic_partitions,
         replication_factor,
         configs,
+        assignment: None,
     };
     match ops::create_topic(node, new).await {
         Ok(t) => {

@@ -72,6 +72,12 @@ pub enum ApiError {
     InvalidArgument(String),
     #[error("{0}")]
     InvalidConfig(String),
+    /// A topic name Kafka's rules refuse.
+    #[error("{0}")]
+    InvalidTopic(String),
+    /// Replicas named by the client that cannot be used.
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
     #[error("{0}")]
     InvalidReplicationFactor(String),
     #[error("{0}")]
@@ -177,6 +183,9 @@ impl ApiError {
             ApiError::TopicExists(_) => ErrorCode::TopicAlreadyExists,
             ApiError::InvalidArgument(_) => ErrorCode::InvalidArgument,
             ApiError::InvalidConfig(_) => ErrorCode::InvalidConfig,
+            ApiError::InvalidTopic(_) | ApiError::InvalidReplicaAssignment(_) => {
+                ErrorCode::InvalidArgument
+            }
             ApiError::InvalidReplicationFactor(_) => ErrorCode::InvalidReplicationFactor,
             ApiError::InvalidPartitions(_) => ErrorCode::InvalidArgument,
             ApiError::Timeout(_) => ErrorCode::RequestTimedOut,
@@ -218,6 +227,8 @@ impl ApiError {
             | ApiError::CorruptMessage(_)
             | ApiError::InvalidArgument(_)
             | ApiError::InvalidConfig(_)
+            | ApiError::InvalidTopic(_)
+            | ApiError::InvalidReplicaAssignment(_)
             | ApiError::InvalidReplicationFactor(_)
             | ApiError::InvalidPartitions(_)
             | ApiError::OutOfOrderSequence { .. } => Code::InvalidArgument,
@@ -265,6 +276,8 @@ impl ApiError {
             ApiError::TopicExists(_) => K::TopicAlreadyExists,
             ApiError::InvalidArgument(_) => K::InvalidRequest,
             ApiError::InvalidConfig(_) => K::InvalidConfig,
+            ApiError::InvalidTopic(_) => K::InvalidTopicException,
+            ApiError::InvalidReplicaAssignment(_) => K::InvalidReplicaAssignment,
             ApiError::InvalidReplicationFactor(_) => K::InvalidReplicationFactor,
             ApiError::InvalidPartitions(_) => K::InvalidPartitions,
             ApiError::Timeout(_) => K::RequestTimedOut,

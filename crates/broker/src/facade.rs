@@ -631,6 +631,9 @@ impl Broker {
         }
         if validate_only {
             ops::validate_new_topic(&new)?;
+            if let Some(a) = &new.assignment {
+                ops::check_assignment_nodes(&self.node, a)?;
+            }
             if self.node.topic(&new.name).is_ok() {
                 return Err(ApiError::TopicExists(new.name));
             }

@@ -159,6 +159,7 @@ async fn run(b: &Broker, who: &RequestContext, op: Operation, n: &Names) -> Resu
                     partitions: 1,
                     replication_factor: 1,
                     configs: BTreeMap::new(),
+                    assignment: None,
                 },
                 false,
             )
@@ -324,6 +325,7 @@ async fn create(b: &Broker, name: &str) -> Result<()> {
             partitions: 1,
             replication_factor: 1,
             configs: BTreeMap::new(),
+            assignment: None,
         },
         false,
     )

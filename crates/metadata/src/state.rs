@@ -498,7 +498,9 @@ impl MetadataState {
 
     /// Why replicas cannot be placed on `n`, if they cannot: it is not a
     /// registered node, or it is being decommissioned.
-    fn unplaceable(&self, n: NodeId) -> Option<String> {
+    /// Why node `n` cannot take a new replica, if it cannot (not in the
+    /// cluster, or being decommissioned).
+    pub fn unplaceable(&self, n: NodeId) -> Option<String> {
         if !self.nodes.contains_key(&n) {
             Some(format!("node {n} is not in the cluster"))
         } else if self.draining.contains(&n) {

@@ -238,6 +238,7 @@ impl Cairn for CairnService {
                     partitions: req.partitions,
                     replication_factor: req.replication_factor,
                     configs: req.configs.into_iter().collect(),
+                    assignment: None,
                 },
                 false,
             )

@@ -35,6 +35,7 @@ pub use read::OffsetSpec;
 pub use read::FETCH_MAX_BYTES_LIMIT;
 pub use read::FETCH_MAX_WAIT;
 pub(crate) use topics::alter_topic_config;
+pub(crate) use topics::check_assignment_nodes;
 pub(crate) use topics::check_create_partitions;
 pub(crate) use topics::check_topic_config_change;
 pub(crate) use topics::create_partitions;

@@ -9,6 +9,7 @@ use cairn_metadata::validate_topic_name;
 use cairn_metadata::MetaCommand;
 use cairn_metadata::MetaError;
 use cairn_metadata::MetaResponse;
+use cairn_metadata::NodeId;
 use cairn_metadata::Topic;
 
 use super::writable_partition_leader;
@@ -25,13 +26,16 @@ pub struct NewTopic {
     pub partitions: u32,
     pub replication_factor: u32,
     pub configs: BTreeMap<String, String>,
+    /// Replicas per partition as the client names them (preferred leader
+    /// first); `None`: the metadata leader places them.
+    pub assignment: Option<Vec<Vec<NodeId>>>,
 }
 
 /// Checks a topic before it is proposed (the name, the counts, the
 /// configs); the metadata leader checks the replication factor against the
 /// live nodes when it assigns the replicas.
 pub(crate) fn validate_new_topic(t: &NewTopic) -> Result<(), ApiError> {
-    validate_topic_name(&t.name).map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
+    validate_topic_name(&t.name).map_err(|e| ApiError::InvalidTopic(e.to_string()))?;
     if t.partitions == 0 || t.partitions > MAX_PARTITIONS {
         return Err(ApiError::InvalidPartitions(format!(
             "partitions must be 1..={MAX_PARTITIONS}, got {}",
@@ -43,17 +47,71 @@ pub(crate) fn validate_new_topic(t: &NewTopic) -> Result<(), ApiError> {
             "replication factor must be at least 1".into(),
         ));
     }
-    validate_topic_configs(&t.configs).map_err(|e| ApiError::InvalidConfig(e.to_string()))
+    validate_topic_configs(&t.configs).map_err(|e| ApiError::InvalidConfig(e.to_string()))?;
+    if let Some(a) = &t.assignment {
+        check_assignment(a, t.partitions, t.replication_factor)?;
+    }
+    Ok(())
+}
+
+/// An assignment a client names: one list per partition, all as long as
+/// the replication factor, no node twice in a list.
+fn check_assignment(a: &[Vec<NodeId>], partitions: u32, rf: u32) -> Result<(), ApiError> {
+    let bad = |why: String| Err(ApiError::InvalidReplicaAssignment(why));
+    if a.len() != partitions as usize {
+        return bad(format!(
+            "{} partitions assigned, {partitions} asked",
+            a.len()
+        ));
+    }
+    for (p, replicas) in a.iter().enumerate() {
+        if replicas.len() != rf as usize {
+            return bad(format!(
+                "partition {p} has {} replicas; every partition needs {rf}",
+                replicas.len()
+            ));
+        }
+        let mut seen = replicas.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        if seen.len() != replicas.len() {
+            return bad(format!("partition {p} names a node twice: {replicas:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Whether every node an assignment names can take a replica here.
+pub(crate) fn check_assignment_nodes(node: &Node, a: &[Vec<NodeId>]) -> Result<(), ApiError> {
+    node.meta_view.read(
+        |s| match a.iter().flatten().find_map(|n| s.unplaceable(*n)) {
+            Some(why) => Err(ApiError::InvalidReplicaAssignment(why)),
+            None => Ok(()),
+        },
+    )
 }
 
 /// Creates a topic and waits (up to 10 s) until each partition has a leader.
 pub(crate) async fn create_topic(node: &Node, t: NewTopic) -> Result<Topic, ApiError> {
     validate_new_topic(&t)?;
-    let proposal = Proposal::CreateTopic {
-        name: t.name,
-        partitions: t.partitions,
-        replication_factor: t.replication_factor,
-        configs: t.configs,
+    let explicit = t.assignment.is_some();
+    let proposal = match t.assignment {
+        // The client chose the replicas: nothing for the leader to decide.
+        Some(assignment) => {
+            check_assignment_nodes(node, &assignment)?;
+            Proposal::Command(MetaCommand::CreateTopic {
+                name: t.name,
+                replication_factor: t.replication_factor,
+                configs: t.configs,
+                assignment,
+            })
+        }
+        None => Proposal::CreateTopic {
+            name: t.name,
+            partitions: t.partitions,
+            replication_factor: t.replication_factor,
+            configs: t.configs,
+        },
     };
     match node.propose(proposal).await? {
         MetaResponse::TopicCreated(t) => {
@@ -62,6 +120,9 @@ pub(crate) async fn create_topic(node: &Node, t: NewTopic) -> Result<Topic, ApiE
             Ok(t)
         }
         MetaResponse::Error(MetaError::TopicExists(n)) => Err(ApiError::TopicExists(n)),
+        MetaResponse::Error(e) if explicit => {
+            Err(ApiError::InvalidReplicaAssignment(e.to_string()))
+        }
         MetaResponse::Error(e) => Err(ApiError::InvalidArgument(e.to_string())),
         other => Err(ApiError::Internal(format!(
             "topic creation answered without a topic: {other:?}"

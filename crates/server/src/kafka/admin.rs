@@ -19,7 +19,9 @@ use cairn_kafka::kafka_protocol::messages::describe_log_dirs_response::DescribeL
 use cairn_kafka::kafka_protocol::messages::describe_log_dirs_response::DescribeLogDirsTopic;
 use cairn_kafka::kafka_protocol::messages::*;
 use cairn_kafka::kafka_protocol::ResponseError;
+use cairn_metadata::topic_config_def;
 use cairn_metadata::topic_configs::ConfigDef;
+use cairn_metadata::topic_configs::ConfigType;
 use cairn_metadata::Topic;
 use cairn_metadata::TOPIC_CONFIGS;
 
@@ -151,15 +153,21 @@ fn broker_configs(c: &ServerConfig) -> Vec<(&'static str, String)> {
     out
 }
 
+/// The configs a CreateTopics entry sets.
+fn creatable_configs(t: &create_topics_request::CreatableTopic) -> BTreeMap<String, String> {
+    t.configs
+        .iter()
+        .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+        .collect()
+}
+
 fn new_topic(
     broker: &Broker,
     ctx: &RequestContext,
     t: &create_topics_request::CreatableTopic,
 ) -> Result<NewTopic, ApiError> {
     if !t.assignments.is_empty() {
-        return Err(ApiError::InvalidArgument(
-            "manual replica assignments are not supported; create the topic, then move replicas with `cairn topic reassign`".into(),
-        ));
+        return assigned_topic(t);
     }
     let partitions = match t.num_partitions {
         -1 => 1,
@@ -175,17 +183,58 @@ fn new_topic(
         n => u32::try_from(n)
             .map_err(|_| ApiError::InvalidReplicationFactor(format!("replication factor {n}")))?,
     };
-    let mut configs = BTreeMap::new();
-    for c in &t.configs {
-        if let Some(v) = &c.value {
-            configs.insert(c.name.to_string(), v.to_string());
-        }
-    }
+    let configs = creatable_configs(t);
     Ok(NewTopic {
         name: t.name.0.to_string(),
         partitions,
         replication_factor,
         configs,
+        assignment: None,
+    })
+}
+
+/// A topic whose replicas the client names (Kafka's manual assignment):
+/// partitions 0..n each once. A partition count or replication factor sent
+/// besides (Kafka wants -1) must agree with the assignment.
+fn assigned_topic(t: &create_topics_request::CreatableTopic) -> Result<NewTopic, ApiError> {
+    let mut by_partition: BTreeMap<i32, Vec<u64>> = BTreeMap::new();
+    for a in &t.assignments {
+        let replicas = a
+            .broker_ids
+            .iter()
+            .map(|b| u64::try_from(b.0))
+            .collect::<Result<Vec<u64>, _>>()
+            .map_err(|_| ApiError::InvalidReplicaAssignment(format!("{:?}", a.broker_ids)))?;
+        if by_partition.insert(a.partition_index, replicas).is_some() {
+            return Err(ApiError::InvalidReplicaAssignment(format!(
+                "partition {} is assigned twice",
+                a.partition_index
+            )));
+        }
+    }
+    let count = by_partition.len() as i32;
+    if by_partition.keys().copied().ne(0..count) {
+        return Err(ApiError::InvalidReplicaAssignment(format!(
+            "partitions must be numbered 0 to {}, got {:?}",
+            count - 1,
+            by_partition.keys().collect::<Vec<_>>()
+        )));
+    }
+    let assignment: Vec<Vec<u64>> = by_partition.into_values().collect();
+    let rf = assignment[0].len() as i16;
+    if ![-1, count].contains(&t.num_partitions) || ![-1, rf].contains(&t.replication_factor) {
+        return Err(ApiError::InvalidArgument(format!(
+            "with a replica assignment of {count} partitions and {rf} replicas, num_partitions and replication_factor must be -1 (got {} and {})",
+            t.num_partitions, t.replication_factor
+        )));
+    }
+    let configs = creatable_configs(t);
+    Ok(NewTopic {
+        name: t.name.0.to_string(),
+        partitions: assignment.len() as u32,
+        replication_factor: assignment[0].len() as u32,
+        configs,
+        assignment: Some(assignment),
     })
 }
 
@@ -585,6 +634,8 @@ pub(crate) async fn alter_configs(
 /// Kafka's incremental config operations.
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
 
 /// IncrementalAlterConfigs: SET and DELETE (APPEND and SUBTRACT apply to
 /// list configs, which Cairn's topic configs are not).
@@ -595,28 +646,8 @@ pub(crate) async fn incremental_alter_configs(
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
-        let mut set = BTreeMap::new();
-        let mut delete = Vec::new();
-        let mut bad = None;
-        for c in &r.configs {
-            match (c.config_operation, &c.value) {
-                (OP_SET, Some(v)) => {
-                    set.insert(c.name.to_string(), v.to_string());
-                }
-                (OP_DELETE, _) => delete.push(c.name.to_string()),
-                (op, _) => {
-                    bad = Some(ApiError::InvalidConfig(format!(
-                        "config operation {op} on {} is not supported (only SET with a value and DELETE)",
-                        c.name.as_str()
-                    )))
-                }
-            }
-        }
-        let change = match bad {
-            Some(e) => Err(e),
-            None => Ok(ConfigChange { set, delete }),
-        };
         let name = r.resource_name.to_string();
+        let change = incremental_change(broker, ctx, r.resource_type, &name, &r.configs);
         let result = alter_topic(
             broker,
             ctx,
@@ -633,6 +664,81 @@ pub(crate) async fn incremental_alter_configs(
         ));
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+/// One resource's IncrementalAlterConfigs operations, in order, as keys to
+/// set and to delete. APPEND and SUBTRACT (list configs only, such as
+/// `cleanup.policy`) work on the topic's value (or the default), so they
+/// read it first, with the ALTER_CONFIGS the change needs.
+fn incremental_change(
+    broker: &Broker,
+    ctx: &RequestContext,
+    resource_type: i8,
+    name: &str,
+    ops: &[incremental_alter_configs_request::AlterableConfig],
+) -> Result<ConfigChange, ApiError> {
+    let mut set = BTreeMap::new();
+    let mut delete = Vec::new();
+    let mut current: Option<BTreeMap<String, String>> = None;
+    for c in ops {
+        let key = c.name.to_string();
+        match (c.config_operation, &c.value) {
+            (OP_SET, Some(v)) => {
+                delete.retain(|k| *k != key);
+                set.insert(key, v.to_string());
+            }
+            (OP_DELETE, _) => {
+                set.remove(&key);
+                delete.push(key);
+            }
+            (op @ (OP_APPEND | OP_SUBTRACT), Some(v)) if resource_type == RESOURCE_TOPIC => {
+                let def = topic_config_def(&key)
+                    .filter(|d| d.kind == ConfigType::List)
+                    .ok_or_else(|| {
+                        ApiError::InvalidConfig(format!(
+                            "APPEND and SUBTRACT apply to list configs only, not {key}"
+                        ))
+                    })?;
+                if current.is_none() {
+                    current = Some(broker.topic_configs_for_alter(ctx, name)?);
+                }
+                let base = match (set.get(&key), delete.contains(&key)) {
+                    (Some(v), _) => v.clone(),
+                    (None, true) => def.default.to_string(),
+                    (None, false) => current
+                        .as_ref()
+                        .and_then(|c| c.get(&key).cloned())
+                        .unwrap_or_else(|| def.default.to_string()),
+                };
+                let mut items = list_items(&base);
+                for item in list_items(v.as_str()) {
+                    match op {
+                        OP_APPEND if !items.contains(&item) => items.push(item),
+                        OP_SUBTRACT => items.retain(|i| *i != item),
+                        _ => {}
+                    }
+                }
+                delete.retain(|k| *k != key);
+                set.insert(key, items.join(","));
+            }
+            (op, _) => {
+                return Err(ApiError::InvalidConfig(format!(
+                    "config operation {op} on {key} is not supported (SET and APPEND/SUBTRACT need a value)"
+                )))
+            }
+        }
+    }
+    Ok(ConfigChange { set, delete })
+}
+
+/// A list config's items (comma-separated, blanks dropped).
+fn list_items(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// DescribeLogDirs: one log dir (the node's data dir) holding this node's

@@ -162,6 +162,14 @@ pub(crate) fn metadata(
                     None if denied => {
                         refused_topic(a.name, a.topic_id, ResponseError::TopicAuthorizationFailed)
                     }
+                    // A name no topic can have: the client fails at once
+                    // instead of waiting for it to appear.
+                    None if a.name.as_ref().is_some_and(|n| {
+                        cairn_metadata::validate_topic_name(n.as_str()).is_err()
+                    }) =>
+                    {
+                        refused_topic(a.name, a.topic_id, ResponseError::InvalidTopicException)
+                    }
                     None => {
                         refused_topic(a.name, a.topic_id, ResponseError::UnknownTopicOrPartition)
                     }
