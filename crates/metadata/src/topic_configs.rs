@@ -95,7 +95,9 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = {
             "cairn.sensitive",
             Boolean,
             "false",
-            Bool,
+            // Exactly as the auditor reads it: a `TRUE` it would not
+            // recognise is refused, never silently unaudited.
+            OneOf(&["true", "false"]),
             None,
             Honoured,
             "Cairn's own: the topic holds sensitive data, so every authorization decision on it is audited.",
@@ -447,12 +449,10 @@ impl ConfigDef {
         let int = |lo: i64, hi: i64| {
             let v: i64 = match self.kind {
                 ConfigType::Int => value
-                    .trim()
                     .parse::<i32>()
                     .map(i64::from)
                     .map_err(|_| format!("must be a 32-bit integer, got {value:?}"))?,
                 _ => value
-                    .trim()
                     .parse::<i64>()
                     .map_err(|_| format!("must be an integer, got {value:?}"))?,
             };
@@ -474,7 +474,7 @@ impl ConfigDef {
                 _ => Err(format!("must be true or false, got {value:?}")),
             },
             Check::OneOf([]) => Ok(()),
-            Check::OneOf(allowed) => match allowed.contains(&value.trim()) {
+            Check::OneOf(allowed) => match allowed.contains(&value) {
                 true => Ok(()),
                 false => Err(format!(
                     "must be one of {}, got {value:?}",
@@ -546,6 +546,12 @@ mod tests {
         assert!(check("leader.replication.throttled.replicas", "*").is_ok());
         assert!(check("leader.replication.throttled.replicas", "0-1").is_err());
         assert!(topic_config_def("retention.msx").is_none());
+        // Honoured configs are read as written: what a reader would not
+        // parse is refused, not accepted and then ignored.
+        assert!(check("cairn.sensitive", "true").is_ok());
+        assert!(check("cairn.sensitive", "TRUE").is_err());
+        assert!(check("cairn.sensitive", " true").is_err());
+        assert!(check("retention.ms", " 3600000").is_err());
     }
 }
 
