@@ -942,6 +942,20 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
     )?;
     let t = client.describe_topic("adm").await?;
     ensure!(policy(&t) == "compact", "{:?}", t.configs);
+    // A record without a key on the compacted topic: INVALID_RECORD, as
+    // Kafka answers (KIP-467), not the whole request refused.
+    let keyless = kclient(
+        "confluent",
+        "produce",
+        &b,
+        "adm",
+        &["--count", "1", "--keyless", "--config", "retries=0"],
+    );
+    let err = format!(
+        "{:#}",
+        keyless.err().context("a keyless record was accepted")?
+    );
+    ensure!(err.contains("INVALID_RECORD"), "{err}");
     ensure!(
         admin_err(&b, &["alter-configs", "adm", "--append", "retention.ms=5"])? == "INVALID_CONFIG"
     );
@@ -1149,16 +1163,45 @@ async fn kafka_admin_client_lists_offsets_and_deletes_records() -> Result<()> {
     let at = list("3000")?;
     ensure!(at["offset"] == 20 && at["timestamp"] == 3000, "{at}");
 
-    // Below 25: whole batches only, so the log starts at 20, the batch holding 25.
+    // Below 25, as Kafka: the log starts at exactly 25, inside a batch.
     let deleted = kadmin(&b, &["delete-records", "offsets", "0", "25"])?
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    ensure!(deleted["low_watermark"] == 20, "{deleted}");
-    ensure!(list("earliest")?["offset"] == 20);
-    let f = client.fetch_records("offsets", 0, 20, 1 << 20, 0).await?;
+    ensure!(deleted["low_watermark"] == 25, "{deleted}");
+    ensure!(list("earliest")?["offset"] == 25);
+    let f = client.fetch_records("offsets", 0, 25, 1 << 20, 0).await?;
     ensure!(
-        f.log_start_offset == 20 && f.records.first().map(|r| r.offset) == Some(20),
+        f.log_start_offset == 25 && f.records.first().map(|r| r.offset) == Some(25),
         "{f:?}"
     );
+    // Reading below it is out of range.
+    ensure!(
+        client
+            .fetch_records("offsets", 0, 24, 1 << 20, 0)
+            .await
+            .is_err(),
+        "a fetch below the log start must fail"
+    );
+    // A Kafka consumer (librdkafka) reading from the beginning gets 25..50:
+    // nothing below the log start, though its batch begins at 20.
+    let consumed = kclient(
+        "confluent",
+        "consume",
+        &b,
+        "offsets",
+        &["--partitions", "0", "--expect", "25"],
+    )?;
+    ensure!(
+        consumed.iter().map(|r| r.offset).eq(25..50),
+        "{:?}",
+        consumed.iter().map(|r| r.offset).collect::<Vec<_>>()
+    );
+    // Beyond the high watermark: OFFSET_OUT_OF_RANGE, as Kafka.
+    let beyond = admin_err(&b, &["delete-records", "offsets", "0", "51"])?;
+    ensure!(beyond.contains("OFFSET_OUT_OF_RANGE"), "{beyond}");
+    // Up to the high watermark: everything.
+    let deleted = kadmin(&b, &["delete-records", "offsets", "0", "50"])?
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    ensure!(deleted["low_watermark"] == 50, "{deleted}");
     Ok(())
 }
 

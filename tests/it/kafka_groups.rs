@@ -40,10 +40,22 @@ struct Member {
 
 impl Member {
     fn start(lib: &str, bootstrap: &str, topic: &str, group: &str, name: &str) -> Result<Member> {
+        Self::start_with(lib, bootstrap, topic, group, name, &[])
+    }
+
+    fn start_with(
+        lib: &str,
+        bootstrap: &str,
+        topic: &str,
+        group: &str,
+        name: &str,
+        extra: &[&str],
+    ) -> Result<Member> {
         let mut child = Command::new(python()?)
             .arg(script("kgroup.py"))
             .args([lib, "member", "--bootstrap", bootstrap])
             .args(["--topic", topic, "--group", group])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -342,4 +354,105 @@ async fn kafka_kafka_python_group_survives_leave_and_kill() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_aiokafka_group_survives_leave_and_kill() -> Result<()> {
     group_survives_leave_and_kill("aiokafka").await
+}
+
+/// Static membership (KIP-345) with librdkafka: a member that restarts
+/// with its `group.instance.id` within its session takes its place back
+/// without a rebalance (same generation, same partitions, the other member
+/// untouched); DescribeGroups shows the instance ids; a second process with
+/// the same instance id fences the first (FENCED_INSTANCE_ID).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_static_members_restart_without_a_rebalance() -> Result<()> {
+    let cluster = TestCluster::start(3).await?;
+    let client = cluster.client().await?;
+    let (topic, group) = ("static", "g-static");
+    client.create_topic(topic, 4, 3, HashMap::new()).await?;
+    cluster
+        .wait_fully_replicated(topic, Duration::from_secs(30))
+        .await?;
+    let bootstrap = cluster.kafka_bootstrap();
+    let member = |name: &str, instance: &str| {
+        Member::start_with(
+            "confluent",
+            &bootstrap,
+            topic,
+            group,
+            name,
+            &["--instance-id", instance],
+        )
+    };
+    let mut a = member("a", "instance-a")?;
+    let b = member("b", "instance-b")?;
+    wait_until(
+        "two static members share 4 partitions",
+        Duration::from_secs(60),
+        || {
+            let (x, y) = (a.assigned(), b.assigned());
+            Ok((x.len() + y.len() != 4 || x.is_empty() || y.is_empty())
+                .then(|| format!("{x:?} {y:?}")))
+        },
+    )
+    .await?;
+    let mut generation = None;
+    for _ in 0..100 {
+        let d = client.describe_group(group).await?;
+        if d.state == "Stable" {
+            generation = Some(d.generation);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let generation = generation.context("the group never became stable")?;
+    let (had_a, had_b) = (a.assigned(), b.assigned());
+    let b_events = b.events("assigned").len();
+
+    eprintln!("--- a is killed -9 and restarts with its instance id within its session");
+    a.kill()?;
+    let a2 = member("a2", "instance-a")?;
+    wait_until("a2 gets a's partitions", Duration::from_secs(30), || {
+        let got = a2.assigned();
+        Ok((got != had_a).then(|| format!("a2 has {got:?}, a had {had_a:?}")))
+    })
+    .await?;
+    let d = client.describe_group(group).await?;
+    ensure!(
+        d.generation == generation && d.state == "Stable",
+        "a static member's restart rebalanced the group: generation {} -> {}, {}",
+        generation,
+        d.generation,
+        d.state
+    );
+    ensure!(
+        b.assigned() == had_b && b.events("assigned").len() == b_events,
+        "b's assignment moved: {:?}",
+        b.events("assigned")
+    );
+    let described = kgroup_admin(&bootstrap, &["describe", "--group", group])?;
+    let mut instances: Vec<String> = described["members"]
+        .as_array()
+        .context("members")?
+        .iter()
+        .filter_map(|m| m["instance_id"].as_str().map(str::to_string))
+        .collect();
+    instances.sort();
+    ensure!(instances == ["instance-a", "instance-b"], "{described}");
+
+    eprintln!("--- a second process with a's instance id fences a2");
+    let a3 = member("a3", "instance-a")?;
+    wait_until("a2 is fenced", Duration::from_secs(30), || {
+        let errors = a2.events("error");
+        Ok((!errors.iter().any(|e| {
+            e["error"]
+                .as_str()
+                .is_some_and(|s| s.contains("FENCED_INSTANCE_ID") || s.contains("fenced"))
+        }))
+        .then(|| format!("a2 errors: {errors:?}")))
+    })
+    .await?;
+    wait_until("a3 holds a's partitions", Duration::from_secs(30), || {
+        let got = a3.assigned();
+        Ok((got != had_a).then(|| format!("a3 has {got:?}")))
+    })
+    .await?;
+    Ok(())
 }

@@ -16,7 +16,8 @@ records (exit 0) or the timeout passes (exit 1).
 
 Large records (confluent only): --value-bytes pads each value with "." to V
 bytes; the JSON lines then carry the value without its padding and its full
-length as "bytes" (payloads are not printed). --spread K sends record i to
+length as "bytes" (payloads are not printed). --keyless sends records without
+a key. --spread K sends record i to
 partition i % K instead of the key's. --config passes settings to the
 librdkafka producer or consumer (e.g. fetch.max.bytes=1000000).
 """
@@ -49,7 +50,7 @@ def records(args):
         value = f"{args.prefix}-{i}".encode()
         if args.value_bytes:
             value = value.ljust(args.value_bytes, PAD)
-        yield f"k{i}".encode(), value
+        yield (None if args.keyless else f"k{i}".encode()), value
 
 
 def settings(args):
@@ -241,6 +242,8 @@ def main():
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--value-bytes", type=int, default=0)
     ap.add_argument("--spread", type=int, default=0)
+    ap.add_argument("--keyless", action="store_true",
+                    help="records without a key (a compacted topic refuses them)")
     ap.add_argument("--config", action="append", default=[])
     args = ap.parse_args()
     if args.lib != "confluent" and (args.value_bytes or args.spread or args.config):

@@ -3,7 +3,7 @@
 AdminClient's group commands, for the cluster tests (tests/it/kafka_groups.rs).
 Nothing here speaks the protocol itself.
 
-  kgroup.py LIB member --bootstrap B --topic T --group G
+  kgroup.py LIB member --bootstrap B --topic T --group G [--instance-id I]
   kgroup.py admin list --bootstrap B
   kgroup.py admin describe --bootstrap B --group G
 
@@ -14,7 +14,9 @@ batch it printed, and prints one JSON line per event:
   {"type": "record", "partition": p, "offset": o, "value": v}
   {"type": "committed", "records": n}        after each synchronous commit
   {"type": "commit_failed", "records": n, "error": ..}  when the group moved on
-until SIGTERM: then it closes the consumer (leaving the group) and exits 0.
+  {"type": "error", "error": ..}             a consumer error (confluent)
+until SIGTERM: then it closes the consumer (leaving the group; a static member,
+--instance-id, confluent only, does not leave) and exits 0.
 admin prints one JSON document (confluent-kafka's AdminClient).
 """
 
@@ -86,6 +88,7 @@ def confluent_member(args):
         "auto.offset.reset": "earliest",
         "session.timeout.ms": SESSION_TIMEOUT_MS,
         "heartbeat.interval.ms": HEARTBEAT_MS,
+        **({"group.instance.id": args.instance_id} if args.instance_id else {}),
     })
     seen = Assignments()
     c.subscribe([args.topic])
@@ -96,6 +99,9 @@ def confluent_member(args):
         for m in msgs:
             if m.error():
                 print(f"consumer error: {m.error()}", file=sys.stderr)
+                emit({"type": "error", "error": str(m.error())})
+                if m.error().fatal():
+                    return 1
                 continue
             record(m.partition(), m.offset(), m.value())
             got += 1
@@ -186,6 +192,7 @@ def admin(args):
                 "coordinator": d.coordinator.id,
                 "members": sorted(
                     [{"client_id": m.client_id, "host": m.host,
+                      "instance_id": m.group_instance_id,
                       "partitions": sorted(tp.partition for tp in m.assignment.topic_partitions)}
                      for m in d.members], key=lambda m: m["partitions"]),
                 "offsets": {str(tp.partition): tp.offset for tp in offsets.topic_partitions},
@@ -208,6 +215,7 @@ def main():
     ap.add_argument("--bootstrap", required=True)
     ap.add_argument("--topic")
     ap.add_argument("--group")
+    ap.add_argument("--instance-id")
     args = ap.parse_args()
     if args.lib == "admin":
         sys.exit(admin(args))

@@ -37,6 +37,8 @@ pub enum ConfigError {
     ProducerIdExpiration(i64),
     #[error("mirror_sync_interval_ms must be 100..=600000, got {0}")]
     MirrorSyncInterval(u64),
+    #[error("num_partitions must be 1..=10000, got {0}")]
+    NumPartitions(u32),
     #[error("kafka_security_protocol {0:?}: expected PLAINTEXT, SASL_PLAINTEXT, SSL or SASL_SSL")]
     SecurityProtocol(String),
     #[error("{key} {value:?}: expected {expected}")]
@@ -124,6 +126,13 @@ pub struct ServerConfig {
     /// keeps a tenth of them in its log after the snapshot; a node further
     /// behind is sent the snapshot.
     pub metadata_snapshot_entries: u64,
+    /// Whether a Metadata request that allows it creates an unknown topic
+    /// (Kafka's `auto.create.topics.enable`, true there). Off by default: a
+    /// mistyped topic name must fail, not quietly become a new topic.
+    pub auto_create_topics_enable: bool,
+    /// Partitions of a topic created without a count: auto-created, or by a
+    /// CreateTopics with `num_partitions` -1 (Kafka's `num.partitions`).
+    pub num_partitions: u32,
     /// How long the first rebalance of an empty group waits for more
     /// members to join (Kafka's `group.initial.rebalance.delay.ms`).
     pub group_initial_rebalance_delay_ms: u64,
@@ -289,6 +298,8 @@ impl Default for ServerConfig {
             test_lose_unsynced_on_crash: false,
             test_replica_reads: false,
             metadata_snapshot_entries: 10_000,
+            auto_create_topics_enable: false,
+            num_partitions: 1,
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 1_000,
             group_max_session_timeout_ms: 1_800_000,
@@ -341,6 +352,9 @@ impl ServerConfig {
             return Err(ConfigError::MirrorSyncInterval(
                 self.mirror_sync_interval_ms,
             ));
+        }
+        if !(1..=10_000).contains(&self.num_partitions) {
+            return Err(ConfigError::NumPartitions(self.num_partitions));
         }
         if !matches!(
             self.kafka_security_protocol.as_str(),
@@ -654,6 +668,19 @@ mod tests {
         let e = ServerConfig::load(None, flags(&[("producer_id_expiration_ms", 0.into())]))
             .unwrap_err();
         assert!(matches!(e, ConfigError::ProducerIdExpiration(0)), "{e}");
+    }
+
+    #[test]
+    fn the_default_partition_count_is_bounded() {
+        let c = ServerConfig::load(None, flags(&[("num_partitions", 6.into())])).unwrap();
+        assert_eq!(c.num_partitions, 6);
+        for bad in [0u32, 10_001] {
+            let e = ServerConfig::load(None, flags(&[("num_partitions", bad.into())])).unwrap_err();
+            assert!(
+                matches!(e, ConfigError::NumPartitions(b) if b == bad),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -73,6 +73,8 @@ pub struct JoinArgs {
     pub session_timeout_ms: u32,
     /// 0: the session timeout.
     pub rebalance_timeout_ms: u32,
+    /// A static member's `group.instance.id` (KIP-345).
+    pub group_instance_id: Option<String>,
 }
 
 /// A completed join.
@@ -84,6 +86,12 @@ pub struct Joined {
     pub member_id: String,
     /// Every member's metadata for the chosen protocol: to the leader only.
     pub members: Vec<(String, Bytes)>,
+    /// The static members among `members`: (member id, instance id).
+    pub instance_ids: Vec<(String, String)>,
+    /// The leader rejoined a stable group as a static member: it must not
+    /// assign again (JoinGroup v9's `skip_assignment`; older leaders' new
+    /// assignment is ignored, the stored one stands).
+    pub skip_assignment: bool,
 }
 
 /// A member of a group at the generation it believes current.
@@ -92,6 +100,9 @@ pub struct MemberRef {
     pub group: String,
     pub member_id: String,
     pub generation: i32,
+    /// A static member's `group.instance.id`: the request is fenced
+    /// (FENCED_INSTANCE_ID) when another member id holds it now.
+    pub group_instance_id: Option<String>,
 }
 
 /// One committed offset of a group, as stored.
@@ -101,6 +112,7 @@ pub struct StoredOffset {
     pub partition: u32,
     pub offset: i64,
     pub metadata: String,
+    pub leader_epoch: Option<i32>,
 }
 
 /// A group as described (Kafka's DescribeGroups).
@@ -120,6 +132,7 @@ pub struct GroupDescription {
 #[derive(Debug, Clone)]
 pub struct MemberDescription {
     pub member_id: String,
+    pub group_instance_id: Option<String>,
     pub client_id: String,
     pub client_host: String,
     pub metadata: Bytes,
@@ -317,6 +330,80 @@ impl Group {
         self.members.values().all(|m| m.join_waiter.is_some())
     }
 
+    /// What a JoinGroup tells the leader: every member's metadata for the
+    /// group's protocol, and the static members' instance ids.
+    #[allow(clippy::type_complexity)]
+    fn join_members(&self) -> (Vec<(String, Bytes)>, Vec<(String, String)>) {
+        let members = self
+            .members
+            .values()
+            .map(|m| {
+                (
+                    m.info.member_id.clone(),
+                    Bytes::copy_from_slice(m.info.metadata(&self.protocol)),
+                )
+            })
+            .collect();
+        let instance_ids = self
+            .members
+            .values()
+            .filter_map(|m| {
+                let i = m.info.group_instance_id.clone()?;
+                Some((m.info.member_id.clone(), i))
+            })
+            .collect();
+        (members, instance_ids)
+    }
+
+    /// The member id holding static instance `instance`.
+    fn instance_holder(&self, instance: &str) -> Option<&str> {
+        self.members
+            .values()
+            .find(|m| m.info.group_instance_id.as_deref() == Some(instance))
+            .map(|m| m.info.member_id.as_str())
+    }
+
+    /// A request naming `member_id` and (a static member) `instance`: fenced
+    /// when another member id holds the instance now (its successor
+    /// rejoined), unknown when nobody does.
+    fn check_instance(&self, member_id: &str, instance: Option<&str>) -> Result<(), ApiError> {
+        let Some(instance) = instance else {
+            return Ok(());
+        };
+        match self.instance_holder(instance) {
+            Some(holder) if holder == member_id => Ok(()),
+            Some(holder) => Err(ApiError::FencedInstanceId(format!(
+                "instance {instance} of group {} is now member {holder}, not {member_id}",
+                self.name
+            ))),
+            None => Err(ApiError::UnknownMember(format!(
+                "no member of group {} has instance {instance}",
+                self.name
+            ))),
+        }
+    }
+
+    /// A static member rejoining under a new id: `old`'s place, assignment
+    /// and leadership pass to `new`; requests still naming `old` are
+    /// fenced.
+    fn replace_member(&mut self, old: &str, new: &str) {
+        let Some(mut m) = self.members.remove(old) else {
+            return;
+        };
+        let fenced = || ApiError::FencedInstanceId(format!("member {old} was replaced by {new}"));
+        if let Some(w) = m.join_waiter.take() {
+            let _ = w.send(Err(fenced()));
+        }
+        if let Some(w) = m.sync_waiter.take() {
+            let _ = w.send(Err(fenced()));
+        }
+        m.info.member_id = new.to_owned();
+        self.members.insert(new.to_owned(), m);
+        if self.leader == old {
+            self.leader = new.to_owned();
+        }
+    }
+
     fn fail_waiters(&mut self, err: impl Fn() -> ApiError) {
         for m in self.members.values_mut() {
             if let Some(w) = m.join_waiter.take() {
@@ -443,9 +530,24 @@ impl Coordinator {
     }
 
     async fn persist(&self, node: &Node, group: &Group) -> Result<(), ApiError> {
-        let cmd = MetaCommand::PutGroup {
-            group: group.name.clone(),
-            meta: group.stored(),
+        let meta = group.stored();
+        let instances: Vec<(String, String)> = meta
+            .members
+            .values()
+            .filter_map(|m| Some((m.member_id.clone(), m.group_instance_id.clone()?)))
+            .collect();
+        // Only static members need the newer command.
+        let cmd = if instances.is_empty() {
+            MetaCommand::PutGroup {
+                group: group.name.clone(),
+                meta,
+            }
+        } else {
+            MetaCommand::PutGroupWithInstances {
+                group: group.name.clone(),
+                meta,
+                instances,
+            }
         };
         self.write(node, cmd).await.map(|_| ())
     }
@@ -537,15 +639,37 @@ impl Coordinator {
                     )));
                 }
             }
+            let instance = req.group_instance_id.as_deref();
+            // A static member back under a new id (it restarted): whether
+            // it asks for what it had, so the group can go on without a
+            // rebalance.
+            let mut rejoined_unchanged = None;
             let member_id = if req.member_id.is_empty() {
-                new_member_id(&req.client_id)
-            } else if group.members.contains_key(&req.member_id) {
-                req.member_id.clone()
+                let id = new_member_id(&req.client_id);
+                if let Some(old) = instance.and_then(|i| group.instance_holder(i)) {
+                    let old = old.to_owned();
+                    let unchanged = group.members.get(&old).is_some_and(|m| {
+                        m.info.protocols.len() == req.protocols.len()
+                            && m.info
+                                .protocols
+                                .iter()
+                                .zip(&req.protocols)
+                                .all(|((n, md), (rn, rmd))| n == rn && md[..] == rmd[..])
+                    });
+                    group.replace_member(&old, &id);
+                    tracing::info!(group = %req.group, old = %old, new = %id, instance = ?instance, "static member rejoined");
+                    rejoined_unchanged = Some(unchanged);
+                }
+                id
             } else {
-                return Err(ApiError::UnknownMember(format!(
-                    "member {} is not in group {}; join as a new member",
-                    req.member_id, req.group
-                )));
+                group.check_instance(&req.member_id, instance)?;
+                if !group.members.contains_key(&req.member_id) {
+                    return Err(ApiError::UnknownMember(format!(
+                        "member {} is not in group {}; join as a new member",
+                        req.member_id, req.group
+                    )));
+                }
+                req.member_id.clone()
             };
             group.protocol_type = req.protocol_type.clone();
             let (tx, rx) = oneshot::channel();
@@ -561,6 +685,7 @@ impl Coordinator {
                     .map(|(name, metadata)| (name.clone(), metadata.to_vec()))
                     .collect(),
                 assignment: Vec::new(),
+                group_instance_id: req.group_instance_id.clone(),
             };
             let member = group.members.entry(member_id.clone()).or_insert(Member {
                 info: info.clone(),
@@ -573,6 +698,32 @@ impl Coordinator {
                 ..info
             };
             member.last_seen = now;
+            // A static member back with the same protocols, in a stable
+            // group: it takes its old assignment, nobody rebalances
+            // (KIP-345); the leader is told not to assign again. Stored
+            // first, so its commits are fenced right.
+            if rejoined_unchanged == Some(true) && group.phase == Phase::Stable {
+                if let Err(e) = self.persist(node, group).await {
+                    group.start_rebalance(now, Duration::ZERO);
+                    return Err(e);
+                }
+                let leader = group.leader == member_id;
+                let (members, instance_ids) = if leader {
+                    group.join_members()
+                } else {
+                    (Vec::new(), Vec::new())
+                };
+                return Ok(Joined {
+                    generation: group.generation,
+                    protocol: group.protocol.clone(),
+                    leader: group.leader.clone(),
+                    member_id,
+                    members,
+                    instance_ids,
+                    skip_assignment: leader,
+                });
+            }
+            let member = group.members.get_mut(&member_id).expect("just inserted");
             if let Some(old) = member.join_waiter.replace(tx) {
                 let _ = old.send(Err(ApiError::RebalanceInProgress(format!(
                     "member {member_id} joined again"
@@ -602,10 +753,12 @@ impl Coordinator {
         if !group.ready_to_complete(now) {
             return;
         }
+        // Static members keep their place until their session expires
+        // (KIP-345): a restarting one must not cost a second rebalance.
         let late: Vec<String> = group
             .members
             .iter()
-            .filter(|(_, m)| m.join_waiter.is_none())
+            .filter(|(_, m)| m.join_waiter.is_none() && m.info.group_instance_id.is_none())
             .map(|(id, _)| id.clone())
             .collect();
         for id in &late {
@@ -643,19 +796,10 @@ impl Coordinator {
             protocol = %group.protocol,
             "group rebalanced"
         );
-        let members: Vec<(String, Bytes)> = group
-            .members
-            .values()
-            .map(|m| {
-                (
-                    m.info.member_id.clone(),
-                    Bytes::copy_from_slice(m.info.metadata(&group.protocol)),
-                )
-            })
-            .collect();
+        let (members, instance_ids) = group.join_members();
         for (id, m) in group.members.iter_mut() {
-            m.last_seen = now;
             if let Some(w) = m.join_waiter.take() {
+                m.last_seen = now;
                 let _ = w.send(Ok(Joined {
                     generation: group.generation,
                     protocol: group.protocol.clone(),
@@ -666,20 +810,23 @@ impl Coordinator {
                     } else {
                         Vec::new()
                     },
+                    instance_ids: if *id == group.leader {
+                        instance_ids.clone()
+                    } else {
+                        Vec::new()
+                    },
+                    skip_assignment: false,
                 }));
             }
         }
     }
 
-    fn member_mut<'a>(
-        groups: &'a mut Groups,
-        group: &str,
-        member: &str,
-        generation: i32,
-    ) -> Result<&'a mut Group, ApiError> {
+    fn member_mut<'a>(groups: &'a mut Groups, who: &MemberRef) -> Result<&'a mut Group, ApiError> {
+        let (group, member, generation) = (&who.group, &who.member_id, who.generation);
         let g = groups.map.get_mut(group).ok_or_else(|| {
             ApiError::UnknownMember(format!("member {member} is not in group {group}"))
         })?;
+        g.check_instance(member, who.group_instance_id.as_deref())?;
         if !g.members.contains_key(member) {
             return Err(ApiError::UnknownMember(format!(
                 "member {member} is not in group {group}"
@@ -705,7 +852,7 @@ impl Coordinator {
         let rx = {
             let mut groups = self.lock(node).await?;
             let now = Instant::now();
-            let g = Self::member_mut(&mut groups, &req.group, &req.member_id, req.generation)?;
+            let g = Self::member_mut(&mut groups, &req)?;
             match g.phase {
                 Phase::Empty | Phase::Preparing => {
                     return Err(ApiError::RebalanceInProgress(req.group.clone()))
@@ -761,7 +908,7 @@ impl Coordinator {
 
     pub(crate) async fn heartbeat(&self, node: &Node, req: MemberRef) -> Result<(), ApiError> {
         let mut groups = self.lock(node).await?;
-        let g = Self::member_mut(&mut groups, &req.group, &req.member_id, req.generation)?;
+        let g = Self::member_mut(&mut groups, &req)?;
         if let Some(m) = g.members.get_mut(&req.member_id) {
             m.last_seen = Instant::now();
         }
@@ -771,16 +918,20 @@ impl Coordinator {
         }
     }
 
+    /// A member leaves, named by its member id, or (a static member) by
+    /// its instance id, with its member id or none.
     pub(crate) async fn leave(
         &self,
         node: &Node,
         group: &str,
         member_id: &str,
+        group_instance_id: Option<&str>,
     ) -> Result<(), ApiError> {
-        let req = MemberRef {
+        let mut req = MemberRef {
             group: group.to_owned(),
             member_id: member_id.to_owned(),
             generation: 0,
+            group_instance_id: group_instance_id.map(str::to_owned),
         };
         let mut groups = self.lock(node).await?;
         let now = Instant::now();
@@ -790,6 +941,13 @@ impl Coordinator {
                 req.member_id, req.group
             )));
         };
+        if let Some(instance) = group_instance_id {
+            if req.member_id.is_empty() {
+                // By instance alone (Kafka's admin RemoveMembersFromGroup).
+                req.member_id = g.instance_holder(instance).unwrap_or_default().to_owned();
+            }
+            g.check_instance(&req.member_id, Some(instance))?;
+        }
         let Some(mut m) = g.members.remove(&req.member_id) else {
             return Err(ApiError::UnknownMember(format!(
                 "member {} is not in group {}",
@@ -993,6 +1151,7 @@ impl Coordinator {
                 .values()
                 .map(|m| MemberDescription {
                     member_id: m.info.member_id.clone(),
+                    group_instance_id: m.info.group_instance_id.clone(),
                     client_id: m.info.client_id.clone(),
                     client_host: m.info.client_host.clone(),
                     metadata: Bytes::copy_from_slice(m.info.metadata(&g.protocol)),
@@ -1155,6 +1314,7 @@ fn group_offsets(node: &Node, group: &str) -> Vec<StoredOffset> {
                             partition: *p,
                             offset: c.offset,
                             metadata: c.metadata.clone(),
+                            leader_epoch: c.leader_epoch,
                         })
                     })
                     .collect()
@@ -1202,10 +1362,24 @@ pub(crate) async fn commit_loop(node: Arc<Node>) {
             let (commits, replies): (Vec<_>, Vec<_>) =
                 batch.into_iter().map(|p| (p.commit, p.reply)).unzip();
             metrics::histogram!("cairn_group_commits_per_entry").record(commits.len() as f64);
-            let result = node
-                .coordinator
-                .write(&node, MetaCommand::CommitBatch(commits))
-                .await;
+            // Only commits carrying leader epochs need the newer command.
+            let with_epochs = commits
+                .iter()
+                .any(|c| c.offsets.iter().any(|(_, _, o)| o.leader_epoch.is_some()));
+            let cmd = if with_epochs {
+                MetaCommand::CommitBatchWithEpochs(
+                    commits
+                        .into_iter()
+                        .map(|c| {
+                            let epochs = c.offsets.iter().map(|(_, _, o)| o.leader_epoch).collect();
+                            (c, epochs)
+                        })
+                        .collect(),
+                )
+            } else {
+                MetaCommand::CommitBatch(commits)
+            };
+            let result = node.coordinator.write(&node, cmd).await;
             drop(permit);
             match result {
                 Ok(MetaResponse::Commits(results)) if results.len() == replies.len() => {

@@ -66,6 +66,13 @@ pub enum ApiError {
     MessageTooLarge { size: usize, max: u64 },
     #[error("corrupt record batch: {0}")]
     CorruptMessage(String),
+    /// Records the topic refuses (Kafka's INVALID_RECORD, KIP-467): each by
+    /// its index in its batch, with why. The whole batch is refused.
+    #[error("{message}")]
+    InvalidRecord {
+        message: String,
+        records: Vec<(i32, String)>,
+    },
     #[error("topic {0:?} already exists")]
     TopicExists(String),
     #[error("{0}")]
@@ -116,6 +123,9 @@ pub enum ApiError {
     NotCoordinator { leader: Option<(NodeId, String)> },
     #[error("{0}")]
     UnknownMember(String),
+    /// A static member's instance is held by a newer member id (KIP-345).
+    #[error("{0}")]
+    FencedInstanceId(String),
     #[error("{0}")]
     IllegalGeneration(String),
     #[error("group {0} is rebalancing; join again")]
@@ -180,6 +190,7 @@ impl ApiError {
             ApiError::UnknownPartition { .. } => ErrorCode::UnknownPartition,
             ApiError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
             ApiError::CorruptMessage(_) => ErrorCode::CorruptMessage,
+            ApiError::InvalidRecord { .. } => ErrorCode::InvalidArgument,
             ApiError::TopicExists(_) => ErrorCode::TopicAlreadyExists,
             ApiError::InvalidArgument(_) => ErrorCode::InvalidArgument,
             ApiError::InvalidConfig(_) => ErrorCode::InvalidConfig,
@@ -197,7 +208,10 @@ impl ApiError {
             ApiError::NotCoordinator { .. } | ApiError::CoordinatorNotAvailable(_) => {
                 ErrorCode::NotCoordinator
             }
-            ApiError::UnknownMember(_) => ErrorCode::UnknownMemberId,
+            // The gRPC API has no static members; the same remedy: rejoin.
+            ApiError::UnknownMember(_) | ApiError::FencedInstanceId(_) => {
+                ErrorCode::UnknownMemberId
+            }
             ApiError::IllegalGeneration(_) => ErrorCode::IllegalGeneration,
             ApiError::RebalanceInProgress(_) => ErrorCode::RebalanceInProgress,
             ApiError::InconsistentGroupProtocol(_) => ErrorCode::InconsistentGroupProtocol,
@@ -225,6 +239,7 @@ impl ApiError {
             ApiError::TopicExists(_) => Code::AlreadyExists,
             ApiError::MessageTooLarge { .. }
             | ApiError::CorruptMessage(_)
+            | ApiError::InvalidRecord { .. }
             | ApiError::InvalidArgument(_)
             | ApiError::InvalidConfig(_)
             | ApiError::InvalidTopic(_)
@@ -240,6 +255,7 @@ impl ApiError {
             ApiError::NotCoordinator { .. } => Code::FailedPrecondition,
             ApiError::CoordinatorNotAvailable(_) => Code::Unavailable,
             ApiError::UnknownMember(_)
+            | ApiError::FencedInstanceId(_)
             | ApiError::IllegalGeneration(_)
             | ApiError::RebalanceInProgress(_)
             | ApiError::GroupNotEmpty(_) => Code::FailedPrecondition,
@@ -273,6 +289,7 @@ impl ApiError {
             }
             ApiError::MessageTooLarge { .. } => K::MessageTooLarge,
             ApiError::CorruptMessage(_) => K::CorruptMessage,
+            ApiError::InvalidRecord { .. } => K::InvalidRecord,
             ApiError::TopicExists(_) => K::TopicAlreadyExists,
             ApiError::InvalidArgument(_) => K::InvalidRequest,
             ApiError::InvalidConfig(_) => K::InvalidConfig,
@@ -289,6 +306,7 @@ impl ApiError {
             ApiError::NotCoordinator { .. } => K::NotCoordinator,
             ApiError::CoordinatorNotAvailable(_) => K::CoordinatorNotAvailable,
             ApiError::UnknownMember(_) => K::UnknownMemberId,
+            ApiError::FencedInstanceId(_) => K::FencedInstanceId,
             ApiError::IllegalGeneration(_) => K::IllegalGeneration,
             ApiError::RebalanceInProgress(_) => K::RebalanceInProgress,
             ApiError::InconsistentGroupProtocol(_) => K::InconsistentGroupProtocol,

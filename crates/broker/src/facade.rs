@@ -54,6 +54,7 @@ use crate::node::Node;
 use crate::node::Proposal;
 use crate::ops;
 use crate::replica::Replica;
+use crate::settling::Settling;
 use crate::views::ClusterView;
 use crate::views::CoordinatorView;
 use crate::views::LocalReplica;
@@ -64,6 +65,10 @@ use crate::views::TopicView;
 use crate::views::Topics;
 use crate::ServerConfig;
 
+/// The replication factor of a topic created without one (Kafka's
+/// `default.replication.factor`), capped by the number of nodes.
+pub const DEFAULT_REPLICATION_FACTOR: u32 = 3;
+
 /// The door to one node's core. Cheap to clone.
 #[derive(Clone)]
 pub struct Broker {
@@ -71,6 +76,8 @@ pub struct Broker {
     authz: Arc<Authorizer>,
     /// Bearer tokens (OAUTHBEARER, gRPC), with `oauth_jwks_file` set.
     pub(crate) oauth: Option<Arc<crate::oauth::OAuth>>,
+    /// New topics not yet shown to Kafka clients (`settling.rs`).
+    settling: Arc<std::sync::Mutex<Settling>>,
 }
 
 /// The ACL check, with the stored bindings indexed once per metadata
@@ -109,6 +116,8 @@ pub struct OffsetToCommit {
     pub partition: i32,
     pub offset: i64,
     pub metadata: String,
+    /// Kafka's `committed_leader_epoch` (KIP-320), when the client sent one.
+    pub leader_epoch: Option<i32>,
 }
 
 /// A role as described: name, bindings (principal empty), members.
@@ -162,10 +171,12 @@ impl Broker {
             version: node.meta_view.subscribe(),
             index: RwLock::new(None),
         };
+        let next_topic_id = node.meta_view.read(|s| s.next_topic_id);
         Broker {
             node,
             authz: Arc::new(authz),
             oauth,
+            settling: Arc::new(std::sync::Mutex::new(Settling::new(next_topic_id))),
         }
     }
 
@@ -444,6 +455,42 @@ impl Broker {
         d.allowed()
     }
 
+    /// What the context may do with a resource, as Kafka's authorized
+    /// operations bit field (KIP-430: bit `n` for the ACL operation of code
+    /// `n`): each operation Kafka defines for the resource type that the
+    /// ACLs allow, so all of them with ACLs off. Describing is not an
+    /// access: nothing is audited.
+    pub fn authorized_operations(&self, ctx: &RequestContext, t: ResourceType, name: &str) -> i32 {
+        use AclOperation as A;
+        let ops: &[AclOperation] = match t {
+            ResourceType::Topic => &[
+                A::Read,
+                A::Write,
+                A::Create,
+                A::Delete,
+                A::Alter,
+                A::Describe,
+                A::DescribeConfigs,
+                A::AlterConfigs,
+            ],
+            ResourceType::Group => &[A::Read, A::Delete, A::Describe],
+            ResourceType::Cluster => &[
+                A::Create,
+                A::Alter,
+                A::Describe,
+                A::ClusterAction,
+                A::DescribeConfigs,
+                A::AlterConfigs,
+                A::IdempotentWrite,
+            ],
+            _ => &[],
+        };
+        let index = self.index();
+        ops.iter()
+            .filter(|op| self.decide_with(&index, ctx, **op, t, name).allowed())
+            .fold(0i32, |bits, op| bits | (1 << op.code()))
+    }
+
     /// Refuses unless `op` on `t`/`name` is allowed.
     fn authorize(
         &self,
@@ -509,14 +556,29 @@ impl Broker {
                 assignment: p.clone(),
                 status: self.node.group_status(p.group),
             })
-            .collect();
+            .collect::<Vec<PartitionView>>();
+        let all_led = partitions.iter().all(|p| p.status.leader.is_some());
+        let settling = match self.settling.lock() {
+            Ok(mut s) => s.observe(t.id, all_led, std::time::Instant::now()),
+            Err(_) => false,
+        };
         TopicView {
             topic: t,
             partitions,
+            settling,
         }
     }
 
     fn view(&self, topics: Vec<Topic>, denied: Vec<String>) -> ClusterView {
+        if let Ok(mut s) = self.settling.lock() {
+            if s.needs_prune(self.node.meta_view.read(|m| m.topics.len())) {
+                let ids: HashSet<u64> = self
+                    .node
+                    .meta_view
+                    .read(|m| m.topics.values().map(|t| t.id).collect());
+                s.prune(|id| ids.contains(&id));
+            }
+        }
         ClusterView {
             cluster_id: self.node.transport.cluster_id(),
             metadata_leader: self.node.meta_leader(),
@@ -607,6 +669,41 @@ impl Broker {
         Err(ApiError::InvalidConfig(
             "broker configs are read-only; set them in the node's config file".into(),
         ))
+    }
+
+    /// The replication factor of a topic created without one (Kafka's
+    /// `default.replication.factor`): [`DEFAULT_REPLICATION_FACTOR`], or
+    /// every node of a smaller cluster.
+    pub fn default_replication_factor(&self, ctx: &RequestContext) -> u32 {
+        let nodes = self.metadata(ctx, Topics::None).nodes.len() as u32;
+        DEFAULT_REPLICATION_FACTOR.min(nodes.max(1))
+    }
+
+    /// Creates a topic a client asked about (Kafka's auto-creation, on
+    /// Metadata): only with `auto_create_topics_enable`, with the default
+    /// partition count and replication factor, under the same authorization
+    /// and audit as CreateTopics. Answers the topic once created (or when
+    /// another request created it first).
+    pub async fn auto_create_topic(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+    ) -> Result<TopicView, ApiError> {
+        if !self.settings().auto_create_topics_enable {
+            return Err(ApiError::UnknownTopic(name.to_string()));
+        }
+        let new = ops::NewTopic {
+            name: name.to_string(),
+            partitions: self.settings().num_partitions,
+            replication_factor: self.default_replication_factor(ctx),
+            configs: Default::default(),
+            assignment: None,
+        };
+        match self.create_topic(ctx, new, false).await {
+            Ok(Some(t)) => Ok(t),
+            Ok(None) | Err(ApiError::TopicExists(_)) => Ok(self.topic_view(self.node.topic(name)?)),
+            Err(e) => Err(e),
+        }
     }
 
     /// Creates a topic (CREATE on the cluster, or on the topic);
@@ -1142,16 +1239,19 @@ impl Broker {
         self.node.coordinator.heartbeat(&self.node, who).await
     }
 
+    /// A member leaves: by member id, or a static member by its instance
+    /// id (with its member id, or an empty one).
     pub async fn leave_group(
         &self,
         ctx: &RequestContext,
         group: &str,
         member_id: &str,
+        group_instance_id: Option<&str>,
     ) -> Result<(), ApiError> {
         self.authorize(ctx, Operation::LeaveGroup, ResourceType::Group, group)?;
         self.node
             .coordinator
-            .leave(&self.node, group, member_id)
+            .leave(&self.node, group, member_id, group_instance_id)
             .await
     }
 
@@ -1205,6 +1305,7 @@ impl Broker {
                             offset: o.offset,
                             metadata: o.metadata,
                             commit_time_ms: now,
+                            leader_epoch: o.leader_epoch,
                         },
                     ));
                     results.push((o.topic, o.partition, Ok(())));

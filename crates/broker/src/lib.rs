@@ -41,6 +41,7 @@ mod oauth;
 mod ops;
 mod replica;
 pub mod scram;
+mod settling;
 mod tasks;
 pub mod views;
 
@@ -89,6 +90,7 @@ pub use facade::OffsetToCommit;
 pub use facade::PartitionReader;
 pub use facade::PartitionResults;
 pub use facade::RoleChange;
+pub use facade::DEFAULT_REPLICATION_FACTOR;
 pub use mirror::MirrorPartitionStatus;
 use openraft::BasicNode;
 use openraft::Config;
@@ -99,6 +101,7 @@ pub use ops::OffsetSpec;
 pub use ops::Produced;
 pub use ops::FETCH_MAX_BYTES_LIMIT;
 pub use ops::FETCH_MAX_WAIT;
+pub use settling::SETTLE_WINDOW;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 

@@ -205,7 +205,9 @@ impl RaftStateMachine<TypeConfig> for MetaStateMachine {
                     cmd,
                     MetaCommand::CommitOffsets { .. }
                         | MetaCommand::CommitBatch(_)
+                        | MetaCommand::CommitBatchWithEpochs(_)
                         | MetaCommand::PutGroup { .. }
+                        | MetaCommand::PutGroupWithInstances { .. }
                         | MetaCommand::DeleteGroup { .. }
                         | MetaCommand::AllocateProducerIds { .. }
                 )

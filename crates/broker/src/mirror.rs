@@ -888,6 +888,9 @@ async fn sync_group_offsets(node: &Node, link: &MirrorLink, client: &Client) -> 
                         offset: o.offset,
                         metadata: o.metadata,
                         commit_time_ms: now_ms(),
+                        // The source's epochs mean nothing to the target's
+                        // partitions (their Raft terms differ).
+                        leader_epoch: None,
                     },
                 )
             })

@@ -32,6 +32,9 @@ pub struct PartitionView {
 pub struct TopicView {
     pub topic: Topic,
     pub partitions: Vec<PartitionView>,
+    /// Created moments ago and not every partition's leader known here yet
+    /// (see `settling.rs`): the Kafka door answers it as not there yet.
+    pub settling: bool,
 }
 
 /// The cluster as this node sees it.

@@ -130,6 +130,7 @@ async fn run(b: &Broker, who: &RequestContext, op: Operation, n: &Names) -> Resu
         group: group.to_string(),
         member_id: "nobody".into(),
         generation: 1,
+        group_instance_id: None,
     };
     Ok(match op {
         Operation::Produce => unauthorized(
@@ -193,13 +194,14 @@ async fn run(b: &Broker, who: &RequestContext, op: Operation, n: &Names) -> Resu
                     protocols: vec![("range".into(), Bytes::new())],
                     session_timeout_ms: 10_000,
                     rebalance_timeout_ms: 0,
+                    group_instance_id: None,
                 },
             )
             .await,
         ),
         Operation::SyncGroup => unauthorized(&b.sync_group(who, member(), vec![]).await),
         Operation::Heartbeat => unauthorized(&b.heartbeat(who, member()).await),
-        Operation::LeaveGroup => unauthorized(&b.leave_group(who, group, "nobody").await),
+        Operation::LeaveGroup => unauthorized(&b.leave_group(who, group, "nobody", None).await),
         Operation::OffsetCommit => {
             let r = b
                 .commit_offsets(
@@ -212,6 +214,7 @@ async fn run(b: &Broker, who: &RequestContext, op: Operation, n: &Names) -> Resu
                         partition: 0,
                         offset: 1,
                         metadata: String::new(),
+                        leader_epoch: None,
                     }],
                     true,
                 )
@@ -358,6 +361,7 @@ async fn every_operation_is_refused_without_its_acls_and_allowed_with_them() -> 
                     partition: 0,
                     offset: 0,
                     metadata: String::new(),
+                    leader_epoch: None,
                 }],
                 true,
             )

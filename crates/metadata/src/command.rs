@@ -183,6 +183,19 @@ pub enum MetaCommand {
         link: String,
         security: SourceSecurity,
     },
+    /// `PutGroup` for a group with static members (KIP-345): `instances`
+    /// names each static member's instance id (member id, instance id),
+    /// which [`crate::GroupMember`]'s stored shape has no room for.
+    /// Appended last.
+    PutGroupWithInstances {
+        group: String,
+        meta: GroupMeta,
+        instances: Vec<(String, String)>,
+    },
+    /// `CommitBatch` with the leader epochs the clients committed (KIP-320):
+    /// beside each commit, one epoch (or none) per offset, in order.
+    /// Appended last.
+    CommitBatchWithEpochs(Vec<(GroupCommit, Vec<Option<i32>>)>),
 }
 
 /// New replicas for one partition (preferred leader first).

@@ -27,7 +27,11 @@ pub enum GroupPhase {
 }
 
 /// One member of a group's current generation.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+///
+/// Encoded in two shapes: in the Raft log (bincode, inside `PutGroup`) as it
+/// always was, without `group_instance_id` (which `PutGroupWithInstances`
+/// carries beside it); in the state snapshot (JSON) with it, when set.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupMember {
     pub member_id: String,
     pub client_id: String,
@@ -38,6 +42,83 @@ pub struct GroupMember {
     pub protocols: Vec<(String, Vec<u8>)>,
     /// Empty until the leader's SyncGroup.
     pub assignment: Vec<u8>,
+    /// A static member's `group.instance.id` (KIP-345): it keeps its place
+    /// (and assignment) across restarts, under a new member id each time.
+    pub group_instance_id: Option<String>,
+}
+
+/// [`GroupMember`] as the Raft log stores it (bincode: fields by position,
+/// never to change); [`GroupMember`]'s `Serialize` writes the same fields.
+#[derive(Deserialize)]
+struct StoredMember {
+    member_id: String,
+    client_id: String,
+    client_host: String,
+    session_timeout_ms: u32,
+    rebalance_timeout_ms: u32,
+    protocols: Vec<(String, Vec<u8>)>,
+    assignment: Vec<u8>,
+}
+
+/// [`GroupMember`] in the state snapshot (JSON).
+#[derive(Deserialize)]
+struct SnapshotMember {
+    #[serde(flatten)]
+    stored: StoredMember,
+    #[serde(default)]
+    group_instance_id: Option<String>,
+}
+
+impl StoredMember {
+    fn with_instance(self, group_instance_id: Option<String>) -> GroupMember {
+        GroupMember {
+            member_id: self.member_id,
+            client_id: self.client_id,
+            client_host: self.client_host,
+            session_timeout_ms: self.session_timeout_ms,
+            rebalance_timeout_ms: self.rebalance_timeout_ms,
+            protocols: self.protocols,
+            assignment: self.assignment,
+            group_instance_id,
+        }
+    }
+}
+
+impl Serialize for GroupMember {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let human = s.is_human_readable();
+        let instance = self.group_instance_id.as_ref().filter(|_| human);
+        let fields = 7 + usize::from(instance.is_some());
+        let name = if human {
+            "SnapshotMember"
+        } else {
+            "StoredMember"
+        };
+        let mut st = s.serialize_struct(name, fields)?;
+        st.serialize_field("member_id", &self.member_id)?;
+        st.serialize_field("client_id", &self.client_id)?;
+        st.serialize_field("client_host", &self.client_host)?;
+        st.serialize_field("session_timeout_ms", &self.session_timeout_ms)?;
+        st.serialize_field("rebalance_timeout_ms", &self.rebalance_timeout_ms)?;
+        st.serialize_field("protocols", &self.protocols)?;
+        st.serialize_field("assignment", &self.assignment)?;
+        if let Some(i) = instance {
+            st.serialize_field("group_instance_id", i)?;
+        }
+        st.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for GroupMember {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let m = SnapshotMember::deserialize(d)?;
+            Ok(m.stored.with_instance(m.group_instance_id))
+        } else {
+            Ok(StoredMember::deserialize(d)?.with_instance(None))
+        }
+    }
 }
 
 impl GroupMember {
@@ -122,6 +203,28 @@ pub fn check_commit(meta: Option<&GroupMeta>, c: &GroupCommit) -> Result<(), Gro
 mod tests {
     use super::*;
 
+    #[test]
+    fn golden_member_encodings_with_and_without_an_instance_id() {
+        let mut m = GroupMember {
+            member_id: "m".into(),
+            client_id: "c".into(),
+            client_host: "/h".into(),
+            session_timeout_ms: 10,
+            rebalance_timeout_ms: 20,
+            protocols: vec![("range".into(), vec![1])],
+            assignment: vec![2],
+            group_instance_id: None,
+        };
+        // A dynamic member: the encoding from before static members.
+        let golden = r#"{"member_id":"m","client_id":"c","client_host":"/h","session_timeout_ms":10,"rebalance_timeout_ms":20,"protocols":[["range",[1]]],"assignment":[2]}"#;
+        assert_eq!(serde_json::to_string(&m).unwrap(), golden);
+        assert_eq!(serde_json::from_str::<GroupMember>(golden).unwrap(), m);
+        m.group_instance_id = Some("i-1".into());
+        let golden = r#"{"member_id":"m","client_id":"c","client_host":"/h","session_timeout_ms":10,"rebalance_timeout_ms":20,"protocols":[["range",[1]]],"assignment":[2],"group_instance_id":"i-1"}"#;
+        assert_eq!(serde_json::to_string(&m).unwrap(), golden);
+        assert_eq!(serde_json::from_str::<GroupMember>(golden).unwrap(), m);
+    }
+
     fn meta(generation: i32, members: &[&str]) -> GroupMeta {
         GroupMeta {
             generation,
@@ -139,6 +242,7 @@ mod tests {
                             rebalance_timeout_ms: 30_000,
                             protocols: vec![("range".into(), vec![1])],
                             assignment: vec![],
+                            group_instance_id: None,
                         },
                     )
                 })

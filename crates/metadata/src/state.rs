@@ -103,11 +103,80 @@ pub struct ScramCredential {
     pub server_key: Vec<u8>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+/// A committed offset.
+///
+/// Encoded in two shapes: in the Raft log (bincode, inside `CommitOffsets`
+/// and `CommitBatch`) as it always was, without `leader_epoch` (which
+/// `CommitBatchWithEpochs` carries beside it); in the state snapshot (JSON)
+/// with it, when set.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommittedOffset {
     pub offset: i64,
     pub metadata: String,
     pub commit_time_ms: i64,
+    /// The leader epoch of the record at `offset - 1` as the committing
+    /// client saw it (Kafka's `committed_leader_epoch`, KIP-320); absent
+    /// when the client sent none. Stored as sent, answered by OffsetFetch.
+    pub leader_epoch: Option<i32>,
+}
+
+/// [`CommittedOffset`] as decoded from either shape (`leader_epoch` only
+/// in JSON).
+#[derive(Deserialize)]
+struct StoredOffset {
+    offset: i64,
+    metadata: String,
+    commit_time_ms: i64,
+}
+
+#[derive(Deserialize)]
+struct SnapshotOffset {
+    #[serde(flatten)]
+    stored: StoredOffset,
+    #[serde(default)]
+    leader_epoch: Option<i32>,
+}
+
+impl StoredOffset {
+    fn with_epoch(self, leader_epoch: Option<i32>) -> CommittedOffset {
+        CommittedOffset {
+            offset: self.offset,
+            metadata: self.metadata,
+            commit_time_ms: self.commit_time_ms,
+            leader_epoch,
+        }
+    }
+}
+
+impl Serialize for CommittedOffset {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let epoch = self.leader_epoch.filter(|_| s.is_human_readable());
+        let name = if epoch.is_some() {
+            "SnapshotOffset"
+        } else {
+            "StoredOffset"
+        };
+        let mut st = s.serialize_struct(name, 3 + usize::from(epoch.is_some()))?;
+        st.serialize_field("offset", &self.offset)?;
+        st.serialize_field("metadata", &self.metadata)?;
+        st.serialize_field("commit_time_ms", &self.commit_time_ms)?;
+        if let Some(e) = epoch {
+            st.serialize_field("leader_epoch", &e)?;
+        }
+        st.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for CommittedOffset {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let o = SnapshotOffset::deserialize(d)?;
+            Ok(o.stored.with_epoch(o.leader_epoch))
+        } else {
+            Ok(StoredOffset::deserialize(d)?.with_epoch(None))
+        }
+    }
 }
 
 /// Everything the metadata group replicates.
@@ -274,6 +343,19 @@ impl MetadataState {
                 self.groups.insert(group, meta);
                 MetaResponse::Ok
             }
+            MetaCommand::PutGroupWithInstances {
+                group,
+                mut meta,
+                instances,
+            } => {
+                for (member, instance) in instances {
+                    if let Some(m) = meta.members.get_mut(&member) {
+                        m.group_instance_id = Some(instance);
+                    }
+                }
+                self.groups.insert(group, meta);
+                MetaResponse::Ok
+            }
             MetaCommand::DeleteGroup { group } => {
                 let members = self.groups.get(&group).map_or(0, |g| g.members.len());
                 if members > 0 {
@@ -291,6 +373,18 @@ impl MetadataState {
                 let results = commits
                     .into_iter()
                     .map(|c| self.commit(c))
+                    .collect::<Vec<_>>();
+                MetaResponse::Commits(results)
+            }
+            MetaCommand::CommitBatchWithEpochs(commits) => {
+                let results = commits
+                    .into_iter()
+                    .map(|(mut c, epochs)| {
+                        for ((_, _, o), e) in c.offsets.iter_mut().zip(epochs) {
+                            o.leader_epoch = e;
+                        }
+                        self.commit(c)
+                    })
                     .collect::<Vec<_>>();
                 MetaResponse::Commits(results)
             }
@@ -953,6 +1047,7 @@ mod tests {
             rebalance_timeout_ms: 30_000,
             protocols: vec![("range".into(), vec![])],
             assignment: vec![],
+            group_instance_id: None,
         };
         s.apply(MetaCommand::PutGroup {
             group: "g".into(),
@@ -974,6 +1069,7 @@ mod tests {
                     offset,
                     metadata: String::new(),
                     commit_time_ms: 0,
+                    leader_epoch: None,
                 },
             )],
         };
@@ -1020,6 +1116,7 @@ mod tests {
             offset,
             metadata: String::new(),
             commit_time_ms: 0,
+            leader_epoch: None,
         };
         s.apply(MetaCommand::CommitOffsets {
             group: "g".into(),
@@ -1174,6 +1271,24 @@ mod tests {
     }
 
     #[test]
+    fn committed_offsets_encode_their_leader_epoch_only_when_sent() {
+        let mut c = CommittedOffset {
+            offset: 42,
+            metadata: "m".into(),
+            commit_time_ms: 7,
+            leader_epoch: None,
+        };
+        // Without an epoch: the encoding from before epochs were kept.
+        let golden = r#"{"offset":42,"metadata":"m","commit_time_ms":7}"#;
+        assert_eq!(serde_json::to_string(&c).unwrap(), golden);
+        assert_eq!(serde_json::from_str::<CommittedOffset>(golden).unwrap(), c);
+        c.leader_epoch = Some(5);
+        let golden = r#"{"offset":42,"metadata":"m","commit_time_ms":7,"leader_epoch":5}"#;
+        assert_eq!(serde_json::to_string(&c).unwrap(), golden);
+        assert_eq!(serde_json::from_str::<CommittedOffset>(golden).unwrap(), c);
+    }
+
+    #[test]
     fn state_round_trips_through_json() {
         let mut s = MetadataState::default();
         s.apply(MetaCommand::RegisterNode(node(1)));
@@ -1186,6 +1301,7 @@ mod tests {
                     offset: 42,
                     metadata: String::new(),
                     commit_time_ms: 1,
+                    leader_epoch: None,
                 },
             )],
         });

@@ -88,6 +88,21 @@ impl PartitionLog {
         self.shared.log_start()
     }
 
+    /// The key of the first index row holding a record at or after the log
+    /// start: the row of the batch holding the log start, which begins
+    /// below it when DeleteRecords moved the log start into a batch.
+    fn first_row_key(&self) -> Result<[u8; 9], ReadError> {
+        let log_start = self.log_start();
+        let base = self
+            .store
+            .state_seek_prev(self.shared.group, &IndexEntry::key(log_start))
+            .map_err(|e| ReadError::Storage(e.to_string()))?
+            .and_then(|(k, v)| IndexEntry::decode(&k, &v))
+            .filter(|e| e.next_offset() > log_start)
+            .map_or(log_start, |e| e.base_offset);
+        Ok(IndexEntry::key(base))
+    }
+
     /// The Raft index up to which the log holds only deleted records (see
     /// [`PartitionShared::purge_wanted`]).
     pub fn purge_wanted(&self) -> Option<u64> {
@@ -225,23 +240,19 @@ impl PartitionLog {
         // enough (usually the first one); by size it visits every row.
         let stop_at_young = limits.max_bytes.is_none();
         let mut rows = Vec::new();
+        let first = self.first_row_key()?;
         self.store
-            .state_visit(
-                group,
-                &IndexEntry::key(self.log_start()),
-                Some(&IndexEntry::key(hw)),
-                |k, v| {
-                    let Some(e) = IndexEntry::decode(k, v) else {
-                        return ControlFlow::Continue(());
-                    };
-                    rows.push(e);
-                    if stop_at_young && cutoff.is_some_and(|c| e.max_timestamp_ms >= c) {
-                        ControlFlow::Break(())
-                    } else {
-                        ControlFlow::Continue(())
-                    }
-                },
-            )
+            .state_visit(group, &first, Some(&IndexEntry::key(hw)), |k, v| {
+                let Some(e) = IndexEntry::decode(k, v) else {
+                    return ControlFlow::Continue(());
+                };
+                rows.push(e);
+                if stop_at_young && cutoff.is_some_and(|c| e.max_timestamp_ms >= c) {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
             .map_err(|e| ReadError::Storage(e.to_string()))?;
         let Some(last) = rows.len().checked_sub(1) else {
             return Ok(None);
@@ -290,10 +301,11 @@ impl PartitionLog {
     /// the index records them.
     pub fn retained_bytes(&self) -> Result<u64, ReadError> {
         let mut total = 0u64;
+        let first = self.first_row_key()?;
         self.store
             .state_visit(
                 self.shared.group,
-                &IndexEntry::key(self.log_start()),
+                &first,
                 Some(&IndexEntry::key(self.high_watermark())),
                 |k, v| {
                     if let Some(e) = IndexEntry::decode(k, v) {
@@ -347,10 +359,11 @@ impl PartitionLog {
         let group = self.shared.group;
         let hw = self.high_watermark();
         let mut found = None;
+        let first = self.first_row_key()?;
         self.store
             .state_visit(
                 group,
-                &IndexEntry::key(self.log_start()),
+                &first,
                 Some(&IndexEntry::key(hw)),
                 |k, v| match IndexEntry::decode(k, v) {
                     Some(e) if e.max_timestamp_ms >= ts => {
@@ -379,13 +392,23 @@ impl PartitionLog {
             // compressed records decode: for one that does not, answer the
             // batch's first offset.
             let Ok((header, records)) = cairn_record::decode_batch(&bytes) else {
-                return Ok(Some((header.base_offset as u64, header.max_timestamp)));
+                let first = (header.base_offset as u64).max(self.log_start());
+                return Ok(Some((first, header.max_timestamp)));
             };
-            if let Some(r) = records.iter().find(|r| r.timestamp(&header) >= ts) {
+            // Records below the log start (DeleteRecords inside a batch)
+            // are gone.
+            let log_start = self.log_start() as i64;
+            if let Some(r) = records
+                .iter()
+                .find(|r| r.offset(&header) >= log_start && r.timestamp(&header) >= ts)
+            {
                 return Ok(Some((r.offset(&header) as u64, r.timestamp(&header))));
             }
         }
         // The index row said a record reaches `ts`; fall back to the row.
-        Ok(Some((row.base_offset, row.max_timestamp_ms)))
+        Ok(Some((
+            row.base_offset.max(self.log_start()),
+            row.max_timestamp_ms,
+        )))
     }
 }

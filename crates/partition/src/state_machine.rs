@@ -436,10 +436,16 @@ impl PartitionStateMachine {
         Ok(row.filter(|r| r.base_offset <= offset && offset < r.next_offset()))
     }
 
-    /// Applies a trim: the log start moves up to the start of the batch
-    /// holding `requested` (never past the last batch, never backwards);
-    /// index rows below it are deleted, and the purge point moves to the
-    /// Raft entry just before the first retained batch.
+    /// Applies a trim: the log start moves to `requested` (never past the
+    /// log end, never backwards), as Kafka's DeleteRecords moves it to
+    /// exactly the offset asked for; retention asks for a batch start.
+    /// Storage is freed by whole batches: index rows of batches wholly
+    /// below the new log start are deleted, the batch holding it (or the
+    /// last batch, when the log start is the log end) stays, and the purge
+    /// point moves to the Raft entry just before that batch. Reads never
+    /// return a record below the log start: fetches at or above it return
+    /// its batch whole and clients skip the records before their position,
+    /// as with Kafka's batches.
     async fn trim(
         &mut self,
         batch: &mut StateBatch,
@@ -450,37 +456,37 @@ impl PartitionStateMachine {
         if self.meta.next_offset <= current {
             return Ok(current);
         }
-        // The last batch is always kept (Kafka keeps the active segment).
-        let target = requested.min(self.meta.next_offset - 1);
+        let target = requested.min(self.meta.next_offset);
         if target <= current {
             return Ok(current);
         }
-        let Some(row) = self.row_holding(target, pending)? else {
+        // The batch to keep: the one holding the new log start, or the last
+        // one (Kafka keeps the active segment).
+        let keep = target.min(self.meta.next_offset - 1);
+        let Some(row) = self.row_holding(keep, pending)? else {
             tracing::error!(
                 group = self.group,
-                offset = target,
+                offset = keep,
                 "trim: no index row holds the offset; log start not moved"
             );
             return Ok(current);
         };
-        if row.base_offset <= current {
-            return Ok(current);
-        }
         batch.delete_range(
             self.group,
             &IndexEntry::key(0),
             &IndexEntry::key(row.base_offset),
         );
-        self.meta.log_start = row.base_offset;
+        self.meta.log_start = target;
         self.plan_purge(batch, row.raft_index, row.base_offset)
             .await?;
         tracing::info!(
             group = self.group,
-            log_start = row.base_offset,
+            log_start = target,
+            first_retained_batch = row.base_offset,
             first_retained_raft_index = row.raft_index,
-            "partition log start moved by retention"
+            "partition log start moved"
         );
-        Ok(row.base_offset)
+        Ok(target)
     }
 
     /// Moves the purge point to the entry before `first_retained` (whose
@@ -620,7 +626,9 @@ impl PartitionStateMachine {
             max_timestamp_ms: cmd.max_timestamp_ms,
             bytes: Some(u32::try_from(cmd.records.len()).unwrap_or(u32::MAX)),
         };
-        if row.base_offset >= self.meta.log_start {
+        // A batch holding records at or after the log start is indexed (a
+        // replay after a snapshot recreates the batch the log start lies in).
+        if row.next_offset() > self.meta.log_start {
             batch.put(
                 self.group,
                 &IndexEntry::key(row.base_offset),
@@ -740,8 +748,14 @@ impl PartitionStateMachine {
                 })
             }
             _ => {
+                // From the batch holding the log start, which can begin
+                // below it.
+                let first = self
+                    .row_holding(self.meta.log_start, &BTreeMap::new())?
+                    .filter(|r| r.next_offset() > self.meta.log_start)
+                    .map_or(self.meta.log_start, |r| r.base_offset);
                 let rows = self.scan_rows(
-                    &IndexEntry::key(self.meta.log_start),
+                    &IndexEntry::key(first),
                     &IndexEntry::key(u64::MAX),
                     "index",
                     |k, v| {
@@ -1308,15 +1322,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn trim_moves_the_log_start_to_a_batch_start_and_never_back() {
+    async fn trim_moves_the_log_start_exactly_frees_whole_batches_and_never_goes_back() {
         let mut r = open_replica();
         r.append_and_apply(five_batches()).await;
         assert_eq!((r.log.log_start(), r.log.high_watermark()), (0, 50));
         assert_eq!(r.log.purge_wanted(), None);
 
-        // 25 is inside the batch at 20 (raft index 4): the whole batch stays.
+        // 25 is inside the batch at 20 (raft index 4): the log starts at 25
+        // (Kafka's DeleteRecords), the batch's row and entry stay.
         r.append_and_apply(vec![trim(7, 25)]).await;
-        assert_eq!(r.log.log_start(), 20);
+        assert_eq!(r.log.log_start(), 25);
         assert_eq!(
             r.rows().iter().map(|e| e.base_offset).collect::<Vec<_>>(),
             vec![20, 30, 40]
@@ -1324,17 +1339,20 @@ mod tests {
         // The snapshot is to be cut just before the first retained entry.
         assert_eq!(r.log.purge_wanted(), Some(3));
         assert!(matches!(
-            r.log.read(19, 1 << 20, FirstBatch::Whole).await,
-            Err(ReadError::OffsetOutOfRange { log_start: 20, .. })
+            r.log.read(24, 1 << 20, FirstBatch::Whole).await,
+            Err(ReadError::OffsetOutOfRange { log_start: 25, .. })
         ));
+        // A read at the log start finds its batch (at 20; clients skip
+        // 20..25): the rows hold it.
+        assert_eq!(r.rows().first().map(|e| e.base_offset), Some(20));
 
         // Never backwards.
         r.append_and_apply(vec![trim(8, 5)]).await;
-        assert_eq!(r.log.log_start(), 20);
+        assert_eq!(r.log.log_start(), 25);
         assert_eq!(r.rows().len(), 3);
-        // Never past the last batch, even when asked to.
+        // Up to the log end at most; the last batch's row stays.
         r.append_and_apply(vec![trim(9, 1000)]).await;
-        assert_eq!(r.log.log_start(), 40);
+        assert_eq!(r.log.log_start(), 50);
         assert_eq!(r.rows().len(), 1);
         assert_eq!(r.log.purge_wanted(), Some(5));
         assert_eq!(r.log.high_watermark(), 50);
@@ -1342,9 +1360,55 @@ mod tests {
         // The trim survives a restart.
         drop(r.sm);
         let (sm, shared) = PartitionStateMachine::open(r.store.clone(), GROUP).unwrap();
-        assert_eq!((shared.log_start(), shared.high_watermark()), (40, 50));
+        assert_eq!((shared.log_start(), shared.high_watermark()), (50, 50));
         assert_eq!(shared.purge_wanted(), Some(5));
         drop(sm);
+    }
+
+    /// A log start inside a batch (DeleteRecords) reaches a replica that
+    /// installs a snapshot, in both formats, with the batch holding it: the
+    /// records from the log start on are readable there too.
+    #[tokio::test]
+    async fn a_snapshot_keeps_the_batch_the_log_start_lies_in() {
+        for rows_format in [false, true] {
+            let mut leader = open_replica();
+            let mut entries = five_batches();
+            entries.push(trim(7, 25));
+            entries.push(produce(8, 10, 1005, None));
+            leader.append_and_apply(entries.clone()).await;
+            assert_eq!(leader.log.log_start(), 25);
+            let mut builder = leader.sm.try_create_snapshot_builder(false).await.unwrap();
+            builder.build_snapshot().await.unwrap();
+            if rows_format {
+                leader.sm.meta.purge_next_offset = None;
+            }
+            let snap = leader.sm.get_current_snapshot().await.unwrap().unwrap();
+            let content = SnapshotContent::decode(snap.snapshot.get_ref()).unwrap();
+            assert_eq!(
+                matches!(content, SnapshotContent::Rows(_)),
+                rows_format,
+                "the snapshot format asked for"
+            );
+            assert_eq!(snap.meta.last_log_id, Some(log_id(3)));
+
+            let mut follower = open_replica();
+            follower
+                .sm
+                .install_snapshot(&snap.meta, snap.snapshot)
+                .await
+                .unwrap();
+            follower.append(entries[3..].to_vec()).await;
+            follower.apply(entries[3..].to_vec()).await;
+            assert_eq!(follower.log.log_start(), 25, "rows format: {rows_format}");
+            assert_eq!(follower.log.high_watermark(), 60);
+            assert_eq!(follower.rows(), leader.rows(), "rows format: {rows_format}");
+            // The batch holding the log start is there: reads at 25 find it.
+            assert_eq!(
+                follower.rows().first().map(|e| e.base_offset),
+                Some(20),
+                "rows format: {rows_format}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -195,6 +195,8 @@ fn meta_command_name(cmd: &MetaCommand) -> &'static str {
         MetaCommand::CreateMirrorTopic { .. } => "create_mirror_topic",
         MetaCommand::SetMirrorTopics { .. } => "set_mirror_topics",
         MetaCommand::SyncMirrorSecurity { .. } => "sync_mirror_security",
+        MetaCommand::PutGroupWithInstances { .. } => "put_group",
+        MetaCommand::CommitBatchWithEpochs(_) => "commit_batch",
     }
 }
 
@@ -428,6 +430,125 @@ mod tests {
             assert_eq!(hex(&bytes), stored, "{request}");
             assert_eq!(decode_exact::<Request>(&bytes).unwrap(), request);
         }
+    }
+
+    /// Group membership and committed offsets keep the bytes they had
+    /// before static members and committed leader epochs (issue 15): the
+    /// instance ids and epochs travel in the commands appended for them.
+    #[test]
+    fn group_commands_keep_their_bytes_and_carry_instances_and_epochs() {
+        use cairn_metadata::CommittedOffset;
+        use cairn_metadata::GroupCommit;
+        use cairn_metadata::GroupMember;
+        use cairn_metadata::GroupMeta;
+        use cairn_metadata::GroupPhase;
+
+        /// The shapes as they were stored before.
+        #[derive(serde::Serialize)]
+        struct OldMember {
+            member_id: String,
+            client_id: String,
+            client_host: String,
+            session_timeout_ms: u32,
+            rebalance_timeout_ms: u32,
+            protocols: Vec<(String, Vec<u8>)>,
+            assignment: Vec<u8>,
+        }
+        #[derive(serde::Serialize)]
+        struct OldOffset {
+            offset: i64,
+            metadata: String,
+            commit_time_ms: i64,
+        }
+
+        let member = GroupMember {
+            member_id: "m".into(),
+            client_id: "c".into(),
+            client_host: "/h".into(),
+            session_timeout_ms: 10,
+            rebalance_timeout_ms: 20,
+            protocols: vec![("range".into(), vec![1])],
+            assignment: vec![2],
+            group_instance_id: Some("i-1".into()),
+        };
+        let old_member = OldMember {
+            member_id: "m".into(),
+            client_id: "c".into(),
+            client_host: "/h".into(),
+            session_timeout_ms: 10,
+            rebalance_timeout_ms: 20,
+            protocols: vec![("range".into(), vec![1])],
+            assignment: vec![2],
+        };
+        assert_eq!(
+            hex(&encode(&member).unwrap()),
+            hex(&encode(&old_member).unwrap())
+        );
+        let offset = CommittedOffset {
+            offset: 42,
+            metadata: "x".into(),
+            commit_time_ms: 7,
+            leader_epoch: Some(5),
+        };
+        let old_offset = OldOffset {
+            offset: 42,
+            metadata: "x".into(),
+            commit_time_ms: 7,
+        };
+        assert_eq!(
+            hex(&encode(&offset).unwrap()),
+            hex(&encode(&old_offset).unwrap())
+        );
+
+        let meta = GroupMeta {
+            generation: 3,
+            phase: GroupPhase::Stable,
+            protocol_type: "consumer".into(),
+            protocol: "range".into(),
+            leader: "m".into(),
+            // As decoded: the instance id comes in `instances`.
+            members: [(
+                "m".to_string(),
+                GroupMember {
+                    group_instance_id: None,
+                    ..member.clone()
+                },
+            )]
+            .into(),
+        };
+        let put = Request::Meta(MetaCommand::PutGroupWithInstances {
+            group: "g".into(),
+            meta,
+            instances: vec![("m".into(), "i-1".into())],
+        });
+        let bytes = encode(&put).unwrap();
+        assert_eq!(
+            hex(&bytes),
+            "001d0167060208636f6e73756d65720572616e6765016d01016d016d0163022f680a14010572616e67650101010201016d03692d31"
+        );
+        assert_eq!(decode_exact::<Request>(&bytes).unwrap(), put);
+
+        let commit = GroupCommit {
+            group: "g".into(),
+            generation: Some(3),
+            member_id: "m".into(),
+            // As decoded: the epoch comes beside the commit.
+            offsets: vec![(
+                "t".into(),
+                0,
+                CommittedOffset {
+                    leader_epoch: None,
+                    ..offset
+                },
+            )],
+        };
+        let batch = Request::Meta(MetaCommand::CommitBatchWithEpochs(vec![(
+            commit,
+            vec![Some(5)],
+        )]));
+        let bytes = encode(&batch).unwrap();
+        assert_eq!(hex(&bytes), "001e0101670106016d010174005401780e01010a");
+        assert_eq!(decode_exact::<Request>(&bytes).unwrap(), batch);
     }
 
     /// An entry as the log store holds it: the request inside openraft's

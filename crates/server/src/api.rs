@@ -488,6 +488,7 @@ impl Cairn for CairnService {
                 partition: i32::try_from(o.partition).unwrap_or(i32::MAX),
                 offset: o.offset,
                 metadata: o.metadata,
+                leader_epoch: None,
             })
             .collect();
         let results = self
@@ -548,6 +549,7 @@ impl Cairn for CairnService {
                         .collect(),
                     session_timeout_ms: req.session_timeout_ms,
                     rebalance_timeout_ms: req.rebalance_timeout_ms,
+                    group_instance_id: None,
                 },
             )
             .await?;
@@ -581,6 +583,7 @@ impl Cairn for CairnService {
                     group: req.group,
                     member_id: req.member_id,
                     generation: req.generation,
+                    group_instance_id: None,
                 },
                 req.assignments
                     .into_iter()
@@ -606,6 +609,7 @@ impl Cairn for CairnService {
                     group: req.group,
                     member_id: req.member_id,
                     generation: req.generation,
+                    group_instance_id: None,
                 },
             )
             .await?;
@@ -619,7 +623,7 @@ impl Cairn for CairnService {
         let ctx = self.ctx(&request)?;
         let req = request.into_inner();
         self.broker
-            .leave_group(&ctx, &req.group, &req.member_id)
+            .leave_group(&ctx, &req.group, &req.member_id, None)
             .await?;
         Ok(Response::new(LeaveGroupResponse {}))
     }

@@ -80,10 +80,26 @@ fn validate_records(
             // Only compacted topics pay for decoding (and decompressing).
             let (_, decoded) = cairn_record::decode_batch(&Bytes::copy_from_slice(batch))
                 .map_err(|e| ApiError::CorruptMessage(e.to_string()))?;
-            if decoded.iter().any(|r| r.key.is_none()) {
-                return Err(ApiError::InvalidArgument(
-                    "Compacted topic cannot accept message without key".into(),
-                ));
+            let keyless: Vec<(i32, String)> = decoded
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.key.is_none())
+                .map(|(i, _)| {
+                    (
+                        i32::try_from(i).unwrap_or(i32::MAX),
+                        "Compacted topic cannot accept message without key".to_string(),
+                    )
+                })
+                .collect();
+            if !keyless.is_empty() {
+                return Err(ApiError::InvalidRecord {
+                    message: format!(
+                        "Compacted topic cannot accept message without key ({} of {} records)",
+                        keyless.len(),
+                        decoded.len()
+                    ),
+                    records: keyless,
+                });
             }
         }
         count += header.offset_count() as u64;
@@ -305,8 +321,11 @@ mod tests {
                 2
             );
             match validate_records(&batch, 1 << 20, true) {
-                Err(ApiError::InvalidArgument(m)) => {
-                    assert!(m.contains("without key"), "{m}")
+                Err(ApiError::InvalidRecord { message, records }) => {
+                    assert!(message.contains("without key"), "{message}");
+                    // The second record (index 1 in its batch) is named.
+                    assert_eq!(records.len(), 1);
+                    assert_eq!(records[0].0, 1);
                 }
                 other => panic!("{codec:?}: expected a refusal, got {other:?}"),
             }

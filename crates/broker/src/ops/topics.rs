@@ -260,9 +260,9 @@ pub(crate) async fn alter_topic_config(
 }
 
 /// Deletes a partition's records below `before` (`None`: below the high
-/// watermark) through the same replicated trim retention uses: whole
-/// batches only, and the last batch is always kept. Answers the new log
-/// start, which can be below `before`.
+/// watermark) through the same replicated trim retention uses: the log
+/// start moves to exactly `before` (storage is freed by whole batches).
+/// Answers the new log start; above the high watermark, OffsetOutOfRange.
 pub(crate) async fn delete_records(
     node: &Node,
     topic: &str,

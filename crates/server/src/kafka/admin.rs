@@ -42,9 +42,6 @@ const RESOURCE_BROKER: i8 = 4;
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
-/// The replication factor of a topic created with -1 (Kafka's
-/// `default.replication.factor`), capped by the number of nodes.
-const DEFAULT_REPLICATION_FACTOR: u32 = 3;
 
 fn error_message(e: &ApiError) -> Option<cairn_kafka::kafka_protocol::protocol::StrBytes> {
     Some(str_bytes(e.to_string()))
@@ -142,10 +139,13 @@ fn broker_configs(c: &ServerConfig) -> Vec<(&'static str, String)> {
         ),
         (
             "default.replication.factor",
-            DEFAULT_REPLICATION_FACTOR.to_string(),
+            cairn_broker::DEFAULT_REPLICATION_FACTOR.to_string(),
         ),
-        ("num.partitions", "1".to_string()),
-        ("auto.create.topics.enable", "false".to_string()),
+        ("num.partitions", c.num_partitions.to_string()),
+        (
+            "auto.create.topics.enable",
+            c.auto_create_topics_enable.to_string(),
+        ),
     ];
     if let Some(rack) = &c.rack {
         out.push(("broker.rack", rack.clone()));
@@ -170,16 +170,13 @@ fn new_topic(
         return assigned_topic(t);
     }
     let partitions = match t.num_partitions {
-        -1 => 1,
+        -1 => broker.settings().num_partitions,
         n => {
             u32::try_from(n).map_err(|_| ApiError::InvalidPartitions(format!("{n} partitions")))?
         }
     };
     let replication_factor = match t.replication_factor {
-        -1 => {
-            let nodes = broker.metadata(ctx, Topics::None).nodes.len() as u32;
-            DEFAULT_REPLICATION_FACTOR.min(nodes.max(1))
-        }
+        -1 => broker.default_replication_factor(ctx),
         n => u32::try_from(n)
             .map_err(|_| ApiError::InvalidReplicationFactor(format!("replication factor {n}")))?,
     };
@@ -398,9 +395,8 @@ pub(crate) async fn create_partitions(
     CreatePartitionsResponse::default().with_results(results)
 }
 
-/// DeleteRecords: the replicated trim retention uses (whole batches; the
-/// last batch always stays), so the low watermark answered can be below
-/// the offset asked for.
+/// DeleteRecords: the replicated trim retention uses; the log start moves
+/// to exactly the offset asked for, answered as the low watermark.
 pub(crate) async fn delete_records(
     broker: &Broker,
     ctx: &RequestContext,

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 
+use cairn_broker::acl::ResourceType;
 use cairn_broker::Broker;
 use cairn_broker::BrokerError as ApiError;
 use cairn_broker::JoinArgs;
@@ -147,10 +148,12 @@ pub(crate) async fn join_group(
             .collect(),
         session_timeout_ms: u32::try_from(r.session_timeout_ms).unwrap_or(0),
         rebalance_timeout_ms: u32::try_from(rebalance_timeout_ms).unwrap_or(0),
+        group_instance_id: r.group_instance_id.as_ref().map(|i| i.to_string()),
     };
     let protocol_type = r.protocol_type.clone();
     match broker.join_group(ctx, req).await {
         Ok(j) => JoinGroupResponse::default()
+            .with_skip_assignment(j.skip_assignment && version >= 9)
             .with_generation_id(j.generation)
             .with_protocol_type(Some(protocol_type))
             .with_protocol_name(Some(str_bytes(j.protocol)))
@@ -160,8 +163,14 @@ pub(crate) async fn join_group(
                 j.members
                     .into_iter()
                     .map(|(member_id, metadata)| {
+                        let instance = j
+                            .instance_ids
+                            .iter()
+                            .find(|(m, _)| *m == member_id)
+                            .map(|(_, i)| str_bytes(i.clone()));
                         JoinGroupResponseMember::default()
                             .with_member_id(str_bytes(member_id))
+                            .with_group_instance_id(instance)
                             .with_metadata(metadata)
                     })
                     .collect(),
@@ -187,6 +196,7 @@ pub(crate) async fn sync_group(
         group: r.group_id.to_string(),
         generation: r.generation_id,
         member_id: r.member_id.to_string(),
+        group_instance_id: r.group_instance_id.as_ref().map(|i| i.to_string()),
     };
     let assignments = r
         .assignments
@@ -211,6 +221,7 @@ pub(crate) async fn heartbeat(
         group: r.group_id.to_string(),
         generation: r.generation_id,
         member_id: r.member_id.to_string(),
+        group_instance_id: r.group_instance_id.as_ref().map(|i| i.to_string()),
     };
     let error = match broker.heartbeat(ctx, req).await {
         Ok(()) => NONE,
@@ -226,22 +237,30 @@ pub(crate) async fn leave_group(
     version: i16,
 ) -> LeaveGroupResponse {
     let group = r.group_id.to_string();
-    let leave = |member_id: String| {
+    let leave = |member_id: String, instance: Option<String>| {
         let group = group.clone();
         async move {
-            match broker.leave_group(ctx, &group, &member_id).await {
+            match broker
+                .leave_group(ctx, &group, &member_id, instance.as_deref())
+                .await
+            {
                 Ok(()) => NONE,
                 Err(e) => e.kafka_code(),
             }
         }
     };
     if version < 3 {
-        return LeaveGroupResponse::default().with_error_code(leave(r.member_id.to_string()).await);
+        return LeaveGroupResponse::default()
+            .with_error_code(leave(r.member_id.to_string(), None).await);
     }
     let mut members = Vec::with_capacity(r.members.len());
     let mut error = NONE;
     for m in r.members {
-        let e = leave(m.member_id.to_string()).await;
+        let e = leave(
+            m.member_id.to_string(),
+            m.group_instance_id.as_ref().map(|i| i.to_string()),
+        )
+        .await;
         // A request-level error for what concerns the whole group.
         if e == code(ResponseError::NotCoordinator) {
             error = e;
@@ -258,8 +277,9 @@ pub(crate) async fn leave_group(
         .with_members(members)
 }
 
-/// A group's committed offsets: topic -> partition -> (offset, metadata).
-type Committed = BTreeMap<String, BTreeMap<i32, (i64, String)>>;
+/// A group's committed offsets: topic -> partition -> (offset, metadata,
+/// leader epoch or -1).
+type Committed = BTreeMap<String, BTreeMap<i32, (i64, String, i32)>>;
 
 pub(crate) async fn offset_commit(
     broker: &Broker,
@@ -278,6 +298,7 @@ pub(crate) async fn offset_commit(
                     .as_ref()
                     .map(|m| m.to_string())
                     .unwrap_or_default(),
+                leader_epoch: (p.committed_leader_epoch >= 0).then_some(p.committed_leader_epoch),
             });
         }
     }
@@ -335,18 +356,18 @@ async fn group_offsets(
         .map_err(|e| e.kafka_code())?;
     let mut by_topic = Committed::new();
     for o in offsets {
-        by_topic
-            .entry(o.topic)
-            .or_default()
-            .insert(o.partition as i32, (o.offset, o.metadata));
+        by_topic.entry(o.topic).or_default().insert(
+            o.partition as i32,
+            (o.offset, o.metadata, o.leader_epoch.unwrap_or(-1)),
+        );
     }
     Ok(by_topic)
 }
 
-/// (topic, [(partition, offset, metadata)]) for the requested partitions
-/// (-1 where nothing is committed), or every committed one when `topics`
-/// is `None`.
-type FetchedTopic = (String, Vec<(i32, i64, String)>);
+/// (topic, [(partition, offset, metadata, leader epoch)]) for the requested
+/// partitions (offset and epoch -1 where nothing is committed), or every
+/// committed one when `topics` is `None`.
+type FetchedTopic = (String, Vec<(i32, i64, String, i32)>);
 
 fn select_offsets(
     committed: &Committed,
@@ -358,7 +379,7 @@ fn select_offsets(
             .map(|(t, parts)| {
                 let parts = parts
                     .iter()
-                    .map(|(p, (o, m))| (*p, *o, m.clone()))
+                    .map(|(p, (o, m, e))| (*p, *o, m.clone(), *e))
                     .collect();
                 (t.clone(), parts)
             })
@@ -370,8 +391,8 @@ fn select_offsets(
                 let parts = parts
                     .into_iter()
                     .map(|p| match found.and_then(|f| f.get(&p)) {
-                        Some((o, m)) => (p, *o, m.clone()),
-                        None => (p, -1, String::new()),
+                        Some((o, m, e)) => (p, *o, m.clone(), *e),
+                        None => (p, -1, String::new(), -1),
                     })
                     .collect();
                 (t, parts)
@@ -406,11 +427,11 @@ pub(crate) async fn offset_fetch(
                                 .with_partitions(
                                     parts
                                         .into_iter()
-                                        .map(|(p, o, m)| {
+                                        .map(|(p, o, m, e)| {
                                             OffsetFetchResponsePartitions::default()
                                                 .with_partition_index(p)
                                                 .with_committed_offset(o)
-                                                .with_committed_leader_epoch(-1)
+                                                .with_committed_leader_epoch(e)
                                                 .with_metadata(Some(str_bytes(m)))
                                         })
                                         .collect(),
@@ -442,11 +463,11 @@ pub(crate) async fn offset_fetch(
                 .with_partitions(
                     parts
                         .into_iter()
-                        .map(|(p, o, m)| {
+                        .map(|(p, o, m, e)| {
                             OffsetFetchResponsePartition::default()
                                 .with_partition_index(p)
                                 .with_committed_offset(o)
-                                .with_committed_leader_epoch(-1)
+                                .with_committed_leader_epoch(e)
                                 .with_metadata(Some(str_bytes(m)))
                                 .with_error_code(partition_error)
                         })
@@ -499,6 +520,11 @@ pub(crate) async fn describe_groups(
         let answer = DescribedGroup::default().with_group_id(name.clone());
         let answer = match broker.describe_group(ctx, &name).await {
             Ok(d) => answer
+                .with_authorized_operations(if r.include_authorized_operations {
+                    broker.authorized_operations(ctx, ResourceType::Group, &name)
+                } else {
+                    i32::MIN
+                })
                 .with_group_state(str_bytes(d.state))
                 .with_protocol_type(str_bytes(d.protocol_type))
                 .with_protocol_data(str_bytes(d.protocol))
@@ -508,6 +534,7 @@ pub(crate) async fn describe_groups(
                         .map(|m| {
                             DescribedGroupMember::default()
                                 .with_member_id(str_bytes(m.member_id))
+                                .with_group_instance_id(m.group_instance_id.map(str_bytes))
                                 .with_client_id(str_bytes(m.client_id))
                                 .with_client_host(str_bytes(m.client_host))
                                 .with_member_metadata(m.metadata)

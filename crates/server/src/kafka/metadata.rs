@@ -3,10 +3,13 @@
 //! leader, a partition's leader epoch is its Raft term and its ISR the
 //! replicas its leader counts healthy.
 
+use cairn_broker::acl::ResourceType;
+use cairn_broker::acl::CLUSTER_RESOURCE;
 use cairn_broker::views::ClusterView;
 use cairn_broker::views::TopicView;
 use cairn_broker::views::Topics;
 use cairn_broker::Broker;
+use cairn_broker::BrokerError;
 use cairn_broker::NodeId;
 use cairn_broker::RequestContext;
 use cairn_kafka::kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -100,20 +103,21 @@ fn topic_metadata(t: &TopicView, live: &[NodeId]) -> MetadataResponseTopic {
 fn refused_topic(
     name: Option<TopicName>,
     topic_id: uuid::Uuid,
-    error: ResponseError,
+    error: i16,
 ) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
-        .with_error_code(code(error))
+        .with_error_code(error)
         .with_name(name)
         .with_topic_id(topic_id)
 }
 
 /// Metadata: the brokers, the controller, and the topics asked for (all of
 /// them for a null list, or an empty one at version 0) that the principal
-/// may describe. Topics are never created by asking: an unknown one is
-/// UNKNOWN_TOPIC_OR_PARTITION; one named but not allowed is
-/// TOPIC_AUTHORIZATION_FAILED, and left out of "all topics".
-pub(crate) fn metadata(
+/// may describe. An unknown one is created when the node allows it
+/// (`auto_create_topics_enable`) and the request does (always before
+/// version 4), else it is UNKNOWN_TOPIC_OR_PARTITION; one named but not
+/// allowed is TOPIC_AUTHORIZATION_FAILED, and left out of "all topics".
+pub(crate) async fn metadata(
     broker: &Broker,
     ctx: &RequestContext,
     req: MetadataRequest,
@@ -137,46 +141,43 @@ pub(crate) fn metadata(
     let view = broker.metadata(ctx, scope);
     let brokers = live_brokers(&view);
     let live: Vec<NodeId> = brokers.iter().map(|(n, _, _)| n.id).collect();
-    let topics = match wanted {
+    let auto_create = version < 4 || req.allow_auto_topic_creation;
+    let with_topic_ops = req.include_topic_authorized_operations;
+    let topics: Vec<MetadataResponseTopic> = match wanted {
         None => view
             .topics
             .iter()
+            .filter(|t| !t.settling)
             .map(|t| topic_metadata(t, &live))
             .collect(),
-        Some(asked) => asked
-            .into_iter()
-            .map(|a| {
-                let found = match &a.name {
-                    Some(name) => view.topics.iter().find(|t| t.topic.name == name.as_str()),
-                    None => view
-                        .topics
-                        .iter()
-                        .find(|t| topic_uuid(&t.topic) == a.topic_id),
-                };
-                let denied = a
-                    .name
-                    .as_ref()
-                    .is_some_and(|n| view.denied.iter().any(|d| d == n.as_str()));
-                match found {
-                    Some(t) => topic_metadata(t, &live),
-                    None if denied => {
-                        refused_topic(a.name, a.topic_id, ResponseError::TopicAuthorizationFailed)
+        Some(asked) => {
+            let mut out = Vec::with_capacity(asked.len());
+            for a in asked {
+                let (answer, missing) = answer_topic(&view, &live, a);
+                out.push(match answer.name.clone() {
+                    Some(name) if missing && auto_create => {
+                        match broker.auto_create_topic(ctx, name.as_str()).await {
+                            // Kafka's answer for a topic it just created.
+                            Ok(t) if t.settling => refused_topic(
+                                Some(name),
+                                topic_uuid(&t.topic),
+                                code(ResponseError::LeaderNotAvailable),
+                            ),
+                            Ok(t) => topic_metadata(&t, &live),
+                            Err(BrokerError::UnknownTopic(_)) => answer,
+                            Err(e) => {
+                                tracing::info!(topic = %name.as_str(), error = %e, "kafka: topic not auto-created");
+                                refused_topic(Some(name), answer.topic_id, e.kafka_code())
+                            }
+                        }
                     }
-                    // A name no topic can have: the client fails at once
-                    // instead of waiting for it to appear.
-                    None if a.name.as_ref().is_some_and(|n| {
-                        cairn_metadata::validate_topic_name(n.as_str()).is_err()
-                    }) =>
-                    {
-                        refused_topic(a.name, a.topic_id, ResponseError::InvalidTopicException)
-                    }
-                    None => {
-                        refused_topic(a.name, a.topic_id, ResponseError::UnknownTopicOrPartition)
-                    }
-                }
-            })
-            .collect(),
+                    _ => answer,
+                });
+            }
+            out
+        }
     };
+
     MetadataResponse::default()
         .with_brokers(
             brokers
@@ -192,7 +193,89 @@ pub(crate) fn metadata(
         )
         .with_cluster_id(Some(str_bytes(view.cluster_id.clone())))
         .with_controller_id(controller(&view))
-        .with_topics(topics)
+        .with_cluster_authorized_operations(if req.include_cluster_authorized_operations {
+            broker.authorized_operations(ctx, ResourceType::Cluster, CLUSTER_RESOURCE)
+        } else {
+            i32::MIN
+        })
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|t| match &t.name {
+                    // Only for a topic answered without error, as Kafka.
+                    Some(name) if with_topic_ops && t.error_code == super::NONE => {
+                        let ops =
+                            broker.authorized_operations(ctx, ResourceType::Topic, name.as_str());
+                        t.with_topic_authorized_operations(ops)
+                    }
+                    _ => t,
+                })
+                .collect(),
+        )
+}
+
+/// The answer for one topic asked for, as this node knows it, and whether
+/// no topic has that (valid) name.
+fn answer_topic(
+    view: &ClusterView,
+    live: &[NodeId],
+    a: cairn_kafka::kafka_protocol::messages::metadata_request::MetadataRequestTopic,
+) -> (MetadataResponseTopic, bool) {
+    let found = match &a.name {
+        Some(name) => view.topics.iter().find(|t| t.topic.name == name.as_str()),
+        None => view
+            .topics
+            .iter()
+            .find(|t| topic_uuid(&t.topic) == a.topic_id),
+    };
+    let denied = a
+        .name
+        .as_ref()
+        .is_some_and(|n| view.denied.iter().any(|d| d == n.as_str()));
+    match found {
+        // Not shown before its leaders are (settling.rs).
+        Some(t) if t.settling => (
+            refused_topic(
+                a.name,
+                a.topic_id,
+                code(ResponseError::UnknownTopicOrPartition),
+            ),
+            false,
+        ),
+        Some(t) => (topic_metadata(t, live), false),
+        None if denied => (
+            refused_topic(
+                a.name,
+                a.topic_id,
+                code(ResponseError::TopicAuthorizationFailed),
+            ),
+            false,
+        ),
+        // A name no topic can have: the client fails at once
+        // instead of waiting for it to appear.
+        None if a
+            .name
+            .as_ref()
+            .is_some_and(|n| cairn_metadata::validate_topic_name(n.as_str()).is_err()) =>
+        {
+            (
+                refused_topic(
+                    a.name,
+                    a.topic_id,
+                    code(ResponseError::InvalidTopicException),
+                ),
+                false,
+            )
+        }
+        None => (
+            refused_topic(
+                a.name,
+                a.topic_id,
+                code(ResponseError::UnknownTopicOrPartition),
+            ),
+            true,
+        ),
+    }
 }
 
 /// DescribeCluster: the brokers and the controller (as Metadata without
@@ -200,10 +283,15 @@ pub(crate) fn metadata(
 pub(crate) fn describe_cluster(
     broker: &Broker,
     ctx: &RequestContext,
-    _req: DescribeClusterRequest,
+    req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let view = broker.metadata(ctx, Topics::None);
     DescribeClusterResponse::default()
+        .with_cluster_authorized_operations(if req.include_cluster_authorized_operations {
+            broker.authorized_operations(ctx, ResourceType::Cluster, CLUSTER_RESOURCE)
+        } else {
+            i32::MIN
+        })
         .with_cluster_id(str_bytes(view.cluster_id.clone()))
         .with_controller_id(controller(&view))
         .with_brokers(

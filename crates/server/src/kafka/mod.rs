@@ -107,7 +107,9 @@ pub(crate) async fn dispatch(
         ApiRequest::ApiVersions(_) => {
             ApiResponse::ApiVersions(cairn_kafka::api_versions_response(0))
         }
-        ApiRequest::Metadata(r) => ApiResponse::Metadata(metadata::metadata(node, ctx, r, version)),
+        ApiRequest::Metadata(r) => {
+            ApiResponse::Metadata(metadata::metadata(node, ctx, r, version).await)
+        }
         ApiRequest::DescribeCluster(r) => {
             ApiResponse::DescribeCluster(metadata::describe_cluster(node, ctx, r))
         }

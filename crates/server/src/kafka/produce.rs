@@ -2,6 +2,7 @@
 //! producer sent them (any codec; nothing is decompressed or re-encoded).
 
 use cairn_kafka::kafka_protocol::messages::produce_request::PartitionProduceData;
+use cairn_kafka::kafka_protocol::messages::produce_response::BatchIndexAndErrorMessage;
 use cairn_kafka::kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use cairn_kafka::kafka_protocol::messages::produce_response::TopicProduceResponse;
 use cairn_kafka::kafka_protocol::messages::InitProducerIdRequest;
@@ -104,7 +105,21 @@ async fn produce_partition(
             .with_base_offset(done.base_offset.map_or(-1, |o| o as i64)),
         Err(e) => {
             tracing::debug!(topic, partition, error = %e, "kafka produce refused");
-            partition_error(p.index, e.kafka_code(), Some(e.to_string()))
+            let answer = partition_error(p.index, e.kafka_code(), Some(e.to_string()));
+            match e {
+                // KIP-467 (Produce v8+): which records, and why.
+                BrokerError::InvalidRecord { records, .. } => answer.with_record_errors(
+                    records
+                        .into_iter()
+                        .map(|(batch_index, why)| {
+                            BatchIndexAndErrorMessage::default()
+                                .with_batch_index(batch_index)
+                                .with_batch_index_error_message(Some(str_bytes(why)))
+                        })
+                        .collect(),
+                ),
+                _ => answer,
+            }
         }
     }
 }
