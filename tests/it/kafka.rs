@@ -986,7 +986,8 @@ async fn kafka_admin_client_manages_topics_and_configs() -> Result<()> {
 /// partitions get leaders, librdkafka's partitioner uses them, and every
 /// record produced there is consumed once. Then `cairn topic add-partitions`
 /// grows it to 6, and the refusals: a count that does not grow, an unknown
-/// topic, a manual replica assignment; validate_only changes nothing.
+/// topic; validate_only changes nothing. Last, a manual replica assignment
+/// of the new partitions, checked, then placed where asked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_create_partitions_grows_a_topic() -> Result<()> {
     use crate::groups::cli_json;
@@ -1129,6 +1130,40 @@ async fn kafka_create_partitions_grows_a_topic() -> Result<()> {
         after.iter().any(|o| o.partition == 5),
         "nothing went to partition 5"
     );
+
+    // A manual assignment of the new partitions' replicas (Kafka's): checked,
+    // then placed where asked.
+    for bad in ["1,1,2", "1,2", "1,2,9"] {
+        let e = admin_err(
+            &b,
+            &[
+                "create-partitions",
+                "grow",
+                "--partitions",
+                "7",
+                "--assign",
+                bad,
+            ],
+        )?;
+        ensure!(e == "INVALID_REPLICA_ASSIGNMENT", "{bad}: {e}");
+    }
+    admin_ok(
+        &b,
+        &[
+            "create-partitions",
+            "grow",
+            "--partitions",
+            "8",
+            "--assign",
+            "3,1,2;2,3,1",
+        ],
+    )?;
+    let t = client.describe_topic("grow").await?;
+    let placed: Vec<Vec<u64>> = t.partitions[6..]
+        .iter()
+        .map(|p| p.replicas.clone())
+        .collect();
+    ensure!(placed == vec![vec![3, 1, 2], vec![2, 3, 1]], "{placed:?}");
     Ok(())
 }
 
@@ -1468,5 +1503,120 @@ async fn kafka_idempotent_producer_survives_a_leader_kill() -> Result<()> {
         stored.len(),
         tail(&stderr)
     );
+    Ok(())
+}
+
+/// Dynamic broker configs through the AdminClient (IncrementalAlterConfigs
+/// on BROKER resources): a cluster-wide default and one node's own value,
+/// shown with Kafka's sources; the defaults they change take effect
+/// (`message.max.bytes` refuses a larger batch at once, `log.retention.ms`
+/// deletes old records of topics that do not set `retention.ms`); a
+/// read-only config is refused with INVALID_CONFIG.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_dynamic_broker_configs_take_effect() -> Result<()> {
+    let cluster = TestCluster::new(3)?
+        .with_env("CAIRN_RETENTION_CHECK_INTERVAL_MS", "300")
+        .started_for_test()
+        .await?;
+    let client = cluster.client().await?;
+    let b = cluster.kafka_bootstrap();
+    client.create_topic("dyn", 1, 3, HashMap::new()).await?;
+    let big = |ts: i64| {
+        let mut batch = cairn_record::RecordBatchBuilder::new();
+        batch.push(ts, None, Some(&[7u8; 4000][..]), &[]);
+        batch.build()
+    };
+    client.produce("dyn", 0, big(1000), Acks::All).await?;
+
+    eprintln!("--- a cluster-wide message.max.bytes of 2000 refuses a 4 KB batch");
+    admin_ok(
+        &b,
+        &[
+            "alter-broker-configs",
+            "",
+            "--set",
+            "message.max.bytes=2000",
+        ],
+    )?;
+    let refused = client.produce("dyn", 0, big(1000), Acks::All).await;
+    ensure!(
+        matches!(
+            &refused,
+            Err(cairn_client::ClientError::Server { code, .. })
+                if *code == cairn_client::ErrorCode::MessageTooLarge
+        ),
+        "{refused:?}"
+    );
+    let broker = admin_ok(&b, &["describe-broker-configs", "2"])?;
+    ensure!(
+        broker["message.max.bytes"]["value"] == "2000"
+            && broker["message.max.bytes"]["read_only"] == false
+            // DYNAMIC_DEFAULT_BROKER_CONFIG
+            && broker["message.max.bytes"]["source"] == "3"
+            && broker["broker.id"]["read_only"] == true,
+        "{broker}"
+    );
+    eprintln!("--- node 2's own value wins on node 2");
+    admin_ok(
+        &b,
+        &[
+            "alter-broker-configs",
+            "2",
+            "--set",
+            "message.max.bytes=3000",
+        ],
+    )?;
+    let broker = admin_ok(&b, &["describe-broker-configs", "2"])?;
+    ensure!(
+        broker["message.max.bytes"]["value"] == "3000"
+            // DYNAMIC_BROKER_CONFIG
+            && broker["message.max.bytes"]["source"] == "2",
+        "{broker}"
+    );
+    // Node 1 has no value of its own: the cluster-wide one.
+    let other = admin_ok(&b, &["describe-broker-configs", "1"])?;
+    ensure!(other["message.max.bytes"]["value"] == "2000", "{other}");
+    eprintln!("--- read-only configs and bad values are refused; nothing changes");
+    let e = admin_err(&b, &["alter-broker-configs", "", "--set", "broker.id=9"])?;
+    ensure!(e == "INVALID_CONFIG", "{e}");
+    let e = admin_err(
+        &b,
+        &["alter-broker-configs", "", "--set", "log.retention.ms=soon"],
+    )?;
+    ensure!(e == "INVALID_CONFIG", "{e}");
+    // The cluster-wide set becomes empty.
+    admin_ok(&b, &["alter-broker-configs", ""])?;
+    admin_ok(
+        &b,
+        &["alter-broker-configs", "2", "--delete", "message.max.bytes"],
+    )?;
+    client.produce("dyn", 0, big(1000), Acks::All).await?;
+
+    eprintln!("--- a cluster-wide log.retention.ms deletes the 1970 records");
+    client.produce("dyn", 0, big(2000), Acks::All).await?;
+    let before = client.describe_topic("dyn").await?.partitions[0].log_start_offset;
+    ensure!(before == 0, "log start {before}");
+    admin_ok(
+        &b,
+        &[
+            "alter-broker-configs",
+            "",
+            "--set",
+            "log.retention.ms=60000",
+        ],
+    )?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let start = client.describe_topic("dyn").await?.partitions[0].log_start_offset;
+        // Everything but the last batch (always kept) goes.
+        if start == 2 {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "log start {start} after 30 s: the dynamic retention did not apply"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     Ok(())
 }

@@ -8,6 +8,8 @@ tests (tests/it/kafka.rs). Prints one JSON document; on an error prints
   kadmin.py --bootstrap B topics
   kadmin.py --bootstrap B describe-configs TOPIC
   kadmin.py --bootstrap B alter-configs TOPIC [--set k=v ...] [--delete k ...] [--append k=v ...] [--subtract k=v ...]
+  kadmin.py --bootstrap B alter-broker-configs BROKER [--set k=v ...] [--delete k ...]
+      (BROKER "": the cluster-wide set, replaced by the --set pairs)
   kadmin.py --bootstrap B create-partitions TOPIC --partitions N [--validate-only] [--assign 1,2;2,3]
   kadmin.py --bootstrap B cluster
   kadmin.py --bootstrap B delete-records TOPIC PARTITION OFFSET
@@ -47,6 +49,10 @@ def main():
     tp.add_argument("--topic", default=None, help="ask for this topic only")
     sub.add_parser("describe-configs").add_argument("topic")
     sub.add_parser("describe-broker-configs").add_argument("broker")
+    ab = sub.add_parser("alter-broker-configs")
+    ab.add_argument("broker")
+    ab.add_argument("--set", action="append", default=[])
+    ab.add_argument("--delete", action="append", default=[])
     a = sub.add_parser("alter-configs")
     a.add_argument("topic")
     a.add_argument("--set", action="append", default=[])
@@ -108,7 +114,31 @@ def main():
         elif args.cmd == "describe-broker-configs":
             r = ConfigResource(ConfigResource.Type.BROKER, args.broker)
             configs = wait(admin.describe_configs([r]))[r]
-            result = {k: {"value": v.value, "read_only": v.is_read_only} for k, v in configs.items()}
+            result = {k: {"value": v.value, "read_only": v.is_read_only, "source": str(v.source)}
+                      for k, v in configs.items()}
+        elif args.cmd == "alter-broker-configs" and args.broker == "":
+            # librdkafka refuses the empty (cluster-wide) name; kafka-python
+            # sends it, with AlterConfigs: the --set pairs replace the whole
+            # cluster-wide set (--delete is then implied).
+            from kafka.admin import KafkaAdminClient, ConfigResource as KPResource, ConfigResourceType
+            from kafka.errors import for_code
+            kp = KafkaAdminClient(bootstrap_servers=args.bootstrap.split(","))
+            configs = dict(kv.split("=", 1) for kv in args.set)
+            response = kp.alter_configs([KPResource(ConfigResourceType.BROKER, "", configs=configs)])
+            kp.close()
+            code = response.resources[0][0]
+            if code:
+                print(json.dumps({"error": for_code(code).message, "message": response.resources[0][1]}))
+                sys.exit(1)
+            result = {"altered": ""}
+        elif args.cmd == "alter-broker-configs":
+            entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+                       for k, v in (kv.split("=", 1) for kv in args.set)]
+            entries += [ConfigEntry(k, None, incremental_operation=AlterConfigOpType.DELETE)
+                        for k in args.delete]
+            r = ConfigResource(ConfigResource.Type.BROKER, args.broker, incremental_configs=entries)
+            wait(admin.incremental_alter_configs([r]))
+            result = {"altered": args.broker}
         elif args.cmd == "alter-configs":
             entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
                        for k, v in (kv.split("=", 1) for kv in args.set)]

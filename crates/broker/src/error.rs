@@ -68,6 +68,11 @@ pub enum ApiError {
     CorruptMessage(String),
     /// Records the topic refuses (Kafka's INVALID_RECORD, KIP-467): each by
     /// its index in its batch, with why. The whole batch is refused.
+    /// A CreateTime batch's timestamp outside the topic's
+    /// `message.timestamp.before.max.ms` / `after.max.ms` (Kafka's
+    /// INVALID_TIMESTAMP).
+    #[error("{0}")]
+    InvalidTimestamp(String),
     #[error("{message}")]
     InvalidRecord {
         message: String,
@@ -190,7 +195,9 @@ impl ApiError {
             ApiError::UnknownPartition { .. } => ErrorCode::UnknownPartition,
             ApiError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
             ApiError::CorruptMessage(_) => ErrorCode::CorruptMessage,
-            ApiError::InvalidRecord { .. } => ErrorCode::InvalidArgument,
+            ApiError::InvalidRecord { .. } | ApiError::InvalidTimestamp(_) => {
+                ErrorCode::InvalidArgument
+            }
             ApiError::TopicExists(_) => ErrorCode::TopicAlreadyExists,
             ApiError::InvalidArgument(_) => ErrorCode::InvalidArgument,
             ApiError::InvalidConfig(_) => ErrorCode::InvalidConfig,
@@ -240,6 +247,7 @@ impl ApiError {
             ApiError::MessageTooLarge { .. }
             | ApiError::CorruptMessage(_)
             | ApiError::InvalidRecord { .. }
+            | ApiError::InvalidTimestamp(_)
             | ApiError::InvalidArgument(_)
             | ApiError::InvalidConfig(_)
             | ApiError::InvalidTopic(_)
@@ -290,6 +298,7 @@ impl ApiError {
             ApiError::MessageTooLarge { .. } => K::MessageTooLarge,
             ApiError::CorruptMessage(_) => K::CorruptMessage,
             ApiError::InvalidRecord { .. } => K::InvalidRecord,
+            ApiError::InvalidTimestamp(_) => K::InvalidTimestamp,
             ApiError::TopicExists(_) => K::TopicAlreadyExists,
             ApiError::InvalidArgument(_) => K::InvalidRequest,
             ApiError::InvalidConfig(_) => K::InvalidConfig,

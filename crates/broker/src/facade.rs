@@ -663,12 +663,127 @@ impl Broker {
         Ok(&self.node.config)
     }
 
-    /// Broker configs cannot be altered yet: refused after authorization.
-    pub fn alter_broker_configs(&self, ctx: &RequestContext) -> Result<(), ApiError> {
+    /// The dynamic broker configs this node reads (key -> value, and
+    /// whether it is set for this node rather than cluster-wide), or with
+    /// `cluster_only` the cluster-wide ones alone (DESCRIBE_CONFIGS on the
+    /// cluster).
+    pub fn dynamic_broker_configs(
+        &self,
+        ctx: &RequestContext,
+        cluster_only: bool,
+    ) -> Result<BTreeMap<String, (String, bool)>, ApiError> {
+        self.authorize_cluster(ctx, Operation::DescribeBrokerConfigs)?;
+        let id = self.node.id.to_string();
+        Ok(self.node.meta_view.read(|s| {
+            let mut out: BTreeMap<String, (String, bool)> = s
+                .broker_configs
+                .get("")
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), (v.clone(), false)))
+                .collect();
+            if !cluster_only {
+                for (k, v) in s.broker_configs.get(&id).into_iter().flatten() {
+                    out.insert(k.clone(), (v.clone(), true));
+                }
+            }
+            out
+        }))
+    }
+
+    /// The dynamic broker configs this node falls back on, each with the
+    /// value set for this node (`true`) before the cluster-wide one: the
+    /// defaults of topic configs, which topic descriptions show as their
+    /// synonyms (as Kafka's do), so no authorization beyond the topic's.
+    pub fn broker_config_overrides(&self) -> BTreeMap<String, Vec<(String, bool)>> {
+        let id = self.node.id.to_string();
+        self.node.meta_view.read(|s| {
+            let mut out: BTreeMap<String, Vec<(String, bool)>> = BTreeMap::new();
+            for (scope, own) in [(id.as_str(), true), ("", false)] {
+                for (k, v) in s.broker_configs.get(scope).into_iter().flatten() {
+                    out.entry(k.clone()).or_default().push((v.clone(), own));
+                }
+            }
+            out
+        })
+    }
+
+    /// The dynamic broker configs set for `scope` (a node id, or "" for the
+    /// cluster-wide ones), for a door computing a change (AlterConfigs):
+    /// needs ALTER_CONFIGS on the cluster, as the change does.
+    pub fn broker_configs_for_alter(
+        &self,
+        ctx: &RequestContext,
+        scope: &str,
+    ) -> Result<BTreeMap<String, String>, ApiError> {
         self.authorize_cluster(ctx, Operation::AlterBrokerConfigs)?;
-        Err(ApiError::InvalidConfig(
-            "broker configs are read-only; set them in the node's config file".into(),
-        ))
+        Ok(self
+            .node
+            .meta_view
+            .read(|s| s.broker_configs.get(scope).cloned().unwrap_or_default()))
+    }
+
+    /// Changes dynamic broker configs (Kafka's dynamic broker configs,
+    /// `cairn_metadata::broker_configs`) of one node (`scope` its id) or of
+    /// the cluster (`scope` ""): ALTER_CONFIGS on the cluster. A config
+    /// that cannot change at runtime, or a bad value, is INVALID_CONFIG and
+    /// nothing changes; `validate_only` checks without changing.
+    pub async fn alter_broker_configs(
+        &self,
+        ctx: &RequestContext,
+        scope: &str,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+        validate_only: bool,
+    ) -> Result<BTreeMap<String, String>, ApiError> {
+        self.authorize_cluster(ctx, Operation::AlterBrokerConfigs)?;
+        if !scope.is_empty() {
+            let known = scope
+                .parse::<NodeId>()
+                .ok()
+                .is_some_and(|id| self.node.meta_view.read(|s| s.nodes.contains_key(&id)));
+            if !known {
+                return Err(ApiError::InvalidArgument(format!(
+                    "broker {scope:?} is not a node of this cluster"
+                )));
+            }
+        }
+        for key in delete.iter().filter(|k| !set.contains_key(*k)) {
+            if cairn_metadata::dynamic_broker_config(key).is_none() {
+                return Err(ApiError::InvalidConfig(format!(
+                    "Cannot update these configs dynamically: [{key}]"
+                )));
+            }
+        }
+        for (k, v) in &set {
+            cairn_metadata::validate_broker_config(k, v).map_err(ApiError::InvalidConfig)?;
+        }
+        if validate_only {
+            return self.broker_configs_for_alter(ctx, scope);
+        }
+        let detail = format!("set={set:?} delete={delete:?}");
+        let cmd = MetaCommand::AlterBrokerConfigs {
+            scope: scope.to_string(),
+            set,
+            delete,
+        };
+        let r = match self.node.propose(crate::node::Proposal::Command(cmd)).await {
+            Ok(MetaResponse::TopicConfigs(now)) => Ok(now),
+            Ok(MetaResponse::Error(MetaError::InvalidArgument(e))) => {
+                Err(ApiError::InvalidConfig(e))
+            }
+            Ok(other) => Err(ApiError::Internal(format!("{other:?}"))),
+            Err(e) => Err(e),
+        };
+        let resource = if scope.is_empty() { "cluster" } else { scope };
+        self.audit_change(
+            ctx,
+            AuditKind::Cluster,
+            "AlterBrokerConfigs",
+            ("broker", resource),
+            detail,
+            r,
+        )
     }
 
     /// The replication factor of a topic created without one (Kafka's
@@ -803,19 +918,23 @@ impl Broker {
         Ok(self.node.topic(name)?.configs)
     }
 
+    /// Grows a topic to `count` partitions; `assignment`, when given, names
+    /// the new partitions' replicas (preferred leader first), else Cairn
+    /// chooses them.
     pub async fn create_partitions(
         &self,
         ctx: &RequestContext,
         name: &str,
         count: u32,
+        assignment: Option<Vec<Vec<NodeId>>>,
         validate_only: bool,
     ) -> Result<Option<TopicView>, ApiError> {
         self.authorize(ctx, Operation::CreatePartitions, ResourceType::Topic, name)?;
         if validate_only {
-            ops::check_create_partitions(&self.node, name, count)?;
+            ops::check_create_partitions(&self.node, name, count, assignment.as_deref())?;
             return Ok(None);
         }
-        let t = ops::create_partitions(&self.node, name, count).await;
+        let t = ops::create_partitions(&self.node, name, count, assignment).await;
         let t = self.audit_change(
             ctx,
             AuditKind::Topic,

@@ -562,9 +562,10 @@ async fn pull(node: Arc<Node>, r: Arc<Replica>, link: MirrorLink, client: Client
         }
         // Producer state expires here as the topic here says (its configs
         // are mirrored, so normally as at the source).
+        let node_default = node.broker_default("producer.id.expiration.ms");
         let expiration_ms = node.meta_view.read(|s| {
             crate::ops::produce::producer_id_expiration_ms(
-                node.config.producer_id_expiration_ms,
+                node_default,
                 s.topics
                     .get(&r.topic)
                     .map(|t| &t.configs)

@@ -190,6 +190,23 @@ impl Node {
 
     /// Who leads `group` and how far its log is, from the local replica when
     /// it leads, else from the leader's heartbeats.
+    /// A broker default as this node applies it: the dynamic value set for
+    /// it, else the cluster-wide one (`cairn_metadata::broker_configs`),
+    /// else its static setting. `key` is a Kafka broker config name.
+    pub(crate) fn broker_default(&self, key: &str) -> i64 {
+        let dynamic = self.meta_view.read(|s| {
+            s.broker_config(self.id, key)
+                .and_then(|(v, _)| v.parse::<i64>().ok())
+        });
+        dynamic.unwrap_or(match key {
+            "log.retention.ms" => self.config.retention_ms,
+            "log.retention.bytes" => self.config.retention_bytes,
+            "message.max.bytes" => i64::try_from(self.config.max_message_bytes).unwrap_or(i64::MAX),
+            "producer.id.expiration.ms" => self.config.producer_id_expiration_ms,
+            _ => 0,
+        })
+    }
+
     pub(crate) fn group_status(&self, group: GroupId) -> GroupStatus {
         if let Some(r) = self.replica(group) {
             // A leader cut off from a quorum does not name itself: clients

@@ -27,7 +27,6 @@ use openraft::BasicNode;
 use openraft::ServerState;
 use rand::Rng;
 
-use crate::config::ServerConfig;
 use crate::node::Node;
 use crate::node::Proposal;
 use crate::node::HEARTBEAT_INTERVAL;
@@ -673,11 +672,28 @@ async fn drop_retired_learners(node: &Node, retired: &std::collections::BTreeSet
     }
 }
 
+/// The broker defaults of `retention.ms` and `retention.bytes`
+/// (`log.retention.ms`, `log.retention.bytes`) as a node applies them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RetentionDefaults {
+    pub ms: i64,
+    pub bytes: i64,
+}
+
+impl RetentionDefaults {
+    pub(crate) fn of(node: &Node) -> Self {
+        RetentionDefaults {
+            ms: node.broker_default("log.retention.ms"),
+            bytes: node.broker_default("log.retention.bytes"),
+        }
+    }
+}
+
 /// A topic's delete-retention limits: its `retention.ms` / `retention.bytes`,
-/// else the cluster defaults; `None` when its `cleanup.policy` does not
+/// else the broker defaults; `None` when its `cleanup.policy` does not
 /// include `delete` or neither limit is set.
 pub(crate) fn retention_limits(
-    config: &ServerConfig,
+    defaults: RetentionDefaults,
     topic: &BTreeMap<String, String>,
     now_ms: i64,
 ) -> Option<RetentionLimits> {
@@ -694,8 +710,8 @@ pub(crate) fn retention_limits(
             .and_then(|v| v.parse::<i64>().ok())
             .unwrap_or(default)
     };
-    let ms = int(TopicConfig::RetentionMs, config.retention_ms);
-    let bytes = int(TopicConfig::RetentionBytes, config.retention_bytes);
+    let ms = int(TopicConfig::RetentionMs, defaults.ms);
+    let bytes = int(TopicConfig::RetentionBytes, defaults.bytes);
     let limits = RetentionLimits {
         now_ms,
         max_age_ms: (ms >= 0).then_some(ms),
@@ -727,6 +743,7 @@ pub(crate) async fn retention_loop(node: Arc<Node>) {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
+        let defaults = RetentionDefaults::of(&node);
         for r in node.all_replicas() {
             r.snapshot_if_trimmed().await;
             if !r.is_leader() {
@@ -734,7 +751,7 @@ pub(crate) async fn retention_loop(node: Arc<Node>) {
             }
             let Some(limits) = configs
                 .get(&r.topic)
-                .and_then(|c| retention_limits(&node.config, c, now_ms))
+                .and_then(|c| retention_limits(defaults, c, now_ms))
             else {
                 continue;
             };
@@ -906,25 +923,24 @@ mod tests {
 
     #[test]
     fn topic_retention_overrides_the_cluster_default() {
-        let config = ServerConfig {
-            retention_ms: 1000,
-            retention_bytes: 5000,
-            ..ServerConfig::default()
+        let config = RetentionDefaults {
+            ms: 1000,
+            bytes: 5000,
         };
-        let l = retention_limits(&config, &topic(&[]), 7).unwrap();
+        let l = retention_limits(config, &topic(&[]), 7).unwrap();
         assert_eq!(
             (l.now_ms, l.max_age_ms, l.max_bytes),
             (7, Some(1000), Some(5000))
         );
         let l = retention_limits(
-            &config,
+            config,
             &topic(&[("retention.ms", "-1"), ("retention.bytes", "10")]),
             7,
         )
         .unwrap();
         assert_eq!((l.max_age_ms, l.max_bytes), (None, Some(10)));
         assert!(retention_limits(
-            &config,
+            config,
             &topic(&[("retention.ms", "-1"), ("retention.bytes", "-1")]),
             7
         )
@@ -933,11 +949,14 @@ mod tests {
 
     #[test]
     fn only_delete_policies_delete() {
-        let config = ServerConfig::default();
-        assert!(retention_limits(&config, &topic(&[("cleanup.policy", "compact")]), 0).is_none());
+        let config = RetentionDefaults {
+            ms: 604_800_000,
+            bytes: -1,
+        };
+        assert!(retention_limits(config, &topic(&[("cleanup.policy", "compact")]), 0).is_none());
         for p in ["delete", "compact,delete", "delete,compact"] {
             assert!(
-                retention_limits(&config, &topic(&[("cleanup.policy", p)]), 0).is_some(),
+                retention_limits(config, &topic(&[("cleanup.policy", p)]), 0).is_some(),
                 "{p}"
             );
         }

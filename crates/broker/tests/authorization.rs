@@ -168,7 +168,7 @@ async fn run(b: &Broker, who: &RequestContext, op: Operation, n: &Names) -> Resu
         ),
         Operation::DeleteTopic => unauthorized(&b.delete_topic(who, topic).await),
         Operation::CreatePartitions => {
-            unauthorized(&b.create_partitions(who, topic, 2, true).await)
+            unauthorized(&b.create_partitions(who, topic, 2, None, true).await)
         }
         Operation::DeleteRecords => unauthorized(&b.delete_records(who, topic, 0, Some(0)).await),
         Operation::DescribeTopic => unauthorized(&b.describe_topic(who, topic)),
@@ -178,7 +178,10 @@ async fn run(b: &Broker, who: &RequestContext, op: Operation, n: &Names) -> Resu
                 .await,
         ),
         Operation::DescribeBrokerConfigs => unauthorized(&b.describe_broker_configs(who)),
-        Operation::AlterBrokerConfigs => unauthorized(&b.alter_broker_configs(who)),
+        Operation::AlterBrokerConfigs => unauthorized(
+            &b.alter_broker_configs(who, "", BTreeMap::new(), Vec::new(), false)
+                .await,
+        ),
         Operation::DescribeCluster => unauthorized(&b.cluster_status(who)),
         Operation::DescribeLogDirs => unauthorized(&b.describe_log_dirs(who, None)),
         Operation::FindCoordinator => unauthorized(&b.find_coordinator(who, group)),

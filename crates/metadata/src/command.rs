@@ -196,6 +196,15 @@ pub enum MetaCommand {
     /// beside each commit, one epoch (or none) per offset, in order.
     /// Appended last.
     CommitBatchWithEpochs(Vec<(GroupCommit, Vec<Option<i32>>)>),
+    /// Removes `delete`, then sets `set`, in the dynamic broker configs of
+    /// `scope` (a node id, or "" for the cluster-wide default); every value
+    /// is validated again at apply (`broker_configs.rs`), all or nothing.
+    /// Answers the scope's configs after (`TopicConfigs`). Appended last.
+    AlterBrokerConfigs {
+        scope: String,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+    },
 }
 
 /// New replicas for one partition (preferred leader first).

@@ -21,10 +21,17 @@ pub enum TopicConfig {
     /// Cairn's own: the topic holds sensitive data (patient records), so
     /// every authorization decision on it, allowed or not, is audited.
     Sensitive,
+    /// `CreateTime` keeps the producer's timestamps; `LogAppendTime` stamps
+    /// each batch with the leader's append time.
+    MessageTimestampType,
+    /// How far in the past (before) or future (after) of the leader's clock
+    /// a CreateTime batch's timestamps may be (INVALID_TIMESTAMP beyond).
+    MessageTimestampBeforeMaxMs,
+    MessageTimestampAfterMaxMs,
 }
 
 impl TopicConfig {
-    pub const ALL: [TopicConfig; 8] = [
+    pub const ALL: [TopicConfig; 11] = [
         TopicConfig::MaxMessageBytes,
         TopicConfig::RetentionMs,
         TopicConfig::RetentionBytes,
@@ -33,6 +40,9 @@ impl TopicConfig {
         TopicConfig::MinInsyncReplicas,
         TopicConfig::ProducerIdExpirationMs,
         TopicConfig::Sensitive,
+        TopicConfig::MessageTimestampType,
+        TopicConfig::MessageTimestampBeforeMaxMs,
+        TopicConfig::MessageTimestampAfterMaxMs,
     ];
 
     pub fn key(self) -> &'static str {
@@ -45,6 +55,9 @@ impl TopicConfig {
             TopicConfig::MinInsyncReplicas => "min.insync.replicas",
             TopicConfig::ProducerIdExpirationMs => "producer.id.expiration.ms",
             TopicConfig::Sensitive => "cairn.sensitive",
+            TopicConfig::MessageTimestampType => "message.timestamp.type",
+            TopicConfig::MessageTimestampBeforeMaxMs => "message.timestamp.before.max.ms",
+            TopicConfig::MessageTimestampAfterMaxMs => "message.timestamp.after.max.ms",
         }
     }
 
@@ -58,6 +71,10 @@ impl TopicConfig {
             TopicConfig::MinInsyncReplicas => "1",
             TopicConfig::ProducerIdExpirationMs => "86400000",
             TopicConfig::Sensitive => "false",
+            TopicConfig::MessageTimestampType => "CreateTime",
+            TopicConfig::MessageTimestampBeforeMaxMs | TopicConfig::MessageTimestampAfterMaxMs => {
+                "9223372036854775807"
+            }
         }
     }
 

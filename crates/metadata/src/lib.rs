@@ -20,6 +20,7 @@
 //! ```
 
 mod assignment;
+pub mod broker_configs;
 mod command;
 mod config;
 mod groups;
@@ -29,6 +30,9 @@ pub mod topic_configs;
 
 pub use assignment::assign_replicas;
 pub use assignment::AssignError;
+pub use broker_configs::dynamic_broker_config;
+pub use broker_configs::validate_broker_config;
+pub use broker_configs::DYNAMIC_BROKER_CONFIGS;
 pub use command::MetaCommand;
 pub use command::MetaError;
 pub use command::MetaResponse;

@@ -221,6 +221,10 @@ pub struct MetadataState {
     /// link -> the bindings, roles and users its security sync put here.
     #[serde(default)]
     pub mirrored_security: BTreeMap<String, MirroredSecurity>,
+    /// Dynamic broker configs (`broker_configs.rs`): scope -> key -> value;
+    /// the scope is a node id, or "" for the cluster-wide default.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// Where a new cluster's producer ids start: a range of 2^32 ids chosen by
@@ -240,6 +244,22 @@ pub fn producer_id_base(cluster_id: &str) -> i64 {
 }
 
 impl MetadataState {
+    /// A dynamic broker config as `node` reads it: its own value, else the
+    /// cluster-wide one, with whether it is the node's own.
+    pub fn broker_config(&self, node: NodeId, key: &str) -> Option<(&str, bool)> {
+        let own = self
+            .broker_configs
+            .get(&node.to_string())
+            .and_then(|c| c.get(key))
+            .map(|v| (v.as_str(), true));
+        own.or_else(|| {
+            self.broker_configs
+                .get("")
+                .and_then(|c| c.get(key))
+                .map(|v| (v.as_str(), false))
+        })
+    }
+
     fn security_view(&mut self) -> SecurityView<'_> {
         SecurityView {
             acls: &mut self.acls,
@@ -338,6 +358,29 @@ impl MetadataState {
             MetaCommand::CommitOffsets { group, offsets } => {
                 self.store_offsets(group, offsets);
                 MetaResponse::Ok
+            }
+            MetaCommand::AlterBrokerConfigs { scope, set, delete } => {
+                if !scope.is_empty() && scope.parse::<NodeId>().is_err() {
+                    return MetaResponse::Error(MetaError::InvalidArgument(format!(
+                        "broker config scope {scope:?} is neither a node id nor the cluster (\"\")"
+                    )));
+                }
+                if let Some(e) = set
+                    .iter()
+                    .find_map(|(k, v)| crate::validate_broker_config(k, v).err())
+                {
+                    return MetaResponse::Error(MetaError::InvalidArgument(e));
+                }
+                let configs = self.broker_configs.entry(scope.clone()).or_default();
+                for key in &delete {
+                    configs.remove(key);
+                }
+                configs.extend(set);
+                let now = configs.clone();
+                if now.is_empty() {
+                    self.broker_configs.remove(&scope);
+                }
+                MetaResponse::TopicConfigs(now)
             }
             MetaCommand::PutGroup { group, meta } => {
                 self.groups.insert(group, meta);
@@ -1268,6 +1311,56 @@ mod tests {
             MetaResponse::Error(MetaError::ClusterIdMismatch { .. })
         ));
         assert_eq!(s.cluster_id.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn dynamic_broker_configs_merge_per_scope_and_fall_back_to_the_cluster() {
+        let mut s = MetadataState::default();
+        let alter =
+            |scope: &str, set: &[(&str, &str)], delete: &[&str]| MetaCommand::AlterBrokerConfigs {
+                scope: scope.into(),
+                set: set
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                delete: delete.iter().map(|k| k.to_string()).collect(),
+            };
+        s.apply(alter("", &[("log.retention.ms", "1000")], &[]));
+        s.apply(alter("2", &[("log.retention.ms", "2000")], &[]));
+        assert_eq!(
+            s.broker_config(1, "log.retention.ms"),
+            Some(("1000", false))
+        );
+        assert_eq!(s.broker_config(2, "log.retention.ms"), Some(("2000", true)));
+        assert_eq!(s.broker_config(2, "message.max.bytes"), None);
+        // All or nothing: a read-only config or a bad value changes nothing.
+        for bad in [
+            alter("", &[("broker.id", "3")], &[]),
+            alter("", &[("log.retention.ms", "x")], &[]),
+        ] {
+            assert!(matches!(
+                s.apply(bad),
+                MetaResponse::Error(MetaError::InvalidArgument(_))
+            ));
+        }
+        assert!(matches!(
+            s.apply(alter("node-2", &[("log.retention.ms", "1")], &[])),
+            MetaResponse::Error(MetaError::InvalidArgument(_))
+        ));
+        // Deleting the node's own value falls back to the cluster's; an
+        // empty scope is dropped.
+        s.apply(alter("2", &[], &["log.retention.ms"]));
+        assert_eq!(
+            s.broker_config(2, "log.retention.ms"),
+            Some(("1000", false))
+        );
+        assert!(!s.broker_configs.contains_key("2"));
+        // Encoded in the snapshot only when set.
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["broker_configs"][""]["log.retention.ms"], "1000");
+        assert!(
+            serde_json::to_value(MetadataState::default()).unwrap()["broker_configs"].is_null()
+        );
     }
 
     #[test]

@@ -270,7 +270,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = {
             LONG_MAX,
             AtLeast(0),
             Some("log.message.timestamp.after.max.ms"),
-            Inert("not enforced yet (issue 15)"),
+            Honoured,
             "How far in the future a CreateTime timestamp may be.",
         ),
         def(
@@ -279,7 +279,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = {
             LONG_MAX,
             AtLeast(0),
             Some("log.message.timestamp.before.max.ms"),
-            Inert("not enforced yet (issue 15)"),
+            Honoured,
             "How far in the past a CreateTime timestamp may be.",
         ),
         def(
@@ -297,7 +297,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = {
             "CreateTime",
             OneOf(&["CreateTime", "LogAppendTime"]),
             Some("log.message.timestamp.type"),
-            Inert("not applied yet (issue 15): records keep the producer's timestamp"),
+            Honoured,
             "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's.",
         ),
         def(

@@ -197,6 +197,7 @@ fn meta_command_name(cmd: &MetaCommand) -> &'static str {
         MetaCommand::SyncMirrorSecurity { .. } => "sync_mirror_security",
         MetaCommand::PutGroupWithInstances { .. } => "put_group",
         MetaCommand::CommitBatchWithEpochs(_) => "commit_batch",
+        MetaCommand::AlterBrokerConfigs { .. } => "alter_broker_configs",
     }
 }
 

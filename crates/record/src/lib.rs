@@ -93,6 +93,9 @@ pub use decode::{decode_batch, decode_records, MAX_DECOMPRESSED_BYTES};
 pub use error::RecordError;
 pub use header::{RecordBatchHeader, BATCH_HEADER_SIZE, CURRENT_MAGIC, LOG_OVERHEAD};
 pub use murmur2::{murmur2, partition_for_key};
-pub use patch::{assign_offsets, set_base_offset, set_partition_leader_epoch};
+pub use patch::{
+    assign_offsets, set_base_offset, set_log_append_time, set_partition_leader_epoch,
+    TIMESTAMP_TYPE_LOG_APPEND,
+};
 pub use record::{Record, RecordHeader};
 pub use validate::validate_batch;

@@ -1,6 +1,10 @@
-//! In-place edits of the header fields that lie outside the CRC.
+//! In-place edits of the header fields that lie outside the CRC, and the
+//! one edit inside it a broker makes (LogAppendTime), which recomputes it.
 
-use crate::header::{BASE_OFFSET_OFFSET, PARTITION_LEADER_EPOCH_OFFSET};
+use crate::header::{
+    ATTRIBUTES_OFFSET, BASE_OFFSET_OFFSET, CRC_OFFSET, MAX_TIMESTAMP_OFFSET,
+    PARTITION_LEADER_EPOCH_OFFSET,
+};
 use crate::{split_batches, RecordBatchHeader, RecordError};
 
 fn field<const N: usize>(buf: &mut [u8], at: usize) -> Result<&mut [u8], RecordError> {
@@ -24,6 +28,37 @@ pub fn set_base_offset(buf: &mut [u8], offset: i64) -> Result<(), RecordError> {
 /// Fails only if `buf` is shorter than 16 bytes.
 pub fn set_partition_leader_epoch(buf: &mut [u8], epoch: i32) -> Result<(), RecordError> {
     field::<4>(buf, PARTITION_LEADER_EPOCH_OFFSET)?.copy_from_slice(&epoch.to_be_bytes());
+    Ok(())
+}
+
+/// The timestamp-type bit of a batch's attributes: set, the batch's
+/// records all carry `maxTimestamp` as their timestamp (LogAppendTime).
+pub const TIMESTAMP_TYPE_LOG_APPEND: i16 = 0x08;
+
+/// Stamps every batch in `buf` (concatenated, complete batches) with the
+/// broker's append time, as Kafka does for a topic with
+/// `message.timestamp.type=LogAppendTime`: the timestamp-type attribute is
+/// set, `maxTimestamp` becomes `append_time_ms` (consumers read it as every
+/// record's timestamp) and the CRC is computed again. Control batches are
+/// stamped too, as in Kafka. On error nothing has been modified.
+pub fn set_log_append_time(buf: &mut [u8], append_time_ms: i64) -> Result<(), RecordError> {
+    let mut spans = Vec::new();
+    for batch in split_batches(buf) {
+        let batch = batch?;
+        RecordBatchHeader::parse(batch)?;
+        spans.push(batch.len());
+    }
+    let mut pos = 0;
+    for len in spans {
+        let batch = &mut buf[pos..pos + len];
+        let attributes = field::<2>(batch, ATTRIBUTES_OFFSET)?;
+        let a = i16::from_be_bytes([attributes[0], attributes[1]]) | TIMESTAMP_TYPE_LOG_APPEND;
+        attributes.copy_from_slice(&a.to_be_bytes());
+        field::<8>(batch, MAX_TIMESTAMP_OFFSET)?.copy_from_slice(&append_time_ms.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+        field::<4>(batch, CRC_OFFSET)?.copy_from_slice(&crc.to_be_bytes());
+        pos += len;
+    }
     Ok(())
 }
 
@@ -68,6 +103,29 @@ pub fn assign_offsets(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn log_append_time_stamps_every_batch_and_keeps_it_valid() {
+        let mut one = crate::RecordBatchBuilder::new();
+        one.push(1000, Some(b"k"), Some(b"v"), &[]);
+        one.push(2000, None, Some(b"w"), &[]);
+        let mut two = crate::RecordBatchBuilder::new();
+        two.push(3000, None, Some(b"x"), &[]);
+        let mut buf = one.build().to_vec();
+        buf.extend_from_slice(&two.build());
+        super::set_log_append_time(&mut buf, 9_999).unwrap();
+        for batch in crate::split_batches(&buf) {
+            let batch = batch.unwrap();
+            let header = crate::validate_batch(batch).unwrap();
+            assert_eq!(header.max_timestamp, 9_999);
+            assert_ne!(header.attributes & super::TIMESTAMP_TYPE_LOG_APPEND, 0);
+        }
+        // A truncated buffer changes nothing.
+        let mut cut = buf[..buf.len() - 1].to_vec();
+        let before = cut.clone();
+        assert!(super::set_log_append_time(&mut cut, 1).is_err());
+        assert_eq!(cut, before);
+    }
+
     use super::*;
     use crate::{validate_batch, RecordBatchBuilder};
 

@@ -288,7 +288,7 @@ impl Cairn for CairnService {
         let req = request.into_inner();
         let t = self
             .broker
-            .create_partitions(&ctx, &req.topic, req.count, false)
+            .create_partitions(&ctx, &req.topic, req.count, None, false)
             .await?;
         Ok(Response::new(CreatePartitionsResponse {
             topic: t.as_ref().map(topic_metadata),

@@ -47,6 +47,8 @@ pub struct Produced {
 struct Validated {
     record_count: u32,
     max_timestamp_ms: i64,
+    /// The smallest first-record timestamp of the batches.
+    min_base_timestamp_ms: i64,
     producer: Option<ProducerBatch>,
 }
 
@@ -65,6 +67,7 @@ fn validate_records(
     }
     let mut count: u64 = 0;
     let mut max_ts = i64::MIN;
+    let mut min_base_ts = i64::MAX;
     let mut producer: Option<ProducerBatch> = None;
     for batch in cairn_record::split_batches(records) {
         let batch = batch.map_err(|e| ApiError::CorruptMessage(e.to_string()))?;
@@ -104,6 +107,7 @@ fn validate_records(
         }
         count += header.offset_count() as u64;
         max_ts = max_ts.max(header.max_timestamp);
+        min_base_ts = min_base_ts.min(header.base_timestamp);
         if header.producer_id >= 0 {
             let last_sequence = header.base_sequence.wrapping_add(header.last_offset_delta);
             producer = Some(match producer {
@@ -131,6 +135,7 @@ fn validate_records(
     Ok(Validated {
         record_count,
         max_timestamp_ms: max_ts,
+        min_base_timestamp_ms: min_base_ts,
         producer,
     })
 }
@@ -142,6 +147,52 @@ fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// How a topic treats record timestamps (`message.timestamp.*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimestampPolicy {
+    LogAppendTime,
+    /// The producer's timestamps, at most `before_ms` in the past and
+    /// `after_ms` in the future of the leader's clock.
+    CreateTime {
+        before_ms: i64,
+        after_ms: i64,
+    },
+}
+
+fn timestamp_policy(configs: &std::collections::BTreeMap<String, String>) -> TimestampPolicy {
+    if TopicConfig::MessageTimestampType.value_in(configs) == "LogAppendTime" {
+        return TimestampPolicy::LogAppendTime;
+    }
+    TimestampPolicy::CreateTime {
+        before_ms: TopicConfig::MessageTimestampBeforeMaxMs.int_in(configs),
+        after_ms: TopicConfig::MessageTimestampAfterMaxMs.int_in(configs),
+    }
+}
+
+/// Kafka's CreateTime bounds: a batch whose first record is older than
+/// `before_ms`, or whose newest is more than `after_ms` ahead of `now_ms`, is
+/// refused (INVALID_TIMESTAMP). The header's first and largest timestamps
+/// stand for the records'.
+fn check_timestamps(
+    now_ms: i64,
+    min_ts: i64,
+    max_ts: i64,
+    before_ms: i64,
+    after_ms: i64,
+) -> Result<(), ApiError> {
+    if now_ms.saturating_sub(min_ts) > before_ms {
+        return Err(ApiError::InvalidTimestamp(format!(
+            "timestamp {min_ts} is more than message.timestamp.before.max.ms = {before_ms} before the broker's time {now_ms}"
+        )));
+    }
+    if max_ts.saturating_sub(now_ms) > after_ms {
+        return Err(ApiError::InvalidTimestamp(format!(
+            "timestamp {max_ts} is more than message.timestamp.after.max.ms = {after_ms} after the broker's time {now_ms}"
+        )));
+    }
+    Ok(())
 }
 
 /// The topic's `producer.id.expiration.ms`, else the node's default.
@@ -167,13 +218,45 @@ pub(crate) async fn produce(
     timeout_ms: u64,
 ) -> Result<Produced, ApiError> {
     let (topic, replica) = writable_partition_leader(node, topic_name, partition)?;
-    let max = TopicConfig::MaxMessageBytes.int_in(&topic.configs).max(1) as u64;
+    // The topic's max.message.bytes, else the broker default
+    // (message.max.bytes, dynamic or the node's setting).
+    let max = topic
+        .configs
+        .get(TopicConfig::MaxMessageBytes.key())
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or_else(|| node.broker_default("message.max.bytes"))
+        .max(1) as u64;
     let compacted = crate::tasks::is_compacted(TopicConfig::CleanupPolicy.value_in(&topic.configs));
     let Validated {
         record_count,
-        max_timestamp_ms,
+        mut max_timestamp_ms,
+        min_base_timestamp_ms,
         producer,
     } = validate_records(&records, max, compacted)?;
+    let append_time_ms = wall_clock_ms();
+    let mut records = records;
+    match timestamp_policy(&topic.configs) {
+        TimestampPolicy::LogAppendTime => {
+            // Kafka's LogAppendTime: the leader's clock, in every batch.
+            let mut stamped = records.to_vec();
+            cairn_record::set_log_append_time(&mut stamped, append_time_ms)
+                .map_err(|e| ApiError::CorruptMessage(e.to_string()))?;
+            records = Bytes::from(stamped);
+            max_timestamp_ms = append_time_ms;
+        }
+        TimestampPolicy::CreateTime {
+            before_ms,
+            after_ms,
+        } => {
+            check_timestamps(
+                append_time_ms,
+                min_base_timestamp_ms,
+                max_timestamp_ms,
+                before_ms,
+                after_ms,
+            )?;
+        }
+    }
     let bytes = records.len();
     let cmd = RaftRequest::Produce(ProduceCommand {
         records,
@@ -181,9 +264,9 @@ pub(crate) async fn produce(
         max_timestamp_ms,
         producer,
         stamp: Some(ProduceStamp {
-            append_time_ms: wall_clock_ms(),
+            append_time_ms,
             producer_id_expiration_ms: producer_id_expiration_ms(
-                node.config.producer_id_expiration_ms,
+                node.broker_default("producer.id.expiration.ms"),
                 &topic.configs,
             ),
         }),
@@ -302,6 +385,48 @@ mod tests {
             validate_records(&bad, 1 << 20, false),
             Err(ApiError::CorruptMessage(_))
         ));
+    }
+
+    #[test]
+    fn create_time_bounds_refuse_timestamps_too_old_or_too_new() {
+        let configs = |kv: &[(&str, &str)]| {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        assert_eq!(
+            timestamp_policy(&configs(&[("message.timestamp.type", "LogAppendTime")])),
+            TimestampPolicy::LogAppendTime
+        );
+        let TimestampPolicy::CreateTime {
+            before_ms,
+            after_ms,
+        } = timestamp_policy(&configs(&[
+            ("message.timestamp.before.max.ms", "1000"),
+            ("message.timestamp.after.max.ms", "500"),
+        ]))
+        else {
+            panic!("CreateTime expected")
+        };
+        let now = 1_000_000;
+        assert!(check_timestamps(now, now - 1000, now + 500, before_ms, after_ms).is_ok());
+        assert!(matches!(
+            check_timestamps(now, now - 1001, now, before_ms, after_ms),
+            Err(ApiError::InvalidTimestamp(_))
+        ));
+        assert!(matches!(
+            check_timestamps(now, now, now + 501, before_ms, after_ms),
+            Err(ApiError::InvalidTimestamp(_))
+        ));
+        // The defaults allow anything, even a timestamp of 0 or far ahead.
+        let TimestampPolicy::CreateTime {
+            before_ms,
+            after_ms,
+        } = timestamp_policy(&configs(&[]))
+        else {
+            panic!("CreateTime expected")
+        };
+        assert!(check_timestamps(now, 0, i64::MAX, before_ms, after_ms).is_ok());
     }
 
     #[test]

@@ -133,15 +133,27 @@ pub(crate) async fn create_topic(node: &Node, t: NewTopic) -> Result<Topic, ApiE
 /// Checks that `name` can grow to `count` partitions (nothing is written):
 /// the topic exists, the count grows and stays within the limit, and enough
 /// nodes are alive here for the topic's replication factor.
-pub(crate) fn check_create_partitions(node: &Node, name: &str, count: u32) -> Result<(), ApiError> {
+pub(crate) fn check_create_partitions(
+    node: &Node,
+    name: &str,
+    count: u32,
+    assignment: Option<&[Vec<NodeId>]>,
+) -> Result<(), ApiError> {
     let t = node.topic(name)?;
-    node.meta_view
+    let added = node
+        .meta_view
         .read(|s| s.partitions_to_add(name, count))
         .map_err(ApiError::from_partition_growth)?;
     if count > MAX_PARTITIONS {
         return Err(ApiError::InvalidPartitions(format!(
             "partitions must be 1..={MAX_PARTITIONS}, got {count}"
         )));
+    }
+    if let Some(a) = assignment {
+        // As Kafka: one replica list per new partition, each as long as
+        // the topic's replication factor.
+        check_assignment(a, added, t.replication_factor)?;
+        return check_assignment_nodes(node, a);
     }
     let alive = node.meta_view.read(|s| {
         s.nodes
@@ -165,12 +177,21 @@ pub(crate) async fn create_partitions(
     node: &Node,
     name: &str,
     count: u32,
+    assignment: Option<Vec<Vec<NodeId>>>,
 ) -> Result<Topic, ApiError> {
     // A clear error before proposing; the leader and the apply check again.
-    check_create_partitions(node, name, count)?;
-    let proposal = Proposal::CreatePartitions {
-        name: name.to_string(),
-        count,
+    check_create_partitions(node, name, count, assignment.as_deref())?;
+    let proposal = match assignment {
+        // The client chose the replicas: nothing for the leader to decide.
+        Some(assignment) => Proposal::Command(MetaCommand::CreatePartitions {
+            name: name.to_string(),
+            count,
+            assignment,
+        }),
+        None => Proposal::CreatePartitions {
+            name: name.to_string(),
+            count,
+        },
     };
     match node.propose(proposal).await? {
         MetaResponse::TopicCreated(t) => {

@@ -19,10 +19,12 @@ use cairn_kafka::kafka_protocol::messages::describe_log_dirs_response::DescribeL
 use cairn_kafka::kafka_protocol::messages::describe_log_dirs_response::DescribeLogDirsTopic;
 use cairn_kafka::kafka_protocol::messages::*;
 use cairn_kafka::kafka_protocol::ResponseError;
+use cairn_metadata::dynamic_broker_config;
 use cairn_metadata::topic_config_def;
 use cairn_metadata::topic_configs::ConfigDef;
 use cairn_metadata::topic_configs::ConfigType;
 use cairn_metadata::Topic;
+use cairn_metadata::DYNAMIC_BROKER_CONFIGS;
 use cairn_metadata::TOPIC_CONFIGS;
 
 use super::code;
@@ -40,6 +42,8 @@ const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 /// Kafka's config sources.
 const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DYNAMIC_BROKER: i8 = 2;
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
@@ -59,19 +63,47 @@ struct EffectiveConfig {
     synonyms: Vec<(&'static str, String, i8)>,
 }
 
-/// This node's setting that stands in for Kafka's default of a topic
-/// config, if it has one.
-fn node_default(config: &ServerConfig, key: &str) -> Option<String> {
-    match key {
-        "retention.ms" => Some(config.retention_ms.to_string()),
-        "retention.bytes" => Some(config.retention_bytes.to_string()),
+/// This node's static setting that stands in for Kafka's default of a
+/// broker config, if it has one.
+fn static_broker_default(config: &ServerConfig, broker_key: &str) -> Option<String> {
+    match broker_key {
+        "log.retention.ms" => Some(config.retention_ms.to_string()),
+        "log.retention.bytes" => Some(config.retention_bytes.to_string()),
+        "message.max.bytes" => Some(config.max_message_bytes.to_string()),
         "producer.id.expiration.ms" => Some(config.producer_id_expiration_ms.to_string()),
         _ => None,
     }
 }
 
+/// Where a broker config's value could come from on this node, most
+/// specific first (Kafka's synonyms, without the default): the dynamic
+/// value set for this node, the cluster-wide one, the static setting.
+fn broker_synonyms(
+    config: &ServerConfig,
+    dynamic: &BTreeMap<String, Vec<(String, bool)>>,
+    broker_key: &'static str,
+) -> Vec<(&'static str, String, i8)> {
+    let mut out = Vec::new();
+    for (value, own) in dynamic.get(broker_key).into_iter().flatten() {
+        let source = if *own {
+            SOURCE_DYNAMIC_BROKER
+        } else {
+            SOURCE_DYNAMIC_DEFAULT_BROKER
+        };
+        out.push((broker_key, value.clone(), source));
+    }
+    if let Some(v) = static_broker_default(config, broker_key) {
+        out.push((broker_key, v, SOURCE_STATIC_BROKER));
+    }
+    out
+}
+
 /// Every topic config Kafka defines (and Cairn's own), as the topic has it.
-fn effective_configs(config: &ServerConfig, t: &Topic) -> Vec<EffectiveConfig> {
+fn effective_configs(
+    config: &ServerConfig,
+    dynamic: &BTreeMap<String, Vec<(String, bool)>>,
+    t: &Topic,
+) -> Vec<EffectiveConfig> {
     TOPIC_CONFIGS
         .iter()
         .map(|def| {
@@ -80,8 +112,14 @@ fn effective_configs(config: &ServerConfig, t: &Topic) -> Vec<EffectiveConfig> {
                 synonyms.push((def.key, v.clone(), SOURCE_TOPIC));
             }
             let synonym = def.synonym.unwrap_or(def.key);
-            if let Some(v) = node_default(config, def.key).filter(|v| v != def.default) {
-                synonyms.push((synonym, v, SOURCE_STATIC_BROKER));
+            if let Some(broker_key) = def.synonym {
+                synonyms.extend(
+                    broker_synonyms(config, dynamic, broker_key)
+                        .into_iter()
+                        .filter(|(_, v, source)| {
+                            *source != SOURCE_STATIC_BROKER || v != def.default
+                        }),
+                );
             }
             synonyms.push((synonym, def.default.to_string(), SOURCE_DEFAULT));
             let (_, value, source) = synonyms[0].clone();
@@ -96,8 +134,8 @@ fn effective_configs(config: &ServerConfig, t: &Topic) -> Vec<EffectiveConfig> {
 }
 
 /// This node's settings under the names of the Kafka broker configs they
-/// stand for, read-only (Cairn's settings come from its config file,
-/// environment and flags; none change at runtime).
+/// stand for (from its config file, environment and flags); the dynamic
+/// ones among them can be overridden while the cluster runs.
 fn broker_configs(c: &ServerConfig) -> Vec<(&'static str, String)> {
     let mut out = vec![
         ("broker.id", c.node_id.to_string()),
@@ -151,6 +189,89 @@ fn broker_configs(c: &ServerConfig) -> Vec<(&'static str, String)> {
         out.push(("broker.rack", rack.clone()));
     }
     out
+}
+
+/// One broker config as DescribeConfigs shows it.
+struct BrokerEntry {
+    key: &'static str,
+    value: String,
+    source: i8,
+    read_only: bool,
+    kind: i8,
+    doc: &'static str,
+    synonyms: Vec<(&'static str, String, i8)>,
+}
+
+/// This node's broker configs: its settings under the Kafka names they
+/// stand for (read-only) and the dynamic configs
+/// (`cairn_metadata::broker_configs`), each from the most specific place
+/// that sets it: a value set for this node, the cluster-wide value, the
+/// node's setting, Kafka's default. `dynamic`: the dynamic values this node
+/// reads (value, set for this node); with `cluster_only`, only those.
+fn broker_entries(
+    config: &ServerConfig,
+    dynamic: &BTreeMap<String, (String, bool)>,
+    cluster_only: bool,
+) -> Vec<BrokerEntry> {
+    let dynamic_source = |own: bool| {
+        if own {
+            SOURCE_DYNAMIC_BROKER
+        } else {
+            SOURCE_DYNAMIC_DEFAULT_BROKER
+        }
+    };
+    if cluster_only {
+        return DYNAMIC_BROKER_CONFIGS
+            .iter()
+            .filter_map(|def| {
+                let (value, own) = dynamic.get(def.key)?;
+                let source = dynamic_source(*own);
+                Some(BrokerEntry {
+                    key: def.key,
+                    value: value.clone(),
+                    source,
+                    read_only: false,
+                    kind: def.kind as i8,
+                    doc: def.doc,
+                    synonyms: vec![(def.key, value.clone(), source)],
+                })
+            })
+            .collect();
+    }
+    let mut keys: Vec<(&'static str, Option<String>)> = broker_configs(config)
+        .into_iter()
+        .map(|(k, v)| (k, Some(v)))
+        .collect();
+    for def in DYNAMIC_BROKER_CONFIGS {
+        if !keys.iter().any(|(k, _)| *k == def.key) {
+            keys.push((def.key, None));
+        }
+    }
+    keys.sort_by_key(|(k, _)| *k);
+    keys.into_iter()
+        .map(|(key, static_value)| {
+            let def = dynamic_broker_config(key);
+            let mut synonyms = Vec::new();
+            if let Some((v, own)) = dynamic.get(key) {
+                synonyms.push((key, v.clone(), dynamic_source(*own)));
+            }
+            match (static_value, def) {
+                (Some(v), _) => synonyms.push((key, v, SOURCE_STATIC_BROKER)),
+                (None, Some(def)) => synonyms.push((key, def.default.to_string(), SOURCE_DEFAULT)),
+                (None, None) => {}
+            }
+            let (_, value, source) = synonyms[0].clone();
+            BrokerEntry {
+                key,
+                value,
+                source,
+                read_only: def.is_none(),
+                kind: def.map_or(ConfigType::String, |d| d.kind) as i8,
+                doc: def.map_or("", |d| d.doc),
+                synonyms,
+            }
+        })
+        .collect()
 }
 
 /// The configs a CreateTopics entry sets.
@@ -268,15 +389,19 @@ pub(crate) async fn create_topics(
                     answer = answer.with_topic_id(topic_uuid(&topic));
                     if version >= 5 {
                         answer = answer.with_configs(Some(
-                            effective_configs(broker.settings(), &topic)
-                                .into_iter()
-                                .map(|c| {
-                                    CreatableTopicConfigs::default()
-                                        .with_name(str_bytes(c.def.key))
-                                        .with_value(Some(str_bytes(c.value)))
-                                        .with_config_source(c.source)
-                                })
-                                .collect(),
+                            effective_configs(
+                                broker.settings(),
+                                &broker.broker_config_overrides(),
+                                &topic,
+                            )
+                            .into_iter()
+                            .map(|c| {
+                                CreatableTopicConfigs::default()
+                                    .with_name(str_bytes(c.def.key))
+                                    .with_value(Some(str_bytes(c.value)))
+                                    .with_config_source(c.source)
+                            })
+                            .collect(),
                         ));
                     }
                 }
@@ -340,24 +465,37 @@ pub(crate) async fn delete_topics(
 }
 
 /// One topic of a CreatePartitions: its new partition count, checked, and
-/// the partitions added unless `validate_only`. Replicas are chosen as for
-/// a new topic; a manual assignment is refused.
+/// the partitions added unless `validate_only`. Replicas are those of the
+/// manual assignment (one list per new partition, as Kafka), else chosen
+/// as for a new topic.
 async fn create_partitions_of(
     broker: &Broker,
     ctx: &RequestContext,
     t: &create_partitions_request::CreatePartitionsTopic,
     validate_only: bool,
 ) -> Result<(), ApiError> {
-    if t.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
-        return Err(ApiError::InvalidArgument(
-            "manual replica assignments are not supported: leave them out and Cairn assigns the new partitions' replicas; move replicas afterwards with `cairn topic reassign`".into(),
-        ));
-    }
+    let assignment = match &t.assignments {
+        Some(a) if !a.is_empty() => Some(
+            a.iter()
+                .map(|p| {
+                    p.broker_ids
+                        .iter()
+                        .map(|b| {
+                            u64::try_from(b.0).map_err(|_| {
+                                ApiError::InvalidReplicaAssignment(format!("broker id {}", b.0))
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        _ => None,
+    };
     let name = t.name.as_str();
     let count = u32::try_from(t.count)
         .map_err(|_| ApiError::InvalidPartitions(format!("{} partitions", t.count)))?;
     broker
-        .create_partitions(ctx, name, count, validate_only)
+        .create_partitions(ctx, name, count, assignment, validate_only)
         .await
         .map(|_| ())
 }
@@ -451,36 +589,40 @@ pub(crate) fn describe_configs(
                             .with_error_code(e.kafka_code())
                             .with_error_message(error_message(&e)),
                         Ok(t) => answer.with_configs(
-                            effective_configs(broker.settings(), &t)
-                                .into_iter()
-                                .filter(|c| {
-                                    r.configuration_keys.as_ref().is_none_or(|keys| {
-                                        keys.iter().any(|w| w.as_str() == c.def.key)
-                                    })
-                                })
-                                .map(|c| {
-                                    let synonyms = match r_synonyms {
-                                        false => Vec::new(),
-                                        true => c
-                                            .synonyms
-                                            .into_iter()
-                                            .map(|(name, value, source)| {
-                                                DescribeConfigsSynonym::default()
-                                                    .with_name(str_bytes(name))
-                                                    .with_value(Some(str_bytes(value)))
-                                                    .with_source(source)
-                                            })
-                                            .collect(),
-                                    };
-                                    DescribeConfigsResourceResult::default()
-                                        .with_name(str_bytes(c.def.key))
-                                        .with_value(Some(str_bytes(c.value)))
-                                        .with_config_source(c.source)
-                                        .with_config_type(c.def.kind as i8)
-                                        .with_documentation(r_docs.then(|| str_bytes(c.def.doc)))
-                                        .with_synonyms(synonyms)
-                                })
-                                .collect(),
+                            effective_configs(
+                                broker.settings(),
+                                &broker.broker_config_overrides(),
+                                &t,
+                            )
+                            .into_iter()
+                            .filter(|c| {
+                                r.configuration_keys
+                                    .as_ref()
+                                    .is_none_or(|keys| keys.iter().any(|w| w.as_str() == c.def.key))
+                            })
+                            .map(|c| {
+                                let synonyms = match r_synonyms {
+                                    false => Vec::new(),
+                                    true => c
+                                        .synonyms
+                                        .into_iter()
+                                        .map(|(name, value, source)| {
+                                            DescribeConfigsSynonym::default()
+                                                .with_name(str_bytes(name))
+                                                .with_value(Some(str_bytes(value)))
+                                                .with_source(source)
+                                        })
+                                        .collect(),
+                                };
+                                DescribeConfigsResourceResult::default()
+                                    .with_name(str_bytes(c.def.key))
+                                    .with_value(Some(str_bytes(c.value)))
+                                    .with_config_source(c.source)
+                                    .with_config_type(c.def.kind as i8)
+                                    .with_documentation(r_docs.then(|| str_bytes(c.def.doc)))
+                                    .with_synonyms(synonyms)
+                            })
+                            .collect(),
                         ),
                     }
                 }
@@ -491,8 +633,11 @@ pub(crate) fn describe_configs(
                     if r.resource_name.is_empty()
                         || r.resource_name.as_str() == broker.node_id().to_string() =>
                 {
-                    let config = match broker.describe_broker_configs(ctx) {
-                        Ok(c) => c,
+                    // The empty name: the cluster-wide dynamic configs only,
+                    // as Kafka answers.
+                    let cluster_only = r.resource_name.is_empty();
+                    let dynamic = match broker.dynamic_broker_configs(ctx, cluster_only) {
+                        Ok(d) => d,
                         Err(e) => {
                             return answer
                                 .with_error_code(e.kafka_code())
@@ -500,19 +645,35 @@ pub(crate) fn describe_configs(
                         }
                     };
                     answer.with_configs(
-                        broker_configs(config)
+                        broker_entries(broker.settings(), &dynamic, cluster_only)
                             .into_iter()
-                            .filter(|(key, _)| {
+                            .filter(|e| {
                                 r.configuration_keys
                                     .as_ref()
-                                    .is_none_or(|keys| keys.iter().any(|w| w.as_str() == *key))
+                                    .is_none_or(|keys| keys.iter().any(|w| w.as_str() == e.key))
                             })
-                            .map(|(key, value)| {
+                            .map(|e| {
+                                let synonyms = match r_synonyms {
+                                    false => Vec::new(),
+                                    true => e
+                                        .synonyms
+                                        .iter()
+                                        .map(|(name, value, source)| {
+                                            DescribeConfigsSynonym::default()
+                                                .with_name(str_bytes(*name))
+                                                .with_value(Some(str_bytes(value.clone())))
+                                                .with_source(*source)
+                                        })
+                                        .collect(),
+                                };
                                 DescribeConfigsResourceResult::default()
-                                    .with_name(str_bytes(key))
-                                    .with_value(Some(str_bytes(value)))
-                                    .with_read_only(true)
-                                    .with_config_source(SOURCE_STATIC_BROKER)
+                                    .with_name(str_bytes(e.key))
+                                    .with_value(Some(str_bytes(e.value)))
+                                    .with_read_only(e.read_only)
+                                    .with_config_source(e.source)
+                                    .with_config_type(e.kind)
+                                    .with_documentation(r_docs.then(|| str_bytes(e.doc)))
+                                    .with_synonyms(synonyms)
                             })
                             .collect(),
                     )
@@ -549,7 +710,11 @@ async fn alter_topic(
     validate_only: bool,
 ) -> Result<(), ApiError> {
     if resource_type == RESOURCE_BROKER {
-        return broker.alter_broker_configs(ctx);
+        let change = change?;
+        return broker
+            .alter_broker_configs(ctx, name, change.set, change.delete, validate_only)
+            .await
+            .map(|_| ());
     }
     if resource_type != RESOURCE_TOPIC {
         return Err(ApiError::InvalidArgument(
@@ -596,7 +761,11 @@ pub(crate) async fn alter_configs(
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
         let name = r.resource_name.to_string();
-        let change = broker.topic_configs_for_alter(ctx, &name).map(|current| {
+        let current = match r.resource_type {
+            RESOURCE_BROKER => broker.broker_configs_for_alter(ctx, &name),
+            _ => broker.topic_configs_for_alter(ctx, &name),
+        };
+        let change = current.map(|current| {
             let set: BTreeMap<String, String> = r
                 .configs
                 .iter()
