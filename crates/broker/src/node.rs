@@ -207,6 +207,25 @@ impl Node {
         })
     }
 
+    /// A topic's `cleanup.policy`: its own, else the cluster-wide
+    /// `log.cleanup.policy`, else `delete`. A value set for one node is not
+    /// read: every replica of a partition must agree on what it compacts.
+    pub(crate) fn cleanup_policy(
+        &self,
+        topic: &std::collections::BTreeMap<String, String>,
+    ) -> String {
+        if let Some(p) = topic.get(cairn_metadata::TopicConfig::CleanupPolicy.key()) {
+            return p.clone();
+        }
+        self.meta_view.read(|s| {
+            s.broker_configs
+                .get("")
+                .and_then(|c| c.get("log.cleanup.policy"))
+                .cloned()
+                .unwrap_or_else(|| "delete".to_string())
+        })
+    }
+
     pub(crate) fn group_status(&self, group: GroupId) -> GroupStatus {
         if let Some(r) = self.replica(group) {
             // A leader cut off from a quorum does not name itself: clients

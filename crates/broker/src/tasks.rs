@@ -678,6 +678,8 @@ async fn drop_retired_learners(node: &Node, retired: &std::collections::BTreeSet
 pub(crate) struct RetentionDefaults {
     pub ms: i64,
     pub bytes: i64,
+    /// The cluster-wide `log.cleanup.policy` deletes (the default).
+    pub deletes: bool,
 }
 
 impl RetentionDefaults {
@@ -685,8 +687,14 @@ impl RetentionDefaults {
         RetentionDefaults {
             ms: node.broker_default("log.retention.ms"),
             bytes: node.broker_default("log.retention.bytes"),
+            deletes: policy_deletes(&node.cleanup_policy(&BTreeMap::new())),
         }
     }
+}
+
+/// Whether a `cleanup.policy` value deletes old records.
+fn policy_deletes(policy: &str) -> bool {
+    policy.split(',').any(|p| p.trim() == "delete")
 }
 
 /// A topic's delete-retention limits: its `retention.ms` / `retention.bytes`,
@@ -697,10 +705,10 @@ pub(crate) fn retention_limits(
     topic: &BTreeMap<String, String>,
     now_ms: i64,
 ) -> Option<RetentionLimits> {
-    let deletes = TopicConfig::CleanupPolicy
-        .value_in(topic)
-        .split(',')
-        .any(|p| p.trim() == "delete");
+    let deletes = match topic.get(TopicConfig::CleanupPolicy.key()) {
+        Some(p) => policy_deletes(p),
+        None => defaults.deletes,
+    };
     if !deletes {
         return None;
     }
@@ -841,7 +849,7 @@ pub(crate) async fn compaction_loop(node: Arc<Node>) {
             let Ok(topic) = node.topic(&r.topic) else {
                 continue;
             };
-            if !is_compacted(TopicConfig::CleanupPolicy.value_in(&topic.configs)) {
+            if !is_compacted(&node.cleanup_policy(&topic.configs)) {
                 continue;
             }
             let config =
@@ -926,6 +934,7 @@ mod tests {
         let config = RetentionDefaults {
             ms: 1000,
             bytes: 5000,
+            deletes: true,
         };
         let l = retention_limits(config, &topic(&[]), 7).unwrap();
         assert_eq!(
@@ -952,6 +961,7 @@ mod tests {
         let config = RetentionDefaults {
             ms: 604_800_000,
             bytes: -1,
+            deletes: true,
         };
         assert!(retention_limits(config, &topic(&[("cleanup.policy", "compact")]), 0).is_none());
         for p in ["delete", "compact,delete", "delete,compact"] {

@@ -40,6 +40,14 @@ const fn def(
 /// Kafka's; a node's static setting stands in for it where one exists.
 pub const DYNAMIC_BROKER_CONFIGS: &[ConfigDef] = &[
     def(
+        "background.threads",
+        ConfigType::Int,
+        "10",
+        Check::AtLeast(1),
+        Effect::Inert("Cairn's runtime sizes its own thread pools"),
+        "The number of threads for background tasks.",
+    ),
+    def(
         "follower.replication.throttled.rate",
         ConfigType::Long,
         "9223372036854775807",
@@ -54,6 +62,14 @@ pub const DYNAMIC_BROKER_CONFIGS: &[ConfigDef] = &[
         Check::AtLeast(0),
         Effect::Inert(THROTTLE),
         "The leader replication throttle, in bytes per second.",
+    ),
+    def(
+        "log.cleanup.policy",
+        ConfigType::List,
+        "delete",
+        Check::ListOf(&["compact", "delete"]),
+        Effect::Honoured,
+        "The default of cleanup.policy for topics that do not set it; cluster-wide only (a value set for one node is stored but not applied: every replica must compact alike).",
     ),
     def(
         "log.retention.bytes",
@@ -86,6 +102,14 @@ pub const DYNAMIC_BROKER_CONFIGS: &[ConfigDef] = &[
         Check::AtLeast(1),
         Effect::Honoured,
         "The default of producer.id.expiration.ms for topics that do not set it.",
+    ),
+    def(
+        "sasl.kerberos.min.time.before.relogin",
+        ConfigType::Long,
+        "60000",
+        Check::AtLeast(0),
+        Effect::Inert("Cairn has no Kerberos (GSSAPI) login"),
+        "Login thread sleep time between refresh attempts.",
     ),
 ];
 

@@ -226,7 +226,7 @@ pub(crate) async fn produce(
         .and_then(|v| v.parse::<i64>().ok())
         .unwrap_or_else(|| node.broker_default("message.max.bytes"))
         .max(1) as u64;
-    let compacted = crate::tasks::is_compacted(TopicConfig::CleanupPolicy.value_in(&topic.configs));
+    let compacted = crate::tasks::is_compacted(&node.cleanup_policy(&topic.configs));
     let Validated {
         record_count,
         mut max_timestamp_ms,

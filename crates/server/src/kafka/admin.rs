@@ -546,9 +546,14 @@ pub(crate) async fn delete_records(
         for p in t.partitions {
             let answer =
                 DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
+            // -1: the high watermark; any other negative offset is out of
+            // range, as Kafka answers.
             let before = u64::try_from(p.offset).ok();
             let result = match u32::try_from(p.partition_index) {
                 Err(_) => Err(code(ResponseError::UnknownTopicOrPartition)),
+                Ok(_) if before.is_none() && p.offset != -1 => {
+                    Err(code(ResponseError::OffsetOutOfRange))
+                }
                 Ok(partition) => broker
                     .delete_records(ctx, t.name.as_str(), partition, before)
                     .await
@@ -856,16 +861,24 @@ fn incremental_change(
                 set.remove(&key);
                 delete.push(key);
             }
-            (op @ (OP_APPEND | OP_SUBTRACT), Some(v)) if resource_type == RESOURCE_TOPIC => {
-                let def = topic_config_def(&key)
-                    .filter(|d| d.kind == ConfigType::List)
-                    .ok_or_else(|| {
-                        ApiError::InvalidConfig(format!(
-                            "APPEND and SUBTRACT apply to list configs only, not {key}"
-                        ))
-                    })?;
+            (op @ (OP_APPEND | OP_SUBTRACT), Some(v))
+                if resource_type == RESOURCE_TOPIC || resource_type == RESOURCE_BROKER =>
+            {
+                let def = match resource_type {
+                    RESOURCE_TOPIC => topic_config_def(&key),
+                    _ => dynamic_broker_config(&key),
+                }
+                .filter(|d| d.kind == ConfigType::List)
+                .ok_or_else(|| {
+                    ApiError::InvalidConfig(format!(
+                        "APPEND and SUBTRACT apply to list configs only, not {key}"
+                    ))
+                })?;
                 if current.is_none() {
-                    current = Some(broker.topic_configs_for_alter(ctx, name)?);
+                    current = Some(match resource_type {
+                        RESOURCE_TOPIC => broker.topic_configs_for_alter(ctx, name)?,
+                        _ => broker.broker_configs_for_alter(ctx, name)?,
+                    });
                 }
                 let base = match (set.get(&key), delete.contains(&key)) {
                     (Some(v), _) => v.clone(),
