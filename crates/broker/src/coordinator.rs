@@ -984,6 +984,26 @@ impl Coordinator {
         }
     }
 
+    /// Removes the members of `g` whose session lapsed by `now`; whether
+    /// any did (the caller then runs [`Self::after_departure`]).
+    fn expire_members(g: &mut Group, now: Instant) -> bool {
+        let expired: Vec<String> = g
+            .members
+            .iter()
+            .filter(|(_, m)| !m.alive(now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &expired {
+            tracing::info!(group = %g.name, member = %id, "member session expired; removed");
+            if let Some(mut m) = g.members.remove(id) {
+                if let Some(w) = m.sync_waiter.take() {
+                    let _ = w.send(Err(ApiError::UnknownMember(id.clone())));
+                }
+            }
+        }
+        !expired.is_empty()
+    }
+
     /// Session expiry and rebalance deadlines; run every [`TICK`].
     pub(crate) async fn tick(&self, node: &Node) {
         if !node.is_meta_leader() {
@@ -1000,27 +1020,14 @@ impl Coordinator {
             let Some(g) = groups.map.get_mut(&name) else {
                 continue;
             };
-            let expired: Vec<String> = g
-                .members
-                .iter()
-                .filter(|(_, m)| !m.alive(now))
-                .map(|(id, _)| id.clone())
-                .collect();
-            for id in &expired {
-                tracing::info!(group = %name, member = %id, "member session expired; removed");
-                if let Some(mut m) = g.members.remove(id) {
-                    if let Some(w) = m.sync_waiter.take() {
-                        let _ = w.send(Err(ApiError::UnknownMember(id.clone())));
-                    }
-                }
-            }
+            let expired = Self::expire_members(g, now);
             // A leader that never sent the assignment: start over.
             let sync_overdue = g.phase == Phase::Completing && g.deadline.is_some_and(|d| now >= d);
             if sync_overdue {
                 g.phase = Phase::Stable;
                 g.start_rebalance(now, Duration::ZERO);
             }
-            if !expired.is_empty() {
+            if expired {
                 self.after_departure(node, &mut groups, &name, now).await;
             } else {
                 self.complete_if_ready(node, &mut groups, &name, now).await;
@@ -1207,6 +1214,16 @@ impl Coordinator {
 
     pub(crate) async fn delete(&self, node: &Node, name: &str) -> Result<(), ApiError> {
         let mut groups = self.lock(node).await?;
+        // Members whose session lapsed are gone now, not at the next tick
+        // (a static member that closed without leaving).
+        let now = Instant::now();
+        if groups
+            .map
+            .get_mut(name)
+            .is_some_and(|g| Self::expire_members(g, now))
+        {
+            self.after_departure(node, &mut groups, name, now).await;
+        }
         if let Some(g) = groups.map.get(name) {
             if !g.members.is_empty() {
                 return Err(GroupError::NotEmpty {

@@ -34,12 +34,12 @@ const fn refused(key: ApiKey, min_version: i16, max_version: i16) -> SupportedAp
 }
 
 /// Every API a request may name. The version caps are where Cairn's
-/// semantics stop (e.g. Fetch 13 and Produce 13 name topics by id, ListOffsets
-/// 7 asks for the max-timestamp offset); see docs/ops/kafka.md.
+/// semantics stop (e.g. Fetch 13 and Produce 13 name topics by id); see
+/// docs/ops/kafka.md.
 pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::Produce, 3, 9),
     api(ApiKey::Fetch, 4, 12),
-    api(ApiKey::ListOffsets, 1, 6),
+    api(ApiKey::ListOffsets, 1, 10),
     api(ApiKey::Metadata, 0, 12),
     // librdkafka enables SASL only if version 0 is listed. The tokens must
     // then come in SaslAuthenticate requests (every client since Kafka 1.0

@@ -350,6 +350,27 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// The largest record timestamp from the log start to the high
+    /// watermark, as the index records it per batch; `None` when empty.
+    pub fn max_timestamp(&self) -> Result<Option<i64>, ReadError> {
+        let first = self.first_row_key()?;
+        let mut max = None::<i64>;
+        self.store
+            .state_visit(
+                self.shared.group,
+                &first,
+                Some(&IndexEntry::key(self.high_watermark())),
+                |k, v| {
+                    if let Some(e) = IndexEntry::decode(k, v) {
+                        max = Some(max.map_or(e.max_timestamp_ms, |m| m.max(e.max_timestamp_ms)));
+                    }
+                    ControlFlow::Continue(())
+                },
+            )
+            .map_err(|e| ReadError::Storage(e.to_string()))?;
+        Ok(max)
+    }
+
     /// The first offset holding a record with timestamp >= `ts`, and that
     /// record's timestamp, as Kafka answers ListOffsets by time; `None`
     /// when there is none. The index finds the first batch whose max

@@ -25,6 +25,8 @@ pub enum OffsetSpec {
     Latest,
     /// The first record at or after this time (ms since the epoch).
     Timestamp(i64),
+    /// The (first) record with the largest timestamp (ListOffsets v7+).
+    MaxTimestamp,
 }
 
 /// Committed batches of one partition from `offset` on, in at most
@@ -105,6 +107,20 @@ pub(crate) async fn list_offsets(
                 .await
                 .map_err(read_error)?
             {
+                Some((o, t)) => (o as i64, t),
+                None => (-1, -1),
+            }
+        }
+        OffsetSpec::MaxTimestamp => {
+            let found = match replica.log.max_timestamp().map_err(read_error)? {
+                Some(max) => replica
+                    .log
+                    .offset_for_timestamp(max)
+                    .await
+                    .map_err(read_error)?,
+                None => None,
+            };
+            match found {
                 Some((o, t)) => (o as i64, t),
                 None => (-1, -1),
             }

@@ -311,10 +311,19 @@ pub(crate) async fn list_offsets(
             ) {
                 Err(e) => Err(e),
                 Ok(_) => {
+                    // -3 (v7): the largest timestamp; -4 (v8, earliest
+                    // local) is the earliest: no tiered storage here; -5
+                    // (v9, latest tiered) names no offset (-1).
                     let spec = match p.timestamp {
-                        -2 => OffsetSpec::Earliest,
-                        -1 => OffsetSpec::Latest,
-                        ts => OffsetSpec::Timestamp(ts),
+                        -2 | -4 => Some(OffsetSpec::Earliest),
+                        -1 => Some(OffsetSpec::Latest),
+                        -3 => Some(OffsetSpec::MaxTimestamp),
+                        -5 => None,
+                        ts => Some(OffsetSpec::Timestamp(ts)),
+                    };
+                    let Some(spec) = spec else {
+                        answers.push(answer.with_offset(-1).with_timestamp(-1));
+                        continue;
                     };
                     broker
                         .list_offsets(ctx, t.name.as_str(), p.partition_index as u32, spec)

@@ -311,15 +311,22 @@ pub(crate) async fn offset_commit(
         .await;
     // Each partition's answer, by (topic, partition); a refusal of the
     // whole group answers every partition.
+    // A commit from outside a group that has members: Kafka answers
+    // UNKNOWN_MEMBER_ID (the admin client's AlterConsumerGroupOffsets on an
+    // active group), not NON_EMPTY_GROUP.
+    let kafka_code = |e: &ApiError| match e {
+        ApiError::GroupNotEmpty(_) => code(ResponseError::UnknownMemberId),
+        e => e.kafka_code(),
+    };
     let answer = |topic: &str, partition: i32| -> i16 {
         match &outcome {
-            Err(e) => e.kafka_code(),
+            Err(e) => kafka_code(e),
             Ok(results) => results
                 .iter()
                 .find(|(t, p, _)| t == topic && *p == partition)
                 .map_or(NONE, |(_, _, r)| match r {
                     Ok(()) => NONE,
-                    Err(e) => e.kafka_code(),
+                    Err(e) => kafka_code(e),
                 }),
         }
     };
