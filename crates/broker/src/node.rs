@@ -251,7 +251,24 @@ impl Node {
                 voters: info.voters,
                 reassignment: info.reassignment,
             },
-            None => GroupStatus::default(),
+            // The leader's heartbeats have not named it yet (a group just
+            // created or just elected): a replica here already follows it.
+            // Naming it at once lets clients that take `leader -1` as final
+            // (librdkafka's watermark query) go on.
+            None => self
+                .replica(group)
+                .and_then(|r| {
+                    let m = r.raft.metrics().borrow_watched().clone();
+                    let leader = m
+                        .current_leader
+                        .filter(|l| *l != self.id && self.liveness.is_alive(*l))?;
+                    Some(GroupStatus {
+                        leader: Some(leader),
+                        term: m.current_term,
+                        ..GroupStatus::default()
+                    })
+                })
+                .unwrap_or_default(),
         }
     }
 

@@ -114,6 +114,49 @@ mod tests {
     use super::*;
     use kafka_protocol::protocol::Message;
 
+    /// docs/ops/kafka.md's "APIs and versions" table is what ApiVersions
+    /// answers: one row per advertised API, with its key and versions.
+    #[test]
+    fn the_docs_version_table_is_the_codes() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/ops/kafka.md");
+        let doc = std::fs::read_to_string(path).unwrap();
+        let table = &doc[doc.find("## APIs and versions").expect("the section")..];
+        let rows: Vec<(String, i16, String)> = table
+            .lines()
+            .skip_while(|l| !l.starts_with("| API |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (
+                    cells[1].to_string(),
+                    cells[2].parse().expect("an API key"),
+                    cells[3].to_string(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, i16, String)> = SUPPORTED_APIS
+            .iter()
+            .filter(|a| a.advertised)
+            .map(|a| {
+                let versions = if a.min_version == a.max_version {
+                    a.min_version.to_string()
+                } else {
+                    format!("{}\u{2013}{}", a.min_version, a.max_version)
+                };
+                (format!("{:?}", a.key), a.key as i16, versions)
+            })
+            .collect();
+        let mut got = rows.clone();
+        got.sort_by_key(|r| r.1);
+        let mut want_sorted = want.clone();
+        want_sorted.sort_by_key(|r| r.1);
+        assert_eq!(
+            got, want_sorted,
+            "docs/ops/kafka.md's version table differs"
+        );
+    }
+
     #[test]
     fn every_supported_version_is_one_the_codec_knows() {
         for a in SUPPORTED_APIS {
