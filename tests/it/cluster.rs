@@ -225,6 +225,8 @@ impl TestCluster {
         }
         // Groups in tests form at once (Kafka's default waits 3 s for more members).
         cmd.env("CAIRN_GROUP_INITIAL_REBALANCE_DELAY_MS", "300");
+        // Consumer-protocol (KIP-848) members hear of new assignments sooner.
+        cmd.env("CAIRN_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS", "500");
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.env(
             "RUST_LOG",

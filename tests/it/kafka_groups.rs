@@ -456,3 +456,99 @@ async fn kafka_static_members_restart_without_a_rebalance() -> Result<()> {
     .await?;
     Ok(())
 }
+
+/// Issue 15: the consumer group protocol of KIP-848 with the Java client
+/// (kafka-clients 4.3, `group.protocol=consumer`; tests/kafka/JavaGroups.java)
+/// on a 3-node cluster, once per server-side assignor. One member gets every
+/// partition; a second joins and the partitions are split between them
+/// without ever being owned by both; every record is read once and
+/// committed (OffsetCommit v9, fenced by member epoch; a member commits
+/// before it gives partitions up); the admin client describes
+/// the group as a consumer-protocol group (ConsumerGroupDescribe), lists it
+/// with its type, and reads the committed offsets; when one member leaves
+/// the other gets everything back. Skipped, saying so, without a JDK.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_java_consumer_protocol_groups_split_and_commit() -> Result<()> {
+    let Some((_classes, run_path)) = crate::kafka::compile_java("JavaGroups.java")? else {
+        return Ok(());
+    };
+    let cluster = TestCluster::start(3).await?;
+    let client = cluster.client().await?;
+    let records = 200;
+    for assignor in ["uniform", "range"] {
+        let topic = format!("kip848-{assignor}");
+        let group = format!("g-kip848-{assignor}");
+        client.create_topic(&topic, 4, 3, HashMap::new()).await?;
+        cluster
+            .wait_fully_replicated(&topic, Duration::from_secs(30))
+            .await?;
+        let out = Command::new("java")
+            .arg("-cp")
+            .arg(&run_path)
+            .arg("JavaGroups")
+            .args(["--bootstrap", &cluster.kafka_bootstrap()])
+            .args(["--topic", &topic, "--group", &group])
+            .args(["--records", &records.to_string(), "--assignor", assignor])
+            .stdin(Stdio::null())
+            .output()
+            .context("run java JavaGroups")?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}"))
+            .with_context(|| {
+                format!(
+                    "JavaGroups printed {stdout:?} ({}); stderr: {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })?;
+        eprintln!("{assignor}: {line}");
+        ensure!(
+            line.get("error").is_none(),
+            "{assignor}: {line}; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ensure!(
+            line["overlap"] == false,
+            "{assignor}: a partition was owned by both: {line}"
+        );
+        ensure!(line["consumed"] == records, "{assignor}: {line}");
+        ensure!(line["duplicates"] == 0, "{assignor}: {line}");
+        let sizes = |k: &str| line[k].as_array().map_or(0, Vec::len);
+        ensure!(
+            sizes("a") == 2 && sizes("b") == 2,
+            "{assignor}: 4 partitions not split 2 and 2: {line}"
+        );
+        let d = &line["describe"];
+        ensure!(
+            d["type"] == "Consumer" && d["state"] == "Stable" && d["assignor"] == assignor,
+            "{assignor}: described as {d}"
+        );
+        ensure!(
+            d["members"].as_array().map_or(0, Vec::len) == 2,
+            "{assignor}: described members {d}"
+        );
+        ensure!(
+            line["listed_type"] == "Consumer",
+            "{assignor}: listed {line}"
+        );
+        ensure!(
+            line["committed_total"] == records,
+            "{assignor}: committed {line}"
+        );
+        ensure!(line["after_leave"] == 4, "{assignor}: {line}");
+        ensure!(
+            line["after_close"]["state"] == "Empty",
+            "{assignor}: after both closed: {}",
+            line["after_close"]
+        );
+        // The offsets are the group's, whichever protocol reads them: the
+        // gRPC API sees them too.
+        let d = client.describe_group(&group).await?;
+        let total: i64 = d.offsets.iter().map(|o| o.offset).sum();
+        ensure!(
+            total == records,
+            "{assignor}: stored offsets sum to {total}"
+        );
+    }
+    Ok(())
+}

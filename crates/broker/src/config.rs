@@ -37,6 +37,8 @@ pub enum ConfigError {
     ProducerIdExpiration(i64),
     #[error("mirror_sync_interval_ms must be 100..=600000, got {0}")]
     MirrorSyncInterval(u64),
+    #[error("group_consumer_heartbeat_interval_ms ({0}) must be at least 1 and below group_consumer_session_timeout_ms ({1})")]
+    ConsumerHeartbeatInterval(u32, u32),
     #[error("num_partitions must be 1..=10000, got {0}")]
     NumPartitions(u32),
     #[error("kafka_security_protocol {0:?}: expected PLAINTEXT, SASL_PLAINTEXT, SSL or SASL_SSL")]
@@ -140,6 +142,11 @@ pub struct ServerConfig {
     /// `group.min.session.timeout.ms` / `group.max.session.timeout.ms`).
     pub group_min_session_timeout_ms: u32,
     pub group_max_session_timeout_ms: u32,
+    /// Consumer-protocol (KIP-848) groups: how often members heartbeat
+    /// (Kafka's `group.consumer.heartbeat.interval.ms`) and when a silent
+    /// member is removed (`group.consumer.session.timeout.ms`).
+    pub group_consumer_heartbeat_interval_ms: u32,
+    pub group_consumer_session_timeout_ms: u32,
     /// The largest Kafka request accepted, in bytes (Kafka's
     /// `socket.request.max.bytes`); a larger one closes the connection.
     pub kafka_max_request_bytes: u64,
@@ -303,6 +310,8 @@ impl Default for ServerConfig {
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 1_000,
             group_max_session_timeout_ms: 1_800_000,
+            group_consumer_heartbeat_interval_ms: 5_000,
+            group_consumer_session_timeout_ms: 45_000,
             kafka_max_request_bytes: cairn_kafka::DEFAULT_MAX_REQUEST_BYTES,
             kafka_max_connections: 10_000,
             kafka_max_connections_per_ip: 10_000,
@@ -351,6 +360,14 @@ impl ServerConfig {
         if !(100..=600_000).contains(&self.mirror_sync_interval_ms) {
             return Err(ConfigError::MirrorSyncInterval(
                 self.mirror_sync_interval_ms,
+            ));
+        }
+        if self.group_consumer_heartbeat_interval_ms < 1
+            || self.group_consumer_heartbeat_interval_ms >= self.group_consumer_session_timeout_ms
+        {
+            return Err(ConfigError::ConsumerHeartbeatInterval(
+                self.group_consumer_heartbeat_interval_ms,
+                self.group_consumer_session_timeout_ms,
             ));
         }
         if !(1..=10_000).contains(&self.num_partitions) {

@@ -44,6 +44,11 @@ use tokio::time::Instant;
 use crate::error::ApiError;
 use crate::node::Node;
 
+#[path = "coordinator_modern.rs"]
+mod modern;
+pub use modern::ConsumerGroupView;
+pub use modern::ConsumerHeartbeatAnswer;
+
 /// How often session expiry and rebalance deadlines are checked.
 pub(crate) const TICK: Duration = Duration::from_millis(100);
 /// The longest the coordinator waits for a metadata write (a new
@@ -56,6 +61,8 @@ const MAX_COMMITS_PER_ENTRY: usize = 2_000;
 const MAX_QUEUED_COMMITS: usize = 4 * MAX_COMMITS_PER_ENTRY;
 /// Commit entries proposed concurrently.
 const COMMIT_ENTRIES_IN_FLIGHT: usize = 2;
+/// Members of one consumer-protocol (KIP-848) group, at most.
+pub(crate) const MAX_CONSUMER_GROUP_MEMBERS: usize = 1_000;
 /// A rebalance waits at most this long, whatever the members ask for.
 const MAX_REBALANCE_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -146,6 +153,9 @@ pub struct GroupSummary {
     pub state: String,
     pub protocol_type: String,
     pub members: u32,
+    /// A consumer-protocol group (KIP-848; Kafka's group type "consumer"),
+    /// else a classic one.
+    pub consumer_protocol: bool,
 }
 
 /// Kafka's names for a group's state.
@@ -422,6 +432,11 @@ pub(crate) struct GroupLimits {
     pub initial_rebalance_delay: Duration,
     pub min_session_timeout_ms: u32,
     pub max_session_timeout_ms: u32,
+    /// Consumer-protocol (KIP-848) groups: how often members heartbeat,
+    /// when a silent one is removed, and how many one group holds.
+    pub consumer_heartbeat_interval_ms: u32,
+    pub consumer_session_timeout_ms: u32,
+    pub consumer_max_size: usize,
 }
 
 struct Groups {
@@ -429,6 +444,8 @@ struct Groups {
     /// node is not the coordinator.
     term: Option<u64>,
     map: HashMap<String, Group>,
+    /// Consumer-protocol groups (KIP-848) with members.
+    modern: HashMap<String, modern::ModernLive>,
 }
 
 struct PendingCommit {
@@ -468,6 +485,7 @@ impl Coordinator {
             groups: Mutex::new(Groups {
                 term: None,
                 map: HashMap::new(),
+                modern: HashMap::new(),
             }),
             limits,
             commits: tx,
@@ -517,6 +535,18 @@ impl Coordinator {
                     .iter()
                     .filter(|(_, m)| !m.members.is_empty())
                     .map(|(name, m)| (name.clone(), Group::from_stored(name, m, now)))
+                    .collect()
+            });
+            g.modern = node.meta_view.read(|s| {
+                s.consumer_groups
+                    .iter()
+                    .filter(|(_, m)| !m.members.is_empty())
+                    .map(|(name, m)| {
+                        (
+                            name.clone(),
+                            modern::ModernLive::from_stored(m.clone(), now),
+                        )
+                    })
                     .collect()
             });
             g.term = Some(term);
@@ -600,6 +630,16 @@ impl Coordinator {
             + Duration::from_secs(5);
         let rx = {
             let mut groups = self.lock(node).await?;
+            if groups
+                .modern
+                .get(&req.group)
+                .is_some_and(|g| !g.stored.members.is_empty())
+            {
+                return Err(ApiError::InconsistentGroupProtocol(format!(
+                    "group {} uses the consumer group protocol (KIP-848); a classic member cannot join it",
+                    req.group
+                )));
+            }
             let now = Instant::now();
             // A group not in memory (empty, dropped by `tick`) goes on from
             // its stored generation: generations only grow, or a zombie
@@ -1015,6 +1055,7 @@ impl Coordinator {
             return;
         };
         let now = Instant::now();
+        self.tick_modern(node, &mut groups, now).await;
         let names: Vec<String> = groups.map.keys().cloned().collect();
         for name in names {
             let Some(g) = groups.map.get_mut(&name) else {
@@ -1057,6 +1098,30 @@ impl Coordinator {
         }
         {
             let mut groups = self.lock(node).await?;
+            if let Some(live) = groups
+                .modern
+                .get(&group)
+                .filter(|g| !g.stored.members.is_empty())
+            {
+                let Some(epoch) = generation.filter(|e| *e >= 0) else {
+                    return Err(GroupError::NotEmpty {
+                        members: live.stored.members.len(),
+                        group,
+                    }
+                    .into());
+                };
+                let Some(m) = live.stored.members.get(&member_id) else {
+                    return Err(ApiError::UnknownMember(format!(
+                        "member {member_id} is not in group {group}"
+                    )));
+                };
+                if m.member_epoch != epoch {
+                    return Err(ApiError::StaleMemberEpoch(format!(
+                        "member {member_id} of group {group} is at epoch {}, the commit names {epoch}",
+                        m.member_epoch
+                    )));
+                }
+            }
             match (groups.map.get_mut(&group), generation) {
                 (Some(g), Some(gen)) => {
                     if !g.members.contains_key(&member_id) {
@@ -1123,6 +1188,30 @@ impl Coordinator {
     ) -> Result<GroupDescription, ApiError> {
         let groups = self.lock(node).await?;
         let offsets = group_offsets(node, name);
+        if let Some(live) = groups.modern.get(name) {
+            let g = &live.stored;
+            return Ok(GroupDescription {
+                group: name.to_owned(),
+                state: cairn_group::modern::state_name(g).to_owned(),
+                protocol_type: "consumer".to_owned(),
+                protocol: cairn_group::modern::group_assignor(g).to_owned(),
+                generation: g.group_epoch,
+                leader: String::new(),
+                members: g
+                    .members
+                    .values()
+                    .map(|m| MemberDescription {
+                        member_id: m.member_id.clone(),
+                        group_instance_id: m.instance_id.clone(),
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        metadata: Bytes::new(),
+                        assignment: Bytes::new(),
+                    })
+                    .collect(),
+                offsets,
+            });
+        }
         let known = node
             .meta_view
             .read(|s| s.group_names().iter().any(|n| n == name));
@@ -1194,6 +1283,7 @@ impl Coordinator {
                         state: Phase::Empty.name().into(),
                         protocol_type,
                         members: 0,
+                        consumer_protocol: false,
                     },
                 )
             })
@@ -1206,8 +1296,42 @@ impl Coordinator {
                     state: g.phase.name().into(),
                     protocol_type: g.protocol_type.clone(),
                     members: g.members.len() as u32,
+                    consumer_protocol: false,
                 },
             );
+        }
+        let stored_modern: Vec<(String, cairn_group::modern::ModernGroup)> =
+            node.meta_view.read(|s| {
+                s.consumer_groups
+                    .iter()
+                    .map(|(n, g)| (n.clone(), g.clone()))
+                    .collect()
+            });
+        for (name, stored) in stored_modern {
+            let g = groups.modern.get(&name).map_or(&stored, |l| &l.stored);
+            let classic_live = groups.map.get(&name).is_some_and(|c| !c.members.is_empty());
+            if classic_live {
+                continue;
+            }
+            out.insert(
+                name.clone(),
+                GroupSummary {
+                    group: name.clone(),
+                    state: cairn_group::modern::state_name(g).into(),
+                    protocol_type: "consumer".into(),
+                    members: g.members.len() as u32,
+                    consumer_protocol: true,
+                },
+            );
+        }
+        for (name, live) in &groups.modern {
+            out.entry(name.clone()).or_insert_with(|| GroupSummary {
+                group: name.clone(),
+                state: cairn_group::modern::state_name(&live.stored).into(),
+                protocol_type: "consumer".into(),
+                members: live.stored.members.len() as u32,
+                consumer_protocol: true,
+            });
         }
         Ok(out.into_values().collect())
     }
@@ -1233,6 +1357,15 @@ impl Coordinator {
                 .into());
             }
         }
+        if let Some(g) = groups.modern.get(name) {
+            if !g.stored.members.is_empty() {
+                return Err(GroupError::NotEmpty {
+                    group: name.to_owned(),
+                    members: g.stored.members.len(),
+                }
+                .into());
+            }
+        }
         match self
             .write(
                 node,
@@ -1244,6 +1377,7 @@ impl Coordinator {
         {
             MetaResponse::Ok => {
                 groups.map.remove(name);
+                groups.modern.remove(name);
                 tracing::info!(group = %name, "group deleted");
                 Ok(())
             }
@@ -1270,17 +1404,36 @@ impl Coordinator {
             .meta_view
             .read(|s| s.group_names().iter().any(|n| n == name));
         let live = groups.map.get(name).filter(|g| !g.members.is_empty());
-        if !known && live.is_none() {
+        let live_modern = groups
+            .modern
+            .get(name)
+            .filter(|g| !g.stored.members.is_empty());
+        if !known && live.is_none() && live_modern.is_none() {
             return Err(ApiError::UnknownGroup(name.to_owned()));
         }
+        let modern_topics = live_modern.map(|g| {
+            let topics = modern::topics_view(node);
+            let ids: std::collections::BTreeSet<u64> = g
+                .stored
+                .members
+                .values()
+                .flat_map(|m| cairn_group::modern::subscribed(m, &topics))
+                .collect();
+            topics
+                .into_iter()
+                .filter(|(_, t)| ids.contains(&t.id))
+                .map(|(n, _)| n)
+                .collect::<std::collections::BTreeSet<String>>()
+        });
         let subscribed = |topic: &str| {
-            live.is_some_and(|g| {
-                g.protocol_type != "consumer"
-                    || g.members.values().any(|m| {
-                        cairn_group::Subscription::decode(m.info.metadata(&g.protocol))
-                            .map_or(true, |sub| sub.topics.iter().any(|t| t == topic))
-                    })
-            })
+            modern_topics.as_ref().is_some_and(|t| t.contains(topic))
+                || live.is_some_and(|g| {
+                    g.protocol_type != "consumer"
+                        || g.members.values().any(|m| {
+                            cairn_group::Subscription::decode(m.info.metadata(&g.protocol))
+                                .map_or(true, |sub| sub.topics.iter().any(|t| t == topic))
+                        })
+                })
         };
         let answers: Vec<((String, u32), bool)> = partitions
             .into_iter()
@@ -1310,6 +1463,7 @@ impl Coordinator {
 }
 
 fn drop_state(g: &mut Groups, node: &Node) {
+    g.modern.clear();
     if g.term.take().is_some() || !g.map.is_empty() {
         for (_, mut group) in g.map.drain() {
             group.fail_waiters(|| Coordinator::not_coordinator(node));

@@ -141,6 +141,17 @@ pub enum ApiError {
     GroupNotEmpty(String),
     #[error("group {0:?} does not exist")]
     UnknownGroup(String),
+    /// A request of one group protocol to a group of the other (a classic
+    /// JoinGroup to a consumer-protocol group with members, or the
+    /// reverse).
+    #[error("{0}")]
+    WrongGroupType(String),
+    /// A consumer-protocol (KIP-848) heartbeat refused.
+    #[error("{0}")]
+    ConsumerGroup(cairn_group::modern::HeartbeatError),
+    /// A consumer-protocol member's commit at another epoch than its own.
+    #[error("{0}")]
+    StaleMemberEpoch(String),
     #[error("{0}")]
     InvalidSessionTimeout(String),
     #[error("node {0} is not in the cluster")]
@@ -182,6 +193,7 @@ impl From<cairn_metadata::GroupError> for ApiError {
             G::UnknownMember { .. } => ApiError::UnknownMember(e.to_string()),
             G::NotEmpty { .. } => ApiError::GroupNotEmpty(e.to_string()),
             G::UnknownGroup(g) => ApiError::UnknownGroup(g),
+            G::StaleMemberEpoch { .. } => ApiError::StaleMemberEpoch(e.to_string()),
         }
     }
 }
@@ -223,7 +235,17 @@ impl ApiError {
             ApiError::RebalanceInProgress(_) => ErrorCode::RebalanceInProgress,
             ApiError::InconsistentGroupProtocol(_) => ErrorCode::InconsistentGroupProtocol,
             ApiError::GroupNotEmpty(_) => ErrorCode::GroupNotEmpty,
-            ApiError::UnknownGroup(_) => ErrorCode::UnknownGroup,
+            ApiError::UnknownGroup(_) | ApiError::WrongGroupType(_) => ErrorCode::UnknownGroup,
+            ApiError::ConsumerGroup(e) => {
+                use cairn_group::modern::HeartbeatError as H;
+                match e {
+                    H::UnknownMember(_) | H::FencedMemberEpoch(_) | H::FencedInstanceId(_) => {
+                        ErrorCode::UnknownMemberId
+                    }
+                    _ => ErrorCode::InvalidArgument,
+                }
+            }
+            ApiError::StaleMemberEpoch(_) => ErrorCode::IllegalGeneration,
             ApiError::InvalidSessionTimeout(_) => ErrorCode::InvalidSessionTimeout,
             ApiError::UnknownNode(_) => ErrorCode::UnknownNode,
             ApiError::NodeInUse(_) => ErrorCode::NodeInUse,
@@ -268,6 +290,17 @@ impl ApiError {
             | ApiError::RebalanceInProgress(_)
             | ApiError::GroupNotEmpty(_) => Code::FailedPrecondition,
             ApiError::UnknownGroup(_) | ApiError::UnknownNode(_) => Code::NotFound,
+            ApiError::WrongGroupType(_) | ApiError::StaleMemberEpoch(_) => Code::FailedPrecondition,
+            ApiError::ConsumerGroup(e) => {
+                use cairn_group::modern::HeartbeatError as H;
+                match e {
+                    H::InvalidRequest(_)
+                    | H::UnsupportedAssignor(_)
+                    | H::InvalidRegularExpression(_) => Code::InvalidArgument,
+                    H::GroupMaxSizeReached(_) => Code::ResourceExhausted,
+                    _ => Code::FailedPrecondition,
+                }
+            }
             ApiError::NodeInUse(_) => Code::FailedPrecondition,
             ApiError::MirrorTopicReadOnly { .. } => Code::FailedPrecondition,
             ApiError::UnknownMirrorLink(_) => Code::NotFound,
@@ -320,7 +353,21 @@ impl ApiError {
             ApiError::RebalanceInProgress(_) => K::RebalanceInProgress,
             ApiError::InconsistentGroupProtocol(_) => K::InconsistentGroupProtocol,
             ApiError::GroupNotEmpty(_) => K::NonEmptyGroup,
-            ApiError::UnknownGroup(_) => K::GroupIdNotFound,
+            ApiError::UnknownGroup(_) | ApiError::WrongGroupType(_) => K::GroupIdNotFound,
+            ApiError::StaleMemberEpoch(_) => K::StaleMemberEpoch,
+            ApiError::ConsumerGroup(e) => {
+                use cairn_group::modern::HeartbeatError as H;
+                match e {
+                    H::InvalidRequest(_) => K::InvalidRequest,
+                    H::UnknownMember(_) => K::UnknownMemberId,
+                    H::FencedMemberEpoch(_) => K::FencedMemberEpoch,
+                    H::UnreleasedInstanceId(_) => K::UnreleasedInstanceId,
+                    H::FencedInstanceId(_) => K::FencedInstanceId,
+                    H::UnsupportedAssignor(_) => K::UnsupportedAssignor,
+                    H::GroupMaxSizeReached(_) => K::GroupMaxSizeReached,
+                    H::InvalidRegularExpression(_) => K::InvalidRegularExpression,
+                }
+            }
             ApiError::InvalidSessionTimeout(_) => K::InvalidSessionTimeout,
             // Kafka's UnregisterBroker answers BROKER_ID_NOT_REGISTERED.
             ApiError::UnknownNode(_) => K::BrokerIdNotRegistered,

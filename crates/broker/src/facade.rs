@@ -5,6 +5,7 @@
 //! formats only.
 
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::RwLock;
@@ -786,6 +787,89 @@ impl Broker {
         )
     }
 
+    /// This node's loggers and their levels (Kafka's BROKER_LOGGER; levels
+    /// in Kafka's upper case): DESCRIBE_CONFIGS on the cluster.
+    pub fn describe_loggers(
+        &self,
+        ctx: &RequestContext,
+    ) -> Result<Vec<(String, String)>, ApiError> {
+        self.authorize_cluster(ctx, Operation::DescribeBrokerConfigs)?;
+        let levels = crate::log_levels::installed().ok_or_else(|| {
+            ApiError::InvalidArgument("this process's log levels cannot be changed".into())
+        })?;
+        let (root, own) = levels.levels();
+        let mut out = vec![(
+            crate::log_levels::ROOT.to_string(),
+            root.to_ascii_uppercase(),
+        )];
+        let mut names: BTreeSet<String> = crate::log_levels::LOGGERS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        names.extend(own.keys().cloned());
+        for name in names {
+            let level = own.get(&name).unwrap_or(&root).to_ascii_uppercase();
+            out.push((name, level));
+        }
+        Ok(out)
+    }
+
+    /// Sets loggers' levels on this node (`Some`: a Kafka level name) or
+    /// takes them back to the root's (`None`), until it restarts: ALTER_CONFIGS
+    /// on the cluster. A bad logger or level is INVALID_CONFIG and nothing
+    /// changes; the root logger has a level, it cannot be removed.
+    pub fn alter_loggers(
+        &self,
+        ctx: &RequestContext,
+        changes: Vec<(String, Option<String>)>,
+        validate_only: bool,
+    ) -> Result<(), ApiError> {
+        self.authorize_cluster(ctx, Operation::AlterBrokerConfigs)?;
+        let levels = crate::log_levels::installed().ok_or_else(|| {
+            ApiError::InvalidArgument("this process's log levels cannot be changed".into())
+        })?;
+        let mut checked = Vec::with_capacity(changes.len());
+        for (logger, level) in changes {
+            if !crate::log_levels::valid_logger(&logger) {
+                return Err(ApiError::InvalidConfig(format!(
+                    "{logger:?} is not a logger (a tracing target such as cairn_raft or cairn_broker::coordinator)"
+                )));
+            }
+            let level = match level {
+                Some(l) => Some(
+                    crate::log_levels::tracing_level(&l)
+                        .ok_or_else(|| {
+                            ApiError::InvalidConfig(format!(
+                                "{l:?} is not a log level of TRACE, DEBUG, INFO, WARN, ERROR, FATAL, OFF"
+                            ))
+                        })?
+                        .to_string(),
+                ),
+                None if logger == crate::log_levels::ROOT => {
+                    return Err(ApiError::InvalidConfig(
+                        "the root logger's level cannot be removed, only set".into(),
+                    ))
+                }
+                None => None,
+            };
+            checked.push((logger, level));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let detail = format!("{checked:?}");
+        let r = levels.apply(&checked).map_err(ApiError::InvalidConfig);
+        let node = self.node.id.to_string();
+        self.audit_change(
+            ctx,
+            AuditKind::Cluster,
+            "AlterLogLevels",
+            ("broker", node.as_str()),
+            detail,
+            r,
+        )
+    }
+
     /// The replication factor of a topic created without one (Kafka's
     /// `default.replication.factor`): [`DEFAULT_REPLICATION_FACTOR`], or
     /// every node of a smaller cluster.
@@ -1351,6 +1435,42 @@ impl Broker {
             .coordinator
             .sync(&self.node, who, assignments)
             .await
+    }
+
+    /// A consumer-protocol (KIP-848) heartbeat: READ on the group, as a
+    /// JoinGroup.
+    pub async fn consumer_group_heartbeat(
+        &self,
+        ctx: &RequestContext,
+        group: &str,
+        heartbeat: cairn_group::modern::Heartbeat,
+    ) -> Result<crate::ConsumerHeartbeatAnswer, ApiError> {
+        self.authorize(ctx, Operation::JoinGroup, ResourceType::Group, group)?;
+        self.node
+            .coordinator
+            .consumer_heartbeat(&self.node, group, heartbeat)
+            .await
+    }
+
+    /// A consumer-protocol group (DESCRIBE on the group), with its topics
+    /// by id and name (`topic_names`).
+    pub async fn describe_consumer_group(
+        &self,
+        ctx: &RequestContext,
+        group: &str,
+    ) -> Result<crate::ConsumerGroupView, ApiError> {
+        self.authorize(ctx, Operation::DescribeGroup, ResourceType::Group, group)?;
+        self.node
+            .coordinator
+            .describe_consumer_group(&self.node, group)
+            .await
+    }
+
+    /// Topic names by the metadata group's topic id.
+    pub fn topic_names_by_id(&self) -> BTreeMap<u64, String> {
+        self.node
+            .meta_view
+            .read(|s| s.topics.iter().map(|(n, t)| (t.id, n.clone())).collect())
     }
 
     pub async fn heartbeat(&self, ctx: &RequestContext, who: MemberRef) -> Result<(), ApiError> {

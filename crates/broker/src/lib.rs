@@ -34,6 +34,7 @@ mod error;
 mod facade;
 mod internal;
 mod lease;
+pub mod log_levels;
 mod meta_sm;
 mod mirror;
 mod node;
@@ -76,6 +77,8 @@ pub use config::ServerConfig;
 pub use context::Listener;
 pub use context::Principal;
 pub use context::RequestContext;
+pub use coordinator::ConsumerGroupView;
+pub use coordinator::ConsumerHeartbeatAnswer;
 pub use coordinator::GroupDescription;
 pub use coordinator::GroupSummary;
 pub use coordinator::JoinArgs;
@@ -443,6 +446,9 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
             initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
             min_session_timeout_ms: config.group_min_session_timeout_ms,
             max_session_timeout_ms: config.group_max_session_timeout_ms,
+            consumer_heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
+            consumer_session_timeout_ms: config.group_consumer_session_timeout_ms,
+            consumer_max_size: coordinator::MAX_CONSUMER_GROUP_MEMBERS,
         }),
         producer_ids: std::sync::Mutex::new(0..0),
         started: std::time::Instant::now(),

@@ -852,8 +852,11 @@ pub(crate) async fn compaction_loop(node: Arc<Node>) {
             if !is_compacted(&node.cleanup_policy(&topic.configs)) {
                 continue;
             }
-            let config =
+            let mut config =
                 CompactionConfig::new(TopicConfig::DeleteRetentionMs.int_in(&topic.configs));
+            config.min_compaction_lag_ms = TopicConfig::MinCompactionLagMs
+                .int_in(&topic.configs)
+                .max(0);
             let started = Instant::now();
             let (mut steps, mut scanned, mut rewritten, mut removed) =
                 (0u64, 0usize, 0usize, 0usize);

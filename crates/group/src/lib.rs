@@ -47,6 +47,7 @@
 mod assignor;
 mod cooperative_sticky;
 mod member;
+pub mod modern;
 mod protocol;
 mod range;
 mod revocations;

@@ -118,11 +118,11 @@ fn unknown_apis_and_versions_are_typed_errors() {
             ..
         })
     ));
-    let fetch_v13 = frame(&ApiRequest::Fetch(FetchRequest::default()), 13, 4);
+    let fetch_v18 = frame(&ApiRequest::Fetch(FetchRequest::default()), 18, 4);
     assert!(matches!(
-        decode_request(&fetch_v13),
+        decode_request(&fetch_v18),
         Err(KafkaError::UnsupportedVersion {
-            version: 13,
+            version: 18,
             correlation_id: 4,
             ..
         })

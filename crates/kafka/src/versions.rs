@@ -34,11 +34,10 @@ const fn refused(key: ApiKey, min_version: i16, max_version: i16) -> SupportedAp
 }
 
 /// Every API a request may name. The version caps are where Cairn's
-/// semantics stop (e.g. Fetch 13 and Produce 13 name topics by id); see
-/// docs/ops/kafka.md.
+/// semantics stop; see docs/ops/kafka.md.
 pub const SUPPORTED_APIS: &[SupportedApi] = &[
-    api(ApiKey::Produce, 3, 9),
-    api(ApiKey::Fetch, 4, 12),
+    api(ApiKey::Produce, 3, 13),
+    api(ApiKey::Fetch, 4, 17),
     api(ApiKey::ListOffsets, 1, 10),
     api(ApiKey::Metadata, 0, 12),
     // librdkafka enables SASL only if version 0 is listed. The tokens must
@@ -64,8 +63,8 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::SyncGroup, 0, 5),
     api(ApiKey::Heartbeat, 0, 4),
     api(ApiKey::LeaveGroup, 0, 5),
-    api(ApiKey::OffsetCommit, 2, 8),
-    api(ApiKey::OffsetFetch, 1, 8),
+    api(ApiKey::OffsetCommit, 2, 9),
+    api(ApiKey::OffsetFetch, 1, 9),
     api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::DescribeGroups, 0, 5),
     api(ApiKey::DeleteGroups, 0, 2),
@@ -79,6 +78,8 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::DeleteAcls, 1, 3),
     api(ApiKey::DescribeUserScramCredentials, 0, 0),
     api(ApiKey::AlterUserScramCredentials, 0, 0),
+    api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    api(ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// The versions of `api_key` that Cairn decodes, if any.

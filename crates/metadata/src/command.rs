@@ -205,6 +205,13 @@ pub enum MetaCommand {
         set: BTreeMap<String, String>,
         delete: Vec<String>,
     },
+    /// A consumer-protocol group (KIP-848) as the coordinator left it
+    /// after a heartbeat changed it, or expired or removed a member.
+    /// Appended last.
+    PutConsumerGroup {
+        group: String,
+        meta: cairn_group::modern::ModernGroup,
+    },
 }
 
 /// New replicas for one partition (preferred leader first).

@@ -28,10 +28,15 @@ pub enum TopicConfig {
     /// a CreateTime batch's timestamps may be (INVALID_TIMESTAMP beyond).
     MessageTimestampBeforeMaxMs,
     MessageTimestampAfterMaxMs,
+    /// The codec batches are stored with: `producer` keeps the producer's,
+    /// `uncompressed`, `gzip`, `snappy`, `lz4`, `zstd` recompress to it.
+    CompressionType,
+    /// The least time a record stays before compaction may remove it.
+    MinCompactionLagMs,
 }
 
 impl TopicConfig {
-    pub const ALL: [TopicConfig; 11] = [
+    pub const ALL: [TopicConfig; 13] = [
         TopicConfig::MaxMessageBytes,
         TopicConfig::RetentionMs,
         TopicConfig::RetentionBytes,
@@ -43,6 +48,8 @@ impl TopicConfig {
         TopicConfig::MessageTimestampType,
         TopicConfig::MessageTimestampBeforeMaxMs,
         TopicConfig::MessageTimestampAfterMaxMs,
+        TopicConfig::CompressionType,
+        TopicConfig::MinCompactionLagMs,
     ];
 
     pub fn key(self) -> &'static str {
@@ -58,6 +65,8 @@ impl TopicConfig {
             TopicConfig::MessageTimestampType => "message.timestamp.type",
             TopicConfig::MessageTimestampBeforeMaxMs => "message.timestamp.before.max.ms",
             TopicConfig::MessageTimestampAfterMaxMs => "message.timestamp.after.max.ms",
+            TopicConfig::CompressionType => "compression.type",
+            TopicConfig::MinCompactionLagMs => "min.compaction.lag.ms",
         }
     }
 
@@ -75,6 +84,8 @@ impl TopicConfig {
             TopicConfig::MessageTimestampBeforeMaxMs | TopicConfig::MessageTimestampAfterMaxMs => {
                 "9223372036854775807"
             }
+            TopicConfig::CompressionType => "producer",
+            TopicConfig::MinCompactionLagMs => "0",
         }
     }
 

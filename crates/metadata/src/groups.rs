@@ -168,10 +168,48 @@ pub enum GroupError {
     NotEmpty { group: String, members: usize },
     #[error("group {0:?} does not exist")]
     UnknownGroup(String),
+    /// A consumer-protocol member's commit names another epoch than the
+    /// member is at (KIP-848: it retries with the epoch its heartbeat
+    /// answers). Appended last.
+    #[error("member {member:?} of group {group:?} is at epoch {current}, the request names {got}")]
+    StaleMemberEpoch {
+        group: String,
+        member: String,
+        current: i32,
+        got: i32,
+    },
 }
 
-/// Checks a commit against the stored membership.
-pub fn check_commit(meta: Option<&GroupMeta>, c: &GroupCommit) -> Result<(), GroupError> {
+/// Checks a commit against the stored membership: a consumer-protocol
+/// group's while it has members (`modern`), else the classic one's.
+pub fn check_commit(
+    meta: Option<&GroupMeta>,
+    modern: Option<&cairn_group::modern::ModernGroup>,
+    c: &GroupCommit,
+) -> Result<(), GroupError> {
+    if let Some(g) = modern.filter(|g| !g.members.is_empty()) {
+        let Some(got) = c.generation.filter(|e| *e >= 0) else {
+            return Err(GroupError::NotEmpty {
+                group: c.group.clone(),
+                members: g.members.len(),
+            });
+        };
+        let Some(m) = g.members.get(&c.member_id) else {
+            return Err(GroupError::UnknownMember {
+                group: c.group.clone(),
+                member: c.member_id.clone(),
+            });
+        };
+        if m.member_epoch != got {
+            return Err(GroupError::StaleMemberEpoch {
+                group: c.group.clone(),
+                member: c.member_id.clone(),
+                current: m.member_epoch,
+                got,
+            });
+        }
+        return Ok(());
+    }
     let members = meta.map_or(0, |m| m.members.len());
     match c.generation {
         None if members == 0 => Ok(()),
@@ -263,25 +301,63 @@ mod tests {
     #[test]
     fn commits_are_fenced_by_generation_and_member() {
         let m = meta(3, &["a"]);
-        assert_eq!(check_commit(Some(&m), &commit(Some(3), "a")), Ok(()));
+        assert_eq!(check_commit(Some(&m), None, &commit(Some(3), "a")), Ok(()));
         assert!(matches!(
-            check_commit(Some(&m), &commit(Some(2), "a")),
+            check_commit(Some(&m), None, &commit(Some(2), "a")),
             Err(GroupError::IllegalGeneration { current: 3, .. })
         ));
         assert!(matches!(
-            check_commit(Some(&m), &commit(Some(3), "zombie")),
+            check_commit(Some(&m), None, &commit(Some(3), "zombie")),
             Err(GroupError::UnknownMember { .. })
         ));
         assert!(matches!(
-            check_commit(Some(&m), &commit(None, "")),
+            check_commit(Some(&m), None, &commit(None, "")),
             Err(GroupError::NotEmpty { members: 1, .. })
         ));
     }
 
     #[test]
+    fn consumer_protocol_commits_are_fenced_by_member_epoch() {
+        use cairn_group::modern::ModernGroup;
+        use cairn_group::modern::ModernMember;
+        let mut g = ModernGroup::default();
+        g.members.insert(
+            "a".into(),
+            ModernMember {
+                member_id: "a".into(),
+                member_epoch: 4,
+                ..ModernMember::default()
+            },
+        );
+        assert_eq!(check_commit(None, Some(&g), &commit(Some(4), "a")), Ok(()));
+        assert!(matches!(
+            check_commit(None, Some(&g), &commit(Some(3), "a")),
+            Err(GroupError::StaleMemberEpoch {
+                current: 4,
+                got: 3,
+                ..
+            })
+        ));
+        assert!(matches!(
+            check_commit(None, Some(&g), &commit(Some(4), "b")),
+            Err(GroupError::UnknownMember { .. })
+        ));
+        assert!(matches!(
+            check_commit(None, Some(&g), &commit(None, "")),
+            Err(GroupError::NotEmpty { members: 1, .. })
+        ));
+        // Once empty, the classic rules (a tool may commit) apply again.
+        g.members.clear();
+        assert_eq!(check_commit(None, Some(&g), &commit(None, "")), Ok(()));
+    }
+
+    #[test]
     fn tools_commit_to_empty_or_unknown_groups_only() {
-        assert_eq!(check_commit(None, &commit(None, "")), Ok(()));
-        assert_eq!(check_commit(Some(&meta(5, &[])), &commit(None, "")), Ok(()));
-        assert!(check_commit(None, &commit(Some(1), "a")).is_err());
+        assert_eq!(check_commit(None, None, &commit(None, "")), Ok(()));
+        assert_eq!(
+            check_commit(Some(&meta(5, &[])), None, &commit(None, "")),
+            Ok(())
+        );
+        assert!(check_commit(None, None, &commit(Some(1), "a")).is_err());
     }
 }

@@ -225,6 +225,10 @@ pub struct MetadataState {
     /// the scope is a node id, or "" for the cluster-wide default.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Consumer-protocol groups (KIP-848) by name; their offsets are in
+    /// `group_offsets` like the classic groups'.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub consumer_groups: BTreeMap<String, cairn_group::modern::ModernGroup>,
 }
 
 /// Where a new cluster's producer ids start: a range of 2^32 ids chosen by
@@ -399,12 +403,21 @@ impl MetadataState {
                 self.groups.insert(group, meta);
                 MetaResponse::Ok
             }
+            MetaCommand::PutConsumerGroup { group, meta } => {
+                self.consumer_groups.insert(group, meta);
+                MetaResponse::Ok
+            }
             MetaCommand::DeleteGroup { group } => {
-                let members = self.groups.get(&group).map_or(0, |g| g.members.len());
+                let members = self.groups.get(&group).map_or(0, |g| g.members.len())
+                    + self
+                        .consumer_groups
+                        .get(&group)
+                        .map_or(0, |g| g.members.len());
                 if members > 0 {
                     return MetaResponse::GroupError(GroupError::NotEmpty { group, members });
                 }
-                let known = self.groups.remove(&group).is_some();
+                let modern = self.consumer_groups.remove(&group).is_some();
+                let known = self.groups.remove(&group).is_some() || modern;
                 let had_offsets = self.group_offsets.remove(&group).is_some();
                 if known || had_offsets {
                     MetaResponse::Ok
@@ -432,7 +445,8 @@ impl MetadataState {
                 MetaResponse::Commits(results)
             }
             MetaCommand::DeleteOffsets { group, partitions } => {
-                let known = self.groups.contains_key(&group);
+                let known =
+                    self.groups.contains_key(&group) || self.consumer_groups.contains_key(&group);
                 let Some(by_topic) = self.group_offsets.get_mut(&group) else {
                     return if known {
                         MetaResponse::Ok
@@ -738,7 +752,11 @@ impl MetadataState {
     }
 
     fn commit(&mut self, c: GroupCommit) -> Result<(), GroupError> {
-        check_commit(self.groups.get(&c.group), &c)?;
+        check_commit(
+            self.groups.get(&c.group),
+            self.consumer_groups.get(&c.group),
+            &c,
+        )?;
         self.store_offsets(c.group, c.offsets);
         Ok(())
     }
@@ -758,6 +776,7 @@ impl MetadataState {
         let mut names: Vec<String> = self
             .groups
             .keys()
+            .chain(self.consumer_groups.keys())
             .chain(self.group_offsets.keys())
             .cloned()
             .collect();
@@ -1614,6 +1633,80 @@ mod tests {
         old.as_object_mut().unwrap().remove("retired");
         let old: MetadataState = serde_json::from_value(old).unwrap();
         assert!(old.draining.is_empty() && old.retired.is_empty());
+    }
+
+    /// The stored encoding of a consumer-protocol group (KIP-848), in the
+    /// log entry and in the state snapshot; a group with a member commits
+    /// only at its member's epoch, and deleting it needs it empty.
+    #[test]
+    fn golden_consumer_group_encoding_and_fencing() {
+        use cairn_group::modern::MemberState;
+        use cairn_group::modern::ModernGroup;
+        use cairn_group::modern::ModernMember;
+        let member = ModernMember {
+            member_id: "m".into(),
+            instance_id: Some("i".into()),
+            rack_id: None,
+            client_id: "c".into(),
+            client_host: "/h".into(),
+            member_epoch: 3,
+            previous_member_epoch: 2,
+            state: MemberState::UnrevokedPartitions,
+            rebalance_timeout_ms: 300,
+            subscribed_topics: vec!["t".into()],
+            subscribed_regex: None,
+            server_assignor: Some("range".into()),
+            assigned: BTreeMap::from([(7, BTreeSet::from([0, 1]))]),
+            pending_revocation: BTreeMap::from([(7, BTreeSet::from([2]))]),
+            target: BTreeMap::from([(7, BTreeSet::from([0, 1]))]),
+        };
+        let meta = ModernGroup {
+            group_epoch: 4,
+            assignment_epoch: 4,
+            subscribed_metadata: BTreeMap::from([(7, 3)]),
+            members: BTreeMap::from([("m".to_string(), member)]),
+        };
+        let cmd = MetaCommand::PutConsumerGroup {
+            group: "g".into(),
+            meta: meta.clone(),
+        };
+        let golden = r#"{"PutConsumerGroup":{"group":"g","meta":{"group_epoch":4,"assignment_epoch":4,"subscribed_metadata":{"7":3},"members":{"m":{"member_id":"m","instance_id":"i","rack_id":null,"client_id":"c","client_host":"/h","member_epoch":3,"previous_member_epoch":2,"state":"UnrevokedPartitions","rebalance_timeout_ms":300,"subscribed_topics":["t"],"subscribed_regex":null,"server_assignor":"range","assigned":{"7":[0,1]},"pending_revocation":{"7":[2]},"target":{"7":[0,1]}}}}}}"#;
+        assert_eq!(serde_json::to_string(&cmd).unwrap(), golden);
+        assert_eq!(serde_json::from_str::<MetaCommand>(golden).unwrap(), cmd);
+        let mut s = MetadataState::default();
+        assert_eq!(s.apply(cmd), MetaResponse::Ok);
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["consumer_groups"]["g"]["group_epoch"], 4);
+        assert_eq!(serde_json::from_value::<MetadataState>(v).unwrap(), s);
+        let commit = |epoch: i32| GroupCommit {
+            group: "g".into(),
+            generation: Some(epoch),
+            member_id: "m".into(),
+            offsets: vec![],
+        };
+        let MetaResponse::Commits(r) =
+            s.apply(MetaCommand::CommitBatch(vec![commit(3), commit(2)]))
+        else {
+            panic!("commits");
+        };
+        assert_eq!(r[0], Ok(()));
+        assert!(matches!(r[1], Err(GroupError::StaleMemberEpoch { .. })));
+        assert!(matches!(
+            s.apply(MetaCommand::DeleteGroup { group: "g".into() }),
+            MetaResponse::GroupError(GroupError::NotEmpty { members: 1, .. })
+        ));
+        s.apply(MetaCommand::PutConsumerGroup {
+            group: "g".into(),
+            meta: ModernGroup {
+                members: BTreeMap::new(),
+                ..meta
+            },
+        });
+        assert_eq!(
+            s.apply(MetaCommand::DeleteGroup { group: "g".into() }),
+            MetaResponse::Ok
+        );
+        assert!(s.consumer_groups.is_empty());
     }
 
     #[test]

@@ -62,7 +62,8 @@ const LONG_MAX: &str = "9223372036854775807";
 const SEGMENTS: &str = "Cairn keeps a partition's log in RocksDB, not in segment files";
 const FLUSH: &str = "every write is fsynced before it is acknowledged (Raft), whatever this says";
 const TIERED: &str = "Cairn has no tiered storage";
-const COMPRESSION: &str = "batches are stored as the producer compressed them";
+const COMPRESSION_LEVEL: &str =
+    "a recompressed batch (compression.type) uses the codec's default level";
 const THROTTLE: &str = "replication is not throttled";
 
 const fn def(
@@ -117,7 +118,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = {
             "-1",
             Between(-1, 9),
             None,
-            Inert(COMPRESSION),
+            Inert(COMPRESSION_LEVEL),
             "The gzip level used when compression.type is gzip.",
         ),
         def(
@@ -126,7 +127,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = {
             "9",
             Between(1, 17),
             None,
-            Inert(COMPRESSION),
+            Inert(COMPRESSION_LEVEL),
             "The lz4 level used when compression.type is lz4.",
         ),
         def(
@@ -135,7 +136,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = {
             "producer",
             OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
             Some("compression.type"),
-            Inert(COMPRESSION),
+            Honoured,
             "The compression codec of the topic's batches; producer keeps the producer's.",
         ),
         def(
@@ -144,7 +145,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = {
             "3",
             Between(-131072, 22),
             None,
-            Inert(COMPRESSION),
+            Inert(COMPRESSION_LEVEL),
             "The zstd level used when compression.type is zstd.",
         ),
         def(
@@ -315,7 +316,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = {
             "0",
             AtLeast(0),
             Some("log.cleaner.min.compaction.lag.ms"),
-            Inert("not applied yet (issue 15)"),
+            Honoured,
             "The least time a record stays uncompacted.",
         ),
         def(

@@ -72,6 +72,10 @@ pub struct CompactionConfig {
     pub max_expired_per_step: usize,
     /// Offsets one pass scans at most before it rewrites.
     pub max_offsets_per_pass: u64,
+    /// `min.compaction.lag.ms`: an entry whose newest record is younger
+    /// than this is not scanned yet, so no record is superseded (removed)
+    /// by a record written less than this long ago.
+    pub min_compaction_lag_ms: i64,
 }
 
 impl CompactionConfig {
@@ -82,6 +86,7 @@ impl CompactionConfig {
             max_bytes_per_step: 1 << 20,
             max_expired_per_step: 1024,
             max_offsets_per_pass: 1 << 20,
+            min_compaction_lag_ms: 0,
         }
     }
 }
@@ -406,8 +411,16 @@ impl PartitionLog {
         let mut log: LogStore<TypeConfig> = self.store.log_store(group);
         let mut changes = StepChanges::default();
         let mut state = StateBatch::new();
-        let rows =
+        let mut rows =
             self.rows_between(scanned, high_watermark, config.max_entries_per_step.max(1))?;
+        if config.min_compaction_lag_ms > 0 {
+            // Entries within the lag stay dirty, and so does all after them
+            // (the scan goes in log order).
+            let newest = now_ms.saturating_sub(config.min_compaction_lag_ms);
+            if let Some(i) = rows.iter().position(|r| r.max_timestamp_ms > newest) {
+                rows.truncate(i);
+            }
+        }
         let mut rewritten = Vec::new();
 
         if !rows.is_empty() {

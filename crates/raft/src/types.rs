@@ -198,6 +198,7 @@ fn meta_command_name(cmd: &MetaCommand) -> &'static str {
         MetaCommand::PutGroupWithInstances { .. } => "put_group",
         MetaCommand::CommitBatchWithEpochs(_) => "commit_batch",
         MetaCommand::AlterBrokerConfigs { .. } => "alter_broker_configs",
+        MetaCommand::PutConsumerGroup { .. } => "put_consumer_group",
     }
 }
 

@@ -107,15 +107,24 @@ where
     } else {
         crate::codec::compress(codec, &kept)?
     };
+    seal_batch(out_header, &payload).map(Some)
+}
+
+/// A batch of `header` (its length set here) and records section
+/// `payload`, with its CRC computed.
+pub(crate) fn seal_batch(
+    mut header: RecordBatchHeader,
+    payload: &[u8],
+) -> Result<Vec<u8>, RecordError> {
     let total = BATCH_HEADER_SIZE + payload.len();
-    out_header.batch_length =
+    header.batch_length =
         i32::try_from(total - LOG_OVERHEAD).map_err(|_| RecordError::InvalidBatchLength(-1))?;
     let mut out = vec![0u8; BATCH_HEADER_SIZE];
-    out.extend_from_slice(&payload);
-    out_header.write_to(&mut out);
+    out.extend_from_slice(payload);
+    header.write_to(&mut out);
     let crc = crc32c::crc32c(&out[ATTRIBUTES_OFFSET..]);
     out[CRC_OFFSET..ATTRIBUTES_OFFSET].copy_from_slice(&crc.to_be_bytes());
-    Ok(Some(out))
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -75,6 +75,7 @@ mod error;
 mod header;
 mod murmur2;
 mod patch;
+mod recompress;
 mod record;
 mod validate;
 mod varint;
@@ -97,5 +98,6 @@ pub use patch::{
     assign_offsets, set_base_offset, set_log_append_time, set_partition_leader_epoch,
     TIMESTAMP_TYPE_LOG_APPEND,
 };
+pub use recompress::recompress;
 pub use record::{Record, RecordHeader};
 pub use validate::validate_batch;

@@ -195,6 +195,50 @@ fn check_timestamps(
     Ok(())
 }
 
+/// The codec a topic's `compression.type` stores batches with; `None`:
+/// the producer's (`producer`).
+fn stored_codec(compression_type: &str) -> Option<cairn_record::Compression> {
+    use cairn_record::Compression;
+    match compression_type {
+        "uncompressed" => Some(Compression::None),
+        "gzip" => Some(Compression::Gzip),
+        "snappy" => Some(Compression::Snappy),
+        "lz4" => Some(Compression::Lz4),
+        "zstd" => Some(Compression::Zstd),
+        _ => None,
+    }
+}
+
+/// `records` (validated batches) with every batch in `codec`.
+fn recompress_all(records: &Bytes, codec: cairn_record::Compression) -> Result<Bytes, ApiError> {
+    let mut out: Option<Vec<u8>> = None;
+    let mut done = 0;
+    let mut batches = cairn_record::split_batches(records);
+    loop {
+        let start = batches.position();
+        let Some(batch) = batches.next() else {
+            break;
+        };
+        let batch = batch.map_err(|e| ApiError::CorruptMessage(e.to_string()))?;
+        let end = start + batch.len();
+        if let Some(new) = cairn_record::recompress(batch, codec)
+            .map_err(|e| ApiError::CorruptMessage(e.to_string()))?
+        {
+            let buf = out.get_or_insert_with(|| Vec::with_capacity(records.len()));
+            buf.extend_from_slice(&records[done..start]);
+            buf.extend_from_slice(&new);
+            done = end;
+        }
+    }
+    Ok(match out {
+        None => records.clone(),
+        Some(mut buf) => {
+            buf.extend_from_slice(&records[done..]);
+            Bytes::from(buf)
+        }
+    })
+}
+
 /// The topic's `producer.id.expiration.ms`, else the node's default.
 pub(crate) fn producer_id_expiration_ms(
     node_default: i64,
@@ -256,6 +300,9 @@ pub(crate) async fn produce(
                 after_ms,
             )?;
         }
+    }
+    if let Some(codec) = stored_codec(TopicConfig::CompressionType.value_in(&topic.configs)) {
+        records = recompress_all(&records, codec)?;
     }
     let bytes = records.len();
     let cmd = RaftRequest::Produce(ProduceCommand {

@@ -40,12 +40,16 @@ use cairn_broker::ServerConfig;
 /// Kafka's config resource types.
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_BROKER_LOGGER: i8 = 8;
 /// Kafka's config sources.
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_DYNAMIC_BROKER: i8 = 2;
 const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
+const SOURCE_DYNAMIC_BROKER_LOGGER: i8 = 6;
+/// Kafka's config type STRING.
+const TYPE_STRING: i8 = 2;
 
 fn error_message(e: &ApiError) -> Option<cairn_kafka::kafka_protocol::protocol::StrBytes> {
     Some(str_bytes(e.to_string()))
@@ -683,7 +687,33 @@ pub(crate) fn describe_configs(
                             .collect(),
                     )
                 }
-                RESOURCE_BROKER => answer
+                RESOURCE_BROKER_LOGGER
+                    if r.resource_name.as_str() == broker.node_id().to_string() =>
+                {
+                    match broker.describe_loggers(ctx) {
+                        Err(e) => answer
+                            .with_error_code(e.kafka_code())
+                            .with_error_message(error_message(&e)),
+                        Ok(loggers) => answer.with_configs(
+                            loggers
+                                .into_iter()
+                                .filter(|(name, _)| {
+                                    r.configuration_keys.as_ref().is_none_or(|keys| {
+                                        keys.iter().any(|w| w.as_str() == name.as_str())
+                                    })
+                                })
+                                .map(|(name, level)| {
+                                    DescribeConfigsResourceResult::default()
+                                        .with_name(str_bytes(name))
+                                        .with_value(Some(str_bytes(level)))
+                                        .with_config_source(SOURCE_DYNAMIC_BROKER_LOGGER)
+                                        .with_config_type(TYPE_STRING)
+                                })
+                                .collect(),
+                        ),
+                    }
+                }
+                RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => answer
                     .with_error_code(code(ResponseError::InvalidRequest))
                     .with_error_message(Some(str_bytes(format!(
                         "this is broker {}; ask broker {} for its configs",
@@ -692,7 +722,9 @@ pub(crate) fn describe_configs(
                     )))),
                 _ => answer
                     .with_error_code(code(ResponseError::InvalidRequest))
-                    .with_error_message(Some(str_bytes("only topic and broker configs exist"))),
+                    .with_error_message(Some(str_bytes(
+                        "only topic, broker and broker logger configs exist",
+                    ))),
             }
         })
         .collect();
@@ -817,6 +849,15 @@ pub(crate) async fn incremental_alter_configs(
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
         let name = r.resource_name.to_string();
+        if r.resource_type == RESOURCE_BROKER_LOGGER {
+            let result = alter_loggers(broker, ctx, &name, &r.configs, req.validate_only);
+            responses.push(config_answer!(
+                incremental_alter_configs_response::AlterConfigsResourceResponse,
+                r,
+                result
+            ));
+            continue;
+        }
         let change = incremental_change(broker, ctx, r.resource_type, &name, &r.configs);
         let result = alter_topic(
             broker,
@@ -907,6 +948,37 @@ fn incremental_change(
         }
     }
     Ok(ConfigChange { set, delete })
+}
+
+/// IncrementalAlterConfigs on BROKER_LOGGER: SET a logger's level, DELETE
+/// it back to the root's, on this node only (the resource names it).
+fn alter_loggers(
+    broker: &Broker,
+    ctx: &RequestContext,
+    name: &str,
+    ops: &[incremental_alter_configs_request::AlterableConfig],
+    validate_only: bool,
+) -> Result<(), ApiError> {
+    if name != broker.node_id().to_string() {
+        return Err(ApiError::InvalidArgument(format!(
+            "this is broker {}; ask broker {name} to change its log levels",
+            broker.node_id()
+        )));
+    }
+    let mut changes = Vec::with_capacity(ops.len());
+    for c in ops {
+        let logger = c.name.to_string();
+        match (c.config_operation, &c.value) {
+            (OP_SET, Some(v)) => changes.push((logger, Some(v.to_string()))),
+            (OP_DELETE, _) => changes.push((logger, None)),
+            (op, _) => {
+                return Err(ApiError::InvalidConfig(format!(
+                    "config operation {op} on logger {logger} is not supported: loggers take SET and DELETE"
+                )))
+            }
+        }
+    }
+    broker.alter_loggers(ctx, changes, validate_only)
 }
 
 /// A list config's items (comma-separated, blanks dropped).

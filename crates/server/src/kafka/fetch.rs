@@ -204,18 +204,100 @@ pub(crate) async fn fetch(
     .min(FETCH_MAX_BYTES_LIMIT);
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(FETCH_MAX_WAIT);
     let min_bytes = req.min_bytes.max(0) as usize;
+    let mut req = req;
+    // Version 13 and later name topics by id (KIP-516): they are served by
+    // name, as the fetch sessions keep them, and answered by id.
+    let by_id = (version >= 13).then(|| broker.topic_names_by_id());
+    let mut unknown_ids = Vec::new();
+    if let Some(names) = &by_id {
+        let name_of = |id: uuid::Uuid| {
+            super::metadata::topic_id_of(id)
+                .and_then(|id| names.get(&id))
+                .map(|n| TopicName(super::str_bytes(n.clone())))
+        };
+        req.topics.retain_mut(|t| match name_of(t.topic_id) {
+            Some(name) => {
+                t.topic = name;
+                true
+            }
+            None => {
+                unknown_ids.push(
+                    FetchableTopicResponse::default()
+                        .with_topic_id(t.topic_id)
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| refused(p.partition, code(ResponseError::UnknownTopicId)))
+                                .collect(),
+                        ),
+                );
+                false
+            }
+        });
+        req.forgotten_topics_data
+            .retain_mut(|t| match name_of(t.topic_id) {
+                Some(name) => {
+                    t.topic = name;
+                    true
+                }
+                None => false,
+            });
+    }
     let asked: FetchTopics = req
         .topics
         .into_iter()
         .map(|t| (t.topic, t.partitions))
         .collect();
+    let mut answer = fetch_by_name(
+        broker,
+        ctx,
+        sessions,
+        req.session_id,
+        req.session_epoch,
+        req.forgotten_topics_data,
+        asked,
+        version,
+        (max_bytes, min_bytes, wait),
+    )
+    .await;
+    if let Some(names) = &by_id {
+        let ids: std::collections::HashMap<&str, u64> =
+            names.iter().map(|(id, n)| (n.as_str(), *id)).collect();
+        for t in answer.responses.iter_mut() {
+            match ids.get(t.topic.as_str()) {
+                Some(id) => t.topic_id = super::metadata::topic_uuid_of(*id),
+                // Deleted meanwhile: its id is no more.
+                None => {
+                    for p in t.partitions.iter_mut() {
+                        p.error_code = code(ResponseError::UnknownTopicId);
+                    }
+                }
+            }
+        }
+        answer.responses.extend(unknown_ids);
+    }
+    answer
+}
+
+/// Fetch with the topics named (whatever the version named them by).
+#[allow(clippy::too_many_arguments)]
+async fn fetch_by_name(
+    broker: &Broker,
+    ctx: &RequestContext,
+    sessions: &FetchSessions,
+    session_id: i32,
+    session_epoch: i32,
+    forgotten: Vec<cairn_kafka::kafka_protocol::messages::fetch_request::ForgottenTopic>,
+    asked: FetchTopics,
+    version: i16,
+    (max_bytes, min_bytes, wait): (usize, usize, Duration),
+) -> FetchResponse {
     let plan = if version >= 7 {
-        let forgotten: Vec<(TopicName, Vec<i32>)> = req
-            .forgotten_topics_data
+        let forgotten: Vec<(TopicName, Vec<i32>)> = forgotten
             .into_iter()
             .map(|t| (t.topic, t.partitions))
             .collect();
-        sessions.plan(req.session_id, req.session_epoch, &asked, &forgotten)
+        sessions.plan(session_id, session_epoch, &asked, &forgotten)
     } else {
         Plan::Sessionless
     };

@@ -501,17 +501,24 @@ pub(crate) async fn list_groups(
     };
     let states: BTreeSet<String> = r.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: BTreeSet<String> = r.types_filter.iter().map(|s| s.to_lowercase()).collect();
+    let group_type = |g: &cairn_broker::GroupSummary| {
+        if g.consumer_protocol {
+            "consumer"
+        } else {
+            "classic"
+        }
+    };
     let groups = listed
         .into_iter()
         .filter(|g| states.is_empty() || states.contains(&g.state.to_lowercase()))
-        // Every Cairn group is a "classic" group.
-        .filter(|_| types.is_empty() || types.contains("classic"))
+        .filter(|g| types.is_empty() || types.contains(group_type(g)))
         .map(|g| {
+            let kind = group_type(&g);
             ListedGroup::default()
                 .with_group_id(group_id(g.group))
                 .with_protocol_type(str_bytes(g.protocol_type))
                 .with_group_state(str_bytes(g.state))
-                .with_group_type(str_bytes("classic"))
+                .with_group_type(str_bytes(kind))
         })
         .collect();
     ListGroupsResponse::default().with_groups(groups)
@@ -627,4 +634,163 @@ pub(crate) async fn offset_delete(
             })
             .collect(),
     )
+}
+
+/// Partitions by topic id as the consumer protocol carries them.
+fn owned_partitions(
+    list: &[consumer_group_heartbeat_request::TopicPartitions],
+) -> cairn_group::modern::Partitions {
+    let mut out = cairn_group::modern::Partitions::new();
+    for t in list {
+        // A topic id Cairn never gave out owns nothing here.
+        let Some(id) = super::metadata::topic_id_of(t.topic_id) else {
+            continue;
+        };
+        out.entry(id)
+            .or_default()
+            .extend(t.partitions.iter().filter_map(|p| u32::try_from(*p).ok()));
+    }
+    out
+}
+
+/// A member id for a version 0 join: 128 random bits, as a UUID's hex.
+fn random_member_id() -> String {
+    use std::hash::BuildHasher;
+    let half =
+        || std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now());
+    uuid::Uuid::from_u64_pair(half(), half())
+        .simple()
+        .to_string()
+}
+
+pub(crate) async fn consumer_group_heartbeat(
+    broker: &Broker,
+    ctx: &RequestContext,
+    session: &Session,
+    r: ConsumerGroupHeartbeatRequest,
+    version: i16,
+) -> ConsumerGroupHeartbeatResponse {
+    use consumer_group_heartbeat_response::Assignment;
+    use consumer_group_heartbeat_response::TopicPartitions;
+    // Version 0: the coordinator names a joining member; from version 1
+    // the client does (a UUID it keeps across rejoins).
+    let member_id = if version == 0 && r.member_epoch == 0 && r.member_id.is_empty() {
+        random_member_id()
+    } else {
+        r.member_id.to_string()
+    };
+    let hb = cairn_group::modern::Heartbeat {
+        member_id,
+        member_epoch: r.member_epoch,
+        instance_id: r.instance_id.as_ref().map(|s| s.to_string()),
+        rack_id: r.rack_id.as_ref().map(|s| s.to_string()),
+        rebalance_timeout_ms: r.rebalance_timeout_ms,
+        subscribed_topics: r
+            .subscribed_topic_names
+            .as_ref()
+            .map(|t| t.iter().map(|n| n.to_string()).collect()),
+        subscribed_regex: r.subscribed_topic_regex.as_ref().map(|s| s.to_string()),
+        server_assignor: r.server_assignor.as_ref().map(|s| s.to_string()),
+        owned: r.topic_partitions.as_deref().map(owned_partitions),
+        client_id: session.client_id.clone(),
+        client_host: session.client_host.clone(),
+    };
+    match broker.consumer_group_heartbeat(ctx, &r.group_id, hb).await {
+        Ok(a) => ConsumerGroupHeartbeatResponse::default()
+            .with_member_id(Some(str_bytes(a.member_id)))
+            .with_member_epoch(a.member_epoch)
+            .with_heartbeat_interval_ms(a.heartbeat_interval_ms)
+            .with_assignment(a.assignment.map(|p| {
+                Assignment::default().with_topic_partitions(
+                    p.into_iter()
+                        .map(|(id, parts)| {
+                            TopicPartitions::default()
+                                .with_topic_id(super::metadata::topic_uuid_of(id))
+                                .with_partitions(parts.into_iter().map(|p| p as i32).collect())
+                        })
+                        .collect(),
+                )
+            })),
+        Err(e) => ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(e.kafka_code())
+            .with_error_message(Some(str_bytes(e.to_string())))
+            .with_member_epoch(-1),
+    }
+}
+
+pub(crate) async fn consumer_group_describe(
+    broker: &Broker,
+    ctx: &RequestContext,
+    r: ConsumerGroupDescribeRequest,
+) -> ConsumerGroupDescribeResponse {
+    use consumer_group_describe_response::Assignment;
+    use consumer_group_describe_response::DescribedGroup;
+    use consumer_group_describe_response::Member;
+    use consumer_group_describe_response::TopicPartitions;
+    let names = broker.topic_names_by_id();
+    let assignment = |p: &cairn_group::modern::Partitions| {
+        Assignment::default().with_topic_partitions(
+            p.iter()
+                .filter_map(|(id, parts)| {
+                    let name = names.get(id)?;
+                    Some(
+                        TopicPartitions::default()
+                            .with_topic_id(super::metadata::topic_uuid_of(*id))
+                            .with_topic_name(TopicName(str_bytes(name.clone())))
+                            .with_partitions(parts.iter().map(|p| *p as i32).collect()),
+                    )
+                })
+                .collect(),
+        )
+    };
+    let mut groups = Vec::with_capacity(r.group_ids.len());
+    for name in r.group_ids {
+        let answer = DescribedGroup::default().with_group_id(name.clone());
+        let answer = match broker.describe_consumer_group(ctx, &name).await {
+            Ok(v) => answer
+                .with_group_state(str_bytes(v.state))
+                .with_group_epoch(v.meta.group_epoch)
+                .with_assignment_epoch(v.meta.assignment_epoch)
+                .with_assignor_name(str_bytes(v.assignor))
+                .with_authorized_operations(if r.include_authorized_operations {
+                    broker.authorized_operations(ctx, ResourceType::Group, &name)
+                } else {
+                    i32::MIN
+                })
+                .with_members(
+                    v.meta
+                        .members
+                        .values()
+                        .map(|m| {
+                            Member::default()
+                                .with_member_id(str_bytes(m.member_id.clone()))
+                                .with_instance_id(m.instance_id.clone().map(str_bytes))
+                                .with_rack_id(m.rack_id.clone().map(str_bytes))
+                                .with_member_epoch(m.member_epoch)
+                                .with_client_id(str_bytes(m.client_id.clone()))
+                                .with_client_host(str_bytes(m.client_host.clone()))
+                                .with_subscribed_topic_names(
+                                    m.subscribed_topics
+                                        .iter()
+                                        .map(|t| TopicName(str_bytes(t.clone())))
+                                        .collect(),
+                                )
+                                .with_subscribed_topic_regex(
+                                    m.subscribed_regex.clone().map(str_bytes),
+                                )
+                                .with_assignment(assignment(&m.assigned))
+                                .with_target_assignment(assignment(&m.target))
+                                // 1: a member of the consumer protocol.
+                                .with_member_type(1)
+                        })
+                        .collect(),
+                ),
+            Err(e) => answer
+                .with_error_code(e.kafka_code())
+                .with_error_message(Some(str_bytes(e.to_string())))
+                .with_authorized_operations(i32::MIN),
+        };
+        groups.push(answer);
+    }
+    ConsumerGroupDescribeResponse::default().with_groups(groups)
 }

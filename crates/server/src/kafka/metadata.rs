@@ -34,7 +34,19 @@ use super::str_bytes;
 const TOPIC_ID_TAG: u64 = 0x6361_6972_6e00_0000;
 
 pub(crate) fn topic_uuid(t: &Topic) -> uuid::Uuid {
-    uuid::Uuid::from_u64_pair(TOPIC_ID_TAG, t.id)
+    topic_uuid_of(t.id)
+}
+
+/// The topic id Kafka clients see for the metadata's topic id `id`.
+pub(crate) fn topic_uuid_of(id: u64) -> uuid::Uuid {
+    uuid::Uuid::from_u64_pair(TOPIC_ID_TAG, id)
+}
+
+/// The metadata's topic id of a topic id Kafka clients send; `None` for
+/// one Cairn never gave out.
+pub(crate) fn topic_id_of(u: uuid::Uuid) -> Option<u64> {
+    let (tag, id) = u.as_u64_pair();
+    (tag == TOPIC_ID_TAG).then_some(id)
 }
 
 fn broker_id(id: NodeId) -> BrokerId {

@@ -12,7 +12,8 @@
 //!   fetch.rs     Fetch, ListOffsets, OffsetForLeaderEpoch
 //!   fetch_session.rs  the node's incremental fetch sessions (KIP-227)
 //!   admin.rs     Create/DeleteTopics, CreatePartitions, DeleteRecords, configs, log dirs
-//!   groups.rs    consumer groups: FindCoordinator .. OffsetDelete, through the broker
+//!   groups.rs    consumer groups: FindCoordinator .. OffsetDelete, and the consumer
+//!                protocol's ConsumerGroupHeartbeat/Describe (KIP-848), through the broker
 //!   acls.rs      CreateAcls, DescribeAcls, DeleteAcls
 //!   sasl.rs      SaslHandshake, SaslAuthenticate (before anything else on SASL_PLAINTEXT)
 //!   users.rs     Describe/AlterUserScramCredentials
@@ -177,6 +178,12 @@ pub(crate) async fn dispatch(
         }
         ApiRequest::DeleteGroups(r) => {
             ApiResponse::DeleteGroups(groups::delete_groups(node, ctx, r).await)
+        }
+        ApiRequest::ConsumerGroupHeartbeat(r) => ApiResponse::ConsumerGroupHeartbeat(
+            groups::consumer_group_heartbeat(node, ctx, session, r, version).await,
+        ),
+        ApiRequest::ConsumerGroupDescribe(r) => {
+            ApiResponse::ConsumerGroupDescribe(groups::consumer_group_describe(node, ctx, r).await)
         }
         ApiRequest::OffsetDelete(r) => {
             ApiResponse::OffsetDelete(groups::offset_delete(node, ctx, r).await)

@@ -33,7 +33,7 @@ pub(crate) async fn produce(
     broker: &Broker,
     ctx: &RequestContext,
     req: ProduceRequest,
-    _version: i16,
+    version: i16,
 ) -> Option<ProduceResponse> {
     let acks = match req.acks {
         0 => Acks::None,
@@ -50,9 +50,19 @@ pub(crate) async fn produce(
         t if t > 0 => t as u64,
         _ => DEFAULT_TIMEOUT_MS,
     };
+    // Version 13 names topics by id (KIP-516).
+    let by_id = (version >= 13).then(|| broker.topic_names_by_id());
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for t in req.topic_data {
-        let name = t.name.0.to_string();
+        let (name, refused) = match &by_id {
+            Some(names) => {
+                match super::metadata::topic_id_of(t.topic_id).and_then(|id| names.get(&id)) {
+                    Some(n) => (n.clone(), refused),
+                    None => (String::new(), Some(code(ResponseError::UnknownTopicId))),
+                }
+            }
+            None => (t.name.0.to_string(), refused),
+        };
         let answers = join_all(t.partition_data.into_iter().map(|p| {
             let name = name.clone();
             async move {
@@ -66,6 +76,7 @@ pub(crate) async fn produce(
         topics.push(
             TopicProduceResponse::default()
                 .with_name(t.name)
+                .with_topic_id(t.topic_id)
                 .with_partition_responses(answers),
         );
     }
