@@ -215,7 +215,13 @@ pub(crate) async fn metadata(
                 .into_iter()
                 .map(|t| match &t.name {
                     // Only for a topic answered without error, as Kafka.
-                    Some(name) if with_topic_ops && t.error_code == super::NONE => {
+                    // As Kafka: every topic the principal may describe,
+                    // existing or not (an unknown one's too), has its
+                    // operations; a topic it may not describe keeps none.
+                    Some(name)
+                        if with_topic_ops
+                            && t.error_code != code(ResponseError::TopicAuthorizationFailed) =>
+                    {
                         let ops =
                             broker.authorized_operations(ctx, ResourceType::Topic, name.as_str());
                         t.with_topic_authorized_operations(ops)
