@@ -1,5 +1,6 @@
 //! Produce and InitProducerId. Batches go to `Broker::produce` exactly as the
-//! producer sent them (any codec; nothing is decompressed or re-encoded).
+//! producer sent them (any codec; a topic whose `compression.type` names a
+//! codec has its batches recompressed to it by the broker).
 
 use cairn_kafka::kafka_protocol::messages::produce_request::PartitionProduceData;
 use cairn_kafka::kafka_protocol::messages::produce_response::BatchIndexAndErrorMessage;
