@@ -1738,7 +1738,10 @@ async fn kafka_java_admin_configs_loggers_and_compression_type() -> Result<()> {
         // A refused produce (a keyless record on a compacted topic) is
         // logged at DEBUG by the Kafka door: not at INFO, and then, once
         // its logger says DEBUG.
-        admin_ok(&b, &["create", "levels", "--config", "cleanup.policy=compact"])?;
+        admin_ok(
+            &b,
+            &["create", "levels", "--config", "cleanup.policy=compact"],
+        )?;
         let logged = |needle: &str| -> Result<bool> {
             Ok(std::fs::read_to_string(cluster.log_path(0))?.contains(needle))
         };
@@ -1746,7 +1749,14 @@ async fn kafka_java_admin_configs_loggers_and_compression_type() -> Result<()> {
             // Refused, as it must be: the outcome is in the node's log.
             let _ = Command::new(python()?)
                 .arg(script("kclient.py"))
-                .args(["confluent", "produce", "--bootstrap", &b, "--topic", "levels"])
+                .args([
+                    "confluent",
+                    "produce",
+                    "--bootstrap",
+                    &b,
+                    "--topic",
+                    "levels",
+                ])
                 .args(["--count", "1", "--keyless", "--prefix", prefix])
                 .stdin(Stdio::null())
                 .output()?;
@@ -1783,7 +1793,10 @@ async fn kafka_java_admin_configs_loggers_and_compression_type() -> Result<()> {
             &["loggers", "delete", "1", "root"][..],
         ] {
             let r = java_admin(&run_path, &b, bad)?;
-            ensure!(r["error"] == "InvalidConfigurationException", "{bad:?}: {r}");
+            ensure!(
+                r["error"] == "InvalidConfigurationException",
+                "{bad:?}: {r}"
+            );
         }
     }
 

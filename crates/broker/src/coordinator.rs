@@ -1091,6 +1091,7 @@ impl Coordinator {
         group: String,
         generation: Option<i32>,
         member_id: String,
+        group_instance_id: Option<&str>,
         offsets: Vec<(String, u32, CommittedOffset)>,
     ) -> Result<(), ApiError> {
         if group.is_empty() {
@@ -1124,6 +1125,8 @@ impl Coordinator {
             }
             match (groups.map.get_mut(&group), generation) {
                 (Some(g), Some(gen)) => {
+                    // A static member's replaced predecessor (KIP-345).
+                    g.check_instance(&member_id, group_instance_id)?;
                     if !g.members.contains_key(&member_id) {
                         return Err(ApiError::UnknownMember(format!(
                             "member {member_id} is not in group {group}"

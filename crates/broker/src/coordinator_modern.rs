@@ -285,3 +285,39 @@ impl Coordinator {
         Err(ApiError::UnknownGroup(name.to_owned()))
     }
 }
+
+impl Coordinator {
+    /// OffsetFetch v9 naming a member: of a consumer-protocol group with
+    /// members, it must be one at its current epoch.
+    pub(crate) async fn check_fetch_member(
+        &self,
+        node: &Node,
+        group: &str,
+        member_id: &str,
+        member_epoch: i32,
+    ) -> Result<(), ApiError> {
+        if member_id.is_empty() && member_epoch < 0 {
+            return Ok(());
+        }
+        let groups = self.lock(node).await?;
+        let Some(live) = groups
+            .modern
+            .get(group)
+            .filter(|g| !g.stored.members.is_empty())
+        else {
+            return Ok(());
+        };
+        let Some(m) = live.stored.members.get(member_id) else {
+            return Err(ApiError::UnknownMember(format!(
+                "member {member_id} is not in group {group}"
+            )));
+        };
+        if m.member_epoch != member_epoch {
+            return Err(ApiError::StaleMemberEpoch(format!(
+                "member {member_id} of group {group} is at epoch {}, the request names {member_epoch}",
+                m.member_epoch
+            )));
+        }
+        Ok(())
+    }
+}

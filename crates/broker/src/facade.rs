@@ -1507,6 +1507,7 @@ impl Broker {
         group: &str,
         generation: Option<i32>,
         member_id: &str,
+        group_instance_id: Option<&str>,
         offsets: Vec<OffsetToCommit>,
         known_partitions_only: bool,
     ) -> Result<PartitionResults, ApiError> {
@@ -1563,6 +1564,7 @@ impl Broker {
                 group.to_string(),
                 generation,
                 member_id.to_string(),
+                group_instance_id,
                 commit,
             )
             .await;
@@ -1572,6 +1574,24 @@ impl Broker {
             }
         }
         Ok(results)
+    }
+
+    /// Checks that an OffsetFetch naming a member (Kafka's v9: member id
+    /// and epoch) comes from a current member of a consumer-protocol group:
+    /// UNKNOWN_MEMBER_ID or STALE_MEMBER_EPOCH otherwise. Requests of classic
+    /// groups, and those naming no member, pass.
+    pub async fn check_offset_fetch_member(
+        &self,
+        ctx: &RequestContext,
+        group: &str,
+        member_id: &str,
+        member_epoch: i32,
+    ) -> Result<(), ApiError> {
+        self.authorize(ctx, Operation::OffsetFetch, ResourceType::Group, group)?;
+        self.node
+            .coordinator
+            .check_fetch_member(&self.node, group, member_id, member_epoch)
+            .await
     }
 
     /// A group's committed offsets (DESCRIBE on the group), those of topics

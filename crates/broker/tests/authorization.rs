@@ -212,6 +212,7 @@ async fn run(b: &Broker, who: &RequestContext, op: Operation, n: &Names) -> Resu
                     group,
                     None,
                     "",
+                    None,
                     vec![OffsetToCommit {
                         topic: topic.to_string(),
                         partition: 0,
@@ -359,6 +360,7 @@ async fn every_operation_is_refused_without_its_acls_and_allowed_with_them() -> 
                 &n.group,
                 None,
                 "",
+                None,
                 vec![OffsetToCommit {
                     topic: TOPIC.into(),
                     partition: 0,

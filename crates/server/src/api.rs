@@ -498,6 +498,7 @@ impl Cairn for CairnService {
                 &req.group,
                 req.generation,
                 &req.member_id,
+                None,
                 offsets,
                 false,
             )

@@ -307,7 +307,15 @@ pub(crate) async fn offset_commit(
     let generation = (r.generation_id_or_member_epoch >= 0 || !r.member_id.is_empty())
         .then_some(r.generation_id_or_member_epoch);
     let outcome = broker
-        .commit_offsets(ctx, &r.group_id, generation, &r.member_id, offsets, true)
+        .commit_offsets(
+            ctx,
+            &r.group_id,
+            generation,
+            &r.member_id,
+            r.group_instance_id.as_deref(),
+            offsets,
+            true,
+        )
         .await;
     // Each partition's answer, by (topic, partition); a refusal of the
     // whole group answers every partition.
@@ -423,7 +431,20 @@ pub(crate) async fn offset_fetch(
                     .collect()
             });
             let answer = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-            let answer = match group_offsets(broker, ctx, &g.group_id).await {
+            // v9: a consumer-protocol member names itself and its epoch.
+            let member = match &g.member_id {
+                Some(m) if version >= 9 => {
+                    broker
+                        .check_offset_fetch_member(ctx, &g.group_id, m, g.member_epoch)
+                        .await
+                }
+                _ => Ok(()),
+            };
+            let offsets = match member {
+                Ok(()) => group_offsets(broker, ctx, &g.group_id).await,
+                Err(e) => Err(e.kafka_code()),
+            };
+            let answer = match offsets {
                 Err(error) => answer.with_error_code(error),
                 Ok(committed) => answer.with_topics(
                     select_offsets(&committed, wanted)
