@@ -1501,6 +1501,7 @@ impl Broker {
     /// `known_partitions_only` (the Kafka door, as Kafka) a partition the
     /// topic does not have is refused; the gRPC API stores offsets of any
     /// topic and partition, as it always has (`cairn bench commit`).
+    #[allow(clippy::too_many_arguments)]
     pub async fn commit_offsets(
         &self,
         ctx: &RequestContext,
