@@ -1446,6 +1446,11 @@ impl Broker {
         heartbeat: cairn_group::modern::Heartbeat,
     ) -> Result<crate::ConsumerHeartbeatAnswer, ApiError> {
         self.authorize(ctx, Operation::JoinGroup, ResourceType::Group, group)?;
+        // As Kafka: a subscription naming a topic the principal may not
+        // describe is refused whole (TOPIC_AUTHORIZATION_FAILED).
+        for topic in heartbeat.subscribed_topics.iter().flatten() {
+            self.authorize(ctx, Operation::DescribeTopic, ResourceType::Topic, topic)?;
+        }
         self.node
             .coordinator
             .consumer_heartbeat(&self.node, group, heartbeat)

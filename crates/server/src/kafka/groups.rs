@@ -302,10 +302,12 @@ pub(crate) async fn offset_commit(
             });
         }
     }
-    // generation -1 with no member id: a commit from outside the group
-    // (an admin tool, a consumer with manual assignment).
-    let generation = (r.generation_id_or_member_epoch >= 0 || !r.member_id.is_empty())
-        .then_some(r.generation_id_or_member_epoch);
+    // A negative generation (or member epoch): a commit from outside the
+    // group (an admin tool, a consumer with manual assignment; librdkafka's
+    // with the consumer protocol names its member id even then), accepted
+    // while the group has no members, as Kafka does.
+    let generation =
+        (r.generation_id_or_member_epoch >= 0).then_some(r.generation_id_or_member_epoch);
     let outcome = broker
         .commit_offsets(
             ctx,
