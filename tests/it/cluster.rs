@@ -227,6 +227,7 @@ impl TestCluster {
         cmd.env("CAIRN_GROUP_INITIAL_REBALANCE_DELAY_MS", "300");
         // Consumer-protocol (KIP-848) members hear of new assignments sooner.
         cmd.env("CAIRN_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS", "500");
+        cmd.env("CAIRN_GROUP_CONSUMER_SESSION_TIMEOUT_MS", "6000");
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.env(
             "RUST_LOG",

@@ -552,3 +552,91 @@ async fn kafka_java_consumer_protocol_groups_split_and_commit() -> Result<()> {
     }
     Ok(())
 }
+
+/// Issue 15: the same leave-and-kill run with librdkafka speaking the
+/// consumer group protocol of KIP-848 (`group.protocol=consumer`): the
+/// coordinator assigns, a killed member's partitions move once its session
+/// (6 s in tests) ends, nothing is lost, duplicates only from uncommitted
+/// reads, a new member resumes at the committed offsets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_consumer_protocol_group_survives_leave_and_kill() -> Result<()> {
+    group_survives_leave_and_kill("confluent-consumer").await
+}
+
+/// Issue 15: a consumer-protocol group (librdkafka, KIP-848) goes on
+/// unchanged when its coordinator (the metadata leader) is killed -9: the
+/// new coordinator takes the group over as stored (epochs, assignments), so
+/// no member's assignment moves, and every record produced before and after
+/// is consumed, duplicates only from uncommitted reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_consumer_protocol_group_survives_coordinator_failover() -> Result<()> {
+    let mut cluster = TestCluster::start(3).await?;
+    let client = cluster.client().await?;
+    let (topic, group) = ("kip848-failover", "g-kip848-failover");
+    client
+        .create_topic(topic, PARTITIONS, 3, HashMap::new())
+        .await?;
+    cluster
+        .wait_fully_replicated(topic, Duration::from_secs(30))
+        .await?;
+    let bootstrap = cluster.kafka_bootstrap();
+    let all: BTreeSet<u32> = (0..PARTITIONS).collect();
+    let mut produced = produce(&bootstrap, topic, "a", 600)?;
+    let lib = "confluent-consumer";
+    let m1 = Member::start(lib, &bootstrap, topic, group, "m1")?;
+    let m2 = Member::start(lib, &bootstrap, topic, group, "m2")?;
+    wait_until(
+        "two members share the partitions",
+        Duration::from_secs(60),
+        || {
+            let (a, b) = (m1.assigned(), m2.assigned());
+            let union: BTreeSet<u32> = a.union(&b).copied().collect();
+            Ok(
+                (a.is_empty() || b.is_empty() || union != all || a.len() + b.len() != all.len())
+                    .then(|| format!("{a:?} {b:?}")),
+            )
+        },
+    )
+    .await?;
+    wait_until(
+        "the first records are consumed",
+        Duration::from_secs(60),
+        || {
+            let missing = produced.difference(&consumed(&[&m1, &m2])).count();
+            Ok((missing > 0).then(|| format!("{missing} not consumed yet")))
+        },
+    )
+    .await?;
+    let (had1, had2) = (m1.assigned(), m2.assigned());
+    let events = m1.events("assigned").len() + m2.events("assigned").len();
+
+    eprintln!("--- kill -9 the metadata leader (the coordinator)");
+    let leader = client
+        .cluster_status()
+        .await?
+        .metadata_leader
+        .context("metadata leader")?;
+    cluster.kill(cluster.node_index(leader))?;
+    produced.extend(produce(&bootstrap, topic, "b", 600)?);
+    wait_until("every record is consumed", Duration::from_secs(90), || {
+        let missing = produced.difference(&consumed(&[&m1, &m2])).count();
+        Ok((missing > 0).then(|| format!("{missing} not consumed yet")))
+    })
+    .await?;
+    ensure!(
+        m1.assigned() == had1
+            && m2.assigned() == had2
+            && m1.events("assigned").len() + m2.events("assigned").len() == events,
+        "assignments moved after the coordinator failed over: {:?} {:?}",
+        m1.events("assigned"),
+        m2.events("assigned")
+    );
+    let reads: usize = [&m1, &m2].iter().map(|m| m.values().len()).sum();
+    let duplicates = reads - consumed(&[&m1, &m2]).len();
+    let uncommitted: usize = [&m1, &m2].iter().map(|m| m.uncommitted()).sum();
+    ensure!(
+        duplicates <= uncommitted,
+        "{duplicates} duplicates, but only {uncommitted} records were read without a commit"
+    );
+    Ok(())
+}

@@ -7,7 +7,8 @@ Nothing here speaks the protocol itself.
   kgroup.py admin list --bootstrap B
   kgroup.py admin describe --bootstrap B --group G
 
-member subscribes (LIB: confluent, kafka-python or aiokafka), reads from the
+member subscribes (LIB: confluent, confluent-consumer: librdkafka with the
+consumer group protocol of KIP-848, kafka-python or aiokafka), reads from the
 earliest offset when the group has none, commits synchronously after every
 batch it printed, and prints one JSON line per event:
   {"type": "assigned", "partitions": [..]}   whenever its assignment changes
@@ -79,15 +80,20 @@ def record(partition, offset, value):
           "value": value.decode() if value is not None else None})
 
 
-def confluent_member(args):
+def confluent_member(args, consumer_protocol=False):
     from confluent_kafka import Consumer
+    # The consumer protocol (KIP-848) takes session and heartbeat times from
+    # the broker; librdkafka refuses them in the client's config.
+    timing = {"group.protocol": "consumer"} if consumer_protocol else {
+        "session.timeout.ms": SESSION_TIMEOUT_MS,
+        "heartbeat.interval.ms": HEARTBEAT_MS,
+    }
     c = Consumer({
         "bootstrap.servers": args.bootstrap,
         "group.id": args.group,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
-        "session.timeout.ms": SESSION_TIMEOUT_MS,
-        "heartbeat.interval.ms": HEARTBEAT_MS,
+        **timing,
         **({"group.instance.id": args.instance_id} if args.instance_id else {}),
     })
     seen = Assignments()
@@ -163,6 +169,7 @@ async def aiokafka_member(args):
 
 
 MEMBERS = {
+    "confluent-consumer": lambda args: confluent_member(args, consumer_protocol=True),
     "confluent": confluent_member,
     "kafka-python": kafka_python_member,
     "aiokafka": aiokafka_member,
