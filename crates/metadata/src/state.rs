@@ -1635,6 +1635,41 @@ mod tests {
         assert!(old.draining.is_empty() && old.retired.is_empty());
     }
 
+    /// Measures a consumer-protocol group's stored size (ADR 0014): `cargo
+    /// test -p cairn-metadata consumer_group_entry_size -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn consumer_group_entry_size() {
+        use cairn_group::modern::ModernGroup;
+        use cairn_group::modern::ModernMember;
+        for (members, per) in [(10u32, 10u32), (100, 10), (1000, 10)] {
+            let mut g = ModernGroup::default();
+            for m in 0..members {
+                let parts: BTreeSet<u32> = (m * per..(m + 1) * per).collect();
+                let id = format!("{:032x}", u128::from(m) * 0x9e37_79b9_7f4a_7c15);
+                g.members.insert(
+                    id.clone(),
+                    ModernMember {
+                        member_id: id,
+                        client_id: "rdkafka".into(),
+                        client_host: "/10.0.0.1".into(),
+                        member_epoch: 7,
+                        subscribed_topics: vec!["orders".into()],
+                        assigned: BTreeMap::from([(1, parts.clone())]),
+                        target: BTreeMap::from([(1, parts)]),
+                        ..ModernMember::default()
+                    },
+                );
+            }
+            let cmd = MetaCommand::PutConsumerGroup {
+                group: "g".into(),
+                meta: g,
+            };
+            let json = serde_json::to_vec(&cmd).unwrap().len();
+            eprintln!("{members} members x {per} partitions: {json} bytes as JSON");
+        }
+    }
+
     /// The stored encoding of a consumer-protocol group (KIP-848), in the
     /// log entry and in the state snapshot; a group with a member commits
     /// only at its member's epoch, and deleting it needs it empty.
