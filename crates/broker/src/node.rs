@@ -452,6 +452,18 @@ impl Node {
                 let s = self.group_status(*g);
                 if s.leader.is_none() {
                     Some(format!("{t}/{p} (no leader)"))
+                } else if s.voters.is_empty() {
+                    // Only a follower's idea of who leads (`group_status`
+                    // before the leader's heartbeats name it): nothing
+                    // here says what the committed membership is.
+                    Some(format!(
+                        "{t}/{p} (its leader's membership not known here yet)"
+                    ))
+                } else if !s.reassignment.is_empty() {
+                    Some(format!(
+                        "{t}/{p} (membership change under way: {})",
+                        s.reassignment
+                    ))
                 } else if s.voters.contains(&node) {
                     Some(format!("{t}/{p} (voters {:?})", s.voters))
                 } else {
