@@ -1471,11 +1471,34 @@ impl Broker {
             .await
     }
 
-    /// Topic names by the metadata group's topic id.
-    pub fn topic_names_by_id(&self) -> BTreeMap<u64, String> {
-        self.node
-            .meta_view
-            .read(|s| s.topics.iter().map(|(n, t)| (t.id, n.clone())).collect())
+    /// The names of the topics with these ids (the metadata group's topic
+    /// ids), those that exist: only what a request names is looked up (it
+    /// is on the fetch and produce paths of Kafka clients that name topics
+    /// by id).
+    pub fn topic_names_of(&self, ids: &BTreeSet<u64>) -> BTreeMap<u64, String> {
+        if ids.is_empty() {
+            return BTreeMap::new();
+        }
+        self.node.meta_view.read(|s| {
+            s.topics
+                .iter()
+                .filter(|(_, t)| ids.contains(&t.id))
+                .map(|(n, t)| (t.id, n.clone()))
+                .collect()
+        })
+    }
+
+    /// The ids of the topics with these names, those that exist.
+    pub fn topic_ids_of<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> BTreeMap<String, u64> {
+        self.node.meta_view.read(|s| {
+            names
+                .into_iter()
+                .filter_map(|n| Some((n.to_string(), s.topics.get(n)?.id)))
+                .collect()
+        })
     }
 
     pub async fn heartbeat(&self, ctx: &RequestContext, who: MemberRef) -> Result<(), ApiError> {

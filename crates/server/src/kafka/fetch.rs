@@ -207,7 +207,16 @@ pub(crate) async fn fetch(
     let mut req = req;
     // Version 13 and later name topics by id (KIP-516): they are served by
     // name, as the fetch sessions keep them, and answered by id.
-    let by_id = (version >= 13).then(|| broker.topic_names_by_id());
+    let by_id = (version >= 13).then(|| {
+        let ids = req
+            .topics
+            .iter()
+            .map(|t| t.topic_id)
+            .chain(req.forgotten_topics_data.iter().map(|t| t.topic_id))
+            .filter_map(super::metadata::topic_id_of)
+            .collect();
+        broker.topic_names_of(&ids)
+    });
     let mut unknown_ids = Vec::new();
     if let Some(names) = &by_id {
         let name_of = |id: uuid::Uuid| {
@@ -260,9 +269,9 @@ pub(crate) async fn fetch(
         (max_bytes, min_bytes, wait),
     )
     .await;
-    if let Some(names) = &by_id {
-        let ids: std::collections::HashMap<&str, u64> =
-            names.iter().map(|(id, n)| (n.as_str(), *id)).collect();
+    if by_id.is_some() {
+        // An incremental session answers topics of earlier requests too.
+        let ids = broker.topic_ids_of(answer.responses.iter().map(|t| t.topic.as_str()));
         for t in answer.responses.iter_mut() {
             match ids.get(t.topic.as_str()) {
                 Some(id) => t.topic_id = super::metadata::topic_uuid_of(*id),

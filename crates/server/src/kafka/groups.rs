@@ -750,7 +750,20 @@ pub(crate) async fn consumer_group_describe(
     use consumer_group_describe_response::DescribedGroup;
     use consumer_group_describe_response::Member;
     use consumer_group_describe_response::TopicPartitions;
-    let names = broker.topic_names_by_id();
+    let mut described = Vec::with_capacity(r.group_ids.len());
+    for name in r.group_ids {
+        let view = broker.describe_consumer_group(ctx, &name).await;
+        described.push((name, view));
+    }
+    // The names of the topics the members have or are to get.
+    let ids = described
+        .iter()
+        .filter_map(|(_, v)| v.as_ref().ok())
+        .flat_map(|v| v.meta.members.values())
+        .flat_map(|m| m.assigned.keys().chain(m.target.keys()))
+        .copied()
+        .collect();
+    let names = broker.topic_names_of(&ids);
     let assignment = |p: &cairn_group::modern::Partitions| {
         Assignment::default().with_topic_partitions(
             p.iter()
@@ -766,10 +779,10 @@ pub(crate) async fn consumer_group_describe(
                 .collect(),
         )
     };
-    let mut groups = Vec::with_capacity(r.group_ids.len());
-    for name in r.group_ids {
+    let mut groups = Vec::with_capacity(described.len());
+    for (name, view) in described {
         let answer = DescribedGroup::default().with_group_id(name.clone());
-        let answer = match broker.describe_consumer_group(ctx, &name).await {
+        let answer = match view {
             Ok(v) => answer
                 .with_group_state(str_bytes(v.state))
                 .with_group_epoch(v.meta.group_epoch)

@@ -52,7 +52,14 @@ pub(crate) async fn produce(
         _ => DEFAULT_TIMEOUT_MS,
     };
     // Version 13 names topics by id (KIP-516).
-    let by_id = (version >= 13).then(|| broker.topic_names_by_id());
+    let by_id = (version >= 13).then(|| {
+        let ids = req
+            .topic_data
+            .iter()
+            .filter_map(|t| super::metadata::topic_id_of(t.topic_id))
+            .collect();
+        broker.topic_names_of(&ids)
+    });
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for t in req.topic_data {
         let (name, refused) = match &by_id {
