@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // a test / benchmark: real time
 //! The authorizer's cost per check with 10 and with 10,000 ACLs:
 //! `cargo run --release -p cairn-acl --example authorizer_bench`.
 //! Half the bindings are literal topic names, a quarter prefixes, a quarter

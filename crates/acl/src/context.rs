@@ -1,10 +1,10 @@
 //! Who asks, from where, through which door: what every [`crate::Broker`]
 //! operation is given besides its arguments.
 
+use cairn_clock::Instant;
 use std::fmt;
 use std::net::IpAddr;
 use std::net::SocketAddr;
-use std::time::Instant;
 
 /// An authenticated identity, as Kafka writes it: `User:alice`. Until a
 /// listener authenticates (SASL, mTLS), every client is `User:ANONYMOUS`.

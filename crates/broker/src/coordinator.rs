@@ -465,7 +465,7 @@ fn new_member_id(client_id: &str) -> String {
     use std::hash::Hasher;
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
-        std::time::SystemTime::now()
+        cairn_clock::system_time()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0),
@@ -529,7 +529,7 @@ impl Coordinator {
                 .ensure_linearizable(ReadPolicy::ReadIndex)
                 .await
                 .map_err(|_| Self::not_coordinator(node))?;
-            let now = Instant::now();
+            let now = cairn_clock::now();
             g.map = node.meta_view.read(|s| {
                 s.groups
                     .iter()
@@ -640,7 +640,7 @@ impl Coordinator {
                     req.group
                 )));
             }
-            let now = Instant::now();
+            let now = cairn_clock::now();
             // A group not in memory (empty, dropped by `tick`) goes on from
             // its stored generation: generations only grow, or a zombie
             // member of an earlier generation N could commit again once the
@@ -891,7 +891,7 @@ impl Coordinator {
     ) -> Result<Vec<u8>, ApiError> {
         let rx = {
             let mut groups = self.lock(node).await?;
-            let now = Instant::now();
+            let now = cairn_clock::now();
             let g = Self::member_mut(&mut groups, &req)?;
             match g.phase {
                 Phase::Empty | Phase::Preparing => {
@@ -950,7 +950,7 @@ impl Coordinator {
         let mut groups = self.lock(node).await?;
         let g = Self::member_mut(&mut groups, &req)?;
         if let Some(m) = g.members.get_mut(&req.member_id) {
-            m.last_seen = Instant::now();
+            m.last_seen = cairn_clock::now();
         }
         match g.phase {
             Phase::Preparing => Err(ApiError::RebalanceInProgress(req.group)),
@@ -974,7 +974,7 @@ impl Coordinator {
             group_instance_id: group_instance_id.map(str::to_owned),
         };
         let mut groups = self.lock(node).await?;
-        let now = Instant::now();
+        let now = cairn_clock::now();
         let Some(g) = groups.map.get_mut(&req.group) else {
             return Err(ApiError::UnknownMember(format!(
                 "member {} is not in group {}",
@@ -1054,7 +1054,7 @@ impl Coordinator {
         let Ok(mut groups) = self.lock(node).await else {
             return;
         };
-        let now = Instant::now();
+        let now = cairn_clock::now();
         self.tick_modern(node, &mut groups, now).await;
         let names: Vec<String> = groups.map.keys().cloned().collect();
         for name in names {
@@ -1142,7 +1142,7 @@ impl Coordinator {
                         return Err(ApiError::RebalanceInProgress(group));
                     }
                     if let Some(m) = g.members.get_mut(&member_id) {
-                        m.last_seen = Instant::now();
+                        m.last_seen = cairn_clock::now();
                     }
                 }
                 (Some(g), None) if !g.members.is_empty() => {
@@ -1343,7 +1343,7 @@ impl Coordinator {
         let mut groups = self.lock(node).await?;
         // Members whose session lapsed are gone now, not at the next tick
         // (a static member that closed without leaving).
-        let now = Instant::now();
+        let now = cairn_clock::now();
         if groups
             .map
             .get_mut(name)

@@ -129,7 +129,7 @@ impl Coordinator {
                 "group {group} is a classic group with members; it is not a consumer group"
             )));
         }
-        let now = Instant::now();
+        let now = cairn_clock::now();
         let topics = topics_view(node);
         let l = self.limits;
         let live = groups.modern.entry(group.to_owned()).or_insert_with(|| {

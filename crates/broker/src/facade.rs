@@ -560,7 +560,7 @@ impl Broker {
             .collect::<Vec<PartitionView>>();
         let all_led = partitions.iter().all(|p| p.status.leader.is_some());
         let settling = match self.settling.lock() {
-            Ok(mut s) => s.observe(t.id, all_led, std::time::Instant::now()),
+            Ok(mut s) => s.observe(t.id, all_led, cairn_clock::now()),
             Err(_) => false,
         };
         TopicView {
@@ -1929,6 +1929,56 @@ impl Broker {
     }
 }
 
+/// One Raft group's state on this node, as the simulator's invariants see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupState {
+    /// `None` for the metadata group.
+    pub partition: Option<(String, u32)>,
+    pub term: u64,
+    pub leader: bool,
+    /// The replica's high watermark (0 for the metadata group).
+    pub high_watermark: u64,
+    /// The group's vote and log positions as openraft reports them.
+    pub detail: String,
+}
+
+impl Broker {
+    /// Every Raft group's term and role on this node (and each partition's
+    /// high watermark); empty unless `test_replica_reads` is set.
+    pub fn test_group_states(&self) -> Vec<GroupState> {
+        if !self.node.config.test_replica_reads {
+            return Vec::new();
+        }
+        let meta = self.node.meta.metrics().borrow_watched().clone();
+        let mut states = vec![GroupState {
+            partition: None,
+            term: meta.current_term,
+            leader: meta.state == openraft::ServerState::Leader,
+            high_watermark: 0,
+            detail: format!(
+                "vote {} last log {:?} applied {:?} membership {:?}",
+                meta.vote,
+                meta.last_log_index,
+                meta.last_applied.map(|l| l.index),
+                meta.membership_config
+                    .membership()
+                    .voter_ids()
+                    .collect::<Vec<_>>()
+            ),
+        }];
+        for r in self.node.all_replicas() {
+            states.push(GroupState {
+                partition: Some((r.topic.clone(), r.partition)),
+                term: r.term(),
+                leader: r.is_leader(),
+                high_watermark: r.log.high_watermark(),
+                detail: String::new(),
+            });
+        }
+        states
+    }
+}
+
 impl PartitionReader {
     /// The leader's term (Kafka's leader epoch).
     pub fn term(&self) -> u64 {
@@ -2019,7 +2069,7 @@ fn unauthorized(ctx: &RequestContext, op: Operation, t: ResourceType, name: &str
 }
 
 pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
+    cairn_clock::system_time()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)

@@ -42,16 +42,13 @@ pub(crate) struct InternalService {
 /// mutual TLS when `tls` is given.
 pub(crate) fn connect_addr(
     addr: &str,
-    tls: Option<&cairn_tls::TlsConnector>,
+    transport: &cairn_raft::Transport,
 ) -> Result<InternalClient<Channel>, String> {
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| format!("bad address {addr:?}: {e}"))?
         .connect_timeout(Duration::from_millis(500))
         .timeout(Duration::from_secs(10));
-    let channel = match tls {
-        Some(tls) => endpoint.connect_with_connector_lazy(tls.clone()),
-        None => endpoint.connect_lazy(),
-    };
+    let channel = transport.dial().channel(endpoint, transport.me(), addr);
     Ok(InternalClient::new(channel))
 }
 

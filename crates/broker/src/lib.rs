@@ -89,6 +89,7 @@ pub use coordinator::StoredOffset;
 pub use error::ApiError as BrokerError;
 pub use error::ServerError;
 pub use facade::Broker;
+pub use facade::GroupState;
 pub use facade::OffsetToCommit;
 pub use facade::PartitionReader;
 pub use facade::PartitionResults;
@@ -128,7 +129,7 @@ pub const HOLD_APPLY_FILE: &str = "test-hold-apply";
 /// read itself (a stalled read), for fault injection.
 pub const HOLD_READ_FILE: &str = "test-hold-read";
 
-fn meta_raft_config(config: &ServerConfig) -> Result<Arc<Config>, ServerError> {
+fn meta_raft_config(config: &ServerConfig, plants: Plants) -> Result<Arc<Config>, ServerError> {
     let every = config.metadata_snapshot_entries.max(1);
     Config {
         cluster_name: "cairn-metadata".to_string(),
@@ -139,7 +140,7 @@ fn meta_raft_config(config: &ServerConfig) -> Result<Arc<Config>, ServerError> {
         max_in_snapshot_log_to_keep: (every / 10).max(1),
         // Never resume leadership in the old term after a restart; see
         // `replica::partition_raft_config` (reliability finding 5).
-        enable_leader_restore: Some(false),
+        enable_leader_restore: Some(plants.leader_restore),
         ..Default::default()
     }
     .validate()
@@ -213,7 +214,7 @@ async fn check_peers_cluster(
     peers: &[String],
 ) -> Result<(), ServerError> {
     for addr in peers {
-        let Ok(mut client) = internal::connect_addr(addr, transport.tls()) else {
+        let Ok(mut client) = internal::connect_addr(addr, transport) else {
             continue;
         };
         let hb = NodeHeartbeat {
@@ -270,7 +271,7 @@ async fn join_cluster(node: &Arc<Node>, addr: &str) -> Result<(), ServerError> {
     };
     let mut last = String::new();
     for _ in 0..60 {
-        let mut client = internal::connect_addr(addr, node.transport.tls()).map_err(err)?;
+        let mut client = internal::connect_addr(addr, &node.transport).map_err(err)?;
         match client.join(request.clone()).await {
             Ok(reply) => {
                 let cluster_id = reply.into_inner().cluster_id;
@@ -314,21 +315,28 @@ impl Running {
     /// take this node in, retrying for a minute; until it answers, the node
     /// takes no Raft traffic. Returns at once for a node already admitted.
     pub async fn join(&self) -> Result<(), ServerError> {
-        if let Some(addr) = &self.node.config.join {
-            if !self
-                .node
-                .admitted
-                .load(std::sync::atomic::Ordering::Acquire)
-            {
-                join_cluster(&self.node, addr).await?;
-                self.node
-                    .admitted
-                    .store(true, std::sync::atomic::Ordering::Release);
-            }
-        }
-        Ok(())
+        join_node(&self.node).await
     }
 
+    /// [`Running::join`] as a task of its own.
+    pub fn join_in_background(&self) -> tokio::task::JoinHandle<Result<(), ServerError>> {
+        let node = self.node.clone();
+        tokio::spawn(async move { join_node(&node).await })
+    }
+}
+
+async fn join_node(node: &Arc<Node>) -> Result<(), ServerError> {
+    if let Some(addr) = &node.config.join {
+        if !node.admitted.load(std::sync::atomic::Ordering::Acquire) {
+            join_cluster(node, addr).await?;
+            node.admitted
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+    Ok(())
+}
+
+impl Running {
     /// Resolves when the internal RPC server stops (it should not).
     pub async fn stopped(&mut self) -> ServerError {
         match (&mut self.internal_server).await {
@@ -350,13 +358,43 @@ impl Running {
     }
 }
 
+/// What a simulated node replaces; `Seams::default()` is a real node's:
+/// TCP between the nodes, the store as the config makes it.
+#[derive(Clone, Default)]
+pub struct Seams {
+    /// The network between the nodes (the internal RPC's connections).
+    pub network: Option<Arc<dyn cairn_raft::PeerNetwork>>,
+    /// The fate of each Raft message (fault injection).
+    pub message_faults: Option<Arc<dyn cairn_raft::MessageFaults>>,
+    /// The store's options, instead of those the config implies.
+    pub store: Option<StoreOptions>,
+    /// Bugs planted on purpose (none unless the simulator asks).
+    pub plants: Plants,
+}
+
+/// Bugs planted on purpose, for the simulator to show it finds them; a
+/// real node never has any.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Plants {
+    /// Reliability finding 5, undone: a leader that restarts before anyone
+    /// else is elected resumes leading in its old term (openraft's leader
+    /// restore), so after a power loss it can write new entries under the
+    /// log ids of entries it lost.
+    pub leader_restore: bool,
+}
+
 /// Opens the data dir, starts the metadata group, the internal RPC server
 /// and the background loops. The client doors are the caller's.
 pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
+    start_with(config, Seams::default()).await
+}
+
+/// [`start`] with some of its parts replaced (the simulator's).
+pub async fn start_with(config: ServerConfig, seams: Seams) -> Result<Running, ServerError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         ServerError::Raft(format!("cannot create {}: {e}", config.data_dir.display()))
     })?;
-    let store_options = StoreOptions {
+    let store_options = seams.store.clone().unwrap_or_else(|| StoreOptions {
         buffer_unsynced_wal: config.test_lose_unsynced_on_crash,
         hold_sync_while_exists: config
             .test_lose_unsynced_on_crash
@@ -365,7 +403,7 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
             .test_lose_unsynced_on_crash
             .then(|| config.data_dir.join(HOLD_APPLY_FILE)),
         ..StoreOptions::default()
-    };
+    });
     if store_options.buffer_unsynced_wal {
         tracing::warn!(
             "test mode: unsynced log writes are lost on a crash (test_lose_unsynced_on_crash)"
@@ -391,7 +429,12 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
         ),
         _ => (None, None),
     };
-    let transport = Transport::with_tls(config.node_id, rpc_client_tls);
+    let dial = match (&seams.network, rpc_client_tls) {
+        (Some(net), _) => cairn_raft::Dial::Network(net.clone()),
+        (None, Some(tls)) => cairn_raft::Dial::Tls(tls),
+        (None, None) => cairn_raft::Dial::Tcp,
+    };
+    let transport = Transport::with_dial(config.node_id, dial, seams.message_faults.clone());
     transport.set_snapshot_chunk_bytes(config.raft_snapshot_chunk_bytes);
     for (id, addr) in &voters {
         transport.set_address(*id, addr);
@@ -411,7 +454,7 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
         MetaStateMachine::open(store.clone()).map_err(|e| ServerError::Raft(e.to_string()))?;
     let meta = Raft::new(
         config.node_id,
-        meta_raft_config(&config)?,
+        meta_raft_config(&config, seams.plants)?,
         node::network(&transport, node::meta_group()),
         store.log_store(node::meta_group()),
         sm,
@@ -451,23 +494,39 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
             consumer_max_size: coordinator::MAX_CONSUMER_GROUP_MEMBERS,
         }),
         producer_ids: std::sync::Mutex::new(0..0),
-        started: std::time::Instant::now(),
+        started: cairn_clock::now(),
         snapshot_inbox: cairn_raft::SnapshotInbox::default(),
         mirrors: mirror::Mirrors::default(),
+        plants: seams.plants,
     });
 
-    let rpc_listener = bind(&config.rpc_addr).await?;
     let internal = InternalServer::new(internal::InternalService { node: node.clone() })
         .max_decoding_message_size(256 << 20)
         .max_encoding_message_size(256 << 20);
-    let internal_server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            .initial_connection_window_size(Some(16 << 20))
-            .initial_stream_window_size(Some(8 << 20))
-            .add_service(internal)
-            .serve_with_incoming(cairn_tls::incoming(rpc_listener, rpc_server_tls)),
-    );
+    let server = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .initial_connection_window_size(Some(16 << 20))
+        .initial_stream_window_size(Some(8 << 20))
+        .add_service(internal);
+    let internal_server = match &seams.network {
+        Some(net) => {
+            let incoming = net
+                .listen(config.node_id, &config.rpc_addr)
+                .map_err(|source| ServerError::Bind {
+                    addr: config.rpc_addr.clone(),
+                    source,
+                })?;
+            tokio::spawn(
+                server.serve_with_incoming(tokio_stream::wrappers::ReceiverStream::new(incoming)),
+            )
+        }
+        None => {
+            let rpc_listener = bind(&config.rpc_addr).await?;
+            tokio::spawn(
+                server.serve_with_incoming(cairn_tls::incoming(rpc_listener, rpc_server_tls)),
+            )
+        }
+    };
 
     if voters.contains_key(&node.id) {
         let initialized = node

@@ -33,7 +33,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
-use std::time::Instant;
 
 use bytes::Bytes;
 use cairn_client::BearerToken;
@@ -176,7 +175,7 @@ impl Mirrors {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
+    cairn_clock::system_time()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
@@ -303,7 +302,7 @@ pub(crate) fn runs(fetched: &Bytes, from: u64) -> Result<Vec<Run>, String> {
 pub(crate) async fn mirror_loop(node: Arc<Node>) {
     let mut tick = tokio::time::interval(MIRROR_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut last_sync: Option<Instant> = None;
+    let mut last_sync: Option<cairn_clock::Instant> = None;
     loop {
         tick.tick().await;
         let (links, topics) = node
@@ -374,7 +373,7 @@ pub(crate) async fn mirror_loop(node: Arc<Node>) {
                 t.elapsed() >= Duration::from_millis(node.config.mirror_sync_interval_ms)
             })
         {
-            last_sync = Some(Instant::now());
+            last_sync = Some(cairn_clock::now());
             for link in links.values().filter(|l| !l.paused) {
                 let result = sync_link(&node, link).await;
                 if let Err(e) = &result {

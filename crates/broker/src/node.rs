@@ -127,7 +127,9 @@ pub struct Node {
     pub(crate) producer_ids: std::sync::Mutex<std::ops::Range<i64>>,
     /// When this process started serving: it refuses votes for
     /// [`crate::lease::VOTE_HOLD_AFTER_START`] after it.
-    pub(crate) started: std::time::Instant,
+    pub(crate) started: cairn_clock::Instant,
+    /// Bugs planted on purpose (the simulator's; none on a real node).
+    pub(crate) plants: crate::Plants,
     /// Snapshots being received in chunks, by group.
     pub(crate) snapshot_inbox: cairn_raft::SnapshotInbox,
     /// The audit trail's queue.

@@ -173,7 +173,7 @@ impl OAuth {
             .ok_or_else(|| format!("the token has no {:?} claim naming a user", self.claim))?
             .to_string();
         let exp = data.claims.get("exp").and_then(|e| e.as_u64()).unwrap_or(0);
-        let now = SystemTime::now()
+        let now = cairn_clock::system_time()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();

@@ -35,7 +35,7 @@ use crate::lease::PARTITION_LEASE_RENEW_AFTER as LEASE_RENEW_AFTER;
 /// openraft settings of partition groups: no per-group timers at all.
 /// Heartbeats are node-level and elections are triggered by the node's
 /// election driver (see `tasks.rs`), so a thousand idle groups cost nothing.
-pub(crate) fn partition_raft_config() -> Result<Arc<Config>, ServerError> {
+pub(crate) fn partition_raft_config(plants: crate::Plants) -> Result<Arc<Config>, ServerError> {
     let config = Config {
         cluster_name: "cairn-partition".to_string(),
         enable_tick: false,
@@ -60,7 +60,7 @@ pub(crate) fn partition_raft_config() -> Result<Arc<Config>, ServerError> {
         // log ids (same index, same term) for new entries makes the logs
         // diverge where Raft's log matching cannot see it: an acknowledged
         // record replaced on one replica (reliability finding 5).
-        enable_leader_restore: Some(false),
+        enable_leader_restore: Some(plants.leader_restore),
         ..Default::default()
     };
     config
@@ -80,7 +80,7 @@ pub struct Replica {
     /// When a leader's message (entries, heartbeat, snapshot) last reached
     /// this replica: its promise not to elect anyone, itself included,
     /// within the refusal window (`lease.rs`).
-    leader_contact: std::sync::Mutex<Option<std::time::Instant>>,
+    leader_contact: std::sync::Mutex<Option<cairn_clock::Instant>>,
     /// On the leader: the replica change it is carrying out and what it
     /// waits for (empty: none). Shown by `cairn topic describe`.
     pub(crate) reassignment: std::sync::Mutex<String>,
@@ -187,7 +187,7 @@ impl Replica {
     /// Notes that a leader's message was just handled by this replica.
     pub(crate) fn note_leader_contact(&self) {
         if let Ok(mut t) = self.leader_contact.lock() {
-            *t = Some(std::time::Instant::now());
+            *t = Some(cairn_clock::now());
         }
     }
 

@@ -15,10 +15,10 @@
 //!
 //! [`Settling::observe`] is a pure function of its state and the time given.
 
+use cairn_clock::Instant;
 use std::collections::HashMap;
 use std::collections::HashSet;
 use std::time::Duration;
-use std::time::Instant;
 
 /// The longest a topic is hidden for want of leaders: past it, it is shown
 /// whatever its partitions' state (a real outage must be visible).
@@ -83,7 +83,7 @@ mod tests {
 
     #[test]
     fn a_new_topic_settles_when_led_or_after_the_window() {
-        let t0 = Instant::now();
+        let t0 = cairn_clock::now();
         let mut s = Settling::new(10);
         // Older topics are never hidden.
         assert!(!s.observe(10, false, t0));
@@ -102,7 +102,7 @@ mod tests {
 
     #[test]
     fn deleted_topics_are_forgotten() {
-        let t0 = Instant::now();
+        let t0 = cairn_clock::now();
         let mut s = Settling::new(0);
         for id in 1..=200 {
             s.observe(id, id % 2 == 0, t0);

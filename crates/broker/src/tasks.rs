@@ -10,8 +10,9 @@ use std::collections::BTreeSet;
 use std::collections::HashMap;
 use std::collections::HashSet;
 use std::sync::Arc;
+
+use cairn_clock::Instant;
 use std::time::Duration;
-use std::time::Instant;
 
 use cairn_metadata::MetaCommand;
 use cairn_metadata::PartitionAssignment;
@@ -103,7 +104,7 @@ pub(crate) async fn election_loop(node: Arc<Node>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tick.tick().await;
-        let now = Instant::now();
+        let now = cairn_clock::now();
         let mut led = Vec::new();
         let mut gained = false;
         let mut to_elect = Vec::new();
@@ -224,7 +225,7 @@ fn fail_stop(why: &str) -> ! {
 /// Keeps the local partition replicas equal to what the metadata assigns
 /// to this node: opens missing ones, removes deleted ones.
 pub(crate) async fn reconcile_loop(node: Arc<Node>) {
-    let config = match partition_raft_config() {
+    let config = match partition_raft_config(node.plants) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "partition raft config invalid; reconciler stopped");
@@ -748,7 +749,7 @@ pub(crate) async fn retention_loop(node: Arc<Node>) {
                 .map(|t| (t.name.clone(), t.configs.clone()))
                 .collect()
         });
-        let now_ms = std::time::SystemTime::now()
+        let now_ms = cairn_clock::system_time()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         let defaults = RetentionDefaults::of(&node);
@@ -803,7 +804,7 @@ async fn compact_purged(node: &Arc<Node>, compacted: &mut HashMap<GroupId, u64>)
         compacted.insert(r.group, purged);
         let store = node.store.clone();
         let group = r.group;
-        let started = Instant::now();
+        let started = cairn_clock::now();
         match tokio::task::spawn_blocking(move || store.compact_log_below(group, purged + 1)).await
         {
             Ok(()) => {
@@ -857,17 +858,17 @@ pub(crate) async fn compaction_loop(node: Arc<Node>) {
             config.min_compaction_lag_ms = TopicConfig::MinCompactionLagMs
                 .int_in(&topic.configs)
                 .max(0);
-            let started = Instant::now();
+            let started = cairn_clock::now();
             let (mut steps, mut scanned, mut rewritten, mut removed) =
                 (0u64, 0usize, 0usize, 0usize);
             loop {
-                let now_ms = std::time::SystemTime::now()
+                let now_ms = cairn_clock::system_time()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_millis() as i64)
                     .unwrap_or(0);
                 // RocksDB reads and writes block: run the step off the
                 // runtime's worker threads.
-                let step_started = Instant::now();
+                let step_started = cairn_clock::now();
                 let log = r.log.clone();
                 let step_config = config.clone();
                 let handle = tokio::runtime::Handle::current();

@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // a test / benchmark: real time
 //! The authorization matrix, generated from the façade's table
 //! (`cairn_broker::acl::OPERATIONS`): every operation, run through
 //! `Broker` on a real single-node cluster (RocksDB on disk), by a principal

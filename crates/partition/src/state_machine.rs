@@ -1774,15 +1774,15 @@ mod tests {
                 r.append_and_apply(chunk.to_vec()).await;
             }
             r.append_and_apply(vec![trim(next, 20)]).await;
-            let t = std::time::Instant::now();
+            let t = cairn_clock::now();
             let mut builder = r.sm.try_create_snapshot_builder(false).await.unwrap();
             builder.build_snapshot().await.unwrap();
             let cut = t.elapsed();
-            let t = std::time::Instant::now();
+            let t = cairn_clock::now();
             let replay = r.sm.get_current_snapshot().await.unwrap().unwrap();
             let assembled = t.elapsed();
             r.sm.meta.purge_next_offset = None;
-            let t = std::time::Instant::now();
+            let t = cairn_clock::now();
             let rows = r.sm.get_current_snapshot().await.unwrap().unwrap();
             let rows_assembled = t.elapsed();
             println!(

@@ -6,10 +6,10 @@
 //! group has no live leader claiming it starts an election (see the server's
 //! election driver).
 
+use cairn_clock::Instant;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
-use std::time::Instant;
 
 use crate::types::GroupId;
 use crate::types::NodeId;
@@ -61,7 +61,7 @@ impl Liveness {
             peers.insert(
                 node,
                 PeerView {
-                    last_heard: Instant::now(),
+                    last_heard: cairn_clock::now(),
                     led: led.into_iter().collect(),
                 },
             );
@@ -76,9 +76,9 @@ impl Liveness {
         if let Ok(mut peers) = self.peers.lock() {
             peers
                 .entry(node)
-                .and_modify(|v| v.last_heard = Instant::now())
+                .and_modify(|v| v.last_heard = cairn_clock::now())
                 .or_insert_with(|| PeerView {
-                    last_heard: Instant::now(),
+                    last_heard: cairn_clock::now(),
                     led: HashMap::new(),
                 });
         }

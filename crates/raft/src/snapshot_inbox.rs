@@ -9,10 +9,10 @@
 //! room). A chunk out of sequence drops the group's assembly; the sender
 //! starts over at its next attempt.
 
+use cairn_clock::Instant;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
-use std::time::Instant;
 
 use crate::network::SnapshotChunk;
 use crate::types::GroupId;
@@ -57,7 +57,7 @@ impl SnapshotInbox {
     /// Takes one chunk of `group`'s snapshot. The error is a reason to send
     /// back to the sender.
     pub fn receive(&self, group: GroupId, chunk: SnapshotChunk) -> Result<Received, String> {
-        self.receive_at(group, chunk, Instant::now())
+        self.receive_at(group, chunk, cairn_clock::now())
     }
 
     fn receive_at(
@@ -292,7 +292,7 @@ mod tests {
             data: vec![0; 10],
         };
         assert!(inbox.receive(1, big).is_err());
-        let start = Instant::now();
+        let start = cairn_clock::now();
         let first = |group: GroupId, total: u64, at: Instant| {
             inbox.receive_at(
                 group,

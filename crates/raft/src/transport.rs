@@ -30,6 +30,9 @@ use tokio::sync::Semaphore;
 use tonic::transport::Channel;
 use tonic::transport::Endpoint;
 
+use crate::net::Dial;
+use crate::net::Fate;
+use crate::net::MessageFaults;
 use crate::types::GroupId;
 use crate::types::NodeId;
 
@@ -77,8 +80,11 @@ pub struct Transport {
     peers: Mutex<HashMap<NodeId, Arc<Peer>>>,
     /// Bytes of snapshot per message ([`crate::SNAPSHOT_CHUNK_BYTES`] unless set).
     snapshot_chunk_bytes: std::sync::atomic::AtomicUsize,
-    /// Mutual TLS to the peers (`rpc_tls = "mtls"`); plaintext when `None`.
-    tls: Option<cairn_tls::TlsConnector>,
+    /// How connections to peers are opened: TCP, mutual TLS
+    /// (`rpc_tls = "mtls"`), or the simulator's network.
+    dial: Dial,
+    /// Fault injection only (the simulator): the fate of each message.
+    faults: Option<Arc<dyn MessageFaults>>,
 }
 
 impl Transport {
@@ -88,8 +94,15 @@ impl Transport {
 
     /// A transport whose connections to peers go through `tls`.
     pub fn with_tls(me: NodeId, tls: Option<cairn_tls::TlsConnector>) -> Arc<Self> {
+        Self::with_dial(me, tls.map_or(Dial::Tcp, Dial::Tls), None)
+    }
+
+    /// A transport whose connections are opened by `dial`, and whose
+    /// messages meet `faults` (fault injection) when given.
+    pub fn with_dial(me: NodeId, dial: Dial, faults: Option<Arc<dyn MessageFaults>>) -> Arc<Self> {
         Arc::new(Self {
-            tls,
+            dial,
+            faults,
             me,
             cluster_id: Arc::new(RwLock::new(String::new())),
             addresses: RwLock::new(HashMap::new()),
@@ -148,7 +161,12 @@ impl Transport {
 
     /// The connector for connections to peers, if they run over TLS.
     pub fn tls(&self) -> Option<&cairn_tls::TlsConnector> {
-        self.tls.as_ref()
+        self.dial.tls()
+    }
+
+    /// How connections to peers are opened.
+    pub fn dial(&self) -> &Dial {
+        &self.dial
     }
 
     /// A gRPC client to a peer's internal service, over the peer's one connection.
@@ -180,10 +198,7 @@ impl Transport {
             .keep_alive_timeout(Duration::from_secs(5))
             .initial_connection_window_size(Some(16 << 20))
             .initial_stream_window_size(Some(8 << 20));
-        let channel = match &self.tls {
-            Some(tls) => endpoint.connect_with_connector_lazy(tls.clone()),
-            None => endpoint.connect_lazy(),
-        };
+        let channel = self.dial.channel(endpoint, self.me, &addr);
         let client = InternalClient::new(channel)
             .max_decoding_message_size(256 << 20)
             .max_encoding_message_size(256 << 20);
@@ -200,6 +215,54 @@ impl Transport {
 
     /// Sends one Raft message of `group` to `target` and waits for its reply.
     pub async fn call(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        kind: RaftKind,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, TransportError> {
+        let fate = match &self.faults {
+            Some(f) => f.fate(self.me, target, group),
+            None => Fate::Deliver,
+        };
+        match fate {
+            Fate::Deliver => {}
+            Fate::Drop => {
+                tokio::time::sleep(timeout).await;
+                return Err(TransportError::Timeout {
+                    node: target,
+                    timeout,
+                });
+            }
+            Fate::DropReply => {
+                let _ = self.send(target, group, kind, body, timeout).await;
+                return Err(TransportError::Timeout {
+                    node: target,
+                    timeout,
+                });
+            }
+            Fate::Duplicate => {
+                let first = self.send(target, group, kind, body.clone(), timeout);
+                let second = self.send(target, group, kind, body, timeout);
+                return tokio::join!(first, second).0;
+            }
+            Fate::Delay(d) => {
+                if d >= timeout {
+                    tokio::time::sleep(timeout).await;
+                    return Err(TransportError::Timeout {
+                        node: target,
+                        timeout,
+                    });
+                }
+                tokio::time::sleep(d).await;
+                return self.send(target, group, kind, body, timeout - d).await;
+            }
+        }
+        self.send(target, group, kind, body, timeout).await
+    }
+
+    async fn send(
         &self,
         target: NodeId,
         group: GroupId,

@@ -69,7 +69,9 @@ pub use log_store::LogStore;
 pub use node_store::NodeStore;
 pub use node_store::StateEntry;
 pub use node_store::FORMAT_VERSION;
+pub use options::FsyncHook;
 pub use options::StoreOptions;
+pub use options::SyncDelay;
 pub use state_batch::StateBatch;
 pub use store_stats::StoreStats;
 

@@ -244,15 +244,24 @@ impl NodeStore {
 
         let sync_db = Arc::clone(&db);
         let hold = opts.hold_sync_while_exists.clone();
-        let syncer = Syncer::spawn(move || {
+        let after = opts.after_fsync.clone();
+        let fsync = move || {
             if let Some(hold) = &hold {
                 while hold.exists() {
                     std::thread::sleep(std::time::Duration::from_millis(5));
                 }
             }
-            sync_db.flush_wal(true)
-        })
-        .map_err(open_err)?;
+            sync_db.flush_wal(true)?;
+            if let Some(after) = &after {
+                (after.0)();
+            }
+            Ok(())
+        };
+        let syncer = if let Some(delay) = opts.sync_in_runtime {
+            Syncer::in_runtime(fsync, delay, opts.plant_ack_before_fsync)
+        } else {
+            Syncer::spawn(fsync).map_err(open_err)?
+        };
         tracing::info!(path = %path.display(), "opened store");
         Ok(NodeStore {
             inner: Arc::new(Inner {

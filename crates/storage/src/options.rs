@@ -60,7 +60,55 @@ pub struct StoreOptions {
     /// of every byte flushed, and freshly flushed batches do not evict what readers use.
     /// Default on (ADR 0003: produce 67 -> 82 MB/s on the 2-core benchmark box).
     pub direct_io_for_flush_and_compaction: bool,
+    /// Simulation only: no group-commit thread; fsyncs run on the writer's
+    /// tokio runtime, each taking as long (simulated) as the function says
+    /// and serving every request queued meanwhile (zero: at once), so
+    /// a simulated cluster's paused clock never runs on while a real thread
+    /// works. Default none (the thread).
+    pub sync_in_runtime: Option<SyncDelay>,
+    /// Simulation only: called after every WAL fsync that succeeded (the
+    /// simulator records how much of each WAL file is durable). Default none.
+    pub after_fsync: Option<FsyncHook>,
+    /// A bug planted on purpose, for the simulator to find: writes are
+    /// reported durable without any fsync (with `sync_in_runtime`). Default off.
+    pub plant_ack_before_fsync: bool,
 }
+
+/// How long each simulated fsync takes ([`StoreOptions::sync_in_runtime`]).
+#[derive(Clone)]
+pub struct SyncDelay(pub std::sync::Arc<dyn Fn() -> std::time::Duration + Send + Sync>);
+
+impl std::fmt::Debug for SyncDelay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncDelay")
+    }
+}
+
+impl PartialEq for SyncDelay {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SyncDelay {}
+
+/// Called after each successful WAL fsync ([`StoreOptions::after_fsync`]).
+#[derive(Clone)]
+pub struct FsyncHook(pub std::sync::Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for FsyncHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FsyncHook")
+    }
+}
+
+impl PartialEq for FsyncHook {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for FsyncHook {}
 
 impl Default for StoreOptions {
     fn default() -> Self {
@@ -76,6 +124,9 @@ impl Default for StoreOptions {
             hold_sync_while_exists: None,
             hold_apply_while_exists: None,
             direct_io_for_flush_and_compaction: true,
+            sync_in_runtime: None,
+            after_fsync: None,
+            plant_ack_before_fsync: false,
         }
     }
 }

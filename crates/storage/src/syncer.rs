@@ -22,7 +22,6 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
-use std::time::Instant;
 
 use crate::error::Cause;
 
@@ -63,6 +62,25 @@ pub(crate) struct Syncer {
     tx: Option<mpsc::Sender<Completion>>,
     thread: Option<thread::JoinHandle<()>>,
     counters: Arc<Counters>,
+    /// Runtime mode (the simulator): no thread; fsyncs run on the tokio
+    /// runtime of the caller.
+    inline: Option<Arc<std::sync::Mutex<Inline>>>,
+}
+
+type Fsync = Box<dyn FnMut() -> Result<(), rocksdb::Error> + Send + 'static>;
+
+struct Inline {
+    fsync: Fsync,
+    poisoned: Option<rocksdb::Error>,
+    /// How long each fsync takes (simulated); zero: at once, on the
+    /// caller's thread.
+    delay: crate::options::SyncDelay,
+    /// Requests waiting for the scheduled fsync.
+    queue: Vec<Completion>,
+    scheduled: bool,
+    /// Fault injection (a bug planted on purpose): complete before fsyncing,
+    /// and never fsync.
+    ack_before_fsync: bool,
 }
 
 impl Syncer {
@@ -81,17 +99,96 @@ impl Syncer {
             tx: Some(tx),
             thread: Some(thread),
             counters,
+            inline: None,
         })
+    }
+
+    /// A syncer without a thread, for a simulated cluster whose clock is
+    /// paused: an fsync is a task on the caller's tokio runtime that takes
+    /// what `delay` says (simulated) and serves every request queued meanwhile (group
+    /// commit, as the thread does); with a zero delay each request fsyncs at
+    /// once on the caller's thread. No real thread works while simulated
+    /// time runs on. With `ack_before_fsync` it completes requests without
+    /// any fsync: a bug planted on purpose, for the simulator to find.
+    pub(crate) fn in_runtime<F>(
+        fsync: F,
+        delay: crate::options::SyncDelay,
+        ack_before_fsync: bool,
+    ) -> Syncer
+    where
+        F: FnMut() -> Result<(), rocksdb::Error> + Send + 'static,
+    {
+        Syncer {
+            tx: None,
+            thread: None,
+            counters: Arc::new(Counters::default()),
+            inline: Some(Arc::new(std::sync::Mutex::new(Inline {
+                fsync: Box::new(fsync),
+                poisoned: None,
+                delay,
+                queue: Vec::new(),
+                scheduled: false,
+                ack_before_fsync,
+            }))),
+        }
     }
 
     /// Queue `completion` for the next fsync. The caller's write must have returned already.
     pub(crate) fn enqueue(&self, completion: Completion) {
+        if let Some(inline) = &self.inline {
+            self.enqueue_in_runtime(inline, completion);
+            return;
+        }
         let Some(tx) = &self.tx else {
             completion(Err(SyncFailure::Stopped));
             return;
         };
         if let Err(mpsc::SendError(completion)) = tx.send(completion) {
             completion(Err(SyncFailure::Stopped));
+        }
+    }
+
+    fn enqueue_in_runtime(&self, inline: &Arc<std::sync::Mutex<Inline>>, completion: Completion) {
+        let Ok(mut i) = inline.lock() else {
+            completion(Err(SyncFailure::Stopped));
+            return;
+        };
+        let handle = tokio::runtime::Handle::try_current();
+        let delay = if i.ack_before_fsync || i.scheduled {
+            std::time::Duration::ZERO
+        } else {
+            (i.delay.0)()
+        };
+        if i.ack_before_fsync || (delay.is_zero() && !i.scheduled) || handle.is_err() {
+            let outcome = i.sync(&self.counters);
+            drop(i);
+            completion(outcome);
+            return;
+        }
+        i.queue.push(completion);
+        if i.scheduled {
+            return;
+        }
+        i.scheduled = true;
+        drop(i);
+        let inline = Arc::clone(inline);
+        let counters = Arc::clone(&self.counters);
+        if let Ok(handle) = handle {
+            handle.spawn(async move {
+                tokio::time::sleep(delay).await;
+                let (batch, outcome) = {
+                    let Ok(mut i) = inline.lock() else {
+                        return;
+                    };
+                    i.scheduled = false;
+                    let batch = std::mem::take(&mut i.queue);
+                    let outcome = i.sync(&counters);
+                    (batch, outcome)
+                };
+                for completion in batch {
+                    completion(outcome.clone());
+                }
+            });
         }
     }
 
@@ -117,6 +214,30 @@ impl Drop for Syncer {
     }
 }
 
+impl Inline {
+    fn sync(&mut self, counters: &Counters) -> Result<(), SyncFailure> {
+        counters.waiters.fetch_add(1, Ordering::Relaxed);
+        if self.ack_before_fsync {
+            return Ok(());
+        }
+        if let Some(error) = &self.poisoned {
+            return Err(SyncFailure::Fsync {
+                error: error.clone(),
+                poisoned: true,
+            });
+        }
+        counters.syncs.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("cairn_storage_syncs_total").increment(1);
+        (self.fsync)().map_err(|error| {
+            self.poisoned = Some(error.clone());
+            SyncFailure::Fsync {
+                error,
+                poisoned: false,
+            }
+        })
+    }
+}
+
 fn run<F>(rx: mpsc::Receiver<Completion>, mut fsync: F, counters: &Counters)
 where
     F: FnMut() -> Result<(), rocksdb::Error>,
@@ -134,7 +255,7 @@ where
                 poisoned: true,
             }),
             None => {
-                let started = Instant::now();
+                let started = cairn_clock::now();
                 let result = fsync();
                 let seconds = started.elapsed().as_secs_f64();
                 counters.syncs.fetch_add(1, Ordering::Relaxed);
@@ -279,6 +400,61 @@ mod tests {
         // The first request saw the failure itself, the later ones the poison; no retry.
         assert_eq!(poisoned_flags, [false, true, true]);
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    /// The simulator's mode: an fsync takes its (simulated) time on the
+    /// runtime, and everything queued meanwhile shares it.
+    #[tokio::test(start_paused = true)]
+    async fn in_runtime_mode_completes_only_after_the_delayed_fsync() {
+        let calls = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&calls);
+        let syncer = Syncer::in_runtime(
+            move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            },
+            crate::options::SyncDelay(Arc::new(|| std::time::Duration::from_millis(2))),
+            false,
+        );
+        let outcomes: Outcomes = Arc::default();
+        for _ in 0..3 {
+            syncer.enqueue(recorder(&outcomes));
+        }
+        assert!(
+            outcomes.lock().unwrap().is_empty(),
+            "completed before the fsync"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        assert!(
+            outcomes.lock().unwrap().is_empty(),
+            "completed before the fsync"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        assert_eq!(outcomes.lock().unwrap().len(), 3);
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "one fsync served all three"
+        );
+    }
+
+    /// The planted bug: completions without any fsync.
+    #[tokio::test(start_paused = true)]
+    async fn the_planted_bug_acknowledges_without_fsync() {
+        let calls = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&calls);
+        let syncer = Syncer::in_runtime(
+            move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            },
+            crate::options::SyncDelay(Arc::new(|| std::time::Duration::from_millis(2))),
+            true,
+        );
+        let outcomes: Outcomes = Arc::default();
+        syncer.enqueue(recorder(&outcomes));
+        assert_eq!(outcomes.lock().unwrap().len(), 1);
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
     }
 
     #[test]

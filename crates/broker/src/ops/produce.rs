@@ -144,7 +144,7 @@ fn validate_records(
 /// every replica uses to expire idempotent-producer state (their own clocks
 /// never decide it).
 fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
+    cairn_clock::system_time()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

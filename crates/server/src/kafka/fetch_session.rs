@@ -20,11 +20,11 @@
 //! | id         | 0     | close session `id`; full request, open a new session     |
 //! | id         | n > 0 | incremental request `n` of session `id`                  |
 
+use cairn_clock::Instant;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::PoisonError;
 use std::time::Duration;
-use std::time::Instant;
 
 use cairn_kafka::kafka_protocol::messages::fetch_request::FetchPartition;
 use cairn_kafka::kafka_protocol::messages::fetch_response::FetchableTopicResponse;
@@ -186,7 +186,7 @@ impl FetchSessions {
             return Plan::Refuse(code(ResponseError::InvalidFetchSessionEpoch));
         }
         session.next_epoch = next_epoch(epoch);
-        session.last_used = Instant::now();
+        session.last_used = cairn_clock::now();
         for (topic, partitions) in topics {
             for p in partitions {
                 match session
@@ -224,7 +224,7 @@ impl FetchSessions {
             return 0;
         }
         let mut sessions = self.lock();
-        let now = Instant::now();
+        let now = cairn_clock::now();
         sessions.retain(|_, s| now.duration_since(s.last_used) < IDLE_EVICTION);
         if sessions.len() >= MAX_SESSIONS {
             if let Some(oldest) = sessions

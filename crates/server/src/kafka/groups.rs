@@ -680,7 +680,7 @@ fn owned_partitions(
 fn random_member_id() -> String {
     use std::hash::BuildHasher;
     let half =
-        || std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now());
+        || std::collections::hash_map::RandomState::new().hash_one(cairn_clock::system_time());
     uuid::Uuid::from_u64_pair(half(), half())
         .simple()
         .to_string()

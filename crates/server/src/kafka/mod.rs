@@ -60,7 +60,7 @@ pub(crate) struct Session {
     pub mechanism: Option<String>,
     /// When the SASL session ends (KIP-368): after it, any request but a
     /// re-authentication closes the connection.
-    pub expires_at: Option<std::time::Instant>,
+    pub expires_at: Option<cairn_clock::Instant>,
     /// Close the connection once the current answer is written.
     pub close_after: bool,
     /// A failed authentication: wait this long before answering it and
@@ -77,9 +77,7 @@ pub(crate) async fn dispatch(
     request: Request,
 ) -> Option<ApiResponse> {
     let version = request.version();
-    if session
-        .expires_at
-        .is_some_and(|t| std::time::Instant::now() >= t)
+    if session.expires_at.is_some_and(|t| cairn_clock::now() >= t)
         && !matches!(
             request.body,
             ApiRequest::SaslHandshake(_) | ApiRequest::SaslAuthenticate(_)

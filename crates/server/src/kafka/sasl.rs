@@ -104,7 +104,7 @@ pub(crate) fn authenticate(
             session.ctx.principal = principal;
             session.authenticated = true;
             session.sasl = None;
-            session.expires_at = lifetime.map(|l| std::time::Instant::now() + l);
+            session.expires_at = lifetime.map(|l| cairn_clock::now() + l);
             let lifetime_ms = lifetime.map_or(0, |l| {
                 i64::try_from(l.as_millis()).unwrap_or(i64::MAX).max(1)
             });
