@@ -107,6 +107,10 @@ enum Command {
         /// Stop at the first failing seed.
         #[arg(long)]
         fail_fast: bool,
+        /// Start no seed after this many minutes (wall clock); the seeds
+        /// begun finish.
+        #[arg(long)]
+        minutes: Option<f64>,
         /// Exit 0 even when seeds fail (to measure how fast a planted bug is found).
         #[arg(long)]
         expect_failures: bool,
@@ -210,6 +214,7 @@ fn main() -> anyhow::Result<()> {
             seeds,
             jobs,
             fail_fast,
+            minutes,
             expect_failures,
             args,
         } => {
@@ -239,6 +244,9 @@ fn main() -> anyhow::Result<()> {
                         return;
                     }
                     if fail_fast && !failed.lock().unwrap().is_empty() {
+                        return;
+                    }
+                    if minutes.is_some_and(|m| started.elapsed().as_secs_f64() > m * 60.0) {
                         return;
                     }
                     let r = match run_child(seed, &child_args) {

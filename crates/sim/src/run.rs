@@ -547,8 +547,11 @@ fn parse_record(r: &cairn_record::Record) -> Option<(u32, u64)> {
     Some((key, value))
 }
 
+/// A record as the workload writes it: (offset, key, value).
+type Rec3 = (i64, u32, u64);
+
 /// Records of a fetch answer as (offset, key, value).
-fn records_of(bytes: &Bytes) -> Vec<(i64, u32, u64)> {
+fn records_of(bytes: &Bytes) -> Vec<Rec3> {
     let mut out = Vec::new();
     for batch in cairn_record::split_batches(bytes).flatten() {
         let batch = Bytes::copy_from_slice(batch);
@@ -774,7 +777,7 @@ async fn compare_replicas(shared: &Arc<Shared>, o: &Options) {
     // Let followers apply what the leader committed.
     tokio::time::sleep(Duration::from_secs(2)).await;
     for p in 0..o.partitions {
-        let mut logs: Vec<(NodeId, Vec<(i64, u32, u64)>)> = Vec::new();
+        let mut logs: Vec<(NodeId, Vec<Rec3>)> = Vec::new();
         for (id, b) in shared.brokers().await {
             let Some(Some(reader)) = b.test_replica(TOPIC, p) else {
                 continue;
