@@ -351,6 +351,12 @@ impl Running {
             t.abort();
         }
         self.internal_server.abort();
+        // Replica changes under way run as tasks of their own.
+        if let Ok(mut changes) = self.node.membership_changes.lock() {
+            for (_, c) in changes.drain() {
+                c.task.abort();
+            }
+        }
         for r in self.node.all_replicas() {
             let _ = r.raft.shutdown().await;
         }

@@ -375,7 +375,7 @@ pub(crate) async fn reconcile_loop(node: Arc<Node>) {
 /// A replica change a group's leader is carrying out.
 pub(crate) struct MembershipChange {
     target: BTreeSet<NodeId>,
-    task: tokio::task::AbortHandle,
+    pub(crate) task: tokio::task::AbortHandle,
 }
 
 /// A learner counts as caught up (and is made a voter) within this many

@@ -222,6 +222,12 @@ impl PeerNetwork for Endpoint {
             let mut s = self.net.lock();
             if s.incarnations.get(&self.node) != Some(&self.incarnation) {
                 s.zombie_connects += 1;
+                tracing::debug!(
+                    node = self.node,
+                    incarnation = self.incarnation,
+                    addr,
+                    "a stopped incarnation tried to connect"
+                );
                 return Box::pin(async {
                     Err(io::Error::new(
                         io::ErrorKind::ConnectionRefused,

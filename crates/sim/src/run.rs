@@ -836,15 +836,16 @@ async fn monitor(shared: Arc<Shared>) {
         let mut seen = std::collections::HashSet::new();
         for (id, incarnation, b) in nodes {
             for g in b.test_group_states() {
-                if g.partition.is_none() && std::env::var_os("CAIRN_SIM_DEBUG_META").is_some() {
-                    eprintln!(
-                        "{} ms node {id}#{incarnation} meta term {} leader {} {}",
-                        shared.start.elapsed().as_millis(),
-                        g.term,
-                        g.leader,
-                        g.detail
-                    );
-                }
+                tracing::debug!(
+                    at_ms = shared.start.elapsed().as_millis() as u64,
+                    node = id,
+                    incarnation,
+                    group = ?g.partition,
+                    term = g.term,
+                    leader = g.leader,
+                    detail = %g.detail,
+                    "group state"
+                );
                 if let Some(p) = &g.partition {
                     seen.insert((id, incarnation, p.clone()));
                 }
