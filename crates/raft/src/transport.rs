@@ -226,21 +226,19 @@ impl Transport {
             Some(f) => f.fate(self.me, target, group),
             None => Fate::Deliver,
         };
+        let timed_out = TransportError::Timeout {
+            node: target,
+            timeout,
+        };
         match fate {
             Fate::Deliver => {}
             Fate::Drop => {
                 tokio::time::sleep(timeout).await;
-                return Err(TransportError::Timeout {
-                    node: target,
-                    timeout,
-                });
+                return Err(timed_out);
             }
             Fate::DropReply => {
                 let _ = self.send(target, group, kind, body, timeout).await;
-                return Err(TransportError::Timeout {
-                    node: target,
-                    timeout,
-                });
+                return Err(timed_out);
             }
             Fate::Duplicate => {
                 let first = self.send(target, group, kind, body.clone(), timeout);
@@ -250,10 +248,7 @@ impl Transport {
             Fate::Delay(d) => {
                 if d >= timeout {
                     tokio::time::sleep(timeout).await;
-                    return Err(TransportError::Timeout {
-                        node: target,
-                        timeout,
-                    });
+                    return Err(timed_out);
                 }
                 tokio::time::sleep(d).await;
                 return self.send(target, group, kind, body, timeout - d).await;

@@ -393,6 +393,17 @@ fn reset() -> io::Error {
 }
 
 impl End {
+    /// No more bytes from this end: the reader sees the end of the stream.
+    fn close(&self) {
+        let mut p = self.link.pipes[self.tx]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        p.closed = true;
+        if let Some(w) = p.reader.take() {
+            w.wake();
+        }
+    }
+
     /// When a chunk written now by this end may be read, by the network's
     /// latency and either end being frozen.
     fn deliver_at(&self) -> Instant {
@@ -438,13 +449,7 @@ impl AsyncWrite for End {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut p = self.link.pipes[self.tx]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        p.closed = true;
-        if let Some(w) = p.reader.take() {
-            w.wake();
-        }
+        self.close();
         Poll::Ready(Ok(()))
     }
 }
@@ -499,12 +504,6 @@ impl AsyncRead for End {
 
 impl Drop for End {
     fn drop(&mut self) {
-        let mut p = self.link.pipes[self.tx]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        p.closed = true;
-        if let Some(w) = p.reader.take() {
-            w.wake();
-        }
+        self.close();
     }
 }

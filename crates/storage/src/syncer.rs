@@ -402,10 +402,8 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
-    /// The simulator's mode: an fsync takes its (simulated) time on the
-    /// runtime, and everything queued meanwhile shares it.
-    #[tokio::test(start_paused = true)]
-    async fn in_runtime_mode_completes_only_after_the_delayed_fsync() {
+    /// A runtime-mode syncer whose fsyncs take 2 ms and are counted.
+    fn counting_in_runtime(ack_before_fsync: bool) -> (Syncer, Arc<AtomicU64>) {
         let calls = Arc::new(AtomicU64::new(0));
         let counted = Arc::clone(&calls);
         let syncer = Syncer::in_runtime(
@@ -414,8 +412,16 @@ mod tests {
                 Ok(())
             },
             crate::options::SyncDelay(Arc::new(|| std::time::Duration::from_millis(2))),
-            false,
+            ack_before_fsync,
         );
+        (syncer, calls)
+    }
+
+    /// The simulator's mode: an fsync takes its (simulated) time on the
+    /// runtime, and everything queued meanwhile shares it.
+    #[tokio::test(start_paused = true)]
+    async fn in_runtime_mode_completes_only_after_the_delayed_fsync() {
+        let (syncer, calls) = counting_in_runtime(false);
         let outcomes: Outcomes = Arc::default();
         for _ in 0..3 {
             syncer.enqueue(recorder(&outcomes));
@@ -441,16 +447,7 @@ mod tests {
     /// The planted bug: completions without any fsync.
     #[tokio::test(start_paused = true)]
     async fn the_planted_bug_acknowledges_without_fsync() {
-        let calls = Arc::new(AtomicU64::new(0));
-        let counted = Arc::clone(&calls);
-        let syncer = Syncer::in_runtime(
-            move || {
-                counted.fetch_add(1, Ordering::SeqCst);
-                Ok(())
-            },
-            crate::options::SyncDelay(Arc::new(|| std::time::Duration::from_millis(2))),
-            true,
-        );
+        let (syncer, calls) = counting_in_runtime(true);
         let outcomes: Outcomes = Arc::default();
         syncer.enqueue(recorder(&outcomes));
         assert_eq!(outcomes.lock().unwrap().len(), 1);
