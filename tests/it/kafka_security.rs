@@ -339,7 +339,7 @@ async fn a_failed_login_is_answered_after_the_configured_delay() -> Result<()> {
 }
 
 /// A request frame (size prefix, header, body) of `body` at `version`.
-fn request_frame(
+pub(crate) fn request_frame(
     body: &cairn_kafka::ApiRequest,
     version: i16,
     correlation: i32,

@@ -56,6 +56,7 @@ use crate::node::Proposal;
 use crate::ops;
 use crate::replica::Replica;
 use crate::settling::Settling;
+use crate::settling::SETTLE_POLL;
 use crate::views::ClusterView;
 use crate::views::CoordinatorView;
 use crate::views::LocalReplica;
@@ -591,6 +592,29 @@ impl Broker {
                 .read(|s| s.retired.iter().copied().collect()),
             topics: topics.into_iter().map(|t| self.topic_view(t)).collect(),
             denied,
+        }
+    }
+
+    /// Waits until no topic of `view` is settling (`settling.rs`),
+    /// refreshing each one's partitions as it goes, so that a client asking
+    /// for a topic by name gets it with its leaders rather than "not there
+    /// yet": kafka-python, for one, takes that answer as final until its
+    /// next periodic refresh, five minutes later. Bounded by the settle
+    /// window, past which no topic is settling; a topic deleted meanwhile
+    /// leaves the view. The view was authorized when it was made: nothing
+    /// is checked or audited again.
+    pub async fn await_settled(&self, view: &mut ClusterView) {
+        while view.topics.iter().any(|t| t.settling) {
+            tokio::time::sleep(SETTLE_POLL).await;
+            let mut topics = Vec::with_capacity(view.topics.len());
+            for t in std::mem::take(&mut view.topics) {
+                if !t.settling {
+                    topics.push(t);
+                } else if let Ok(now) = self.node.topic(&t.topic.name) {
+                    topics.push(self.topic_view(now));
+                }
+            }
+            view.topics = topics;
         }
     }
 

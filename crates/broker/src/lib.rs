@@ -306,6 +306,11 @@ impl Running {
         self.tls.clone()
     }
 
+    /// The node's store (the simulator copies it at a power loss).
+    pub fn store(&self) -> cairn_storage::NodeStore {
+        self.node.store.clone()
+    }
+
     /// The door to this node's core.
     pub fn broker(&self) -> Broker {
         self.broker.clone()

@@ -1,7 +1,6 @@
 //! One local replica of a partition: its Raft group and its reader.
 
 use openraft::async_runtime::watch::WatchReceiver;
-use openraft::vote::RaftLeaderId;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -267,7 +266,7 @@ impl Replica {
         let m = rx.borrow_watched();
         m.last_applied
             .as_ref()
-            .is_some_and(|l| l.leader_id.term() == m.current_term)
+            .is_some_and(|l| l.leader_id.term == m.current_term)
     }
 
     /// Whether a majority of the group's voters (this node included) are

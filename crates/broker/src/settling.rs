@@ -8,10 +8,13 @@
 //!
 //! So a topic created after this node started is *settling* until this node
 //! has seen a leader for every one of its partitions, at most
-//! [`SETTLE_WINDOW`] after it first saw the topic; the Kafka door answers a
-//! settling topic as not there yet (UNKNOWN_TOPIC_OR_PARTITION, which every
-//! client retries). Once settled, a topic stays settled: a partition that
-//! loses its leader later is shown with `leader -1`, as Kafka shows it.
+//! [`SETTLE_WINDOW`] after it first saw the topic. The Kafka door leaves a
+//! settling topic out of "all topics", and a request naming it waits until
+//! it has settled (`Broker::await_settled`): answering "unknown topic"
+//! instead is not retried by every client (kafka-python's consumer waits
+//! for its next periodic refresh, five minutes). Once settled, a topic stays
+//! settled: a partition that loses its leader later is shown with
+//! `leader -1`, as Kafka shows it.
 //!
 //! [`Settling::observe`] is a pure function of its state and the time given.
 
@@ -23,6 +26,9 @@ use std::time::Duration;
 /// The longest a topic is hidden for want of leaders: past it, it is shown
 /// whatever its partitions' state (a real outage must be visible).
 pub const SETTLE_WINDOW: Duration = Duration::from_secs(5);
+
+/// How often a request waiting for a settling topic looks again.
+pub(crate) const SETTLE_POLL: Duration = Duration::from_millis(20);
 
 #[derive(Debug)]
 pub(crate) struct Settling {

@@ -33,7 +33,7 @@ pub struct TopicView {
     pub topic: Topic,
     pub partitions: Vec<PartitionView>,
     /// Created moments ago and not every partition's leader known here yet
-    /// (see `settling.rs`): the Kafka door answers it as not there yet.
+    /// (see `settling.rs`): the Kafka door waits for it or leaves it out.
     pub settling: bool,
 }
 

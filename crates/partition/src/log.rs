@@ -10,7 +10,6 @@ use cairn_raft::Request;
 use cairn_raft::TypeConfig;
 use cairn_storage::LogStore;
 use cairn_storage::NodeStore;
-use openraft::vote::RaftLeaderId;
 use openraft::EntryPayload;
 use openraft::RaftLogReader;
 
@@ -342,7 +341,7 @@ impl PartitionLog {
                 row.raft_index
             )));
         };
-        let epoch = entry.log_id.leader_id.term() as i32;
+        let epoch = entry.log_id.leader_id.term as i32;
         let start = out.len();
         out.extend_from_slice(&cmd.records);
         cairn_record::assign_offsets(&mut out[start..], row.base_offset as i64, epoch)

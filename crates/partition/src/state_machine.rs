@@ -2234,7 +2234,8 @@ mod tests {
     /// the third is the same bytes followed by the producer clock (before
     /// snapshots were replayed, commit 3b955eb), the current one the third
     /// followed by the replay fields. A row of an older format says its
-    /// entries were applied without reject rows.
+    /// entries were applied without reject rows. Log ids are those of store
+    /// format 2 (the term alone, ADR 0016) in all three layouts.
     #[test]
     fn the_stored_state_row_keeps_its_bytes() {
         let lid = |i| {
@@ -2263,7 +2264,7 @@ mod tests {
             rejects_unknown_through: Some(9),
             ..SmMeta::default()
         };
-        let second_format = "010201090102010101030102030301096c6f63616c686f737402096c6f63616c686f737403096c6f63616c686f737478640108010102010101030102030301096c6f63616c686f737402096c6f63616c686f737403096c6f63616c686f7374010201040102010101030102030301096c6f63616c686f737402096c6f63616c686f737403096c6f63616c686f7374";
+        let second_format = "01020901020101030102030301096c6f63616c686f737402096c6f63616c686f737403096c6f63616c686f7374786401080101020101030102030301096c6f63616c686f737402096c6f63616c686f737403096c6f63616c686f737401020401020101030102030301096c6f63616c686f737402096c6f63616c686f737403096c6f63616c686f7374";
         assert_eq!(SmMeta::decode(&unhex(second_format)).unwrap(), meta);
         meta.producer_clock_ms = Some(1_700_000_000_000);
         let third_format = format!("{second_format}01fd00d0ca9f17030000");

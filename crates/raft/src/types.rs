@@ -18,11 +18,19 @@ pub type SnapshotData = std::io::Cursor<Vec<u8>>;
 
 openraft::declare_raft_types!(
     /// Raft types of every Cairn group.
+    ///
+    /// Leader ids are standard Raft's, one leader per term: a partition's
+    /// term is its Kafka leader epoch, which must name one leader. openraft's
+    /// default ((term, node) ids, a later candidate of a higher id may win
+    /// the same term) let the simulator find two leaders of one partition
+    /// in one term (docs/reliability.md, simulator finding 5; ADR 0016).
+    /// Log ids carry the term only.
     pub TypeConfig:
         D = Request,
         R = Response,
         NodeId = u64,
         Node = openraft::BasicNode,
+        LeaderId = openraft::impls::leader_id_std::LeaderId<Self::Term, Self::NodeId>,
 );
 
 /// A command proposed to a group.
@@ -551,6 +559,40 @@ mod tests {
         let bytes = encode(&batch).unwrap();
         assert_eq!(hex(&bytes), "001e0101670106016d010174005401780e01010a");
         assert_eq!(decode_exact::<Request>(&bytes).unwrap(), batch);
+    }
+
+    /// Log ids and votes as every store holds them (format version 2): a
+    /// log id is (term, index), standard Raft's; a vote is the term, the
+    /// node voted for (an option, as openraft 0.9 wrote it) and whether a
+    /// quorum granted it. Version 1 had (term, node) in every log id.
+    #[test]
+    fn log_ids_and_votes_have_one_leader_per_term() {
+        use openraft::vote::RaftLeaderId;
+        use openraft::vote::RaftLeaderIdExt;
+        use openraft::vote::RaftVote;
+        let log_id = LogId::new(
+            <TypeConfig as openraft::RaftTypeConfig>::LeaderId::new_committed(3, 2),
+            9,
+        );
+        assert_eq!(hex(&encode(&log_id).unwrap()), "0309");
+        assert_eq!(decode_exact::<LogId>(&[3, 9]).unwrap(), log_id);
+        let vote = Vote::from_leader_id(
+            <TypeConfig as openraft::RaftTypeConfig>::LeaderId::new(4, 2),
+            true,
+        );
+        assert_eq!(hex(&encode(&vote).unwrap()), "04010201");
+        assert_eq!(decode_exact::<Vote>(&[4, 1, 2, 1]).unwrap(), vote);
+        // Two candidates of one term: neither vote is greater than the
+        // other, so a voter that granted one refuses the other.
+        let other = Vote::from_leader_id(
+            <TypeConfig as openraft::RaftTypeConfig>::LeaderId::new(4, 3),
+            false,
+        );
+        let first = Vote::from_leader_id(
+            <TypeConfig as openraft::RaftTypeConfig>::LeaderId::new(4, 2),
+            false,
+        );
+        assert_eq!(PartialOrd::partial_cmp(&first, &other), None);
     }
 
     /// An entry as the log store holds it: the request inside openraft's

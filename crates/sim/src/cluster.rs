@@ -164,7 +164,7 @@ impl Cluster {
         if let Some(j) = node.joining.take() {
             j.abort();
         }
-        node.disk.crash()?;
+        node.disk.crash(&running.store())?;
         running.shutdown().await;
         node.disk.remove_old();
         Ok(())

@@ -4,8 +4,8 @@
 //! ```text
 //!  incarnation k: <root>/node-<id>/<k>/db      (RocksDB, WAL written on every write, unsynced)
 //!        each WAL fsync ──after_fsync──► synced[wal file] = its size now
-//!  crash: copy <k>/db to <k+1>/db, every WAL file cut to its synced size
-//!         (a file never fsynced: empty) ─► restart opens <k+1>
+//!  crash: checkpoint <k>/db into <k+1>/db (no flush), every WAL file cut to
+//!         its synced size (a file never fsynced: empty) ─► restart opens <k+1>
 //! ```
 //!
 //! The store fsyncs on the simulation's own thread (`sync_in_runtime`), so the
@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use cairn_storage::FsyncHook;
+use cairn_storage::NodeStore;
 use cairn_storage::StoreOptions;
 use cairn_storage::SyncDelay;
 use rand::rngs::StdRng;
@@ -112,36 +113,42 @@ impl SimDisk {
     }
 
     /// A power loss: the next incarnation holds only what was fsynced.
-    /// Call while the crashed node's store may still be open (nothing runs
-    /// meanwhile: the simulation is single-threaded).
-    pub fn crash(&mut self) -> anyhow::Result<()> {
-        let from = self.db();
-        self.incarnation += 1;
-        let to = self.db();
-        std::fs::create_dir_all(&to).with_context(|| format!("create {}", to.display()))?;
+    /// Call while the crashed node's store is still open (nothing else of
+    /// the simulation runs meanwhile: it is single-threaded). RocksDB's own
+    /// flush and compaction threads are not the simulation's and may be at
+    /// work: the copy is a RocksDB checkpoint (the live files, consistent
+    /// with its MANIFEST) rather than a copy of the directory, which could
+    /// name an SST file written after the listing (long-run seeds 100136,
+    /// 100293: the next incarnation did not open).
+    pub fn crash(&mut self, store: &NodeStore) -> anyhow::Result<()> {
         let synced = self
             .synced
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        for e in std::fs::read_dir(&from).with_context(|| format!("read {}", from.display()))? {
+        self.incarnation += 1;
+        let to = self.db();
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("create {}", parent.display()))?;
+        }
+        store
+            .checkpoint_unflushed(&to)
+            .with_context(|| format!("checkpoint into {}", to.display()))?;
+        for e in std::fs::read_dir(&to).with_context(|| format!("read {}", to.display()))? {
             let e = e?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if name == "LOCK" || name.starts_with("LOG") {
+            if !name.ends_with(".log") || name.starts_with("LOG") {
                 continue;
             }
-            let dest = to.join(&name);
-            if std::fs::copy(e.path(), &dest).is_err() {
-                // Deleted by RocksDB while we listed: it was obsolete.
-                continue;
-            }
-            if name.ends_with(".log") {
-                let keep = synced.get(&name).copied().unwrap_or(0);
-                let f = std::fs::OpenOptions::new().write(true).open(&dest)?;
-                if f.metadata()?.len() > keep {
-                    f.set_len(keep)?;
-                }
-            }
+            // Rewritten rather than cut in place: a checkpoint hard-links
+            // closed WAL files, shared with the crashed incarnation.
+            let keep = synced.get(&name).copied().unwrap_or(0);
+            let mut bytes = std::fs::read(e.path())?;
+            bytes.truncate(usize::try_from(keep).unwrap_or(usize::MAX));
+            let fresh = to.join(format!("{name}.cut"));
+            std::fs::write(&fresh, &bytes)?;
+            std::fs::rename(&fresh, e.path())?;
         }
         Ok(())
     }

@@ -849,12 +849,10 @@ async fn monitor(shared: Arc<Shared>) {
                 if let Some(p) = &g.partition {
                     seen.insert((id, incarnation, p.clone()));
                 }
-                // openraft's leader id is (term, node): after a split vote
-                // two nodes can lead one after the other in one term, which
-                // Raft's safety allows. A partition's term is Kafka's leader
-                // epoch, though, which must name one leader: checked for
-                // partitions only.
-                if g.leader && g.partition.is_some() {
+                // Every group, the metadata group too: leader ids are
+                // standard Raft's (a partition's term is its Kafka leader
+                // epoch, which must name one leader).
+                if g.leader {
                     let key = (g.partition.clone(), g.term);
                     match leaders.get(&key) {
                         Some(other) if *other != id => {

@@ -35,7 +35,12 @@ use crate::NODE_GROUP;
 
 /// On-disk format version written at creation under `NODE_GROUP`/`S`/`"format_version"`
 /// (u32 BE). Bump it on any incompatible change of the key layout or value encoding.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// - 1: the first format.
+/// - 2: log ids and votes of standard Raft leader ids (a log id's leader is its term alone;
+///   a vote's leader id is the term and the node voted for). Version 1 stores are refused:
+///   their (term, node) log ids cannot be rewritten safely (ADR 0016).
+pub const FORMAT_VERSION: u32 = 2;
 
 const FORMAT_VERSION_SUFFIX: &[u8] = b"format_version";
 
@@ -278,6 +283,20 @@ impl NodeStore {
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Simulation only: a consistent copy of the store in `dir` (which must
+    /// not exist) as its files are now, without flushing first: the live SST
+    /// files, the MANIFEST as far as it names them, and every WAL file at
+    /// its current size, written or not. RocksDB's background flushes and
+    /// compactions may run meanwhile; the copy still opens. The simulator
+    /// then cuts each WAL file to what was fsynced (a power loss).
+    pub fn checkpoint_unflushed(&self, dir: &Path) -> Result<(), StorageError> {
+        let err = |e: rocksdb::Error| StorageError::new(NODE_GROUP, Subject::Open, Verb::Write, e);
+        let checkpoint = rocksdb::checkpoint::Checkpoint::new(&self.inner.db).map_err(err)?;
+        checkpoint
+            .create_checkpoint_with_log_size(dir, u64::MAX)
+            .map_err(err)
     }
 
     /// Fault injection only: the file whose existence holds partition state

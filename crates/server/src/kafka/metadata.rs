@@ -150,7 +150,13 @@ pub(crate) async fn metadata(
         ),
         _ => Topics::All,
     };
-    let view = broker.metadata(ctx, scope);
+    let named = matches!(scope, Topics::Named(_));
+    let mut view = broker.metadata(ctx, scope);
+    if named {
+        // A topic asked for by name is answered once its leaders are known
+        // here (settling.rs), not as unknown in the meantime.
+        broker.await_settled(&mut view).await;
+    }
     let brokers = live_brokers(&view);
     let live: Vec<NodeId> = brokers.iter().map(|(n, _, _)| n.id).collect();
     let auto_create = version < 4 || req.allow_auto_topic_creation;
@@ -251,7 +257,8 @@ fn answer_topic(
         .as_ref()
         .is_some_and(|n| view.denied.iter().any(|d| d == n.as_str()));
     match found {
-        // Not shown before its leaders are (settling.rs).
+        // Asked for by id, while its leaders are not known here yet
+        // (settling.rs): not shown.
         Some(t) if t.settling => (
             refused_topic(
                 a.name,
